@@ -1,0 +1,35 @@
+// The contract between the runner and a pipeline implementation. The runner owns sessions (cache,
+// providers, hashing); a pipeline only asks for them by role, so the same code runs cold or warm.
+import type { InferenceSession } from 'onnxruntime-node';
+
+/** Decoded image, 8-bit interleaved pixels (channels = 3 for RGB). */
+export interface RawImage {
+  data: Uint8Array;
+  width: number;
+  height: number;
+  channels: number;
+}
+
+export interface PipelineContext {
+  /** The loaded onnxruntime session for a model role declared by the pipeline (e.g. "det"). */
+  session(role: string): Promise<InferenceSession>;
+  /** The text content of a non-model asset role (e.g. "keys"), cached by content hash. */
+  text(role: string): Promise<string>;
+  /** Reports progress of a long step; cheap to call often. */
+  progress(done: number, total: number, unit: string): void;
+  /** Aborted when the run is cancelled or times out; check it between frames / boxes. */
+  signal: AbortSignal;
+}
+
+export interface ModelRole {
+  name: string;
+  kind: 'onnx' | 'text';
+  required: boolean;
+}
+
+export interface Pipeline {
+  type: string;
+  roles: ModelRole[];
+  /** Validates and normalises the step's arguments (after references are resolved). Throws DwError. */
+  run(args: Record<string, unknown>, ctx: PipelineContext): Promise<unknown>;
+}
