@@ -9,7 +9,6 @@ export const EXIT = {
   INVALID: 3,
   DAEMON: 4,
   TIMEOUT: 5,
-  BUSY: 6,
   INTERRUPTED: 130,
 } as const;
 
@@ -31,7 +30,6 @@ export const ERROR_CODES = {
   DW_ERR_PROTOCOL: { exit: EXIT.DAEMON, doc: 'a malformed, oversized or unexpected frame on the socket' },
   DW_ERR_SHUTTING_DOWN: { exit: EXIT.DAEMON, doc: 'the daemon is stopping and takes no new runs' },
   DW_ERR_TIMEOUT: { exit: EXIT.TIMEOUT, doc: 'the run exceeded its deadline (--timeout) and was cancelled' },
-  DW_ERR_BUSY: { exit: EXIT.BUSY, doc: 'the daemon queue is full; try again later' },
   DW_ERR_CANCELLED: { exit: EXIT.INTERRUPTED, doc: 'the run was cancelled (Ctrl-C, or the client went away)' },
 } as const satisfies Record<string, { exit: number; doc: string }>;
 

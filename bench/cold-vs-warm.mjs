@@ -1,0 +1,70 @@
+// Side by side, interleaved in one invocation (this machine is shared and noisy, so compare
+// ratios within a run, not numbers across runs):
+//   one-shot  node bench/oneshot.mjs: load det+cls+rec and OCR the sample in a fresh process
+//   dw warm   dw run workflows/ocr.json against a daemon that already holds the models
+//   dw start  dw --version: the CLI's own start, no daemon round trip
+//   node      node -e '': the floor of any Node process
+// Usage: node bench/cold-vs-warm.mjs [rounds]   (after npm ci; default 15 rounds)
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+const ROOT = join(import.meta.dirname, '..');
+const DW = join(ROOT, 'dist', 'cli', 'main.js');
+const rounds = Number(process.argv[2] ?? 15);
+const dir = mkdtempSync(join(tmpdir(), 'dwb-'));
+const env = { ...process.env, DW_SOCKET: join(dir, 'dwd.sock'), XDG_STATE_HOME: join(dir, 'state'), DW_AUTOSTART: '1' };
+
+function time(cmd, args) {
+  const t0 = process.hrtime.bigint();
+  const r = spawnSync(cmd, args, { env, cwd: ROOT, encoding: 'utf8' });
+  const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+  if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} failed (${r.status}):\n${r.stderr}`);
+  return { ms, stdout: r.stdout };
+}
+
+const median = (xs) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+};
+
+const cases = {
+  'one-shot process (load 3 models + OCR)': () => time(process.execPath, [join(ROOT, 'bench', 'oneshot.mjs')]).ms,
+  'dw run, warm daemon': () => {
+    const r = time(process.execPath, [DW, 'run', 'workflows/ocr.json', '--json', '--quiet']);
+    const j = JSON.parse(r.stdout);
+    if (!j.models.every((m) => m.cache === 'hit')) throw new Error('the warm run loaded a model');
+    samples.pipeline.push(j.timings.run_ms);
+    samples.daemon.push(j.timings.total_ms);
+    return r.ms;
+  },
+  'dw --version (CLI start only)': () => time(process.execPath, [DW, '--version']).ms,
+  "node -e ''": () => time(process.execPath, ['-e', '']).ms,
+};
+const samples = { pipeline: [], daemon: [] };
+const results = Object.fromEntries(Object.keys(cases).map((k) => [k, []]));
+
+try {
+  // Start the daemon and load the models once; not measured.
+  time(process.execPath, [DW, 'run', 'workflows/ocr.json', '--quiet']);
+  for (let i = 0; i < rounds; i++) for (const [name, fn] of Object.entries(cases)) results[name].push(fn());
+} finally {
+  spawnSync(process.execPath, [DW, 'stop'], { env });
+  rmSync(dir, { recursive: true, force: true });
+}
+
+const m = Object.fromEntries(Object.entries(results).map(([k, v]) => [k, median(v)]));
+const oneshot = m['one-shot process (load 3 models + OCR)'];
+const warm = m['dw run, warm daemon'];
+const floor = m["node -e ''"];
+const pipeline = median(samples.pipeline);
+const daemonSide = median(samples.daemon);
+console.log(`cold-vs-warm: ${rounds} interleaved rounds, median wall time per command (${process.version}, ${process.arch})\n`);
+console.log('| command | median ms | vs dw run |');
+console.log('|---|---:|---:|');
+for (const [k, v] of Object.entries(m)) console.log(`| ${k} | ${v.toFixed(1)} | ${(v / warm).toFixed(2)}x |`);
+console.log('');
+console.log(`one-shot / warm dw run: ${(oneshot / warm).toFixed(2)}x faster with dw (target ≥ 2.5x)`);
+console.log(`pipeline run inside the daemon (timings.run_ms): ${pipeline.toFixed(1)} ms; daemon-side total (timings.total_ms): ${daemonSide.toFixed(1)} ms`);
+console.log(`CLI overhead = dw run - node -e '' - run_ms: ${(warm - floor - pipeline).toFixed(1)} ms (target ≤ 25 ms)`);

@@ -1,0 +1,20 @@
+import type { ParseArgsConfig } from 'node:util';
+
+export type Options = NonNullable<ParseArgsConfig['options']>;
+export type Values = Record<string, string | boolean | (string | boolean)[] | undefined>;
+
+export interface Command {
+  name: string;
+  aliases?: string[];
+  summary: string;
+  /** Full --help text of the command. */
+  help: string;
+  options: Options;
+  /** Returns the process exit code. */
+  run(values: Values, positionals: string[]): Promise<number>;
+}
+
+/** Options every command takes. */
+export const COMMON: Options = {
+  help: { type: 'boolean', short: 'h' },
+};

@@ -1,0 +1,110 @@
+import { resolve } from 'node:path';
+import { DwError, EXIT, toErrorPayload } from '../../protocol/errors.js';
+import type { RunResult } from '../../protocol/messages.js';
+import { parseDuration } from '../../protocol/units.js';
+import { connect } from '../autostart.js';
+import type { Command } from '../command.js';
+import { writeAtomic } from '../output.js';
+import { createProgress } from '../progress.js';
+
+function parseArgPairs(raw: string[]): Record<string, string> {
+  const args: Record<string, string> = {};
+  for (const pair of raw) {
+    const eq = pair.indexOf('=');
+    if (eq <= 0) throw new DwError('DW_ERR_USAGE', `--arg "${pair}" is not of the form NAME=VALUE`);
+    args[pair.slice(0, eq)] = pair.slice(eq + 1);
+  }
+  return args;
+}
+
+/** What a person wants to see of a step result: its text when it has one, else its JSON. */
+function human(value: unknown): string {
+  if (typeof value === 'string') return value;
+  const text = (value as { text?: unknown } | null)?.text;
+  return typeof text === 'string' ? text : JSON.stringify(value, null, 2);
+}
+
+export const run: Command = {
+  name: 'run',
+  summary: 'run a workflow file on the daemon (starting it if needed)',
+  help: `Usage: dw run FILE [--arg NAME=VALUE]... [options]
+
+Runs the workflow FILE on dwd, which keeps its models loaded between runs: the first run
+loads them, later runs (from any shell) reuse them.
+
+Options:
+  -a, --arg NAME=VALUE   set a workflow variable (repeatable); relative paths are relative
+                         to the current directory; unknown names are an error
+  -o, --output-dir DIR   where saved outputs go (default: the current directory)
+      --json             print one JSON object with results, models, timings and outputs
+      --timeout S        deadline for this run: seconds, or 90s, 5m… (default: the daemon's, 300 s)
+  -q, --quiet            no progress on stderr
+  -h, --help             show this help
+
+Progress goes to stderr (a live line on a terminal), results to stdout.
+Ctrl-C cancels the run in the daemon; a second Ctrl-C exits at once.
+
+Examples:
+  dw run workflows/ocr.json
+  dw run workflows/ocr.json --arg image=scan.png --json > scan.json
+  ls *.png | xargs -P4 -I{} dw run ocr.json --arg image={} -o out/`,
+  options: {
+    arg: { type: 'string', short: 'a', multiple: true },
+    'output-dir': { type: 'string', short: 'o' },
+    json: { type: 'boolean' },
+    timeout: { type: 'string' },
+    quiet: { type: 'boolean', short: 'q' },
+  },
+  async run(values, positionals) {
+    if (positionals.length !== 1) throw new DwError('DW_ERR_USAGE', `dw run takes one workflow file, got ${positionals.length}; see dw run --help`);
+    const json = values.json === true;
+    const args = parseArgPairs((values.arg as string[] | undefined) ?? []);
+    const timeout_ms = typeof values.timeout === 'string' ? parseDuration(values.timeout, '--timeout') : undefined;
+    const outDir = resolve(typeof values['output-dir'] === 'string' ? values['output-dir'] : '.');
+    const progress = createProgress(process.stderr, values.quiet === true);
+    const { client } = await connect({ start: true });
+
+    const req = client.send('run', { workflow: resolve(positionals[0]!), args, cwd: process.cwd(), ...(timeout_ms ? { timeout_ms } : {}) }, (e) => progress.event(e));
+    let interrupts = 0;
+    const onSigint = () => {
+      if (++interrupts > 1) {
+        progress.done();
+        process.exit(EXIT.INTERRUPTED);
+      }
+      progress.note('dw: cancelling the run (Ctrl-C again to quit at once)');
+      client.send('cancel', { target: req.id }).done.catch(() => {});
+    };
+    process.on('SIGINT', onSigint);
+    let result: RunResult;
+    try {
+      result = await req.done;
+    } finally {
+      process.off('SIGINT', onSigint);
+      progress.done();
+      client.close();
+    }
+    const written = [];
+    for (const out of result.outputs) {
+      const path = await writeAtomic(outDir, out.name, Buffer.from(out.data_base64, 'base64'));
+      written.push({ step: out.step, path, content_type: out.content_type, bytes: Buffer.byteLength(out.data_base64, 'base64') });
+      if (!json) progress.note(`dw: saved ${path}`);
+    }
+    if (json) {
+      const { outputs: _drop, ...rest } = result;
+      process.stdout.write(JSON.stringify({ ...rest, outputs: written }) + '\n');
+    } else {
+      const steps = Object.entries(result.results);
+      for (const [name, value] of steps) {
+        if (steps.length > 1) process.stdout.write(`== ${name} ==\n`);
+        const text = human(value);
+        process.stdout.write(text.endsWith('\n') || text === '' ? text : text + '\n');
+      }
+    }
+    return EXIT.OK;
+  },
+};
+
+/** For --json: the error as one JSON document on stdout. */
+export function jsonError(err: unknown): string {
+  return JSON.stringify({ ok: false, error: toErrorPayload(err) }) + '\n';
+}

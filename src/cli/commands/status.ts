@@ -1,0 +1,45 @@
+import { EXIT } from '../../protocol/errors.js';
+import { connect } from '../autostart.js';
+import type { Command } from '../command.js';
+
+function duration(s: number): string {
+  if (s < 60) return `${s}s`;
+  if (s < 3600) return `${Math.floor(s / 60)}m${String(s % 60).padStart(2, '0')}s`;
+  return `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, '0')}m`;
+}
+
+export const status: Command = {
+  name: 'status',
+  summary: 'show whether dwd runs, its version, runner and runs (never starts it)',
+  help: `Usage: dw status [--json]
+
+Shows the daemon's pid, version, socket, uptime, runner state (restarts, last exit),
+runs so far and models loaded. Does not start a daemon: exit code 4 when none answers.
+
+Options:
+      --json   print the status as JSON
+  -h, --help   show this help`,
+  options: { json: { type: 'boolean' } },
+  async run(values) {
+    const { client } = await connect({ start: false });
+    try {
+      const s = await client.request('status', {});
+      if (values.json) {
+        process.stdout.write(JSON.stringify(s) + '\n');
+        return EXIT.OK;
+      }
+      const r = s.runner;
+      const lines = [
+        `dwd ${s.version} (protocol ${s.protocol}), pid ${s.pid}, up ${duration(s.uptime_s)}`,
+        `socket   ${s.socket}`,
+        `runner   ${r.state}${r.pid ? `, pid ${r.pid}` : ''}${r.restarts ? `, restarted ${r.restarts}x (last: ${r.last_exit})` : ''}`,
+        `runs     ${s.runs_total} so far, ${s.runs_active} running, ${s.runs_queued} queued`,
+        `models   ${s.models_loaded} loaded`,
+      ];
+      process.stdout.write(lines.join('\n') + '\n');
+      return EXIT.OK;
+    } finally {
+      client.close();
+    }
+  },
+};

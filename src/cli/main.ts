@@ -1,0 +1,82 @@
+#!/usr/bin/env node
+// dw: the thin CLI. Imports only node:* and src/protocol, so a warm `dw run` costs little more
+// than a Node start; everything heavy lives in dwd.
+import { parseArgs } from 'node:util';
+import { DwError, ERROR_CODES, EXIT, exitCodeFor, toErrorPayload } from '../protocol/errors.js';
+import { PACKAGE_VERSION } from '../protocol/version.js';
+import { COMMON, type Command } from './command.js';
+import { jsonError, run } from './commands/run.js';
+import { status } from './commands/status.js';
+import { stop } from './commands/stop.js';
+import { validate } from './commands/validate.js';
+
+const COMMANDS: Command[] = [run, validate, status, stop];
+const BY_NAME = new Map(COMMANDS.flatMap((c) => [c.name, ...(c.aliases ?? [])].map((n) => [n, c] as const)));
+
+export function exitCodeTable(): string {
+  const byExit = new Map<number, string[]>();
+  for (const [code, { exit }] of Object.entries(ERROR_CODES)) byExit.set(exit, [...(byExit.get(exit) ?? []), code]);
+  return [[0, ['success']] as const, ...[...byExit.entries()].sort((a, b) => a[0] - b[0])]
+    .map(([exit, codes]) => `  ${String(exit).padStart(3)}  ${codes.join(', ')}`)
+    .join('\n');
+}
+
+function mainHelp(): string {
+  const width = Math.max(...COMMANDS.map((c) => c.name.length));
+  return `dw ${PACKAGE_VERSION}: run ML workflows on a daemon that keeps their models loaded
+
+Usage: dw COMMAND [options]
+
+Commands:
+${COMMANDS.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`).join('\n')}
+
+  dw COMMAND --help shows a command's options. dw --version prints the version.
+
+Environment:
+  DW_SOCKET      socket of the daemon (default: $XDG_RUNTIME_DIR/dw/dwd.sock, else /tmp/dw-$UID/dwd.sock;
+                 the system service's /run/dwd/dwd.sock is used when no per-user daemon runs)
+  DW_AUTOSTART   0: never start a daemon; fail with exit code 4 instead
+
+Exit codes:
+${exitCodeTable()}
+`;
+}
+
+async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
+    const topic = name === 'help' && rest[0] ? BY_NAME.get(rest[0]) : undefined;
+    process.stdout.write((topic ? topic.help : mainHelp()) + '\n');
+    return name === undefined ? EXIT.USAGE : EXIT.OK;
+  }
+  if (name === '--version' || name === '-V') {
+    process.stdout.write(`${PACKAGE_VERSION}\n`);
+    return EXIT.OK;
+  }
+  const command = BY_NAME.get(name);
+  if (!command) throw new DwError('DW_ERR_USAGE', `unknown command "${name}"; commands: ${COMMANDS.map((c) => c.name).join(', ')} (dw --help)`);
+  let parsed;
+  try {
+    parsed = parseArgs({ args: rest, options: { ...COMMON, ...command.options }, allowPositionals: true, strict: true });
+  } catch (err) {
+    throw new DwError('DW_ERR_USAGE', `${(err as Error).message}; see dw ${command.name} --help`);
+  }
+  if (parsed.values.help) {
+    process.stdout.write(command.help + '\n');
+    return EXIT.OK;
+  }
+  return command.run(parsed.values, parsed.positionals);
+}
+
+const argv = process.argv.slice(2);
+main(argv).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (err: unknown) => {
+    const e = toErrorPayload(err);
+    if (argv[0] === 'run' && argv.includes('--json')) process.stdout.write(jsonError(err));
+    process.stderr.write(`dw: error [${e.code}]: ${e.message}\n`);
+    process.exitCode = err instanceof DwError ? exitCodeFor(err.code) : EXIT.RUN_FAILED;
+  },
+);

@@ -1,0 +1,73 @@
+// Every dwd setting in one place: flag, environment fallback, default and a one-line doc. main.ts
+// logs the resolved values at start so a bug report shows what the daemon was running with.
+import { parseArgs } from 'node:util';
+import { DwError } from '../protocol/errors.js';
+import { defaultSocketPath } from '../protocol/paths.js';
+import { DEFAULT_MAX_FRAME } from '../protocol/framing.js';
+import { parseDuration, parseSize } from '../protocol/units.js';
+
+export interface Config {
+  socket: string;
+  timeout_ms: number;
+  grace_ms: number;
+  log_level: string;
+  max_frame: number;
+}
+
+interface Setting<K extends keyof Config> {
+  flag: string;
+  env: string;
+  doc: string;
+  default: () => Config[K];
+  parse: (raw: string, name: string) => Config[K];
+}
+
+const LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'];
+
+export const SETTINGS: { [K in keyof Config]: Setting<K> } = {
+  socket: { flag: 'socket', env: 'DW_SOCKET', doc: 'Unix socket to listen on', default: () => defaultSocketPath(), parse: (raw) => raw },
+  timeout_ms: { flag: 'timeout', env: 'DWD_TIMEOUT', doc: 'default deadline of a run (dw run --timeout overrides it per run)', default: () => 300_000, parse: parseDuration },
+  grace_ms: { flag: 'grace', env: 'DWD_GRACE', doc: 'how long shutdown waits for runs in flight before cancelling them', default: () => 10_000, parse: parseDuration },
+  log_level: {
+    flag: 'log-level', env: 'DWD_LOG_LEVEL', doc: `log level: ${LEVELS.join(', ')}`, default: () => 'info',
+    parse: (raw, name) => {
+      if (!LEVELS.includes(raw)) throw new DwError('DW_ERR_USAGE', `${name}: "${raw}" is not one of ${LEVELS.join(', ')}`);
+      return raw;
+    },
+  },
+  max_frame: { flag: 'max-frame', env: 'DWD_MAX_FRAME', doc: 'largest protocol frame accepted or sent', default: () => DEFAULT_MAX_FRAME, parse: parseSize },
+};
+
+export function usage(): string {
+  const rows = Object.values(SETTINGS).map((s) => `  --${s.flag.padEnd(12)} ${s.env.padEnd(14)} ${s.doc}`);
+  return [
+    'Usage: dwd [options]',
+    '',
+    'The dw daemon: keeps ONNX pipelines loaded and runs workflows for the dw CLI.',
+    'Runs in the foreground and logs JSON lines to stdout (use systemd, or `dwd &`).',
+    '',
+    'Options (flag, environment fallback, meaning):',
+    ...rows,
+    '  --help                      show this help',
+    '  --version                   print the version',
+  ].join('\n');
+}
+
+export function loadConfig(argv: string[], env: NodeJS.ProcessEnv = process.env): Config | 'help' | 'version' {
+  const options = Object.fromEntries(Object.values(SETTINGS).map((s) => [s.flag, { type: 'string' as const }]));
+  let values: Record<string, string | boolean | undefined>;
+  try {
+    ({ values } = parseArgs({ args: argv, options: { ...options, help: { type: 'boolean' }, version: { type: 'boolean' } }, strict: true, allowPositionals: false }));
+  } catch (err) {
+    throw new DwError('DW_ERR_USAGE', `${(err as Error).message}\n\n${usage()}`);
+  }
+  if (values.help) return 'help';
+  if (values.version) return 'version';
+  const config = {} as Record<keyof Config, unknown>;
+  for (const [key, s] of Object.entries(SETTINGS) as [keyof Config, Setting<keyof Config>][]) {
+    const flag = values[s.flag];
+    const raw = typeof flag === 'string' ? flag : env[s.env];
+    config[key] = raw === undefined || raw === '' ? s.default() : s.parse(raw, typeof flag === 'string' ? `--${s.flag}` : s.env);
+  }
+  return config as Config;
+}

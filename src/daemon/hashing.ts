@@ -1,0 +1,33 @@
+// sha256 of model files, memoised by path + size + mtime + inode, so a 5 GB model is hashed once
+// and not on every run, while a replaced or rewritten file (new inode or mtime) is hashed again.
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { stat } from 'node:fs/promises';
+
+interface Memo { size: number; mtimeMs: number; ino: number; sha256: Promise<string> }
+
+export class FileHasher {
+  private readonly memo = new Map<string, Memo>();
+  hashed = 0;
+
+  async sha256(path: string): Promise<string> {
+    const st = await stat(path);
+    const m = this.memo.get(path);
+    if (m && m.size === st.size && m.mtimeMs === st.mtimeMs && m.ino === st.ino) return m.sha256;
+    const sha256 = hashFile(path);
+    this.hashed += 1;
+    this.memo.set(path, { size: st.size, mtimeMs: st.mtimeMs, ino: st.ino, sha256 });
+    sha256.catch(() => this.memo.delete(path));
+    return sha256;
+  }
+}
+
+export function hashFile(path: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const h = createHash('sha256');
+    createReadStream(path)
+      .on('data', (chunk) => h.update(chunk))
+      .on('error', reject)
+      .on('end', () => resolve(h.digest('hex')));
+  });
+}

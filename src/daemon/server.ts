@@ -1,0 +1,97 @@
+// Accepts connections, frames them, requires a hello first, and dispatches each request through
+// the handler table. A bad frame costs only its own connection; a handler error only its request.
+import type { Server, Socket } from 'node:net';
+import { toErrorPayload } from '../protocol/errors.js';
+import { encodeFrame, FrameReader } from '../protocol/framing.js';
+import { checkRequest, type Request, type RequestId, type RequestType, type RunEvent, type ServerFrame } from '../protocol/messages.js';
+import type { Logger } from './log.js';
+
+export interface Connection {
+  readonly id: number;
+  helloDone: boolean;
+  /** Internal run ids started by this connection: cancelled when it goes away. */
+  readonly runs: Set<string>;
+  event(id: RequestId, event: RunEvent): void;
+  readonly closed: boolean;
+}
+
+export type Handler<T extends RequestType = RequestType> = (req: Extract<Request, { type: T }>, conn: Connection) => Promise<unknown>;
+export type HandlerTable = { [T in RequestType]: Handler<T> };
+
+export interface ServeOptions {
+  handlers: HandlerTable;
+  log: Logger;
+  maxFrame: number;
+  onClose: (conn: Connection) => void;
+}
+
+export function serve(server: Server, opts: ServeOptions): { connections: Set<Socket> } {
+  const sockets = new Set<Socket>();
+  let seq = 0;
+  server.on('connection', (socket) => {
+    sockets.add(socket);
+    const log = opts.log.child({ conn: ++seq });
+    let closed = false;
+    const write = (frame: ServerFrame) => {
+      if (closed || socket.destroyed) return;
+      let line: string;
+      try {
+        line = encodeFrame(frame, opts.maxFrame);
+      } catch (err) {
+        line = encodeFrame({ id: frame.id, type: 'error', error: toErrorPayload(err) });
+      }
+      socket.write(line);
+    };
+    const conn: Connection = {
+      id: seq,
+      helloDone: false,
+      runs: new Set(),
+      event: (id, event) => write({ id, type: 'event', event }),
+      get closed() {
+        return closed;
+      },
+    };
+    const reader = new FrameReader(
+      (frame) => {
+        const checked = checkRequest(frame);
+        if (!checked.ok) {
+          log.warn({ reason: checked.reason }, 'bad request');
+          write({ id: checked.id, type: 'error', error: { code: 'DW_ERR_PROTOCOL', message: checked.reason } });
+          return;
+        }
+        const req = checked.request;
+        // `stop` needs no hello so that a dw of another version can still replace this daemon.
+        if (!conn.helloDone && req.type !== 'hello' && req.type !== 'stop') {
+          write({ id: req.id, type: 'error', error: { code: 'DW_ERR_PROTOCOL', message: 'send "hello" first' } });
+          return;
+        }
+        const handler = opts.handlers[req.type] as Handler;
+        handler(req, conn).then(
+          (result) => write({ id: req.id, type: 'result', result }),
+          (err: unknown) => {
+            const error = toErrorPayload(err);
+            if (error.code === 'DW_ERR_INTERNAL') log.error({ err, type: req.type }, 'handler failed');
+            write({ id: req.id, type: 'error', error });
+          },
+        );
+      },
+      (err) => {
+        // After garbage the stream position is meaningless: answer once, then close this peer only.
+        log.warn({ err: err.message }, 'closing a connection after a bad frame');
+        write({ id: null, type: 'error', error: err.toPayload() });
+        socket.end();
+      },
+      opts.maxFrame,
+    );
+    socket.on('data', (chunk) => reader.push(chunk));
+    socket.on('error', (err) => log.debug({ err: err.message }, 'socket error'));
+    socket.on('close', () => {
+      closed = true;
+      reader.stop();
+      sockets.delete(socket);
+      opts.onClose(conn);
+    });
+  });
+  return { connections: sockets };
+}
+

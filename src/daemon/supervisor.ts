@@ -1,0 +1,180 @@
+// Owns the runner child process: starts it, routes its messages to the runs waiting on them,
+// notices when it dies, fails the runs it took with it and starts a new one (with backoff when it
+// keeps dying). The daemon never exits because of a runner.
+import { fork, type ChildProcess } from 'node:child_process';
+import { extname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { DwError, type ErrorPayload } from '../protocol/errors.js';
+import type { RunEvent, StatusResult } from '../protocol/messages.js';
+import type { FromRunner, LoadedModelInfo, RunnerResult, ToRunner } from '../runner/ipc.js';
+import type { Plan } from '../workflow/plan.js';
+import type { Logger } from './log.js';
+
+// dist/daemon/supervisor.js forks dist/runner/main.js; under tsx, src/…/main.ts with the same loader.
+const RUNNER_ENTRY = fileURLToPath(new URL(`../runner/main${extname(fileURLToPath(import.meta.url))}`, import.meta.url));
+
+interface Pending {
+  emit: (e: RunEvent) => void;
+  resolve: (r: RunnerResult) => void;
+  reject: (e: DwError) => void;
+  /** Set when the daemon kills the runner on purpose (timeout): the run fails with this, not CRASHED. */
+  killReason?: DwError;
+}
+
+const BACKOFF_MS = [0, 250, 1000, 2000, 5000];
+/** A runner that lived this long is considered healthy again: the backoff starts over. */
+const HEALTHY_MS = 30_000;
+
+export class Supervisor {
+  private child: ChildProcess | null = null;
+  private ready: Promise<void> | null = null;
+  private readonly pending = new Map<string, Pending>();
+  private readonly snapshots = new Map<number, (s: { rss: number; models: LoadedModelInfo[] }) => void>();
+  private snapshotSeq = 0;
+  private state: StatusResult['runner']['state'] = 'stopped';
+  private restarts = 0;
+  private crashStreak = 0;
+  private lastExit: string | null = null;
+  private startedAt = 0;
+  private stopping = false;
+  private restartTimer: NodeJS.Timeout | null = null;
+
+  constructor(private readonly log: Logger) {}
+
+  start(): Promise<void> {
+    if (this.ready) return this.ready;
+    this.state = this.restarts > 0 ? 'restarting' : 'starting';
+    this.startedAt = Date.now();
+    const child = fork(RUNNER_ENTRY, [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], serialization: 'advanced' });
+    this.child = child;
+    // Registered first so lastExit is set before the start promise below reports it.
+    child.once('exit', (code, signal) => this.onExit(child, code, signal));
+    this.ready = new Promise((resolve, reject) => {
+      const onReady = (msg: FromRunner) => {
+        if (msg.type !== 'ready') return;
+        child.off('message', onReady);
+        this.state = 'ready';
+        this.log.info({ runner_pid: msg.pid, restarts: this.restarts }, 'runner ready');
+        resolve();
+      };
+      child.on('message', onReady);
+      child.once('exit', () => reject(new DwError('DW_ERR_RUNNER_CRASHED', `the runner exited while starting (${this.lastExit})`)));
+    });
+    this.ready.catch(() => {});
+    child.on('message', (msg: FromRunner) => this.onMessage(msg));
+    return this.ready;
+  }
+
+  private onMessage(msg: FromRunner): void {
+    switch (msg.type) {
+      case 'event':
+        if (msg.runId === '') this.log[msg.event.kind === 'log' ? msg.event.level : 'info']({ event: msg.event }, 'runner');
+        else this.pending.get(msg.runId)?.emit(msg.event);
+        return;
+      case 'done':
+        this.settle(msg.runId)?.resolve(msg.result);
+        return;
+      case 'failed':
+        this.settle(msg.runId)?.reject(DwError.fromPayload(msg.error));
+        return;
+      case 'snapshot':
+        this.snapshots.get(msg.reqId)?.({ rss: msg.rss, models: msg.models });
+        this.snapshots.delete(msg.reqId);
+        return;
+      case 'ready':
+        return;
+    }
+  }
+
+  private settle(runId: string): Pending | undefined {
+    const p = this.pending.get(runId);
+    this.pending.delete(runId);
+    return p;
+  }
+
+  private onExit(child: ChildProcess, code: number | null, signal: NodeJS.Signals | null): void {
+    if (child !== this.child) return;
+    this.lastExit = signal ? `killed by ${signal}` : `exit code ${code}`;
+    this.child = null;
+    this.ready = null;
+    for (const [runId, p] of this.pending) {
+      p.reject(p.killReason ?? new DwError('DW_ERR_RUNNER_CRASHED', `the runner died during the run (${this.lastExit}); it is being restarted`, { exit: this.lastExit }));
+      this.pending.delete(runId);
+    }
+    if (this.stopping) {
+      this.state = 'stopped';
+      return;
+    }
+    const lived = Date.now() - this.startedAt;
+    this.crashStreak = lived > HEALTHY_MS ? 1 : this.crashStreak + 1;
+    const delay = BACKOFF_MS[Math.min(this.crashStreak - 1, BACKOFF_MS.length - 1)]!;
+    this.restarts += 1;
+    this.state = 'restarting';
+    this.log.warn({ exit: this.lastExit, lived_ms: lived, restart_in_ms: delay, restarts: this.restarts }, 'runner exited; restarting');
+    this.restartTimer = setTimeout(() => {
+      this.restartTimer = null;
+      this.start().catch((err: Error) => this.log.error({ err: err.message }, 'runner restart failed'));
+    }, delay);
+  }
+
+  async run(runId: string, plan: Plan, emit: (e: RunEvent) => void): Promise<RunnerResult> {
+    await this.start();
+    return new Promise((resolve, reject) => {
+      this.pending.set(runId, { emit, resolve, reject });
+      this.send({ type: 'run', runId, plan });
+    });
+  }
+
+  /** Asks the runner to abandon a run at its next yield point. */
+  cancel(runId: string, reason: ErrorPayload): void {
+    if (this.pending.has(runId)) this.send({ type: 'cancel', runId, reason });
+  }
+
+  /** Kills the runner because a run will not yield (a hung native call); that run fails with `reason`. */
+  kill(runId: string, reason: DwError): void {
+    const p = this.pending.get(runId);
+    if (!p || !this.child) return;
+    p.killReason = reason;
+    this.log.warn({ run: runId, reason: reason.message }, 'killing the runner: a run did not yield');
+    this.child.kill('SIGKILL');
+  }
+
+  async snapshot(): Promise<{ rss: number; models: LoadedModelInfo[] } | null> {
+    if (!this.child || this.state !== 'ready') return null;
+    const reqId = ++this.snapshotSeq;
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.snapshots.delete(reqId);
+        resolve(null);
+      }, 2000);
+      this.snapshots.set(reqId, (s) => {
+        clearTimeout(timer);
+        resolve(s);
+      });
+      this.send({ type: 'snapshot', reqId });
+    });
+  }
+
+  status(): StatusResult['runner'] {
+    return { pid: this.child?.pid ?? null, state: this.state, restarts: this.restarts, last_exit: this.lastExit };
+  }
+
+  private send(msg: ToRunner): void {
+    this.child?.send(msg, (err) => {
+      if (err) this.log.warn({ err: err.message, type: msg.type }, 'could not send to the runner');
+    });
+  }
+
+  /** Stops the runner: closes its IPC channel (it exits by itself), then SIGKILL after a grace period. */
+  async stop(graceMs = 3000): Promise<void> {
+    this.stopping = true;
+    if (this.restartTimer) clearTimeout(this.restartTimer);
+    const child = this.child;
+    if (!child) return;
+    const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+    child.disconnect();
+    const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
+    await exited;
+    clearTimeout(timer);
+  }
+}

@@ -1,0 +1,155 @@
+// Every frame that crosses the socket: a constant, a type and a guard per message, shared by dw and
+// dwd. Requests carry an id; the daemon answers with zero or more `event` frames and exactly one
+// `result` or `error` frame with the same id.
+import type { ErrorPayload } from './errors.js';
+
+export type RequestId = string | number;
+
+export const REQUEST_TYPES = ['hello', 'run', 'validate', 'status', 'stop', 'cancel'] as const;
+export type RequestType = (typeof REQUEST_TYPES)[number];
+
+export interface HelloRequest { id: RequestId; type: 'hello'; protocol: number; version: string; client?: string }
+export interface RunRequest {
+  id: RequestId;
+  type: 'run';
+  /** Absolute path of the workflow file. */
+  workflow: string;
+  /** --arg values as typed on the command line; the daemon coerces them to the declared types. */
+  args: Record<string, string>;
+  /** The client's working directory: relative --arg paths resolve against it. */
+  cwd: string;
+  timeout_ms?: number;
+}
+export interface ValidateRequest { id: RequestId; type: 'validate'; workflow: string; args?: Record<string, string>; cwd?: string }
+export interface StatusRequest { id: RequestId; type: 'status' }
+export interface StopRequest { id: RequestId; type: 'stop' }
+export interface CancelRequest { id: RequestId; type: 'cancel'; target: RequestId }
+
+export type Request = HelloRequest | RunRequest | ValidateRequest | StatusRequest | StopRequest | CancelRequest;
+
+// ---- events -------------------------------------------------------------------------------
+
+export type RunEvent =
+  | { kind: 'queued'; position: number }
+  | { kind: 'started' }
+  | { kind: 'step'; step: string; state: 'start' | 'done'; ms?: number }
+  | { kind: 'cache'; step: string; role: string; path: string; status: 'hit' | 'loaded' | 'invalidated'; provider?: string; load_ms?: number; reason?: string }
+  | { kind: 'progress'; step: string; done: number; total: number; unit: string }
+  | { kind: 'log'; level: 'info' | 'warn'; message: string };
+
+// ---- results ------------------------------------------------------------------------------
+
+export interface HelloResult { protocol: number; version: string; pid: number; autostarted: boolean }
+
+export interface ModelUse {
+  step: string;
+  role: string;
+  path: string;
+  /** sha256 of the file + session options: two workflows with the same key share one session. */
+  key: string;
+  provider: string;
+  cache: 'hit' | 'loaded';
+  load_ms: number;
+}
+
+export interface RunOutput {
+  step: string;
+  /** File name suggested by the workflow, relative: the client places it under --output-dir. */
+  name: string;
+  content_type: string;
+  data_base64: string;
+}
+
+export interface RunResult {
+  ok: true;
+  workflow: { id: string; path: string };
+  results: Record<string, unknown>;
+  models: ModelUse[];
+  outputs: RunOutput[];
+  timings: { total_ms: number; queue_ms: number; load_ms: number; run_ms: number };
+}
+
+export interface ValidateResult {
+  ok: true;
+  workflow: { id: string; path: string };
+  steps: Array<{ name: string; kind: 'pipeline' | 'task'; type: string }>;
+  variables: Record<string, unknown>;
+  models: Array<{ step: string; role: string; path: string }>;
+}
+
+export interface StatusResult {
+  pid: number;
+  version: string;
+  protocol: number;
+  uptime_s: number;
+  socket: string;
+  runs_total: number;
+  runs_active: number;
+  runs_queued: number;
+  runner: { pid: number | null; state: 'starting' | 'ready' | 'restarting' | 'stopped'; restarts: number; last_exit: string | null };
+  models_loaded: number;
+  settings: Record<string, unknown>;
+}
+
+export interface ResultMap {
+  hello: HelloResult;
+  run: RunResult;
+  validate: ValidateResult;
+  status: StatusResult;
+  stop: { stopping: true; pid: number };
+  cancel: { cancelled: boolean };
+}
+
+// ---- frames -------------------------------------------------------------------------------
+
+export interface EventFrame { id: RequestId; type: 'event'; event: RunEvent }
+export interface ResultFrame<T = unknown> { id: RequestId; type: 'result'; result: T }
+export interface ErrorFrame { id: RequestId | null; type: 'error'; error: ErrorPayload }
+export type ServerFrame = EventFrame | ResultFrame | ErrorFrame;
+
+// ---- guards -------------------------------------------------------------------------------
+
+function isRecord(x: unknown): x is Record<string, unknown> {
+  return typeof x === 'object' && x !== null && !Array.isArray(x);
+}
+function isId(x: unknown): x is RequestId {
+  return (typeof x === 'string' && x.length > 0 && x.length <= 128) || (typeof x === 'number' && Number.isSafeInteger(x));
+}
+function isStringMap(x: unknown): x is Record<string, string> {
+  return isRecord(x) && Object.values(x).every((v) => typeof v === 'string');
+}
+
+/** Why a frame is not a valid request, or null when it is. Checked before any handler sees it. */
+const REQUEST_CHECKS: Record<RequestType, (f: Record<string, unknown>) => string | null> = {
+  hello: (f) => (typeof f.protocol === 'number' && typeof f.version === 'string' ? null : 'hello needs numeric "protocol" and string "version"'),
+  run: (f) =>
+    typeof f.workflow !== 'string' ? 'run needs a string "workflow" path'
+    : !isStringMap(f.args) ? 'run needs "args" as an object of strings'
+    : typeof f.cwd !== 'string' ? 'run needs a string "cwd"'
+    : f.timeout_ms !== undefined && !(typeof f.timeout_ms === 'number' && f.timeout_ms > 0) ? '"timeout_ms" must be a positive number'
+    : null,
+  validate: (f) => (typeof f.workflow !== 'string' ? 'validate needs a string "workflow" path' : f.args !== undefined && !isStringMap(f.args) ? '"args" must be an object of strings' : null),
+  status: () => null,
+  stop: () => null,
+  cancel: (f) => (isId(f.target) ? null : 'cancel needs a "target" request id'),
+};
+
+export function checkRequest(frame: unknown): { ok: true; request: Request } | { ok: false; id: RequestId | null; reason: string } {
+  if (!isRecord(frame)) return { ok: false, id: null, reason: 'a frame must be a JSON object' };
+  const id = isId(frame.id) ? frame.id : null;
+  if (id === null) return { ok: false, id: null, reason: 'a request needs an "id" (string or integer)' };
+  const type = frame.type;
+  if (typeof type !== 'string' || !(REQUEST_TYPES as readonly string[]).includes(type)) {
+    return { ok: false, id, reason: `unknown request type ${JSON.stringify(type)}; expected one of ${REQUEST_TYPES.join(', ')}` };
+  }
+  const why = REQUEST_CHECKS[type as RequestType](frame);
+  return why ? { ok: false, id, reason: why } : { ok: true, request: frame as unknown as Request };
+}
+
+export function isServerFrame(x: unknown): x is ServerFrame {
+  if (!isRecord(x)) return false;
+  if (x.type === 'event') return isId(x.id) && isRecord(x.event);
+  if (x.type === 'result') return isId(x.id) && 'result' in x;
+  if (x.type === 'error') return (x.id === null || isId(x.id)) && isRecord(x.error) && typeof x.error.code === 'string';
+  return false;
+}

@@ -1,0 +1,47 @@
+// Where the socket, lock and logs live. Shared by dw and dwd so both always agree.
+import { join, dirname } from 'node:path';
+import { homedir } from 'node:os';
+import { DwError } from './errors.js';
+
+/** sun_path is 108 bytes on Linux including the terminating NUL. */
+export const MAX_SOCKET_PATH = 107;
+export const SYSTEM_SOCKET = '/run/dwd/dwd.sock';
+
+export function uid(): number {
+  return process.getuid?.() ?? 0;
+}
+
+export function defaultSocketPath(env: NodeJS.ProcessEnv = process.env): string {
+  if (env.DW_SOCKET) return env.DW_SOCKET;
+  if (env.XDG_RUNTIME_DIR) return join(env.XDG_RUNTIME_DIR, 'dw', 'dwd.sock');
+  return join('/tmp', `dw-${uid()}`, 'dwd.sock');
+}
+
+export function assertValidSocketPath(path: string): void {
+  if (Buffer.byteLength(path) > MAX_SOCKET_PATH) {
+    throw new DwError(
+      'DW_ERR_USAGE',
+      `socket path is ${Buffer.byteLength(path)} bytes, over the ${MAX_SOCKET_PATH}-byte limit of Unix sockets: ${path}\n` +
+        `Set DW_SOCKET to a shorter path, e.g. DW_SOCKET=/tmp/dw-${uid()}/dwd.sock`,
+      { path, max: MAX_SOCKET_PATH },
+    );
+  }
+}
+
+/** The pid file that marks a running daemon; beside the socket so one directory holds its state. */
+export function lockPathFor(socket: string): string {
+  return join(dirname(socket), 'dwd.pid');
+}
+
+/** The lock that lets only one of many parallel `dw` invocations start a daemon. */
+export function startLockPathFor(socket: string): string {
+  return join(dirname(socket), 'dwd.start.lock');
+}
+
+export function stateDir(env: NodeJS.ProcessEnv = process.env): string {
+  return join(env.XDG_STATE_HOME || join(homedir(), '.local', 'state'), 'dw');
+}
+
+export function defaultLogPath(env: NodeJS.ProcessEnv = process.env): string {
+  return join(stateDir(env), 'dwd.log');
+}

@@ -1,0 +1,20 @@
+// Durations and sizes as people type them, shared by dw's and dwd's flags.
+import { DwError } from './errors.js';
+
+/** "300", "300s", "5m", "1h", "250ms" → milliseconds (a bare number is seconds). */
+export function parseDuration(raw: string, name: string): number {
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(raw.trim());
+  if (!m) throw new DwError('DW_ERR_USAGE', `${name}: "${raw}" is not a duration; use e.g. 300, 300s, 5m, 1h or 250ms`);
+  const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[m[2] ?? 's']!;
+  const ms = Math.round(Number(m[1]) * unit);
+  if (ms <= 0) throw new DwError('DW_ERR_USAGE', `${name}: "${raw}" must be longer than zero`);
+  return ms;
+}
+
+/** "67108864", "64M", "1G", "512KiB" → bytes. */
+export function parseSize(raw: string, name: string): number {
+  const m = /^(\d+(?:\.\d+)?)\s*([KMG]i?B?|B)?$/i.exec(raw.trim());
+  if (!m) throw new DwError('DW_ERR_USAGE', `${name}: "${raw}" is not a size; use e.g. 67108864, 64M or 1G`);
+  const unit = { '': 1, b: 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3 }[(m[2] ?? '').charAt(0).toLowerCase() as '' | 'b' | 'k' | 'm' | 'g'];
+  return Math.round(Number(m[1]) * unit);
+}

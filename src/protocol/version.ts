@@ -1,0 +1,10 @@
+import { readFileSync } from 'node:fs';
+
+/** Bumped when a frame's shape changes incompatibly; the hello exchange compares it first. */
+export const PROTOCOL_VERSION = 1;
+
+// Read at start rather than inlined at build time, so a daemon left running across an upgrade
+// reports the version it was started from and the CLI can tell the two apart.
+export const PACKAGE_VERSION: string = (
+  JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }
+).version;

@@ -1,0 +1,35 @@
+// The runner: a child process of dwd that holds the onnxruntime sessions and executes plans. A
+// native crash or an out-of-memory abort here costs the runs in flight, never the daemon.
+import { DwError, toErrorPayload } from '../protocol/errors.js';
+import type { FromRunner, ToRunner } from './ipc.js';
+import { runPlan } from './engine.js';
+import { SessionCache } from './sessions.js';
+
+function send(msg: FromRunner): void {
+  // The daemon may be gone already (it is being killed); nothing useful to do with the error then.
+  process.send?.(msg, undefined, {}, () => {});
+}
+
+const sessions = new SessionCache((level, message) => send({ type: 'event', runId: '', event: { kind: 'log', level, message } }));
+const active = new Map<string, AbortController>();
+
+const handlers: { [K in ToRunner['type']]: (msg: Extract<ToRunner, { type: K }>) => void } = {
+  run: ({ runId, plan }) => {
+    const controller = new AbortController();
+    active.set(runId, controller);
+    runPlan(plan, { sessions, signal: controller.signal, emit: (event) => send({ type: 'event', runId, event }) })
+      .then((result) => send({ type: 'done', runId, result }))
+      .catch((err: unknown) => send({ type: 'failed', runId, error: toErrorPayload(err, 'DW_ERR_RUN_FAILED') }))
+      .finally(() => active.delete(runId));
+  },
+  cancel: ({ runId, reason }) => active.get(runId)?.abort(DwError.fromPayload(reason)),
+  snapshot: ({ reqId }) => send({ type: 'snapshot', reqId, rss: process.memoryUsage.rss(), models: sessions.snapshot() }),
+};
+
+process.on('message', (msg: ToRunner) => {
+  const handler = handlers[msg.type] as ((m: ToRunner) => void) | undefined;
+  handler?.(msg);
+});
+// Never outlive the daemon: when the IPC channel closes (dwd exited or was killed), so does the runner.
+process.on('disconnect', () => process.exit(0));
+send({ type: 'ready', pid: process.pid });

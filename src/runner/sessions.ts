@@ -1,0 +1,95 @@
+// onnxruntime sessions keyed by (model sha256, session options), and text assets keyed by sha256.
+// Keys come from the daemon, which memoises the hashes; the runner only trusts and caches them.
+import { readFile } from 'node:fs/promises';
+import * as ort from 'onnxruntime-node';
+import { DwError } from '../protocol/errors.js';
+import type { PlanModel, SessionOptionsSpec } from '../workflow/plan.js';
+import { candidateProviders } from './providers.js';
+import type { LoadedModelInfo } from './ipc.js';
+
+export interface Loaded {
+  session: ort.InferenceSession;
+  provider: string;
+  load_ms: number;
+  cache: 'hit' | 'loaded';
+}
+
+interface Entry {
+  path: string;
+  pending: Promise<{ session: ort.InferenceSession; provider: string; load_ms: number }>;
+  provider?: string;
+  load_ms?: number;
+  uses: number;
+  last_used: number;
+}
+
+function sessionOptions(spec: SessionOptionsSpec, provider: string): ort.InferenceSession.SessionOptions {
+  return {
+    executionProviders: [provider],
+    graphOptimizationLevel: spec.graph_optimization ?? 'all',
+    ...(spec.intra_op_threads ? { intraOpNumThreads: spec.intra_op_threads } : {}),
+  };
+}
+
+export type LogFn = (level: 'info' | 'warn', message: string) => void;
+
+export class SessionCache {
+  private readonly sessions = new Map<string, Entry>();
+  private readonly texts = new Map<string, Promise<string>>();
+
+  constructor(private readonly log: LogFn) {}
+
+  async session(model: PlanModel, spec: SessionOptionsSpec): Promise<Loaded> {
+    let entry = this.sessions.get(model.key);
+    const cache = entry ? 'hit' : 'loaded';
+    if (!entry) {
+      entry = { path: model.path, pending: this.load(model, spec), uses: 0, last_used: Date.now() };
+      this.sessions.set(model.key, entry);
+      // A failed load must not poison the cache: the next run tries again.
+      entry.pending.catch(() => this.sessions.delete(model.key));
+    }
+    const got = await entry.pending;
+    entry.uses += 1;
+    entry.last_used = Date.now();
+    entry.provider = got.provider;
+    entry.load_ms = got.load_ms;
+    return { session: got.session, provider: got.provider, load_ms: cache === 'hit' ? 0 : got.load_ms, cache };
+  }
+
+  private async load(model: PlanModel, spec: SessionOptionsSpec): Promise<{ session: ort.InferenceSession; provider: string; load_ms: number }> {
+    const { tryOrder, skipped } = candidateProviders(spec.providers);
+    if (skipped.length > 0) this.log('info', `${model.path}: provider ${skipped.join(', ')} not installed, skipped`);
+    const failures: string[] = [];
+    for (const provider of tryOrder) {
+      const t0 = performance.now();
+      try {
+        const session = await ort.InferenceSession.create(model.path, sessionOptions(spec, provider));
+        return { session, provider, load_ms: Math.round(performance.now() - t0) };
+      } catch (err) {
+        failures.push(`${provider}: ${(err as Error).message}`);
+        this.log('warn', `${model.path}: loading with ${provider} failed, trying the next provider: ${(err as Error).message}`);
+      }
+    }
+    throw new DwError('DW_ERR_MODEL_LOAD', `cannot load ${model.path} with any provider (${tryOrder.join(', ')}):\n  ${failures.join('\n  ')}`, { path: model.path, failures });
+  }
+
+  text(model: PlanModel): Promise<string> {
+    let p = this.texts.get(model.key);
+    if (!p) {
+      p = readFile(model.path, 'utf8');
+      this.texts.set(model.key, p);
+      p.catch(() => this.texts.delete(model.key));
+    }
+    return p;
+  }
+
+  has(key: string): boolean {
+    return this.sessions.has(key) || this.texts.has(key);
+  }
+
+  snapshot(): LoadedModelInfo[] {
+    return [...this.sessions.entries()]
+      .filter(([, e]) => e.provider !== undefined)
+      .map(([key, e]) => ({ key, path: e.path, provider: e.provider!, load_ms: e.load_ms!, uses: e.uses, last_used: e.last_used }));
+  }
+}

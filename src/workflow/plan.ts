@@ -1,0 +1,32 @@
+// A workflow after validation and resolution: what the daemon hands to a runner. Every path is
+// absolute, every variable substituted; only previous_result references remain, for the engine.
+
+export interface PlanModel {
+  role: string;
+  kind: 'onnx' | 'text';
+  path: string;
+  /** Filled by the daemon: sha256 of the file, plus the session options for onnx models. */
+  key: string;
+}
+
+export interface SessionOptionsSpec {
+  providers: string[];
+  intra_op_threads?: number;
+  graph_optimization?: 'disabled' | 'basic' | 'extended' | 'all';
+}
+
+export interface PlanStep {
+  name: string;
+  kind: 'pipeline' | 'task';
+  type: string;
+  models: PlanModel[];
+  session: SessionOptionsSpec;
+  arguments: Record<string, unknown>;
+  save: { name: string; content_type: string } | null;
+}
+
+export interface Plan {
+  workflow: { id: string; path: string };
+  variables: Record<string, unknown>;
+  steps: PlanStep[];
+}

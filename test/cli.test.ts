@@ -1,0 +1,69 @@
+// The CLI as a user meets it without a daemon: help, version, usage errors, and a light import graph.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+
+const ROOT = resolve(import.meta.dirname, '..');
+const DW = join(ROOT, 'dist', 'cli', 'main.js');
+const version = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')).version;
+
+function dw(...args: string[]) {
+  const r = spawnSync(process.execPath, [DW, ...args], { encoding: 'utf8', env: { ...process.env, DW_AUTOSTART: '0', DW_SOCKET: '/tmp/dw-no-such-dir/dwd.sock' } });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+test('--version prints the package version', () => {
+  assert.deepEqual(dw('--version'), { code: 0, stdout: `${version}\n`, stderr: '' });
+});
+
+test('every command has --help that shows its usage, exit 0', () => {
+  for (const cmd of ['run', 'validate', 'status', 'stop']) {
+    const r = dw(cmd, '--help');
+    assert.equal(r.code, 0, cmd);
+    assert.match(r.stdout, new RegExp(`^Usage: dw ${cmd}`), cmd);
+  }
+  const top = dw('--help');
+  assert.equal(top.code, 0);
+  for (const cmd of ['run', 'validate', 'status', 'stop']) assert.match(top.stdout, new RegExp(`^  ${cmd} +\\S`, 'm'));
+  assert.equal(dw('help', 'run').stdout, dw('run', '--help').stdout);
+});
+
+test('usage errors exit 2 with a pointer to --help', () => {
+  const cases = [dw('frobnicate'), dw('run'), dw('run', 'a.json', '--bogus'), dw('run', 'a.json', '--arg', 'novalue'), dw('run', 'a.json', '--timeout', 'soon')];
+  for (const r of cases) {
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(r.stderr, /^dw: error \[DW_ERR_USAGE\]: /);
+  }
+  assert.match(cases[0]!.stderr, /unknown command "frobnicate"; commands: run, validate, status, stop/);
+  assert.equal(dw().code, 2, 'no command: help, as a usage error');
+});
+
+test('dw stop without a daemon is not an error', () => {
+  const r = dw('stop');
+  assert.equal(r.code, 0);
+  assert.match(r.stderr, /no dwd is running/);
+});
+
+test("the CLI's import graph holds nothing heavy", () => {
+  const heavy = /^(onnxruntime-node|sharp|pino|zod|chokidar|systeminformation)(\/|$)/;
+  const seen = new Set<string>();
+  const bare = new Set<string>();
+  const walk = (file: string) => {
+    if (seen.has(file)) return;
+    seen.add(file);
+    const src = readFileSync(file, 'utf8');
+    for (const m of src.matchAll(/(?:import|export)[^'"]*?from\s*['"]([^'"]+)['"]|import\(\s*['"]([^'"]+)['"]\s*\)/g)) {
+      const spec = m[1] ?? m[2]!;
+      if (spec.startsWith('.')) walk(resolve(dirname(file), spec));
+      else bare.add(spec);
+    }
+  };
+  walk(DW);
+  assert.ok(seen.size > 5, 'the walk followed the relative imports');
+  const offending = [...bare].filter((s) => heavy.test(s));
+  assert.deepEqual(offending, []);
+  assert.deepEqual([...bare].filter((s) => !s.startsWith('node:')), [], 'only node: built-ins outside the project');
+  for (const f of seen) assert.match(f, /dist\/(cli|protocol)\//, `${f} is outside cli/ and protocol/`);
+});

@@ -1,0 +1,134 @@
+// Real processes for integration tests: a dwd on a socket in a temp dir and the built dw binary.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync, existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const ROOT = resolve(fileURLToPath(new URL('../..', import.meta.url)));
+export const DW = join(ROOT, 'dist', 'cli', 'main.js');
+export const DWD = join(ROOT, 'dist', 'daemon', 'main.js');
+export const OCR_WORKFLOW = join(ROOT, 'workflows', 'ocr.json');
+export const MODELS = join(ROOT, 'node_modules', '@gutenye', 'ocr-models', 'assets');
+
+if (!existsSync(DW) || !existsSync(DWD)) throw new Error('dist/ is missing: run `npm run build` (npm test does it first)');
+
+export interface Sandbox {
+  dir: string;
+  socket: string;
+  env: NodeJS.ProcessEnv;
+  cleanup(): void;
+}
+
+/** A temp dir with a short socket path and a private state dir (autostart logs land there). */
+export function sandbox(): Sandbox {
+  const dir = mkdtempSync(join(tmpdir(), 'dwt-'));
+  const socket = join(dir, 'run', 'dwd.sock');
+  const env: NodeJS.ProcessEnv = { ...process.env, DW_SOCKET: socket, XDG_STATE_HOME: join(dir, 'state'), DW_AUTOSTART: '0' };
+  delete env.NODE_OPTIONS;
+  return { dir, socket, env, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+export interface Daemon {
+  proc: ChildProcess;
+  log: () => string;
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  stop(): Promise<void>;
+}
+
+/** Starts dwd in the foreground and resolves when it reports ready (on the DWD_READY_FD pipe). */
+export function startDaemon(sb: Sandbox, args: string[] = [], extraEnv: NodeJS.ProcessEnv = {}): Promise<Daemon> {
+  const proc = spawn(process.execPath, [DWD, ...args], { env: { ...sb.env, ...extraEnv, DWD_READY_FD: '3' }, stdio: ['ignore', 'pipe', 'pipe', 'pipe'] });
+  let out = '';
+  proc.stdout!.on('data', (d) => (out += d));
+  proc.stderr!.on('data', (d) => (out += d));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) => proc.once('exit', (code, signal) => r({ code, signal })));
+  const daemon: Daemon = {
+    proc,
+    log: () => out,
+    exited,
+    async stop() {
+      if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGTERM');
+      await exited;
+    },
+  };
+  return new Promise((resolveReady, reject) => {
+    const timer = setTimeout(() => reject(new Error(`dwd did not start:\n${out}`)), 30_000);
+    proc.stdio[3]!.on('data', () => {
+      clearTimeout(timer);
+      resolveReady(daemon);
+    });
+    void exited.then(({ code }) => {
+      clearTimeout(timer);
+      reject(new Error(`dwd exited with ${code} at start:\n${out}`));
+    });
+  });
+}
+
+export interface Ran {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+export interface Running {
+  proc: ChildProcess;
+  /** Resolves when stderr so far matches (progress lines arrive there). */
+  stderrMatches(re: RegExp, ms?: number): Promise<void>;
+  done: Promise<Ran>;
+}
+
+/** Starts the real dw binary; the caller decides when to wait or kill. */
+export function spawnDw(sb: Sandbox, args: string[], opts: { env?: NodeJS.ProcessEnv; cwd?: string } = {}): Running {
+  const proc = spawn(process.execPath, [DW, ...args], { env: { ...sb.env, ...opts.env }, cwd: opts.cwd ?? sb.dir, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  const watchers: Array<() => void> = [];
+  proc.stdout!.on('data', (d) => (stdout += d));
+  proc.stderr!.on('data', (d) => {
+    stderr += d;
+    watchers.forEach((w) => w());
+  });
+  const done = new Promise<Ran>((res) => proc.on('close', (code) => res({ code, stdout, stderr })));
+  return {
+    proc,
+    done,
+    stderrMatches: (re, ms = 30_000) =>
+      new Promise((res, rej) => {
+        const timer = setTimeout(() => rej(new Error(`stderr never matched ${re}:\n${stderr}`)), ms);
+        const check = () => re.test(stderr) && (clearTimeout(timer), res());
+        watchers.push(check);
+        check();
+        void done.then(() => {
+          clearTimeout(timer);
+          if (!re.test(stderr)) rej(new Error(`dw exited before stderr matched ${re}:\n${stderr}`));
+        });
+      }),
+  };
+}
+
+/** Runs the real dw binary to completion. */
+export function dw(sb: Sandbox, args: string[], opts: { env?: NodeJS.ProcessEnv; cwd?: string } = {}): Promise<Ran> {
+  return spawnDw(sb, args, opts).done;
+}
+
+/** dw run --json, parsed. */
+export async function dwJson(sb: Sandbox, args: string[], opts: { env?: NodeJS.ProcessEnv; cwd?: string } = {}): Promise<{ ran: Ran; json: any }> {
+  const ran = await dw(sb, [...args, '--json'], opts);
+  let json: unknown;
+  try {
+    json = JSON.parse(ran.stdout);
+  } catch {
+    throw new Error(`dw printed no JSON (exit ${ran.code}):\nstdout: ${ran.stdout}\nstderr: ${ran.stderr}`);
+  }
+  return { ran, json };
+}
+
+export function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}

@@ -1,0 +1,177 @@
+// Starting, stopping, dying and being replaced, with real processes and real signals.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { createConnection } from 'node:net';
+import { dirname, join } from 'node:path';
+import { alive, dw, dwJson, OCR_WORKFLOW, sandbox, spawnDw, startDaemon } from '../helpers/env.js';
+
+function runnerPid(log: string): number {
+  const m = /"runner_pid":(\d+)/.exec(log);
+  assert.ok(m, `no runner pid in the log:\n${log}`);
+  return Number(m[1]);
+}
+
+async function gone(pid: number, ms = 5000): Promise<boolean> {
+  const deadline = Date.now() + ms;
+  while (alive(pid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 25));
+  return !alive(pid);
+}
+
+test('socket in a 0700 directory, socket 0600, pid file; dw stop removes them, stops the runner and exits 0', async () => {
+  const sb = sandbox();
+  const d = await startDaemon(sb);
+  try {
+    assert.equal(statSync(dirname(sb.socket)).mode & 0o777, 0o700);
+    assert.equal(statSync(sb.socket).mode & 0o777, 0o600);
+    assert.equal(readFileSync(join(dirname(sb.socket), 'dwd.pid'), 'utf8').trim(), String(d.proc.pid));
+    const st = await dwJson(sb, ['status']);
+    assert.equal(st.json.pid, d.proc.pid);
+    assert.equal(st.json.runner.state, 'ready');
+    const runner = st.json.runner.pid as number;
+
+    const r = await dw(sb, ['stop']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual(await d.exited, { code: 0, signal: null });
+    assert.equal(existsSync(sb.socket), false);
+    assert.equal(existsSync(join(dirname(sb.socket), 'dwd.pid')), false);
+    assert.ok(await gone(runner), 'the runner exits with its daemon');
+    const again = await dw(sb, ['status']);
+    assert.equal(again.code, 4, 'status never starts a daemon and says none answers');
+    assert.match(again.stderr, /DW_ERR_DAEMON_UNREACHABLE/);
+  } finally {
+    await d.stop();
+    sb.cleanup();
+  }
+});
+
+test('SIGTERM during a run lets it finish, then exits 0 and cleans up', async () => {
+  const sb = sandbox();
+  const d = await startDaemon(sb);
+  try {
+    const running = spawnDw(sb, ['run', OCR_WORKFLOW]);
+    await running.stderrMatches(/read: started/);
+    d.proc.kill('SIGTERM');
+    const r = await running.done;
+    assert.equal(r.code, 0, `${r.stderr}\n${d.log()}`);
+    assert.match(d.log(), /"reason":"SIGTERM","msg":"shutting down"[\s\S]*"msg":"run done"[\s\S]*"msg":"stopped"/);
+    assert.deepEqual(await d.exited, { code: 0, signal: null });
+    assert.equal(existsSync(sb.socket), false);
+  } finally {
+    await d.stop();
+    sb.cleanup();
+  }
+});
+
+test('after kill -9 the stale socket and pid file are cleared by the next daemon; the old runner does not outlive it', async () => {
+  const sb = sandbox();
+  const first = await startDaemon(sb);
+  const oldRunner = runnerPid(await waitForLog(first, '"runner_pid"'));
+  first.proc.kill('SIGKILL');
+  await first.exited;
+  assert.ok(existsSync(sb.socket), 'a killed daemon leaves its socket behind');
+  assert.ok(await gone(oldRunner), 'the runner notices its parent is gone and exits');
+  const second = await startDaemon(sb);
+  try {
+    const r = await dwJson(sb, ['status']);
+    assert.equal(r.json.pid, second.proc.pid);
+  } finally {
+    await second.stop();
+    sb.cleanup();
+  }
+});
+
+test('a second daemon never steals the socket of a live one', async () => {
+  const sb = sandbox();
+  const first = await startDaemon(sb);
+  try {
+    await assert.rejects(startDaemon(sb), /already running \(pid \d+\)/);
+    const r = await dwJson(sb, ['status']);
+    assert.equal(r.json.pid, first.proc.pid);
+  } finally {
+    await first.stop();
+    sb.cleanup();
+  }
+});
+
+test('ten parallel dw invocations autostart exactly one daemon, and all succeed', async () => {
+  const sb = sandbox();
+  try {
+    // validate autostarts like run, and is cheap: the race is about the start, not the work.
+    const validated = await Promise.all(Array.from({ length: 10 }, () => dw(sb, ['validate', OCR_WORKFLOW, '--json'], { env: { DW_AUTOSTART: '1' } })));
+    for (const v of validated) assert.equal(v.code, 0, v.stderr);
+    const log = readFileSync(join(sb.dir, 'state', 'dw', 'dwd.log'), 'utf8');
+    assert.equal(log.match(/dwd listening/g)?.length, 1, log);
+    const st = await dwJson(sb, ['status']);
+    assert.equal(st.json.runs_total, 0);
+    const stop = await dw(sb, ['stop']);
+    assert.equal(stop.code, 0);
+    assert.equal(alive(st.json.pid), false);
+  } finally {
+    await dw(sb, ['stop']);
+    sb.cleanup();
+  }
+});
+
+test('DW_AUTOSTART=0 with no daemon: exit 4 and a message that says how to start one', async () => {
+  const sb = sandbox();
+  try {
+    const r = await dw(sb, ['run', OCR_WORKFLOW]);
+    assert.equal(r.code, 4);
+    assert.match(r.stderr, /no dwd answers on .*dwd\.sock/);
+    assert.match(r.stderr, /dwd &/);
+  } finally {
+    sb.cleanup();
+  }
+});
+
+test('a client of another version gets DW_ERR_VERSION_MISMATCH with the daemon facts', async () => {
+  const sb = sandbox();
+  const d = await startDaemon(sb);
+  try {
+    const reply = await rawExchange(sb.socket, JSON.stringify({ id: 1, type: 'hello', protocol: 1, version: '0.0.0-old' }) + '\n');
+    const frame = JSON.parse(reply.split('\n')[0]!);
+    assert.equal(frame.type, 'error');
+    assert.equal(frame.error.code, 'DW_ERR_VERSION_MISMATCH');
+    assert.equal(frame.error.details.daemon.pid, d.proc.pid);
+    assert.equal(frame.error.details.client.version, '0.0.0-old');
+  } finally {
+    await d.stop();
+    sb.cleanup();
+  }
+});
+
+test('a socket path too long for sun_path fails with how to fix it', async () => {
+  const sb = sandbox();
+  try {
+    const long = join(sb.dir, 'x'.repeat(120), 'dwd.sock');
+    await assert.rejects(startDaemon({ ...sb, env: { ...sb.env, DW_SOCKET: long } }), /over the 107-byte limit[\s\S]*Set DW_SOCKET to a shorter path/);
+  } finally {
+    sb.cleanup();
+  }
+});
+
+export function rawExchange(socket: string, payload: string, waitMs = 1500): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const s = createConnection(socket);
+    let got = '';
+    s.on('data', (d) => (got += d));
+    s.on('error', reject);
+    s.on('connect', () => s.write(payload));
+    s.on('close', () => resolve(got));
+    setTimeout(() => s.end(), waitMs);
+  });
+}
+
+async function waitFor(cond: () => boolean, ms = 10_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error('timed out waiting');
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+async function waitForLog(d: { log: () => string }, needle: string): Promise<string> {
+  await waitFor(() => d.log().includes(needle));
+  return d.log();
+}
