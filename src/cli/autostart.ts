@@ -26,7 +26,8 @@ function isNoDaemon(err: unknown): boolean {
 }
 
 function unreachable(socket: string, why: string): DwError {
-  return new DwError('DW_ERR_DAEMON_UNREACHABLE', `no dwd answers on ${socket} (${why}).\nStart one with \`dwd &\` (or \`systemctl --user start dwd\`), or unset DW_AUTOSTART to let dw start it.`, { socket });
+  const how = process.env.DW_AUTOSTART === '0' ? 'or unset DW_AUTOSTART so that dw run starts it' : 'or run a workflow: dw run starts one';
+  return new DwError('DW_ERR_DAEMON_UNREACHABLE', `no dwd answers on ${socket} (${why}).\nStart one with \`dwd &\` or \`systemctl --user start dwd\`, ${how}.`, { socket });
 }
 
 function tail(path: string, lines = 15): string {

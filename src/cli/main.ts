@@ -9,8 +9,10 @@ import { jsonError, run } from './commands/run.js';
 import { status } from './commands/status.js';
 import { stop } from './commands/stop.js';
 import { validate } from './commands/validate.js';
+import { memory } from './commands/memory.js';
+import { clear } from './commands/clear.js';
 
-const COMMANDS: Command[] = [run, validate, status, stop];
+const COMMANDS: Command[] = [run, validate, memory, clear, status, stop];
 const BY_NAME = new Map(COMMANDS.flatMap((c) => [c.name, ...(c.aliases ?? [])].map((n) => [n, c] as const)));
 
 export function exitCodeTable(): string {

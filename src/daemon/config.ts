@@ -4,10 +4,15 @@ import { parseArgs } from 'node:util';
 import { DwError } from '../protocol/errors.js';
 import { defaultSocketPath } from '../protocol/paths.js';
 import { DEFAULT_MAX_FRAME } from '../protocol/framing.js';
-import { parseDuration, parseSize } from '../protocol/units.js';
+import { parseDuration, parseKeepAlive, parseSize } from '../protocol/units.js';
+import { totalmem } from 'node:os';
 
 export interface Config {
   socket: string;
+  keep_alive_ms: number;
+  max_memory: number | null;
+  growth_warn_bytes: number;
+  prewarm: boolean;
   timeout_ms: number;
   grace_ms: number;
   log_level: string;
@@ -16,6 +21,8 @@ export interface Config {
 
 interface Setting<K extends keyof Config> {
   flag: string;
+  /** A switch: `--flag` alone turns it on; the environment variable takes 1/0/true/false. */
+  boolean?: true;
   env: string;
   doc: string;
   default: () => Config[K];
@@ -26,6 +33,19 @@ const LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'];
 
 export const SETTINGS: { [K in keyof Config]: Setting<K> } = {
   socket: { flag: 'socket', env: 'DW_SOCKET', doc: 'Unix socket to listen on', default: () => defaultSocketPath(), parse: (raw) => raw },
+  keep_alive_ms: { flag: 'keep-alive', env: 'DWD_KEEP_ALIVE', doc: 'unload a model idle this long (-1: never, 0: right after its run)', default: () => 30 * 60_000, parse: parseKeepAlive },
+  max_memory: {
+    flag: 'max-memory', env: 'DWD_MAX_MEMORY', doc: 'memory budget for loaded models: bytes, 8G, or a % of RAM; idle models are evicted to fit', default: () => null,
+    parse: (raw, name) => (raw.trim().endsWith('%') ? Math.round((totalmem() * Number.parseFloat(raw)) / 100) : parseSize(raw, name)),
+  },
+  growth_warn_bytes: { flag: 'growth-warn', env: 'DWD_GROWTH_WARN', doc: 'warn when the runner grows by more than this across warm runs', default: () => 500 * 1024 * 1024, parse: parseSize },
+  prewarm: {
+    flag: 'prewarm', env: 'DWD_PREWARM', boolean: true, doc: 'load a model again in the background when its file changes', default: () => false,
+    parse: (raw, name) => {
+      if (!/^(1|0|true|false)$/.test(raw)) throw new DwError('DW_ERR_USAGE', `${name}: "${raw}" is not 1, 0, true or false`);
+      return raw === '1' || raw === 'true';
+    },
+  },
   timeout_ms: { flag: 'timeout', env: 'DWD_TIMEOUT', doc: 'default deadline of a run (dw run --timeout overrides it per run)', default: () => 300_000, parse: parseDuration },
   grace_ms: { flag: 'grace', env: 'DWD_GRACE', doc: 'how long shutdown waits for runs in flight before cancelling them', default: () => 10_000, parse: parseDuration },
   log_level: {
@@ -39,7 +59,7 @@ export const SETTINGS: { [K in keyof Config]: Setting<K> } = {
 };
 
 export function usage(): string {
-  const rows = Object.values(SETTINGS).map((s) => `  --${s.flag.padEnd(12)} ${s.env.padEnd(14)} ${s.doc}`);
+  const rows = Object.values(SETTINGS).map((s) => `  --${(s.boolean ? s.flag : `${s.flag} V`).padEnd(14)} ${s.env.padEnd(16)} ${s.doc}`);
   return [
     'Usage: dwd [options]',
     '',
@@ -48,13 +68,13 @@ export function usage(): string {
     '',
     'Options (flag, environment fallback, meaning):',
     ...rows,
-    '  --help                      show this help',
-    '  --version                   print the version',
+    '  --help                            show this help',
+    '  --version                         print the version',
   ].join('\n');
 }
 
 export function loadConfig(argv: string[], env: NodeJS.ProcessEnv = process.env): Config | 'help' | 'version' {
-  const options = Object.fromEntries(Object.values(SETTINGS).map((s) => [s.flag, { type: 'string' as const }]));
+  const options = Object.fromEntries(Object.values(SETTINGS).map((s) => [s.flag, { type: s.boolean ? ('boolean' as const) : ('string' as const) }]));
   let values: Record<string, string | boolean | undefined>;
   try {
     ({ values } = parseArgs({ args: argv, options: { ...options, help: { type: 'boolean' }, version: { type: 'boolean' } }, strict: true, allowPositionals: false }));
@@ -65,7 +85,7 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv = process.env)
   if (values.version) return 'version';
   const config = {} as Record<keyof Config, unknown>;
   for (const [key, s] of Object.entries(SETTINGS) as [keyof Config, Setting<keyof Config>][]) {
-    const flag = values[s.flag];
+    const flag = values[s.flag] === true ? 'true' : values[s.flag];
     const raw = typeof flag === 'string' ? flag : env[s.env];
     config[key] = raw === undefined || raw === '' ? s.default() : s.parse(raw, typeof flag === 'string' ? `--${s.flag}` : s.env);
   }

@@ -3,18 +3,31 @@ import type { Socket } from 'node:net';
 import { DwError } from '../protocol/errors.js';
 import type { Config } from './config.js';
 import { FileHasher } from './hashing.js';
-import { createHandlers } from './handlers.js';
+import { createHandlers, optionsDigest } from './handlers.js';
 import type { Bound } from './listen.js';
 import type { Logger } from './log.js';
+import { ModelRegistry, type ModelSnapshot } from './models.js';
 import { Scheduler } from './scheduler.js';
 import { serve } from './server.js';
 import { Supervisor } from './supervisor.js';
+import { ModelWatcher } from './watcher.js';
+
+/** Runner memory across warm runs of the same models: the seed system's leak warning. */
+export interface Growth {
+  generation: number;
+  baseline_rss: number;
+  latest_rss: number;
+  warning: string | null;
+}
 
 export class Daemon {
   readonly supervisor: Supervisor;
   readonly scheduler: Scheduler;
+  readonly registry: ModelRegistry;
+  readonly watcher: ModelWatcher;
   readonly hasher = new FileHasher();
   readonly startedAt = Date.now();
+  growth: Growth | null = null;
   shuttingDown = false;
   private shutdownPromise: Promise<void> | null = null;
   private connections: Set<Socket> = new Set();
@@ -25,15 +38,30 @@ export class Daemon {
     private readonly bound: Bound,
     readonly autostarted: boolean,
   ) {
-    this.supervisor = new Supervisor(log);
-    this.scheduler = new Scheduler(this.supervisor);
+    this.supervisor = new Supervisor(log, { exited: () => this.registry.reset() });
+    this.registry = new ModelRegistry({
+      release: (keys) => this.supervisor.release(keys),
+      loaded: async () => (await this.supervisor.snapshot())?.models ?? null,
+      log,
+      maxMemory: config.max_memory,
+      keepAliveMs: config.keep_alive_ms,
+      changed: () => this.watcher?.sync(this.registry.paths()),
+    });
+    this.scheduler = new Scheduler(this.supervisor, this.registry);
+    this.watcher = new ModelWatcher({
+      registry: this.registry,
+      hasher: this.hasher,
+      log,
+      changed: config.prewarm ? (path, sha, dropped) => void this.prewarm(path, sha, dropped) : undefined,
+    });
   }
 
   get socket(): string {
     return this.bound.socket;
   }
 
-  start(): void {
+  /** Serves the socket and starts the runner; resolves when the runner is ready or failed to start. */
+  start(): Promise<void> {
     const { connections } = serve(this.bound.server, {
       handlers: createHandlers(this),
       log: this.log,
@@ -44,7 +72,39 @@ export class Daemon {
     });
     this.connections = connections;
     // Start the runner now so the first run does not pay for the process start.
-    this.supervisor.start().catch((err: Error) => this.log.error({ err: err.message }, 'runner failed to start'));
+    return this.supervisor.start().catch((err: Error) => this.log.error({ err: err.message }, 'runner failed to start'));
+  }
+
+  /** After a run: compares the runner's RSS with the first run since the set of models last changed. */
+  noteRunnerRss(rss: number): void {
+    const gen = this.registry.generation;
+    if (!this.growth || this.growth.generation !== gen) {
+      this.growth = { generation: gen, baseline_rss: rss, latest_rss: rss, warning: null };
+      return;
+    }
+    this.growth.latest_rss = rss;
+    const grown = rss - this.growth.baseline_rss;
+    if (grown > this.config.growth_warn_bytes && this.growth.warning === null) {
+      this.growth.warning = `runner memory grew by ${(grown / 1048576).toFixed(0)} MB across warm runs of the same models (from ${(this.growth.baseline_rss / 1048576).toFixed(0)} MB to ${(rss / 1048576).toFixed(0)} MB); \`dw clear\` gives it back`;
+      this.log.warn({ baseline_rss: this.growth.baseline_rss, rss, grown, threshold: this.config.growth_warn_bytes }, 'runner memory growth');
+    }
+  }
+
+  /** --prewarm: after a model file changed, load its new content in the background before anyone asks. */
+  private async prewarm(path: string, sha: string, dropped: ModelSnapshot[]): Promise<void> {
+    for (const m of dropped) {
+      if (!m.session) continue;
+      const key = `${sha}:${optionsDigest(m.session)}`;
+      const model = { role: m.role, kind: 'onnx' as const, path, key };
+      const session = m.session;
+      const reply = await this.scheduler.exclusive(`prewarm:${key}`, () => this.supervisor.preload(model, session)).catch(() => null);
+      if (reply?.error) {
+        this.log.warn({ path, err: reply.error.message }, 'prewarm failed');
+        continue;
+      }
+      await this.registry.adopt([{ key, role: m.role, session, workflows: m.workflows }]);
+      this.log.info({ path, key }, 'model prewarmed after its file changed');
+    }
   }
 
   /** Stops accepting, lets runs in flight finish within the grace period, cancels the rest, cleans up. */
@@ -61,14 +121,14 @@ export class Daemon {
     this.scheduler.drainQueue(stopping);
     const graceOver = new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), this.config.grace_ms).unref());
     if ((await Promise.race([this.scheduler.idle(), graceOver])) === 'timeout') {
-      const active = this.scheduler.activeId;
-      if (active) this.scheduler.abort(active, stopping);
+      const active = this.scheduler.activeJob;
+      if (active) this.scheduler.abort(active.id, stopping);
       await this.scheduler.idle();
     }
+    await this.watcher.close();
     await this.supervisor.stop();
     for (const s of this.connections) s.end();
     this.bound.cleanup();
     this.log.info({ reason }, 'stopped');
   }
 }
-

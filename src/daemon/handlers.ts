@@ -4,12 +4,15 @@ import { createHash } from 'node:crypto';
 import { DwError } from '../protocol/errors.js';
 import type { ResultMap, RunResult } from '../protocol/messages.js';
 import { PROTOCOL_VERSION, PACKAGE_VERSION } from '../protocol/version.js';
-import { loadPlan } from '../workflow/loader.js';
+import { stat } from 'node:fs/promises';
+import { resolve } from 'node:path';
+import { loadPlan, modelPathsOf } from '../workflow/loader.js';
+import { gpuFacts, hostFacts } from './memory.js';
 import type { Plan } from '../workflow/plan.js';
 import type { HandlerTable, Connection } from './server.js';
 import type { Daemon } from './daemon.js';
 
-function optionsDigest(session: Plan['steps'][number]['session']): string {
+export function optionsDigest(session: Plan['steps'][number]['session']): string {
   const canonical = JSON.stringify([session.providers, session.intra_op_threads ?? 0, session.graph_optimization ?? 'all']);
   return createHash('sha256').update(canonical).digest('hex').slice(0, 8);
 }
@@ -54,7 +57,8 @@ export function createHandlers(d: Daemon): HandlerTable {
       if (conn.closed) throw new DwError('DW_ERR_CANCELLED', 'the client disconnected');
       conn.runs.add(id);
       try {
-        const r = await d.scheduler.submit({ id, plan, timeout_ms: req.timeout_ms ?? d.config.timeout_ms, emit: (e) => conn.event(req.id, e) });
+        const r = await d.scheduler.submit({ id, plan, timeout_ms: req.timeout_ms ?? d.config.timeout_ms, keep_alive_ms: req.keep_alive_ms, emit: (e) => conn.event(req.id, e) });
+        d.noteRunnerRss(r.rss);
         d.log.info({ run: id, workflow: plan.workflow.path, load_ms: r.load_ms, run_ms: r.run_ms, queue_ms: r.queue_ms }, 'run done');
         return {
           ok: true,
@@ -84,7 +88,6 @@ export function createHandlers(d: Daemon): HandlerTable {
     },
 
     status: async () => {
-      const snap = await d.supervisor.snapshot();
       return {
         pid: process.pid,
         version: PACKAGE_VERSION,
@@ -95,7 +98,7 @@ export function createHandlers(d: Daemon): HandlerTable {
         runs_active: d.scheduler.running,
         runs_queued: d.scheduler.queued,
         runner: d.supervisor.status(),
-        models_loaded: snap?.models.length ?? 0,
+        models_loaded: d.registry.snapshot().length,
         settings: { ...d.config },
       } satisfies ResultMap['status'];
     },
@@ -104,6 +107,64 @@ export function createHandlers(d: Daemon): HandlerTable {
       // Answer first, then stop: the client learns the request was taken before the socket closes.
       setImmediate(() => void d.shutdown('stop request'));
       return { stopping: true as const, pid: process.pid };
+    },
+
+    memory: async () => {
+      const [snap, host] = await Promise.all([d.supervisor.snapshot(), hostFacts()]);
+      const runner = d.supervisor.status();
+      const gpu = await gpuFacts([process.pid, ...(runner.pid ? [runner.pid] : [])]);
+      const models = d.registry.snapshot();
+      const providers = [...new Set(models.map((m) => m.provider))];
+      return {
+        daemon: { pid: process.pid, version: PACKAGE_VERSION, rss: process.memoryUsage.rss(), uptime_s: Math.round((Date.now() - d.startedAt) / 1000) },
+        host,
+        budget: { max_bytes: d.registry.budget, used_bytes: models.reduce((s, m) => s + m.cost_bytes, 0) },
+        runners: [
+          {
+            pid: runner.pid,
+            state: runner.state,
+            device: providers.some((p) => p !== 'cpu') ? providers.filter((p) => p !== 'cpu').join('+') : 'cpu',
+            rss: snap?.rss ?? null,
+            growth: d.growth ? { baseline_rss: d.growth.baseline_rss, latest_rss: d.growth.latest_rss, warn_bytes: d.config.growth_warn_bytes, warning: d.growth.warning } : null,
+            models: models.map((m) => ({
+              path: m.path, key: m.key, role: m.role, provider: m.provider, size_bytes: m.size_bytes, cost_bytes: m.cost_bytes, load_ms: m.load_ms,
+              uses: m.uses, loaded_at: m.loaded_at, last_used: m.last_used, keep_alive_ms: m.keep_alive_ms, expires_at: m.expires_at, in_use: m.refs > 0, workflows: m.workflows,
+            })),
+          },
+        ],
+        gpus: gpu.gpus,
+        gpu_note: gpu.note,
+        evictions: d.registry.evictions.map((e) => ({ ...e })),
+        runs_total: d.scheduler.runsTotal,
+      } satisfies ResultMap['memory'];
+    },
+
+    clear: async (req) => {
+      if (!req.path) {
+        if (req.no_wait && d.scheduler.running) throw new DwError('DW_ERR_MODEL_IN_USE', 'a run is in progress; drop --no-wait to clear once it ends', { active: d.scheduler.activeJob?.plan.workflow.path });
+        return d.scheduler.exclusive('clear', async (): Promise<ResultMap['clear']> => {
+          const before = (await d.supervisor.snapshot())?.rss ?? null;
+          const released = d.registry.snapshot().map((m) => ({ key: m.key, path: m.path }));
+          await d.supervisor.replace();
+          d.growth = null;
+          const after = (await d.supervisor.snapshot())?.rss ?? null;
+          d.log.info({ released: released.length, rss_before: before, rss_after: after }, 'cleared: runner replaced');
+          return { scope: 'all', released, rss_before: before, rss_after: after, freed_bytes: before !== null && after !== null ? before - after : null };
+        });
+      }
+      const target = resolve(req.cwd ?? '/', req.path);
+      const isWorkflow = target.endsWith('.json') && (await stat(target).then((s) => s.isFile(), () => false));
+      const paths = new Set(isWorkflow ? await modelPathsOf(target) : [target]);
+      if (req.no_wait && d.registry.inUse(d.registry.keysFor(paths))) {
+        throw new DwError('DW_ERR_MODEL_IN_USE', `a run is using ${isWorkflow ? 'a model of ' : ''}${target}; drop --no-wait to clear once it ends`, { path: target });
+      }
+      return d.scheduler.exclusive('clear', async (): Promise<ResultMap['clear']> => {
+        const keys = d.registry.keysFor(paths);
+        const before = (await d.supervisor.snapshot())?.rss ?? null;
+        const gone = await d.registry.drop(keys, `dw clear ${req.path}`, false);
+        const after = (await d.supervisor.snapshot())?.rss ?? null;
+        return { scope: 'path', released: gone.map((e) => ({ key: e.key, path: e.path })), rss_before: before, rss_after: after, freed_bytes: before !== null && after !== null ? before - after : null };
+      });
     },
 
     cancel: async (req, conn) => {

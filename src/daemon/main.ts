@@ -27,7 +27,7 @@ async function main(): Promise<void> {
   const log = createLogger(config.log_level);
   const bound = await bindSocket(config.socket);
   const daemon = new Daemon(config, log, bound, process.env.DWD_AUTOSTARTED === '1');
-  daemon.start();
+  const runnerUp = daemon.start();
   log.info({ version: PACKAGE_VERSION, protocol: PROTOCOL_VERSION, socket: bound.socket, socket_activated: bound.activated, settings: config, node: process.version }, 'dwd listening');
 
   const stop = (reason: string) => daemon.shutdown(reason).then(() => process.exit(0));
@@ -38,6 +38,9 @@ async function main(): Promise<void> {
     log.fatal({ err }, 'uncaught exception');
     void daemon.shutdown('uncaught exception').then(() => process.exit(1));
   });
+  // Ready once the runner is (or failed to start, which the supervisor retries): the first run
+  // after an autostart then does not wait for a process start.
+  await runnerUp;
   signalReady();
 }
 

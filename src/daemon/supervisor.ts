@@ -6,8 +6,8 @@ import { extname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { DwError, type ErrorPayload } from '../protocol/errors.js';
 import type { RunEvent, StatusResult } from '../protocol/messages.js';
-import type { FromRunner, LoadedModelInfo, RunnerResult, ToRunner } from '../runner/ipc.js';
-import type { Plan } from '../workflow/plan.js';
+import type { FromRunner, RunnerResult, ToRunner } from '../runner/ipc.js';
+import type { Plan, PlanModel, SessionOptionsSpec } from '../workflow/plan.js';
 import type { Logger } from './log.js';
 
 // dist/daemon/supervisor.js forks dist/runner/main.js; under tsx, src/…/main.ts with the same loader.
@@ -21,6 +21,8 @@ interface Pending {
   killReason?: DwError;
 }
 
+type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
+
 const BACKOFF_MS = [0, 250, 1000, 2000, 5000];
 /** A runner that lived this long is considered healthy again: the backoff starts over. */
 const HEALTHY_MS = 30_000;
@@ -29,8 +31,9 @@ export class Supervisor {
   private child: ChildProcess | null = null;
   private ready: Promise<void> | null = null;
   private readonly pending = new Map<string, Pending>();
-  private readonly snapshots = new Map<number, (s: { rss: number; models: LoadedModelInfo[] }) => void>();
-  private snapshotSeq = 0;
+  /** Replies the runner owes, by request number (snapshot, release). */
+  private readonly calls = new Map<number, (reply: FromRunner) => void>();
+  private callSeq = 0;
   private state: StatusResult['runner']['state'] = 'stopped';
   private restarts = 0;
   private crashStreak = 0;
@@ -38,8 +41,13 @@ export class Supervisor {
   private startedAt = 0;
   private stopping = false;
   private restartTimer: NodeJS.Timeout | null = null;
+  /** Set while dw clear swaps the runner: its exit is intended, not a crash. */
+  private replacing = false;
 
-  constructor(private readonly log: Logger) {}
+  constructor(
+    private readonly log: Logger,
+    private readonly hooks: { exited?: () => void } = {},
+  ) {}
 
   start(): Promise<void> {
     if (this.ready) return this.ready;
@@ -78,8 +86,10 @@ export class Supervisor {
         this.settle(msg.runId)?.reject(DwError.fromPayload(msg.error));
         return;
       case 'snapshot':
-        this.snapshots.get(msg.reqId)?.({ rss: msg.rss, models: msg.models });
-        this.snapshots.delete(msg.reqId);
+      case 'released':
+      case 'preloaded':
+        this.calls.get(msg.reqId)?.(msg);
+        this.calls.delete(msg.reqId);
         return;
       case 'ready':
         return;
@@ -101,8 +111,15 @@ export class Supervisor {
       p.reject(p.killReason ?? new DwError('DW_ERR_RUNNER_CRASHED', `the runner died during the run (${this.lastExit}); it is being restarted`, { exit: this.lastExit }));
       this.pending.delete(runId);
     }
+    this.hooks.exited?.();
     if (this.stopping) {
       this.state = 'stopped';
+      return;
+    }
+    if (this.replacing) {
+      this.replacing = false;
+      this.state = 'stopped';
+      this.log.info({ exit: this.lastExit }, 'runner replaced by a fresh one');
       return;
     }
     const lived = Date.now() - this.startedAt;
@@ -139,20 +156,47 @@ export class Supervisor {
     this.child.kill('SIGKILL');
   }
 
-  async snapshot(): Promise<{ rss: number; models: LoadedModelInfo[] } | null> {
-    if (!this.child || this.state !== 'ready') return null;
-    const reqId = ++this.snapshotSeq;
+  /** Asks the runner something and waits for its reply; null when there is no runner or it does not answer. */
+  private call<R extends FromRunner>(msg: DistributiveOmit<Extract<ToRunner, { reqId: number }>, 'reqId'>, timeoutMs = 5000): Promise<R | null> {
+    if (!this.child || this.state !== 'ready') return Promise.resolve(null);
+    const reqId = ++this.callSeq;
     return new Promise((resolve) => {
       const timer = setTimeout(() => {
-        this.snapshots.delete(reqId);
+        this.calls.delete(reqId);
         resolve(null);
-      }, 2000);
-      this.snapshots.set(reqId, (s) => {
+      }, timeoutMs);
+      this.calls.set(reqId, (reply) => {
         clearTimeout(timer);
-        resolve(s);
+        resolve(reply as R);
       });
-      this.send({ type: 'snapshot', reqId });
+      this.send({ ...msg, reqId } as ToRunner);
     });
+  }
+
+  snapshot(): Promise<Extract<FromRunner, { type: 'snapshot' }> | null> {
+    return this.call({ type: 'snapshot' });
+  }
+
+  /** Loads a session ahead of any run (--prewarm). */
+  preload(model: PlanModel, session: SessionOptionsSpec): Promise<Extract<FromRunner, { type: 'preloaded' }> | null> {
+    return this.call({ type: 'preload', model, session }, 120_000);
+  }
+
+  /** Replaces the runner with a fresh process: the only way to give all of its memory back to the OS. */
+  async replace(): Promise<void> {
+    const child = this.child;
+    if (child) {
+      const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+      this.replacing = true;
+      child.kill('SIGKILL');
+      await exited;
+    }
+    await this.start();
+  }
+
+  /** Releases sessions in the runner; resolves with its RSS before and after. */
+  release(keys: string[]): Promise<Extract<FromRunner, { type: 'released' }> | null> {
+    return this.call({ type: 'release', keys });
   }
 
   status(): StatusResult['runner'] {

@@ -9,6 +9,7 @@ export const EXIT = {
   INVALID: 3,
   DAEMON: 4,
   TIMEOUT: 5,
+  RESOURCES: 6,
   INTERRUPTED: 130,
 } as const;
 
@@ -30,6 +31,8 @@ export const ERROR_CODES = {
   DW_ERR_PROTOCOL: { exit: EXIT.DAEMON, doc: 'a malformed, oversized or unexpected frame on the socket' },
   DW_ERR_SHUTTING_DOWN: { exit: EXIT.DAEMON, doc: 'the daemon is stopping and takes no new runs' },
   DW_ERR_TIMEOUT: { exit: EXIT.TIMEOUT, doc: 'the run exceeded its deadline (--timeout) and was cancelled' },
+  DW_ERR_NO_MEMORY: { exit: EXIT.RESOURCES, doc: 'the models would not fit under the memory budget (dwd --max-memory) even after evicting idle ones' },
+  DW_ERR_MODEL_IN_USE: { exit: EXIT.RESOURCES, doc: 'dw clear --no-wait named a model that a run is using' },
   DW_ERR_CANCELLED: { exit: EXIT.INTERRUPTED, doc: 'the run was cancelled (Ctrl-C, or the client went away)' },
 } as const satisfies Record<string, { exit: number; doc: string }>;
 

@@ -5,7 +5,7 @@ import type { ErrorPayload } from './errors.js';
 
 export type RequestId = string | number;
 
-export const REQUEST_TYPES = ['hello', 'run', 'validate', 'status', 'stop', 'cancel'] as const;
+export const REQUEST_TYPES = ['hello', 'run', 'validate', 'status', 'stop', 'cancel', 'memory', 'clear'] as const;
 export type RequestType = (typeof REQUEST_TYPES)[number];
 
 export interface HelloRequest { id: RequestId; type: 'hello'; protocol: number; version: string; client?: string }
@@ -19,13 +19,18 @@ export interface RunRequest {
   /** The client's working directory: relative --arg paths resolve against it. */
   cwd: string;
   timeout_ms?: number;
+  /** How long this run's models stay loaded when idle; -1 pins them, 0 unloads them after the run. */
+  keep_alive_ms?: number;
 }
 export interface ValidateRequest { id: RequestId; type: 'validate'; workflow: string; args?: Record<string, string>; cwd?: string }
 export interface StatusRequest { id: RequestId; type: 'status' }
 export interface StopRequest { id: RequestId; type: 'stop' }
 export interface CancelRequest { id: RequestId; type: 'cancel'; target: RequestId }
+export interface MemoryRequest { id: RequestId; type: 'memory' }
+/** Without a path: replace the runner (all memory back). With one: the sessions of that model file, or of every model of that workflow file. */
+export interface ClearRequest { id: RequestId; type: 'clear'; path?: string; cwd?: string; no_wait?: boolean }
 
-export type Request = HelloRequest | RunRequest | ValidateRequest | StatusRequest | StopRequest | CancelRequest;
+export type Request = HelloRequest | RunRequest | ValidateRequest | StatusRequest | StopRequest | CancelRequest | MemoryRequest | ClearRequest;
 
 // ---- events -------------------------------------------------------------------------------
 
@@ -50,6 +55,8 @@ export interface ModelUse {
   provider: string;
   cache: 'hit' | 'loaded';
   load_ms: number;
+  /** On a load: the runner's RSS growth across it, what the session costs in memory. */
+  cost_bytes?: number;
 }
 
 export interface RunOutput {
@@ -91,6 +98,60 @@ export interface StatusResult {
   settings: Record<string, unknown>;
 }
 
+export interface GpuInfo {
+  name: string;
+  memory_total: number | null;
+  memory_used: number | null;
+  memory_free: number | null;
+  processes: Array<{ pid: number; used_memory: number }>;
+}
+
+export interface ModelInfo {
+  path: string;
+  key: string;
+  role: string;
+  provider: string;
+  size_bytes: number;
+  /** Runner RSS growth measured across the load. */
+  cost_bytes: number;
+  load_ms: number;
+  uses: number;
+  loaded_at: number;
+  last_used: number;
+  /** -1: pinned. */
+  keep_alive_ms: number;
+  /** When its keep-alive unloads it (ms since epoch); null while in use or pinned. */
+  expires_at: number | null;
+  in_use: boolean;
+  workflows: string[];
+}
+
+export interface MemoryResult {
+  daemon: { pid: number; version: string; rss: number; uptime_s: number };
+  host: { total_mem: number; available_mem: number; cpus: number; cpu: string };
+  budget: { max_bytes: number | null; used_bytes: number };
+  runners: Array<{
+    pid: number | null;
+    state: StatusResult['runner']['state'];
+    device: string;
+    rss: number | null;
+    growth: { baseline_rss: number; latest_rss: number; warn_bytes: number; warning: string | null } | null;
+    models: ModelInfo[];
+  }>;
+  gpus: GpuInfo[];
+  gpu_note: string | null;
+  evictions: Array<{ at: number; key: string; path: string; reason: string; cost_bytes: number }>;
+  runs_total: number;
+}
+
+export interface ClearResult {
+  scope: 'all' | 'path';
+  released: Array<{ key: string; path: string }>;
+  rss_before: number | null;
+  rss_after: number | null;
+  freed_bytes: number | null;
+}
+
 export interface ResultMap {
   hello: HelloResult;
   run: RunResult;
@@ -98,6 +159,8 @@ export interface ResultMap {
   status: StatusResult;
   stop: { stopping: true; pid: number };
   cancel: { cancelled: boolean };
+  memory: MemoryResult;
+  clear: ClearResult;
 }
 
 // ---- frames -------------------------------------------------------------------------------
@@ -127,11 +190,18 @@ const REQUEST_CHECKS: Record<RequestType, (f: Record<string, unknown>) => string
     : !isStringMap(f.args) ? 'run needs "args" as an object of strings'
     : typeof f.cwd !== 'string' ? 'run needs a string "cwd"'
     : f.timeout_ms !== undefined && !(typeof f.timeout_ms === 'number' && f.timeout_ms > 0) ? '"timeout_ms" must be a positive number'
+    : f.keep_alive_ms !== undefined && !(typeof f.keep_alive_ms === 'number' && f.keep_alive_ms >= -1) ? '"keep_alive_ms" must be -1, 0 or a positive number'
     : null,
   validate: (f) => (typeof f.workflow !== 'string' ? 'validate needs a string "workflow" path' : f.args !== undefined && !isStringMap(f.args) ? '"args" must be an object of strings' : null),
   status: () => null,
   stop: () => null,
   cancel: (f) => (isId(f.target) ? null : 'cancel needs a "target" request id'),
+  memory: () => null,
+  clear: (f) =>
+    f.path !== undefined && typeof f.path !== 'string' ? '"path" must be a string'
+    : f.cwd !== undefined && typeof f.cwd !== 'string' ? '"cwd" must be a string'
+    : f.no_wait !== undefined && typeof f.no_wait !== 'boolean' ? '"no_wait" must be a boolean'
+    : null,
 };
 
 export function checkRequest(frame: unknown): { ok: true; request: Request } | { ok: false; id: RequestId | null; reason: string } {

@@ -18,3 +18,11 @@ export function parseSize(raw: string, name: string): number {
   const unit = { '': 1, b: 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3 }[(m[2] ?? '').charAt(0).toLowerCase() as '' | 'b' | 'k' | 'm' | 'g'];
   return Math.round(Number(m[1]) * unit);
 }
+
+/** A keep-alive: "-1" pins (never unloaded), "0" unloads right after the run, else a duration. */
+export function parseKeepAlive(raw: string, name: string): number {
+  const t = raw.trim();
+  if (t === '-1') return -1;
+  if (/^0+(ms|s|m|h)?$/.test(t)) return 0;
+  return parseDuration(t, name);
+}

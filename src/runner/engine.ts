@@ -33,7 +33,7 @@ async function loadStepModels(step: PlanStep, deps: RunDeps, uses: ModelUse[]): 
   for (const model of step.models.filter((m) => m.kind === 'onnx')) {
     const got = await deps.sessions.session(model, step.session);
     loaded.set(model.role, got.session);
-    uses.push({ step: step.name, role: model.role, path: model.path, key: model.key, provider: got.provider, cache: got.cache, load_ms: got.load_ms });
+    uses.push({ step: step.name, role: model.role, path: model.path, key: model.key, provider: got.provider, cache: got.cache, load_ms: got.load_ms, ...(got.cache === 'loaded' ? { cost_bytes: got.cost_bytes } : {}) });
     deps.emit({ kind: 'cache', step: step.name, role: model.role, path: model.path, status: got.cache, provider: got.provider, load_ms: got.load_ms });
   }
   return loaded;
@@ -90,5 +90,5 @@ export async function runPlan(plan: Plan, deps: RunDeps): Promise<RunnerResult> 
     deps.emit({ kind: 'step', step: step.name, state: 'done', ms: Math.round(performance.now() - ts) });
   }
   const total = Math.round(performance.now() - t0);
-  return { results, models, outputs, load_ms, run_ms: total - load_ms };
+  return { results, models, outputs, load_ms, run_ms: total - load_ms, rss: process.memoryUsage.rss() };
 }

@@ -2,27 +2,33 @@
 // public wire protocol is src/protocol; this one only has to agree with itself within one install.
 import type { ErrorPayload } from '../protocol/errors.js';
 import type { RunEvent, RunResult } from '../protocol/messages.js';
-import type { Plan } from '../workflow/plan.js';
+import type { Plan, PlanModel, SessionOptionsSpec } from '../workflow/plan.js';
 
 export type ToRunner =
   | { type: 'run'; runId: string; plan: Plan }
   | { type: 'cancel'; runId: string; reason: ErrorPayload }
-  | { type: 'snapshot'; reqId: number };
+  | { type: 'snapshot'; reqId: number }
+  | { type: 'release'; reqId: number; keys: string[] }
+  | { type: 'preload'; reqId: number; model: PlanModel; session: SessionOptionsSpec };
 
 export interface LoadedModelInfo {
   key: string;
   path: string;
   provider: string;
   load_ms: number;
+  /** Runner RSS growth measured across the load: what this session cost in memory. */
+  cost_bytes: number;
   uses: number;
   last_used: number;
 }
 
-export type RunnerResult = Pick<RunResult, 'results' | 'models' | 'outputs'> & { load_ms: number; run_ms: number };
+export type RunnerResult = Pick<RunResult, 'results' | 'models' | 'outputs'> & { load_ms: number; run_ms: number; rss: number };
 
 export type FromRunner =
   | { type: 'ready'; pid: number }
   | { type: 'event'; runId: string; event: RunEvent }
   | { type: 'done'; runId: string; result: RunnerResult }
   | { type: 'failed'; runId: string; error: ErrorPayload }
-  | { type: 'snapshot'; reqId: number; rss: number; models: LoadedModelInfo[] };
+  | { type: 'snapshot'; reqId: number; rss: number; models: LoadedModelInfo[] }
+  | { type: 'released'; reqId: number; keys: string[]; rss_before: number; rss_after: number }
+  | { type: 'preloaded'; reqId: number; error: ErrorPayload | null };

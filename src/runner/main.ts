@@ -24,6 +24,16 @@ const handlers: { [K in ToRunner['type']]: (msg: Extract<ToRunner, { type: K }>)
   },
   cancel: ({ runId, reason }) => active.get(runId)?.abort(DwError.fromPayload(reason)),
   snapshot: ({ reqId }) => send({ type: 'snapshot', reqId, rss: process.memoryUsage.rss(), models: sessions.snapshot() }),
+  release: ({ reqId, keys }) => {
+    const rss_before = process.memoryUsage.rss();
+    void sessions.release(keys).then(() => send({ type: 'released', reqId, keys, rss_before, rss_after: process.memoryUsage.rss() }));
+  },
+  preload: ({ reqId, model, session }) => {
+    sessions.session(model, session).then(
+      () => send({ type: 'preloaded', reqId, error: null }),
+      (err: unknown) => send({ type: 'preloaded', reqId, error: toErrorPayload(err, 'DW_ERR_MODEL_LOAD') }),
+    );
+  },
 };
 
 process.on('message', (msg: ToRunner) => {

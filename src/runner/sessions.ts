@@ -7,18 +7,21 @@ import type { PlanModel, SessionOptionsSpec } from '../workflow/plan.js';
 import { candidateProviders } from './providers.js';
 import type { LoadedModelInfo } from './ipc.js';
 
-export interface Loaded {
+interface Made {
   session: ort.InferenceSession;
   provider: string;
   load_ms: number;
+  cost_bytes: number;
+}
+
+export interface Loaded extends Made {
   cache: 'hit' | 'loaded';
 }
 
 interface Entry {
   path: string;
-  pending: Promise<{ session: ort.InferenceSession; provider: string; load_ms: number }>;
-  provider?: string;
-  load_ms?: number;
+  pending: Promise<Made>;
+  made?: Made;
   uses: number;
   last_used: number;
 }
@@ -49,22 +52,23 @@ export class SessionCache {
       entry.pending.catch(() => this.sessions.delete(model.key));
     }
     const got = await entry.pending;
+    entry.made = got;
     entry.uses += 1;
     entry.last_used = Date.now();
-    entry.provider = got.provider;
-    entry.load_ms = got.load_ms;
-    return { session: got.session, provider: got.provider, load_ms: cache === 'hit' ? 0 : got.load_ms, cache };
+    return cache === 'hit' ? { ...got, load_ms: 0, cost_bytes: 0, cache } : { ...got, cache };
   }
 
-  private async load(model: PlanModel, spec: SessionOptionsSpec): Promise<{ session: ort.InferenceSession; provider: string; load_ms: number }> {
+  private async load(model: PlanModel, spec: SessionOptionsSpec): Promise<Made> {
     const { tryOrder, skipped } = candidateProviders(spec.providers);
     if (skipped.length > 0) this.log('info', `${model.path}: provider ${skipped.join(', ')} not installed, skipped`);
     const failures: string[] = [];
     for (const provider of tryOrder) {
       const t0 = performance.now();
+      const rss0 = process.memoryUsage.rss();
       try {
         const session = await ort.InferenceSession.create(model.path, sessionOptions(spec, provider));
-        return { session, provider, load_ms: Math.round(performance.now() - t0) };
+        // Loads run one at a time within a run, so the RSS growth across one is that session's cost.
+        return { session, provider, load_ms: Math.round(performance.now() - t0), cost_bytes: Math.max(0, process.memoryUsage.rss() - rss0) };
       } catch (err) {
         failures.push(`${provider}: ${(err as Error).message}`);
         this.log('warn', `${model.path}: loading with ${provider} failed, trying the next provider: ${(err as Error).message}`);
@@ -83,13 +87,20 @@ export class SessionCache {
     return p;
   }
 
-  has(key: string): boolean {
-    return this.sessions.has(key) || this.texts.has(key);
+  /** Drops sessions; onnxruntime frees their weights when released. */
+  async release(keys: string[]): Promise<void> {
+    for (const key of keys) {
+      const entry = this.sessions.get(key);
+      if (!entry) continue;
+      this.sessions.delete(key);
+      const made = await entry.pending.catch(() => null);
+      await made?.session.release();
+    }
   }
 
   snapshot(): LoadedModelInfo[] {
     return [...this.sessions.entries()]
-      .filter(([, e]) => e.provider !== undefined)
-      .map(([key, e]) => ({ key, path: e.path, provider: e.provider!, load_ms: e.load_ms!, uses: e.uses, last_used: e.last_used }));
+      .filter(([, e]) => e.made !== undefined)
+      .map(([key, e]) => ({ key, path: e.path, provider: e.made!.provider, load_ms: e.made!.load_ms, cost_bytes: e.made!.cost_bytes, uses: e.uses, last_used: e.last_used }));
   }
 }

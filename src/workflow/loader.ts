@@ -190,3 +190,23 @@ export async function loadPlan(workflowPath: string, args: Record<string, string
     steps,
   };
 }
+
+/**
+ * The model files a workflow names (with variables at their defaults), for `dw clear WORKFLOW`.
+ * Unlike loadPlan it does not require the inputs or the models to exist: clearing must work on a
+ * workflow whose sample image was moved, or whose model was deleted.
+ */
+export async function modelPathsOf(workflowPath: string): Promise<string[]> {
+  const wf = await readWorkflow(workflowPath);
+  const dir = dirname(workflowPath);
+  const out = new Set<string>();
+  for (const step of wf.steps) {
+    for (const raw of Object.values(step.pipeline?.models ?? {})) {
+      const ref = parseReference(raw);
+      const value = ref?.kind === 'variable' ? wf.variables[ref.name] : raw;
+      const resolved = resolveModelPath(String(value), dir);
+      if ('path' in resolved) out.add(resolved.path);
+    }
+  }
+  return [...out];
+}

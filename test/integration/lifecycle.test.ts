@@ -54,8 +54,8 @@ test('SIGTERM during a run lets it finish, then exits 0 and cleans up', async ()
     d.proc.kill('SIGTERM');
     const r = await running.done;
     assert.equal(r.code, 0, `${r.stderr}\n${d.log()}`);
-    assert.match(d.log(), /"reason":"SIGTERM","msg":"shutting down"[\s\S]*"msg":"run done"[\s\S]*"msg":"stopped"/);
     assert.deepEqual(await d.exited, { code: 0, signal: null });
+    assert.match(d.log(), /"reason":"SIGTERM","msg":"shutting down"[\s\S]*"msg":"run done"[\s\S]*"msg":"stopped"/);
     assert.equal(existsSync(sb.socket), false);
   } finally {
     await d.stop();

@@ -72,18 +72,27 @@ async function runsTotal(): Promise<number> {
   return (await dwJson(sb, ['status'])).json.runs_total;
 }
 
-function exchange(payload: string | Buffer, waitMs = 1000): Promise<{ frames: any[]; closedByServer: boolean }> {
+/** Sends `payload`, after a hello answered first when `withHello`; collects every frame until the server closes or `waitMs` pass. */
+function exchange(payload: string | Buffer, opts: { withHello?: boolean; waitMs?: number } = {}): Promise<{ frames: any[]; closedByServer: boolean }> {
   return new Promise((resolve, reject) => {
     const s = createConnection(sb.socket);
     let got = '';
     let closedByServer = true;
+    let sent = false;
     const timer = setTimeout(() => {
       closedByServer = false;
       s.destroy();
-    }, waitMs);
-    s.on('data', (d) => (got += d));
+    }, opts.waitMs ?? 1000);
+    const send = () => {
+      if (!sent) s.write(payload);
+      sent = true;
+    };
+    s.on('data', (d) => {
+      got += d;
+      if (opts.withHello && got.includes('\n')) send();
+    });
     s.on('error', reject);
-    s.on('connect', () => s.write(payload));
+    s.on('connect', () => (opts.withHello ? s.write(hello) : send()));
     s.on('close', () => {
       clearTimeout(timer);
       resolve({ frames: got.split('\n').filter(Boolean).map((l) => JSON.parse(l)), closedByServer });
@@ -94,7 +103,7 @@ function exchange(payload: string | Buffer, waitMs = 1000): Promise<{ frames: an
 const hello = JSON.stringify({ id: 'h', type: 'hello', protocol: 1, version: JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')).version }) + '\n';
 
 test('garbage on the socket: an error frame, that connection closed, the daemon and its models carry on', async () => {
-  const garbage = await exchange(hello + '{this is not json\n');
+  const garbage = await exchange('{this is not json\n', { withHello: true });
   assert.equal(garbage.frames[0].type, 'result');
   assert.equal(garbage.frames[1].type, 'error');
   assert.equal(garbage.frames[1].error.code, 'DW_ERR_PROTOCOL');
@@ -103,13 +112,13 @@ test('garbage on the socket: an error frame, that connection closed, the daemon 
   const binary = await exchange(Buffer.from([0xff, 0xfe, 0x00, 0x0a]));
   assert.equal(binary.frames[0].error.code, 'DW_ERR_PROTOCOL');
 
-  const wrongType = await exchange(hello + JSON.stringify({ id: 7, type: 'run', workflow: 42 }) + '\n', 300);
+  const wrongType = await exchange(JSON.stringify({ id: 7, type: 'run', workflow: 42 }) + '\n', { withHello: true, waitMs: 300 });
   assert.equal(wrongType.frames[1].id, 7);
   assert.equal(wrongType.frames[1].error.code, 'DW_ERR_PROTOCOL');
   assert.match(wrongType.frames[1].error.message, /string "workflow"/);
   assert.equal(wrongType.closedByServer, false, 'a well-framed bad request does not cost the connection');
 
-  const noHello = await exchange(JSON.stringify({ id: 1, type: 'status' }) + '\n', 300);
+  const noHello = await exchange(JSON.stringify({ id: 1, type: 'status' }) + '\n', { waitMs: 300 });
   assert.match(noHello.frames[0].error.message, /send "hello" first/);
 
   const next = await dwJson(sb, ['run', OCR_WORKFLOW]);

@@ -1,7 +1,7 @@
 import { resolve } from 'node:path';
 import { DwError, EXIT, toErrorPayload } from '../../protocol/errors.js';
 import type { RunResult } from '../../protocol/messages.js';
-import { parseDuration } from '../../protocol/units.js';
+import { parseDuration, parseKeepAlive } from '../../protocol/units.js';
 import { connect } from '../autostart.js';
 import type { Command } from '../command.js';
 import { writeAtomic } from '../output.js';
@@ -38,6 +38,8 @@ Options:
   -o, --output-dir DIR   where saved outputs go (default: the current directory)
       --json             print one JSON object with results, models, timings and outputs
       --timeout S        deadline for this run: seconds, or 90s, 5m… (default: the daemon's, 300 s)
+      --keep-alive D     keep this run's models loaded D after it (5m, 1h…; -1: until cleared;
+                         0: unload right after; default: the daemon's, 30 min)
   -q, --quiet            no progress on stderr
   -h, --help             show this help
 
@@ -53,6 +55,7 @@ Examples:
     'output-dir': { type: 'string', short: 'o' },
     json: { type: 'boolean' },
     timeout: { type: 'string' },
+    'keep-alive': { type: 'string' },
     quiet: { type: 'boolean', short: 'q' },
   },
   async run(values, positionals) {
@@ -60,11 +63,12 @@ Examples:
     const json = values.json === true;
     const args = parseArgPairs((values.arg as string[] | undefined) ?? []);
     const timeout_ms = typeof values.timeout === 'string' ? parseDuration(values.timeout, '--timeout') : undefined;
+    const keep_alive_ms = typeof values['keep-alive'] === 'string' ? parseKeepAlive(values['keep-alive'], '--keep-alive') : undefined;
     const outDir = resolve(typeof values['output-dir'] === 'string' ? values['output-dir'] : '.');
     const progress = createProgress(process.stderr, values.quiet === true);
     const { client } = await connect({ start: true });
 
-    const req = client.send('run', { workflow: resolve(positionals[0]!), args, cwd: process.cwd(), ...(timeout_ms ? { timeout_ms } : {}) }, (e) => progress.event(e));
+    const req = client.send('run', { workflow: resolve(positionals[0]!), args, cwd: process.cwd(), ...(timeout_ms ? { timeout_ms } : {}), ...(keep_alive_ms !== undefined ? { keep_alive_ms } : {}) }, (e) => progress.event(e));
     let interrupts = 0;
     const onSigint = () => {
       if (++interrupts > 1) {

@@ -1,12 +1,8 @@
 import { EXIT } from '../../protocol/errors.js';
 import { connect } from '../autostart.js';
 import type { Command } from '../command.js';
+import { span } from '../format.js';
 
-function duration(s: number): string {
-  if (s < 60) return `${s}s`;
-  if (s < 3600) return `${Math.floor(s / 60)}m${String(s % 60).padStart(2, '0')}s`;
-  return `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, '0')}m`;
-}
 
 export const status: Command = {
   name: 'status',
@@ -30,7 +26,7 @@ Options:
       }
       const r = s.runner;
       const lines = [
-        `dwd ${s.version} (protocol ${s.protocol}), pid ${s.pid}, up ${duration(s.uptime_s)}`,
+        `dwd ${s.version} (protocol ${s.protocol}), pid ${s.pid}, up ${span(s.uptime_s * 1000)}`,
         `socket   ${s.socket}`,
         `runner   ${r.state}${r.pid ? `, pid ${r.pid}` : ''}${r.restarts ? `, restarted ${r.restarts}x (last: ${r.last_exit})` : ''}`,
         `runs     ${s.runs_total} so far, ${s.runs_active} running, ${s.runs_queued} queued`,

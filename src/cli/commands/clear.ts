@@ -1,0 +1,41 @@
+import { basename } from 'node:path';
+import { EXIT } from '../../protocol/errors.js';
+import { connect } from '../autostart.js';
+import type { Command } from '../command.js';
+import { bytes } from '../format.js';
+
+export const clear: Command = {
+  name: 'clear',
+  summary: 'unload models: all of them (fresh runner), or those of one model or workflow file',
+  help: `Usage: dw clear [MODEL_FILE | WORKFLOW_FILE] [--no-wait] [--json]
+
+Without a path: unloads everything by replacing the runner with a fresh process, the only
+way to give all of its memory back to the OS, and prints the memory freed (runner RSS
+before and after). With a model file: releases the sessions built from it. With a workflow
+file: releases the sessions of every model it names.
+
+A run using a model being cleared is waited for; with --no-wait dw clear fails instead
+(exit 6, DW_ERR_MODEL_IN_USE). Does not start a daemon.
+
+Options:
+      --no-wait   fail instead of waiting for a run that uses the models
+      --json      print the result as JSON
+  -h, --help      show this help`,
+  options: { 'no-wait': { type: 'boolean' }, json: { type: 'boolean' } },
+  async run(values, positionals) {
+    const { client } = await connect({ start: false });
+    try {
+      const r = await client.request('clear', { ...(positionals[0] ? { path: positionals[0] } : {}), cwd: process.cwd(), no_wait: values['no-wait'] === true });
+      if (values.json) {
+        process.stdout.write(JSON.stringify(r) + '\n');
+        return EXIT.OK;
+      }
+      const what = r.released.length === 0 ? 'nothing was loaded' : `released ${r.released.length} session${r.released.length === 1 ? '' : 's'} (${[...new Set(r.released.map((x) => basename(x.path)))].join(', ')})`;
+      const mem = r.freed_bytes === null ? '' : `; runner rss ${bytes(r.rss_before)} -> ${bytes(r.rss_after)}, freed ${bytes(r.freed_bytes)}`;
+      process.stdout.write(`${r.scope === 'all' ? 'runner replaced: ' : ''}${what}${mem}\n`);
+      return EXIT.OK;
+    } finally {
+      client.close();
+    }
+  },
+};

@@ -1,0 +1,72 @@
+import { basename } from 'node:path';
+import { EXIT } from '../../protocol/errors.js';
+import type { MemoryResult } from '../../protocol/messages.js';
+import { connect } from '../autostart.js';
+import type { Command } from '../command.js';
+import { bytes, span, table } from '../format.js';
+
+function render(m: MemoryResult, now: number): string {
+  const out: string[] = [];
+  out.push(`dwd ${m.daemon.version}  pid ${m.daemon.pid}  rss ${bytes(m.daemon.rss)}  up ${span(m.daemon.uptime_s * 1000)}  runs ${m.runs_total}`);
+  out.push(`host  ${m.host.cpus} cpus (${m.host.cpu}), ${bytes(m.host.available_mem)} available of ${bytes(m.host.total_mem)}`);
+  out.push(`budget  ${m.budget.max_bytes === null ? 'none (dwd --max-memory)' : bytes(m.budget.max_bytes)}, models use ${bytes(m.budget.used_bytes)}`);
+  if (m.gpus.length === 0) out.push(`gpu  ${m.gpu_note ?? 'no GPU'}`);
+  for (const g of m.gpus) {
+    const mine = g.processes.map((p) => `pid ${p.pid}: ${bytes(p.used_memory)}`).join(', ');
+    out.push(`gpu  ${g.name}: ${bytes(g.memory_used)} used, ${bytes(g.memory_free)} free of ${bytes(g.memory_total)}${mine ? ` (${mine})` : ''}`);
+  }
+  for (const r of m.runners) {
+    out.push('');
+    out.push(`runner  pid ${r.pid ?? '-'}  ${r.state}  device ${r.device}  rss ${bytes(r.rss)}`);
+    if (r.growth?.warning) out.push(`  WARNING: ${r.growth.warning}`);
+    if (r.models.length === 0) {
+      out.push('  no models loaded');
+      continue;
+    }
+    const rows = r.models.map((x) => [
+      basename(x.path),
+      x.key.slice(0, 8),
+      x.provider,
+      bytes(x.size_bytes),
+      bytes(x.cost_bytes),
+      String(x.uses),
+      `${span(now - x.last_used)} ago`,
+      x.in_use ? 'in use' : x.keep_alive_ms === -1 ? 'pinned' : x.expires_at ? `in ${span(x.expires_at - now)}` : '-',
+    ]);
+    out.push(table(['MODEL', 'KEY', 'PROVIDER', 'SIZE', 'MEMORY', 'USES', 'LAST USED', 'UNLOADS'], rows).replace(/^/gm, '  '));
+  }
+  if (m.evictions.length > 0) {
+    out.push('');
+    out.push('recent evictions:');
+    for (const e of m.evictions.slice(0, 5)) out.push(`  ${span(now - e.at)} ago  ${basename(e.path)} (${bytes(e.cost_bytes)}): ${e.reason}`);
+  }
+  return out.join('\n');
+}
+
+export const memory: Command = {
+  name: 'memory',
+  aliases: ['ps'],
+  summary: 'show loaded models, what each costs in memory, and when it unloads',
+  help: `Usage: dw memory [--json]      (alias: dw ps)
+
+Shows the daemon and runner memory (RSS), GPU memory where nvidia-smi answers, the
+memory budget, and one row per loaded model: file, short key, provider, size on disk,
+memory it cost (runner RSS growth measured across its load), uses, last use and when its
+keep-alive unloads it. Also recent evictions and a warning if the runner keeps growing.
+Does not start a daemon.
+
+Options:
+      --json   one JSON object: daemon, host, budget, runners[] with models[], gpus[], runs_total
+  -h, --help   show this help`,
+  options: { json: { type: 'boolean' } },
+  async run(values) {
+    const { client } = await connect({ start: false });
+    try {
+      const m = await client.request('memory', {});
+      process.stdout.write((values.json ? JSON.stringify(m) : render(m, Date.now())) + '\n');
+      return EXIT.OK;
+    } finally {
+      client.close();
+    }
+  },
+};

@@ -1,0 +1,263 @@
+// The daemon's view of the sessions its runner holds: who uses them, when they expire, what they
+// cost, and what to evict when a new model would not fit. The runner owns the sessions; this owns
+// the policy. Status reports are built from snapshot(), a copy, never from the live entries.
+import { stat } from 'node:fs/promises';
+import { DwError } from '../protocol/errors.js';
+import type { RunEvent } from '../protocol/messages.js';
+import type { LoadedModelInfo } from '../runner/ipc.js';
+import type { Plan, SessionOptionsSpec } from '../workflow/plan.js';
+import type { Logger } from './log.js';
+
+export const PINNED = -1;
+
+export interface ModelEntry {
+  key: string;
+  path: string;
+  role: string;
+  /** Session options it was built with: what --prewarm loads it again with. */
+  session: SessionOptionsSpec | null;
+  provider: string;
+  size_bytes: number;
+  cost_bytes: number;
+  load_ms: number;
+  loaded_at: number;
+  last_used: number;
+  uses: number;
+  /** -1: pinned; 0: unloaded right after its run. */
+  keep_alive_ms: number;
+  expires_at: number | null;
+  /** Runs using it right now: never evicted, never expired while above zero. */
+  refs: number;
+  workflows: Set<string>;
+  /** Set when its file changed during a run: dropped as soon as that run ends. */
+  stale: string | null;
+  timer: NodeJS.Timeout | null;
+}
+
+export type ModelSnapshot = Omit<ModelEntry, 'timer' | 'workflows'> & { workflows: string[] };
+
+export interface Eviction { at: number; key: string; path: string; reason: string; cost_bytes: number }
+
+export interface RegistryDeps {
+  release: (keys: string[]) => Promise<unknown>;
+  /** What the runner actually holds, to reconcile after each run (a failed run may still have loaded). */
+  loaded: () => Promise<LoadedModelInfo[] | null>;
+  log: Logger;
+  maxMemory: number | null;
+  keepAliveMs: number;
+  /** Called whenever the set of loaded models changed (the watcher follows it). */
+  changed?: () => void;
+}
+
+/** Before a model was ever measured, its memory is estimated from its file size: weights plus arenas. */
+export const COST_PER_FILE_BYTE = 2;
+
+function onnxModels(plan: Plan): Array<{ key: string; path: string; role: string; session: SessionOptionsSpec }> {
+  const seen = new Map<string, { key: string; path: string; role: string; session: SessionOptionsSpec }>();
+  for (const step of plan.steps) for (const m of step.models) if (m.kind === 'onnx') seen.set(m.key, { key: m.key, path: m.path, role: m.role, session: step.session });
+  return [...seen.values()];
+}
+
+const mb = (n: number) => `${(n / 1024 / 1024).toFixed(1)} MB`;
+
+export class ModelRegistry {
+  private readonly entries = new Map<string, ModelEntry>();
+  private readonly knownCost = new Map<string, number>();
+  /** Why a path's sessions were dropped, told to the next run that uses it. */
+  private readonly notes = new Map<string, string>();
+  readonly evictions: Eviction[] = [];
+  /** Bumped on every load or unload: a changed set of models resets the growth baseline. */
+  generation = 0;
+
+  constructor(private readonly deps: RegistryDeps) {}
+
+  /** Pins the plan's loaded models for the run and makes room under the budget for the rest. */
+  async prepare(plan: Plan, emit: (e: RunEvent) => void): Promise<string[]> {
+    const models = onnxModels(plan);
+    for (const step of plan.steps) {
+      for (const m of step.models) {
+        const note = this.notes.get(m.path);
+        if (note === undefined) continue;
+        this.notes.delete(m.path);
+        emit({ kind: 'cache', step: step.name, role: m.role, path: m.path, status: 'invalidated', reason: note });
+      }
+    }
+    const acquired = models.filter((m) => this.entries.has(m.key)).map((m) => m.key);
+    for (const key of acquired) {
+      const e = this.entries.get(key)!;
+      e.refs += 1;
+      this.clearTimer(e);
+    }
+    try {
+      await this.makeRoom(models.filter((m) => !this.entries.has(m.key)));
+    } catch (err) {
+      this.unpin(acquired);
+      throw err;
+    }
+    return acquired;
+  }
+
+  private async makeRoom(missing: Array<{ key: string; path: string }>): Promise<void> {
+    const max = this.deps.maxMemory;
+    if (max === null || missing.length === 0) return;
+    let need = 0;
+    for (const m of missing) need += this.knownCost.get(m.key) ?? (await stat(m.path)).size * COST_PER_FILE_BYTE;
+    if (need > max) {
+      throw new DwError('DW_ERR_NO_MEMORY', `the run needs about ${mb(need)} for models not loaded yet, more than the whole budget of ${mb(max)} (dwd --max-memory)`, { need_bytes: need, budget_bytes: max });
+    }
+    const used = () => [...this.entries.values()].reduce((sum, e) => sum + e.cost_bytes, 0);
+    // Least recently used first; among equals (models of one run), the quickest to load again.
+    const idle = [...this.entries.values()].filter((e) => e.refs === 0).sort((a, b) => a.last_used - b.last_used || a.load_ms - b.load_ms);
+    const victims: ModelEntry[] = [];
+    while (used() - victims.reduce((s, v) => s + v.cost_bytes, 0) + need > max && idle.length > 0) victims.push(idle.shift()!);
+    const after = used() - victims.reduce((s, v) => s + v.cost_bytes, 0);
+    if (after + need > max) {
+      throw new DwError('DW_ERR_NO_MEMORY', `the run needs about ${mb(need)} but only ${mb(max - after)} of the ${mb(max)} budget can be freed: the rest is used by running models`, { need_bytes: need, budget_bytes: max, in_use_bytes: after });
+    }
+    if (victims.length > 0) await this.drop(victims.map((v) => v.key), `evicted to fit ${mb(need)} under the ${mb(max)} budget (least recently used first)`, true);
+  }
+
+  /** After a run, successful or not: records what the runner now holds and starts keep-alive timers. */
+  async finish(plan: Plan, acquired: string[], keepAliveMs: number | undefined): Promise<void> {
+    this.unpin(acquired);
+    const held = await this.deps.loaded();
+    if (held) await this.reconcile(held);
+    const ka = keepAliveMs ?? this.deps.keepAliveMs;
+    const now = Date.now();
+    for (const { key, role, session } of onnxModels(plan)) {
+      const e = this.entries.get(key);
+      if (!e) continue;
+      e.role = role;
+      e.session = session;
+      e.keep_alive_ms = ka;
+      e.workflows.add(plan.workflow.path);
+      e.last_used = now;
+      if (e.stale !== null && e.refs === 0) await this.drop([key], e.stale, false);
+      else this.schedule(e);
+    }
+    this.deps.changed?.();
+  }
+
+  /** After a background load (--prewarm): adopt what the runner now holds, with the default keep-alive. */
+  async adopt(extra: Array<{ key: string; role: string; session: SessionOptionsSpec; workflows: string[] }>): Promise<void> {
+    const held = await this.deps.loaded();
+    if (held) await this.reconcile(held);
+    for (const x of extra) {
+      const e = this.entries.get(x.key);
+      if (!e) continue;
+      e.role = x.role;
+      e.session = x.session;
+      x.workflows.forEach((w) => e.workflows.add(w));
+      this.schedule(e);
+    }
+    this.deps.changed?.();
+  }
+
+  private async reconcile(held: LoadedModelInfo[]): Promise<void> {
+    const keys = new Set(held.map((h) => h.key));
+    for (const h of held) {
+      const e = this.entries.get(h.key);
+      if (e) {
+        e.uses = h.uses;
+        continue;
+      }
+      const size = await stat(h.path).then((s) => s.size, () => 0);
+      this.knownCost.set(h.key, h.cost_bytes);
+      this.generation += 1;
+      this.entries.set(h.key, {
+        key: h.key, path: h.path, role: '', session: null, provider: h.provider, size_bytes: size, cost_bytes: h.cost_bytes, load_ms: h.load_ms,
+        loaded_at: Date.now(), last_used: h.last_used, uses: h.uses, keep_alive_ms: this.deps.keepAliveMs, expires_at: null,
+        refs: 0, workflows: new Set(), stale: null, timer: null,
+      });
+    }
+    for (const key of [...this.entries.keys()]) if (!keys.has(key)) this.forget(key);
+  }
+
+  private unpin(keys: string[]): void {
+    for (const key of keys) {
+      const e = this.entries.get(key);
+      if (e) e.refs = Math.max(0, e.refs - 1);
+    }
+  }
+
+  private schedule(e: ModelEntry): void {
+    this.clearTimer(e);
+    if (e.refs > 0 || e.keep_alive_ms === PINNED) return;
+    e.expires_at = Date.now() + e.keep_alive_ms;
+    e.timer = setTimeout(() => {
+      e.timer = null;
+      if (e.refs === 0 && this.entries.get(e.key) === e) void this.drop([e.key], `idle for its keep-alive of ${e.keep_alive_ms} ms`, false);
+    }, e.keep_alive_ms);
+    e.timer.unref();
+  }
+
+  private clearTimer(e: ModelEntry): void {
+    if (e.timer) clearTimeout(e.timer);
+    e.timer = null;
+    e.expires_at = null;
+  }
+
+  private forget(key: string): ModelEntry | undefined {
+    const e = this.entries.get(key);
+    if (!e) return undefined;
+    this.clearTimer(e);
+    this.entries.delete(key);
+    this.generation += 1;
+    return e;
+  }
+
+  /** Releases sessions in the runner and forgets them. */
+  async drop(keys: string[], reason: string, eviction: boolean): Promise<ModelEntry[]> {
+    const gone = keys.map((k) => this.forget(k)).filter((e): e is ModelEntry => e !== undefined);
+    if (gone.length === 0) return gone;
+    for (const e of gone) {
+      this.deps.log.info({ key: e.key, path: e.path, cost_bytes: e.cost_bytes, reason }, eviction ? 'model evicted' : 'model unloaded');
+      if (eviction) this.evictions.unshift({ at: Date.now(), key: e.key, path: e.path, reason, cost_bytes: e.cost_bytes });
+    }
+    this.evictions.splice(20);
+    await this.deps.release(gone.map((e) => e.key));
+    this.deps.changed?.();
+    return gone;
+  }
+
+  /** A model file changed or vanished: its sessions go now, or when the run using them ends. */
+  async invalidate(path: string, cause: string): Promise<ModelSnapshot[]> {
+    const hit = [...this.entries.values()].filter((e) => e.path === path);
+    if (hit.length === 0) return [];
+    const before = this.snapshot().filter((m) => m.path === path);
+    this.notes.set(path, cause);
+    for (const e of hit.filter((x) => x.refs > 0)) e.stale = cause;
+    await this.drop(hit.filter((x) => x.refs === 0).map((x) => x.key), cause, false);
+    return before;
+  }
+
+  /** The runner was replaced: everything it held is gone. */
+  reset(): void {
+    for (const key of [...this.entries.keys()]) this.forget(key);
+    this.deps.changed?.();
+  }
+
+  keysFor(paths: Set<string>): string[] {
+    return [...this.entries.values()].filter((e) => paths.has(e.path)).map((e) => e.key);
+  }
+
+  inUse(keys: string[]): boolean {
+    return keys.some((k) => (this.entries.get(k)?.refs ?? 0) > 0);
+  }
+
+  paths(): string[] {
+    return [...new Set([...this.entries.values()].flatMap((e) => [e.path, ...e.workflows]))];
+  }
+
+  hasPath(path: string): boolean {
+    return [...this.entries.values()].some((e) => e.path === path);
+  }
+
+  get budget(): number | null {
+    return this.deps.maxMemory;
+  }
+
+  snapshot(): ModelSnapshot[] {
+    return [...this.entries.values()].map(({ timer: _t, workflows, ...rest }) => ({ ...rest, workflows: [...workflows] }));
+  }
+}
