@@ -44,6 +44,17 @@ ${exitCodeTable()}
 `;
 }
 
+/** parseArgs reads `--keep-alive -1` as two options; a negative number after a value option is its value. */
+function joinNegativeValues(args: string[], command: Command): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const name = args[i]!.startsWith('--') ? args[i]!.slice(2) : null;
+    if (name && command.options[name]?.type === 'string' && /^-\d/.test(args[i + 1] ?? '')) out.push(`${args[i]}=${args[++i]}`);
+    else out.push(args[i]!);
+  }
+  return out;
+}
+
 async function main(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;
   if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
@@ -59,7 +70,7 @@ async function main(argv: string[]): Promise<number> {
   if (!command) throw new DwError('DW_ERR_USAGE', `unknown command "${name}"; commands: ${COMMANDS.map((c) => c.name).join(', ')} (dw --help)`);
   let parsed;
   try {
-    parsed = parseArgs({ args: rest, options: { ...COMMON, ...command.options }, allowPositionals: true, strict: true });
+    parsed = parseArgs({ args: joinNegativeValues(rest, command), options: { ...COMMON, ...command.options }, allowPositionals: true, strict: true });
   } catch (err) {
     throw new DwError('DW_ERR_USAGE', `${(err as Error).message}; see dw ${command.name} --help`);
   }
@@ -77,7 +88,7 @@ main(argv).then(
   },
   (err: unknown) => {
     const e = toErrorPayload(err);
-    if (argv[0] === 'run' && argv.includes('--json')) process.stdout.write(jsonError(err));
+    if (argv.includes('--json')) process.stdout.write(jsonError(err));
     process.stderr.write(`dw: error [${e.code}]: ${e.message}\n`);
     process.exitCode = err instanceof DwError ? exitCodeFor(err.code) : EXIT.RUN_FAILED;
   },

@@ -10,15 +10,8 @@ import { ModelRegistry, type ModelSnapshot } from './models.js';
 import { Scheduler } from './scheduler.js';
 import { serve } from './server.js';
 import { Supervisor } from './supervisor.js';
+import { GrowthTracker } from './growth.js';
 import { ModelWatcher } from './watcher.js';
-
-/** Runner memory across warm runs of the same models: the seed system's leak warning. */
-export interface Growth {
-  generation: number;
-  baseline_rss: number;
-  latest_rss: number;
-  warning: string | null;
-}
 
 export class Daemon {
   readonly supervisor: Supervisor;
@@ -27,7 +20,7 @@ export class Daemon {
   readonly watcher: ModelWatcher;
   readonly hasher = new FileHasher();
   readonly startedAt = Date.now();
-  growth: Growth | null = null;
+  readonly growth: GrowthTracker;
   shuttingDown = false;
   private shutdownPromise: Promise<void> | null = null;
   private connections: Set<Socket> = new Set();
@@ -38,6 +31,7 @@ export class Daemon {
     private readonly bound: Bound,
     readonly autostarted: boolean,
   ) {
+    this.growth = new GrowthTracker(config.growth_warn_bytes);
     this.supervisor = new Supervisor(log, { exited: () => this.registry.reset() });
     this.registry = new ModelRegistry({
       release: (keys) => this.supervisor.release(keys),
@@ -75,19 +69,10 @@ export class Daemon {
     return this.supervisor.start().catch((err: Error) => this.log.error({ err: err.message }, 'runner failed to start'));
   }
 
-  /** After a run: compares the runner's RSS with the first run since the set of models last changed. */
+  /** After a run: warns once if the runner keeps growing across warm runs of the same models. */
   noteRunnerRss(rss: number): void {
-    const gen = this.registry.generation;
-    if (!this.growth || this.growth.generation !== gen) {
-      this.growth = { generation: gen, baseline_rss: rss, latest_rss: rss, warning: null };
-      return;
-    }
-    this.growth.latest_rss = rss;
-    const grown = rss - this.growth.baseline_rss;
-    if (grown > this.config.growth_warn_bytes && this.growth.warning === null) {
-      this.growth.warning = `runner memory grew by ${(grown / 1048576).toFixed(0)} MB across warm runs of the same models (from ${(this.growth.baseline_rss / 1048576).toFixed(0)} MB to ${(rss / 1048576).toFixed(0)} MB); \`dw clear\` gives it back`;
-      this.log.warn({ baseline_rss: this.growth.baseline_rss, rss, grown, threshold: this.config.growth_warn_bytes }, 'runner memory growth');
-    }
+    const warning = this.growth.note(rss, this.registry.generation);
+    if (warning) this.log.warn({ rss, threshold: this.config.growth_warn_bytes }, warning);
   }
 
   /** --prewarm: after a model file changed, load its new content in the background before anyone asks. */

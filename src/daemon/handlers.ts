@@ -114,6 +114,7 @@ export function createHandlers(d: Daemon): HandlerTable {
       const runner = d.supervisor.status();
       const gpu = await gpuFacts([process.pid, ...(runner.pid ? [runner.pid] : [])]);
       const models = d.registry.snapshot();
+      const growth = d.growth.snapshot();
       const providers = [...new Set(models.map((m) => m.provider))];
       return {
         daemon: { pid: process.pid, version: PACKAGE_VERSION, rss: process.memoryUsage.rss(), uptime_s: Math.round((Date.now() - d.startedAt) / 1000) },
@@ -125,10 +126,10 @@ export function createHandlers(d: Daemon): HandlerTable {
             state: runner.state,
             device: providers.some((p) => p !== 'cpu') ? providers.filter((p) => p !== 'cpu').join('+') : 'cpu',
             rss: snap?.rss ?? null,
-            growth: d.growth ? { baseline_rss: d.growth.baseline_rss, latest_rss: d.growth.latest_rss, warn_bytes: d.config.growth_warn_bytes, warning: d.growth.warning } : null,
+            growth: growth && { ...growth, warn_bytes: d.config.growth_warn_bytes },
             models: models.map((m) => ({
               path: m.path, key: m.key, role: m.role, provider: m.provider, size_bytes: m.size_bytes, cost_bytes: m.cost_bytes, load_ms: m.load_ms,
-              uses: m.uses, loaded_at: m.loaded_at, last_used: m.last_used, keep_alive_ms: m.keep_alive_ms, expires_at: m.expires_at, in_use: m.refs > 0, workflows: m.workflows,
+              uses: m.uses, loaded_at: m.loaded_at, last_used: m.last_used, keep_alive_ms: m.keep_alive_ms, expires_at: m.expires_at, in_use: m.in_use, workflows: m.workflows,
             })),
           },
         ],
@@ -146,7 +147,7 @@ export function createHandlers(d: Daemon): HandlerTable {
           const before = (await d.supervisor.snapshot())?.rss ?? null;
           const released = d.registry.snapshot().map((m) => ({ key: m.key, path: m.path }));
           await d.supervisor.replace();
-          d.growth = null;
+          d.growth.reset();
           const after = (await d.supervisor.snapshot())?.rss ?? null;
           d.log.info({ released: released.length, rss_before: before, rss_after: after }, 'cleared: runner replaced');
           return { scope: 'all', released, rss_before: before, rss_after: after, freed_bytes: before !== null && after !== null ? before - after : null };
@@ -155,7 +156,7 @@ export function createHandlers(d: Daemon): HandlerTable {
       const target = resolve(req.cwd ?? '/', req.path);
       const isWorkflow = target.endsWith('.json') && (await stat(target).then((s) => s.isFile(), () => false));
       const paths = new Set(isWorkflow ? await modelPathsOf(target) : [target]);
-      if (req.no_wait && d.registry.inUse(d.registry.keysFor(paths))) {
+      if (req.no_wait && d.registry.pathsInUse(paths)) {
         throw new DwError('DW_ERR_MODEL_IN_USE', `a run is using ${isWorkflow ? 'a model of ' : ''}${target}; drop --no-wait to clear once it ends`, { path: target });
       }
       return d.scheduler.exclusive('clear', async (): Promise<ResultMap['clear']> => {

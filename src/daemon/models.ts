@@ -26,15 +26,13 @@ export interface ModelEntry {
   /** -1: pinned; 0: unloaded right after its run. */
   keep_alive_ms: number;
   expires_at: number | null;
-  /** Runs using it right now: never evicted, never expired while above zero. */
-  refs: number;
   workflows: Set<string>;
   /** Set when its file changed during a run: dropped as soon as that run ends. */
   stale: string | null;
   timer: NodeJS.Timeout | null;
 }
 
-export type ModelSnapshot = Omit<ModelEntry, 'timer' | 'workflows'> & { workflows: string[] };
+export type ModelSnapshot = Omit<ModelEntry, 'timer' | 'workflows'> & { workflows: string[]; in_use: boolean };
 
 export interface Eviction { at: number; key: string; path: string; reason: string; cost_bytes: number }
 
@@ -62,6 +60,8 @@ const mb = (n: number) => `${(n / 1024 / 1024).toFixed(1)} MB`;
 
 export class ModelRegistry {
   private readonly entries = new Map<string, ModelEntry>();
+  /** Runs using each key right now, loaded yet or not: never evicted, never expired while counted. */
+  private readonly inFlight = new Map<string, { count: number; path: string }>();
   private readonly knownCost = new Map<string, number>();
   /** Why a path's sessions were dropped, told to the next run that uses it. */
   private readonly notes = new Map<string, string>();
@@ -82,11 +82,11 @@ export class ModelRegistry {
         emit({ kind: 'cache', step: step.name, role: m.role, path: m.path, status: 'invalidated', reason: note });
       }
     }
-    const acquired = models.filter((m) => this.entries.has(m.key)).map((m) => m.key);
-    for (const key of acquired) {
-      const e = this.entries.get(key)!;
-      e.refs += 1;
-      this.clearTimer(e);
+    const acquired = models.map((m) => m.key);
+    for (const { key, path } of models) {
+      this.inFlight.set(key, { count: (this.inFlight.get(key)?.count ?? 0) + 1, path });
+      const e = this.entries.get(key);
+      if (e) this.clearTimer(e);
     }
     try {
       await this.makeRoom(models.filter((m) => !this.entries.has(m.key)));
@@ -107,7 +107,7 @@ export class ModelRegistry {
     }
     const used = () => [...this.entries.values()].reduce((sum, e) => sum + e.cost_bytes, 0);
     // Least recently used first; among equals (models of one run), the quickest to load again.
-    const idle = [...this.entries.values()].filter((e) => e.refs === 0).sort((a, b) => a.last_used - b.last_used || a.load_ms - b.load_ms);
+    const idle = [...this.entries.values()].filter((e) => !this.busy(e.key)).sort((a, b) => a.last_used - b.last_used || a.load_ms - b.load_ms);
     const victims: ModelEntry[] = [];
     while (used() - victims.reduce((s, v) => s + v.cost_bytes, 0) + need > max && idle.length > 0) victims.push(idle.shift()!);
     const after = used() - victims.reduce((s, v) => s + v.cost_bytes, 0);
@@ -132,7 +132,7 @@ export class ModelRegistry {
       e.keep_alive_ms = ka;
       e.workflows.add(plan.workflow.path);
       e.last_used = now;
-      if (e.stale !== null && e.refs === 0) await this.drop([key], e.stale, false);
+      if (e.stale !== null && !this.busy(key)) await this.drop([key], e.stale, false);
       else this.schedule(e);
     }
     this.deps.changed?.();
@@ -167,7 +167,7 @@ export class ModelRegistry {
       this.entries.set(h.key, {
         key: h.key, path: h.path, role: '', session: null, provider: h.provider, size_bytes: size, cost_bytes: h.cost_bytes, load_ms: h.load_ms,
         loaded_at: Date.now(), last_used: h.last_used, uses: h.uses, keep_alive_ms: this.deps.keepAliveMs, expires_at: null,
-        refs: 0, workflows: new Set(), stale: null, timer: null,
+        workflows: new Set(), stale: null, timer: null,
       });
     }
     for (const key of [...this.entries.keys()]) if (!keys.has(key)) this.forget(key);
@@ -175,18 +175,23 @@ export class ModelRegistry {
 
   private unpin(keys: string[]): void {
     for (const key of keys) {
-      const e = this.entries.get(key);
-      if (e) e.refs = Math.max(0, e.refs - 1);
+      const f = this.inFlight.get(key);
+      if (f && f.count > 1) f.count -= 1;
+      else this.inFlight.delete(key);
     }
+  }
+
+  private busy(key: string): boolean {
+    return this.inFlight.has(key);
   }
 
   private schedule(e: ModelEntry): void {
     this.clearTimer(e);
-    if (e.refs > 0 || e.keep_alive_ms === PINNED) return;
+    if (this.busy(e.key) || e.keep_alive_ms === PINNED) return;
     e.expires_at = Date.now() + e.keep_alive_ms;
     e.timer = setTimeout(() => {
       e.timer = null;
-      if (e.refs === 0 && this.entries.get(e.key) === e) void this.drop([e.key], `idle for its keep-alive of ${e.keep_alive_ms} ms`, false);
+      if (!this.busy(e.key) && this.entries.get(e.key) === e) void this.drop([e.key], `idle for its keep-alive of ${e.keep_alive_ms} ms`, false);
     }, e.keep_alive_ms);
     e.timer.unref();
   }
@@ -226,8 +231,8 @@ export class ModelRegistry {
     if (hit.length === 0) return [];
     const before = this.snapshot().filter((m) => m.path === path);
     this.notes.set(path, cause);
-    for (const e of hit.filter((x) => x.refs > 0)) e.stale = cause;
-    await this.drop(hit.filter((x) => x.refs === 0).map((x) => x.key), cause, false);
+    for (const e of hit.filter((x) => this.busy(x.key))) e.stale = cause;
+    await this.drop(hit.filter((x) => !this.busy(x.key)).map((x) => x.key), cause, false);
     return before;
   }
 
@@ -241,8 +246,9 @@ export class ModelRegistry {
     return [...this.entries.values()].filter((e) => paths.has(e.path)).map((e) => e.key);
   }
 
-  inUse(keys: string[]): boolean {
-    return keys.some((k) => (this.entries.get(k)?.refs ?? 0) > 0);
+  /** Whether a run in progress uses a model from one of these files (loaded already or being loaded). */
+  pathsInUse(paths: Set<string>): boolean {
+    return [...this.inFlight.values()].some((f) => paths.has(f.path));
   }
 
   paths(): string[] {
@@ -258,6 +264,6 @@ export class ModelRegistry {
   }
 
   snapshot(): ModelSnapshot[] {
-    return [...this.entries.values()].map(({ timer: _t, workflows, ...rest }) => ({ ...rest, workflows: [...workflows] }));
+    return [...this.entries.values()].map(({ timer: _t, workflows, ...rest }) => ({ ...rest, workflows: [...workflows], in_use: this.busy(rest.key) }));
   }
 }

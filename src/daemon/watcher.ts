@@ -22,9 +22,10 @@ export class ModelWatcher {
   private readonly watcher: FSWatcher;
   private readonly watched = new Set<string>();
   private readonly pending = new Map<string, Promise<void>>();
+  private readonly settleMs: number;
 
   constructor(private readonly deps: WatcherDeps) {
-    const settle = deps.settleMs ?? 200;
+    const settle = (this.settleMs = deps.settleMs ?? 200);
     this.watcher = watch([], {
       ignoreInitial: true,
       // atomic: an unlink followed by an add within the window is reported as one change (rename over, editor saves).
@@ -60,14 +61,21 @@ export class ModelWatcher {
       log.info({ path, event: ev }, 'workflow file changed: models it no longer names expire by keep-alive');
       return;
     }
-    if (ev === 'unlink' || !existsSync(path)) {
+    if (ev === 'unlink') {
+      // An editor moves the old file away and writes the new one: give the new one time to appear.
+      await new Promise((r) => setTimeout(r, 2 * this.settleMs));
+    }
+    if (!existsSync(path)) {
       const dropped = await registry.invalidate(path, 'model file deleted');
       log.info({ path, sessions: dropped.length }, 'model file deleted: sessions dropped');
       return;
     }
     const sha = await hasher.sha256(path);
     const stale = registry.snapshot().filter((m) => m.path === path && !m.key.startsWith(`${sha}:`));
-    if (stale.length === 0) return; // touched or rewritten with the same bytes: keep the sessions
+    if (stale.length === 0) {
+      log.info({ path }, 'model file touched, content unchanged: sessions kept');
+      return;
+    }
     const cause = `model file changed on disk (sha256 ${stale[0]!.key.slice(0, 12)}… → ${sha.slice(0, 12)}…)`;
     const dropped = await registry.invalidate(path, cause);
     log.info({ path, sessions: dropped.length, cause }, 'model file changed: sessions dropped');

@@ -1,0 +1,152 @@
+// The registry's policy with the runner replaced by a fake at its boundary (release / loaded).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pino } from 'pino';
+import { DwError } from '../src/protocol/errors.js';
+import { ModelRegistry } from '../src/daemon/models.js';
+import type { LoadedModelInfo } from '../src/runner/ipc.js';
+import type { Plan } from '../src/workflow/plan.js';
+
+const MB = 1048576;
+const dir = mkdtempSync(join(tmpdir(), 'dwm-'));
+
+function modelFile(name: string, size: number): string {
+  const p = join(dir, name);
+  writeFileSync(p, Buffer.alloc(size));
+  return p;
+}
+
+function plan(...models: Array<{ key: string; path: string }>): Plan {
+  return {
+    workflow: { id: 'w', path: join(dir, 'w.json') },
+    variables: {},
+    steps: [{ name: 's', kind: 'pipeline', type: 'paddle-ocr', models: models.map((m) => ({ role: m.key, kind: 'onnx' as const, ...m })), session: { providers: ['cpu'] }, arguments: {}, save: null }],
+  };
+}
+
+/** A runner that "loads" whatever a run names, with the given measured costs. */
+function harness(opts: { maxMemory?: number | null; keepAliveMs?: number; costs?: Record<string, number>; loadMs?: Record<string, number> } = {}) {
+  const held = new Map<string, LoadedModelInfo>();
+  const released: string[][] = [];
+  const registry = new ModelRegistry({
+    release: async (keys) => {
+      released.push(keys);
+      keys.forEach((k) => held.delete(k));
+    },
+    loaded: async () => [...held.values()],
+    log: pino({ level: 'silent' }),
+    maxMemory: opts.maxMemory ?? null,
+    keepAliveMs: opts.keepAliveMs ?? 60_000,
+  });
+  let clock = 1;
+  const run = async (p: Plan, keepAlive?: number) => {
+    const acquired = await registry.prepare(p, () => {});
+    for (const m of p.steps[0]!.models) {
+      const prev = held.get(m.key);
+      held.set(m.key, { key: m.key, path: m.path, provider: 'cpu', load_ms: opts.loadMs?.[m.key] ?? 10, cost_bytes: opts.costs?.[m.key] ?? MB, uses: (prev?.uses ?? 0) + 1, last_used: clock });
+    }
+    clock += 1;
+    await registry.finish(p, acquired, keepAlive);
+  };
+  return { registry, held, released, run };
+}
+
+test('records what a run loaded, with the measured cost, uses and keep-alive deadline', async () => {
+  const a = { key: 'a', path: modelFile('a.onnx', 1000) };
+  const h = harness({ costs: { a: 7 * MB } });
+  await h.run(plan(a));
+  await h.run(plan(a));
+  const [m] = h.registry.snapshot();
+  assert.equal(m!.cost_bytes, 7 * MB);
+  assert.equal(m!.size_bytes, 1000);
+  assert.equal(m!.uses, 2);
+  assert.equal(m!.in_use, false);
+  assert.ok(m!.expires_at! > Date.now() + 50_000);
+  assert.deepEqual(m!.workflows, [join(dir, 'w.json')]);
+});
+
+test('keep-alive: 0 unloads right after the run, -1 pins, a short one expires', async () => {
+  const a = { key: 'a', path: modelFile('a.onnx', 10) };
+  const b = { key: 'b', path: modelFile('b.onnx', 10) };
+  const c = { key: 'c', path: modelFile('c.onnx', 10) };
+  const h = harness();
+  await h.run(plan(a), 0);
+  await new Promise((r) => setTimeout(r, 20));
+  assert.deepEqual(h.released, [['a']]);
+  await h.run(plan(b), -1);
+  await h.run(plan(c), 30);
+  await new Promise((r) => setTimeout(r, 120));
+  assert.deepEqual(h.released, [['a'], ['c']]);
+  assert.deepEqual(h.registry.snapshot().map((m) => [m.key, m.expires_at]), [['b', null]]);
+});
+
+test('a model in use never expires: its timer starts when its run ends', async () => {
+  const a = { key: 'a', path: modelFile('a.onnx', 10) };
+  const h = harness({ keepAliveMs: 30 });
+  await h.run(plan(a));
+  const acquired = await h.registry.prepare(plan(a), () => {});
+  await new Promise((r) => setTimeout(r, 80));
+  assert.deepEqual(h.released, [], 'pinned by the run in progress');
+  await h.registry.finish(plan(a), acquired, undefined);
+  await new Promise((r) => setTimeout(r, 80));
+  assert.deepEqual(h.released, [['a']]);
+});
+
+test('budget: evicts idle models least recently used first, among equals the quickest to reload', async () => {
+  const olds = ['slow', 'quick', 'mid'].map((k) => ({ key: k, path: modelFile(`${k}.onnx`, 10) }));
+  const recent = { key: 'recent', path: modelFile('recent.onnx', 10) };
+  const fresh = { key: 'fresh', path: modelFile('fresh.onnx', 5 * MB) }; // estimated at 2x its size: 10 MB
+  const h = harness({ maxMemory: 40 * MB, costs: { slow: 8 * MB, quick: 8 * MB, mid: 8 * MB, recent: 8 * MB }, loadMs: { slow: 900, quick: 5, mid: 50 } });
+  await h.run(plan(...olds));
+  await h.run(plan(recent));
+  // 32 MB used + 10 MB needed > 40 MB: free 2 MB at least: one model, the quickest of the three oldest.
+  await h.run(plan(fresh));
+  assert.deepEqual(h.released, [['quick']]);
+  assert.match(h.registry.evictions[0]!.reason, /evicted to fit 10\.0 MB under the 40\.0 MB budget/);
+  assert.deepEqual(h.registry.snapshot().map((m) => m.key).sort(), ['fresh', 'mid', 'recent', 'slow']);
+});
+
+test('budget: a model that cannot fit even alone fails with DW_ERR_NO_MEMORY naming need and budget', async () => {
+  const big = { key: 'big', path: modelFile('big.onnx', 8 * MB) };
+  const h = harness({ maxMemory: 10 * MB });
+  await assert.rejects(h.registry.prepare(plan(big), () => {}), (e: DwError) => e.code === 'DW_ERR_NO_MEMORY' && /16\.0 MB .* budget of 10\.0 MB/.test(e.message));
+});
+
+test('budget: models in use are never evicted', async () => {
+  const a = { key: 'a', path: modelFile('a.onnx', 10) };
+  const b = { key: 'b', path: modelFile('b.onnx', 3 * MB) };
+  const h = harness({ maxMemory: 10 * MB, costs: { a: 8 * MB } });
+  await h.run(plan(a));
+  // A run that uses a and needs b: a is pinned by this very run, so b cannot fit.
+  await assert.rejects(h.registry.prepare(plan(a, b), () => {}), (e: DwError) => e.code === 'DW_ERR_NO_MEMORY' && /used by running models/.test(e.message));
+  assert.deepEqual(h.released, []);
+  assert.equal(h.registry.snapshot()[0]!.in_use, false, 'a failed prepare unpins what it pinned');
+});
+
+test('invalidation drops idle sessions now, running ones when their run ends, and tells the next run', async () => {
+  const a = { key: 'a', path: modelFile('a.onnx', 10) };
+  const h = harness();
+  await h.run(plan(a));
+  const acquired = await h.registry.prepare(plan(a), () => {});
+  await h.registry.invalidate(a.path, 'model file changed on disk');
+  assert.deepEqual(h.released, [], 'in use: kept until the run ends');
+  await h.registry.finish(plan(a), acquired, undefined);
+  assert.deepEqual(h.released, [['a']]);
+  const events: unknown[] = [];
+  await h.registry.prepare(plan(a), (e) => events.push(e));
+  assert.deepEqual(events, [{ kind: 'cache', step: 's', role: 'a', path: a.path, status: 'invalidated', reason: 'model file changed on disk' }]);
+});
+
+test('reconciles with what the runner holds: a crash forgets everything', async () => {
+  const a = { key: 'a', path: modelFile('a.onnx', 10) };
+  const h = harness();
+  await h.run(plan(a));
+  h.held.clear();
+  await h.run(plan({ key: 'b', path: modelFile('b.onnx', 10) }));
+  assert.deepEqual(h.registry.snapshot().map((m) => m.key), ['b']);
+  h.registry.reset();
+  assert.deepEqual(h.registry.snapshot(), []);
+});
