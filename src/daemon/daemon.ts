@@ -7,6 +7,7 @@ import { createHandlers, optionsDigest } from './handlers.js';
 import type { Bound } from './listen.js';
 import type { Logger } from './log.js';
 import { ModelRegistry, type ModelSnapshot } from './models.js';
+import type { SessionOptionsSpec } from '../workflow/plan.js';
 import { Scheduler } from './scheduler.js';
 import { serve } from './server.js';
 import { Supervisor } from './supervisor.js';
@@ -22,6 +23,8 @@ export class Daemon {
   readonly startedAt = Date.now();
   readonly growth: GrowthTracker;
   shuttingDown = false;
+  /** Models a crashed runner held, to load again in its successor. */
+  private lost: ModelSnapshot[] = [];
   private shutdownPromise: Promise<void> | null = null;
   private connections: Set<Socket> = new Set();
 
@@ -32,7 +35,14 @@ export class Daemon {
     readonly autostarted: boolean,
   ) {
     this.growth = new GrowthTracker(config.growth_warn_bytes);
-    this.supervisor = new Supervisor(log, { exited: () => this.registry.reset() });
+    this.supervisor = new Supervisor(log, {
+      exited: (crashed) => {
+        // Remember what the dead runner held, so the next one can load it again unasked.
+        if (crashed) this.lost = this.registry.snapshot();
+        this.registry.reset();
+      },
+      ready: () => void this.recover(),
+    });
     this.registry = new ModelRegistry({
       release: (keys) => this.supervisor.release(keys),
       loaded: async () => (await this.supervisor.snapshot())?.models ?? null,
@@ -75,21 +85,35 @@ export class Daemon {
     if (warning) this.log.warn({ rss, threshold: this.config.growth_warn_bytes }, warning);
   }
 
-  /** --prewarm: after a model file changed, load its new content in the background before anyone asks. */
-  private async prewarm(path: string, sha: string, dropped: ModelSnapshot[]): Promise<void> {
-    for (const m of dropped) {
-      if (!m.session) continue;
-      const key = `${sha}:${optionsDigest(m.session)}`;
-      const model = { role: m.role, kind: 'onnx' as const, path, key };
-      const session = m.session;
-      const reply = await this.scheduler.exclusive(`prewarm:${key}`, () => this.supervisor.preload(model, session)).catch(() => null);
-      if (reply?.error) {
-        this.log.warn({ path, err: reply.error.message }, 'prewarm failed');
+  /** Loads models in the background, ahead of any run that will ask for them; false if any failed. */
+  private async preload(models: Array<{ key: string; path: string; role: string; session: SessionOptionsSpec; workflows: string[] }>, why: string): Promise<boolean> {
+    let ok = true;
+    for (const m of models) {
+      const model = { role: m.role, kind: 'onnx' as const, path: m.path, key: m.key };
+      const reply = await this.scheduler.exclusive(`preload:${m.key}`, () => this.supervisor.preload(model, m.session)).catch(() => null);
+      if (!reply || reply.error) {
+        this.log.warn({ path: m.path, why, err: reply?.error?.message ?? 'no runner' }, 'background load failed');
+        ok = false;
         continue;
       }
-      await this.registry.adopt([{ key, role: m.role, session, workflows: m.workflows }]);
-      this.log.info({ path, key }, 'model prewarmed after its file changed');
+      await this.registry.adopt([m]);
     }
+    return ok;
+  }
+
+  /** --prewarm: after a model file changed, load its new content before anyone asks. */
+  private async prewarm(path: string, sha: string, dropped: ModelSnapshot[]): Promise<void> {
+    const models = dropped.filter((m) => m.session).map((m) => ({ ...m, path, key: `${sha}:${optionsDigest(m.session!)}`, session: m.session! }));
+    if (await this.preload(models, 'prewarm')) this.log.info({ path, sessions: models.length }, 'model prewarmed after its file changed');
+  }
+
+  /** After a crash: the new runner loads what the old one held, so the next run is a cache hit. */
+  private async recover(): Promise<void> {
+    const lost = this.lost.filter((m) => m.session);
+    this.lost = [];
+    if (lost.length === 0) return;
+    const ok = await this.preload(lost.map((m) => ({ ...m, session: m.session! })), 'recovery');
+    this.log.info({ models: lost.length, ok }, 'reloaded the models the crashed runner held');
   }
 
   /** Stops accepting, lets runs in flight finish within the grace period, cancels the rest, cleans up. */

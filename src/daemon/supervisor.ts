@@ -46,7 +46,12 @@ export class Supervisor {
 
   constructor(
     private readonly log: Logger,
-    private readonly hooks: { exited?: () => void } = {},
+    private readonly hooks: {
+      /** The runner is gone; `crashed` unless it was stopped or replaced on purpose. */
+      exited?: (crashed: boolean) => void;
+      /** A runner (first, restarted or replacement) is ready for work. */
+      ready?: (restarts: number) => void;
+    } = {},
   ) {}
 
   start(): Promise<void> {
@@ -64,6 +69,7 @@ export class Supervisor {
         this.state = 'ready';
         this.log.info({ runner_pid: msg.pid, restarts: this.restarts }, 'runner ready');
         resolve();
+        this.hooks.ready?.(this.restarts);
       };
       child.on('message', onReady);
       child.once('exit', () => reject(new DwError('DW_ERR_RUNNER_CRASHED', `the runner exited while starting (${this.lastExit})`)));
@@ -111,7 +117,7 @@ export class Supervisor {
       p.reject(p.killReason ?? new DwError('DW_ERR_RUNNER_CRASHED', `the runner died during the run (${this.lastExit}); it is being restarted`, { exit: this.lastExit }));
       this.pending.delete(runId);
     }
-    this.hooks.exited?.();
+    this.hooks.exited?.(!this.stopping && !this.replacing);
     if (this.stopping) {
       this.state = 'stopped';
       return;

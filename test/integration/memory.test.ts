@@ -268,3 +268,25 @@ test('dw memory shows daemon, host, runner, models and GPU facts, as text and as
     sb.cleanup();
   }
 });
+
+test('with --prewarm, a changed model file is loaded again in the background before any run asks', async () => {
+  const sb = sandbox();
+  const d = await startDaemon(sb, ['--prewarm']);
+  try {
+    const cls = join(sb.dir, 'cls.onnx');
+    copyFileSync(CLS, cls);
+    const wf = workflow(sb, 'prewarm.json', cls);
+    const first = await dwJson(sb, ['run', wf]);
+    const oldKey = first.json.models.find((m: any) => m.role === 'cls').key;
+    writeFileSync(cls, variant(9));
+    const fresh = await eventually('the new cls session', async () => (await memory(sb)).runners[0].models.find((m: any) => m.path === cls && m.key !== oldKey));
+    assert.equal(fresh.role, 'cls');
+    assert.match(d.log(), /"msg":"model prewarmed after its file changed"/);
+    const next = await dwJson(sb, ['run', wf]);
+    assert.deepEqual(next.json.models.map((m: any) => [m.role, m.cache]), [['det', 'hit'], ['cls', 'hit'], ['rec', 'hit']]);
+    assert.equal(next.json.models[1].key, fresh.key);
+  } finally {
+    await d.stop();
+    sb.cleanup();
+  }
+});

@@ -148,3 +148,21 @@ test('a provider that fails to load falls back to the next one, and the one used
   assert.match(daemon.log(), /loading with webgpu failed, trying the next provider/);
   assert.match(daemon.log(), /provider cuda not installed, skipped/);
 });
+
+test('dw validate: a valid workflow summarised, an invalid one with every problem and its JSON path, exit 3', async () => {
+  const ok = await dw(sb, ['validate', OCR_WORKFLOW]);
+  assert.equal(ok.code, 0, ok.stderr);
+  assert.match(ok.stdout, /valid workflow "ocr": 1 step \(read \[paddle-ocr\]\), 4 model files/);
+  const bad = join(sb.dir, 'bad.json');
+  writeFileSync(bad, JSON.stringify({ id: 'bad', variables: { image: 'x.png' }, steps: [{ name: 'read', pipeline: { type: 'paddle-ocr', models: { det: 'd.onnx' }, arguments: { image: 'variable:img' } } }] }));
+  const r = await dw(sb, ['validate', bad]);
+  assert.equal(r.code, 3);
+  assert.match(r.stderr, /\[DW_ERR_WORKFLOW_INVALID\]: .*bad\.json is not a valid workflow \(3 problems\)/);
+  assert.match(r.stderr, /\$\.steps\[0\]\.pipeline\.models: "paddle-ocr" needs a "rec" model/);
+  assert.match(r.stderr, /\$\.steps\[0\]\.pipeline\.arguments\.image: unknown variable "img"; declared: image/);
+  const broken = join(sb.dir, 'broken.json');
+  writeFileSync(broken, '{ "id": "x",\n  "steps": [ }');
+  const b = await dw(sb, ['validate', broken]);
+  assert.equal(b.code, 3);
+  assert.match(b.stderr, /broken\.json:2:14: not valid JSON/);
+});
