@@ -15,6 +15,7 @@ const files = {
 const sessions = {};
 for (const role of ['det', 'cls', 'rec']) sessions[role] = await ort.InferenceSession.create(join(assets, files[role]));
 const ctx = {
+  has: (role) => role in files,
   session: async (role) => sessions[role],
   text: (role) => readFile(join(assets, files[role]), 'utf8'),
   progress: () => {},

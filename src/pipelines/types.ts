@@ -11,6 +11,8 @@ export interface RawImage {
 }
 
 export interface PipelineContext {
+  /** Whether the step gives this role (optional roles may be left out). */
+  has(role: string): boolean;
   /** The loaded onnxruntime session for a model role declared by the pipeline (e.g. "det"). */
   session(role: string): Promise<InferenceSession>;
   /** The text content of a non-model asset role (e.g. "keys"), cached by content hash. */

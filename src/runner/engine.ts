@@ -47,6 +47,7 @@ async function runStep(step: PlanStep, args: Record<string, unknown>, deps: RunD
   const load_ms = uses.slice(before).reduce((sum, u) => sum + u.load_ms, 0);
   const byRole = new Map(step.models.map((m) => [m.role, m]));
   const ctx: PipelineContext = {
+    has: (role) => byRole.has(role),
     session: async (role) => {
       const s = sessions.get(role);
       if (!s) throw new DwError('DW_ERR_INTERNAL', `pipeline "${step.type}" asked for model role "${role}" that the step does not give`, { role });

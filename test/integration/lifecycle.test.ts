@@ -81,6 +81,25 @@ test('after kill -9 the stale socket and pid file are cleared by the next daemon
   }
 });
 
+test('after kill -9 of an autostarted daemon, the next dw run starts a new one and succeeds; no orphan runner', async () => {
+  const sb = sandbox();
+  const auto = { env: { DW_AUTOSTART: '1' } };
+  try {
+    assert.equal((await dw(sb, ['run', OCR_WORKFLOW, '-q'], auto)).code, 0);
+    const first = (await dwJson(sb, ['status'])).json;
+    process.kill(first.pid, 'SIGKILL');
+    assert.ok(await gone(first.pid));
+    const r = await dwJson(sb, ['run', OCR_WORKFLOW], auto);
+    assert.equal(r.ran.code, 0, r.ran.stderr);
+    const second = (await dwJson(sb, ['status'])).json;
+    assert.notEqual(second.pid, first.pid);
+    assert.ok(await gone(first.runner.pid), 'the dead daemon took its runner with it');
+  } finally {
+    await dw(sb, ['stop']);
+    sb.cleanup();
+  }
+});
+
 test('a second daemon never steals the socket of a live one', async () => {
   const sb = sandbox();
   const first = await startDaemon(sb);

@@ -29,14 +29,13 @@ export function ctcGreedyDecode(probs: Float32Array, steps: number, classes: num
   let sum = 0;
   let kept = 0;
   let previous = -1;
-  const boost = Number(process.env.SPB ?? 1);
   for (let t = 0; t < steps; t++) {
     const row = offset + t * classes;
     let best = 0;
     let bestP = probs[row]!;
     for (let c = 1; c < classes; c++) {
       const p = probs[row + c]!;
-      if ((c === classes - 1 ? p * boost : p) > bestP) {
+      if (p > bestP) {
         bestP = p;
         best = c;
       }

@@ -7,7 +7,7 @@ export interface DbOptions {
   thresh: number;
   /** Minimum mean probability inside a candidate box. */
   boxThresh: number;
-  /** How far a box grows back out: the DB map is trained on text shrunk by this ratio. */
+  /** How far a box grows back out (by area * ratio / perimeter): the map marks text shrunk inwards. */
   unclipRatio: number;
   maxCandidates: number;
   /** Shortest side, in map pixels, for a candidate to count. */

@@ -8,7 +8,7 @@ import type { RawImage } from '../types.js';
  * The order of the colour channels in the tensors. PaddleOCR reads images with cv2, so its
  * models were trained and are fed BGR; we feed the same to get the accuracy they were tuned for.
  */
-export const CHANNEL_ORDER: readonly [number, number, number] = process.env.OCR_RGB ? [0, 1, 2] : [2, 1, 0];
+export const CHANNEL_ORDER: readonly [number, number, number] = [2, 1, 0];
 
 /** Decodes a PNG, JPEG or WebP file to 8-bit RGB, with transparency flattened onto white paper. */
 export async function decodeImage(path: string): Promise<RawImage> {

@@ -1,15 +1,14 @@
 // The paddle-ocr pipeline: PaddleOCR v4's detect → direction → recognise, on onnxruntime, with
 // PaddleOCR's pre- and post-processing reimplemented in TypeScript.
-import type * as ort from 'onnxruntime-node';
 import { DwError } from '../../protocol/errors.js';
 import type { Pipeline, PipelineContext } from '../types.js';
 import { parseArgs } from './args.js';
 import { fixDirection } from './classify.js';
-import { cropTextLine, growQuad } from './crop.js';
+import { readingCrop } from './crop.js';
 import { buildDictionary } from './ctc.js';
 import { DB_DEFAULTS } from './db-postprocess.js';
 import { detect } from './detect.js';
-import { distance, sortReadingOrder, type Point } from './geometry.js';
+import { sortReadingOrder, type Point } from './geometry.js';
 import { decodeImage } from './image.js';
 import { recognize } from './recognize.js';
 
@@ -26,18 +25,26 @@ export interface OcrResult {
   lines: OcrLine[];
 }
 
-/**
- * The session of an optional role, or undefined when the step does not give it. The context has
- * no "has role" query; the runner loads every given model before the run, so a rejection with
- * DW_ERR_INTERNAL can only mean the role was not given.
- */
-async function optionalSession(ctx: PipelineContext, role: string): Promise<ort.InferenceSession | undefined> {
-  try {
-    return await ctx.session(role);
-  } catch (err) {
-    if (err instanceof DwError && err.code === 'DW_ERR_INTERNAL') return undefined;
-    throw err;
+/** Boxes whose vertical centres are closer than half the smaller height sit on one printed row. */
+function sameRow(a: Point[], b: Point[]): boolean {
+  const span = (q: Point[]) => {
+    const ys = q.map((p) => p[1]);
+    return { mid: (Math.min(...ys) + Math.max(...ys)) / 2, h: Math.max(...ys) - Math.min(...ys) };
+  };
+  const sa = span(a);
+  const sb = span(b);
+  return Math.abs(sa.mid - sb.mid) < Math.min(sa.h, sb.h) / 2;
+}
+
+/** The page's text: boxes of one row (a receipt's item and its price) joined by a space, rows by newlines. */
+export function joinRows(lines: OcrLine[]): string {
+  const rows: OcrLine[][] = [];
+  for (const line of lines) {
+    const row = rows.at(-1);
+    if (row && sameRow(row.at(-1)!.box, line.box)) row.push(line);
+    else rows.push([line]);
   }
+  return rows.map((r) => r.map((l) => l.text).join(' ')).join('\n');
 }
 
 async function read(args: Record<string, unknown>, ctx: PipelineContext): Promise<OcrResult> {
@@ -47,7 +54,7 @@ async function read(args: Record<string, unknown>, ctx: PipelineContext): Promis
   };
   stopIfCancelled();
   const img = await decodeImage(opts.image);
-  const [det, rec, keys, cls] = await Promise.all([ctx.session('det'), ctx.session('rec'), ctx.text('keys'), optionalSession(ctx, 'cls')]);
+  const [det, rec, keys, cls] = await Promise.all([ctx.session('det'), ctx.session('rec'), ctx.text('keys'), ctx.has('cls') ? ctx.session('cls') : undefined]);
   const dictionary = buildDictionary(keys);
   stopIfCancelled();
 
@@ -55,21 +62,22 @@ async function read(args: Record<string, unknown>, ctx: PipelineContext): Promis
   // Reading order first, as PaddleOCR does, so everything after works on lines in output order.
   const boxes = sortReadingOrder(found);
   stopIfCancelled();
-  const RM = Number(process.env.RM ?? 0);
-  let crops = boxes.map((b) => cropTextLine(img, growQuad(b.box, RM * Math.min(distance(b.box[0], b.box[3]), distance(b.box[0], b.box[1])))));
+  let crops = boxes.map((b) => readingCrop(img, b.box));
   if (cls) crops = await fixDirection(cls, crops, stopIfCancelled);
   const decoded = await recognize(rec, crops, dictionary, (done) => {
-    stopIfCancelled();
     ctx.progress(done, crops.length, 'boxes');
+    stopIfCancelled();
   });
 
   const lines: OcrLine[] = [];
   boxes.forEach((b, i) => {
-    const { text, score } = decoded[i]!;
-    // An empty reading carries nothing even when min_score is 0.
-    if (score >= opts.min_score && text.trim() !== '') lines.push({ text, score, box: b.box.map((p): Point => [p[0], p[1]]) });
+    const { score } = decoded[i]!;
+    // The margin around a crop sometimes reads as a leading or trailing space; a box holds one
+    // line, so those never mean anything. An empty reading is dropped even when min_score is 0.
+    const text = decoded[i]!.text.trim();
+    if (score >= opts.min_score && text !== '') lines.push({ text, score, box: b.box.map((p): Point => [p[0], p[1]]) });
   });
-  return { text: lines.map((l) => l.text).join('\n'), lines };
+  return { text: joinRows(lines), lines };
 }
 
 export const paddleOcr: Pipeline = {
