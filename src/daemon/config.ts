@@ -13,6 +13,9 @@ export interface Config {
   max_memory: number | null;
   growth_warn_bytes: number;
   prewarm: boolean;
+  allowed_roots: string[] | null;
+  parallel: number;
+  max_queue: number;
   timeout_ms: number;
   grace_ms: number;
   log_level: string;
@@ -27,6 +30,12 @@ interface Setting<K extends keyof Config> {
   doc: string;
   default: () => Config[K];
   parse: (raw: string, name: string) => Config[K];
+}
+
+function positiveInt(raw: string, name: string): number {
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 1) throw new DwError('DW_ERR_USAGE', `${name}: "${raw}" is not a whole number of at least 1`);
+  return n;
 }
 
 const LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'];
@@ -46,6 +55,12 @@ export const SETTINGS: { [K in keyof Config]: Setting<K> } = {
       return raw === '1' || raw === 'true';
     },
   },
+  allowed_roots: {
+    flag: 'allowed-roots', env: 'DWD_ALLOWED_ROOTS', doc: 'colon-separated folders that workflows, models and inputs must lie in', default: () => null,
+    parse: (raw) => raw.split(':').filter(Boolean),
+  },
+  parallel: { flag: 'parallel', env: 'DWD_PARALLEL', doc: 'runs of different models at once (one lane per device plus one)', default: () => 2, parse: positiveInt },
+  max_queue: { flag: 'max-queue', env: 'DWD_MAX_QUEUE', doc: 'runs that may wait; past it a run is refused with DW_ERR_BUSY', default: () => 64, parse: positiveInt },
   timeout_ms: { flag: 'timeout', env: 'DWD_TIMEOUT', doc: 'default deadline of a run (dw run --timeout overrides it per run)', default: () => 300_000, parse: parseDuration },
   grace_ms: { flag: 'grace', env: 'DWD_GRACE', doc: 'how long shutdown waits for runs in flight before cancelling them', default: () => 10_000, parse: parseDuration },
   log_level: {

@@ -12,6 +12,7 @@ import { Scheduler } from './scheduler.js';
 import { serve } from './server.js';
 import { Supervisor } from './supervisor.js';
 import { GrowthTracker } from './growth.js';
+import { AllowedRoots } from '../workflow/roots.js';
 import { ModelWatcher } from './watcher.js';
 
 export class Daemon {
@@ -20,6 +21,7 @@ export class Daemon {
   readonly registry: ModelRegistry;
   readonly watcher: ModelWatcher;
   readonly hasher = new FileHasher();
+  readonly roots: AllowedRoots;
   readonly startedAt = Date.now();
   readonly growth: GrowthTracker;
   shuttingDown = false;
@@ -34,6 +36,7 @@ export class Daemon {
     private readonly bound: Bound,
     readonly autostarted: boolean,
   ) {
+    this.roots = new AllowedRoots(config.allowed_roots);
     this.growth = new GrowthTracker(config.growth_warn_bytes);
     this.supervisor = new Supervisor(log, {
       exited: (crashed) => {
@@ -51,7 +54,7 @@ export class Daemon {
       keepAliveMs: config.keep_alive_ms,
       changed: () => this.watcher?.sync(this.registry.paths()),
     });
-    this.scheduler = new Scheduler(this.supervisor, this.registry);
+    this.scheduler = new Scheduler(this.supervisor, this.registry, { parallel: config.parallel, maxQueue: config.max_queue });
     this.watcher = new ModelWatcher({
       registry: this.registry,
       hasher: this.hasher,
@@ -130,8 +133,7 @@ export class Daemon {
     this.scheduler.drainQueue(stopping);
     const graceOver = new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), this.config.grace_ms).unref());
     if ((await Promise.race([this.scheduler.idle(), graceOver])) === 'timeout') {
-      const active = this.scheduler.activeJob;
-      if (active) this.scheduler.abort(active.id, stopping);
+      for (const job of this.scheduler.activeJobs()) this.scheduler.abort(job.id, stopping);
       await this.scheduler.idle();
     }
     await this.watcher.close();

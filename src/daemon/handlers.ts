@@ -49,7 +49,7 @@ export function createHandlers(d: Daemon): HandlerTable {
     run: async (req, conn): Promise<RunResult> => {
       if (d.shuttingDown) throw new DwError('DW_ERR_SHUTTING_DOWN', 'dwd is shutting down and takes no new runs');
       const t0 = performance.now();
-      const plan = await loadPlan(req.workflow, req.args, req.cwd);
+      const plan = await loadPlan(req.workflow, req.args, req.cwd, d.roots);
       await assignKeys(plan, d);
       const id = runId(conn, req.id);
       if (conn.runs.has(id)) throw new DwError('DW_ERR_PROTOCOL', `request id ${JSON.stringify(req.id)} is already running on this connection`);
@@ -77,7 +77,7 @@ export function createHandlers(d: Daemon): HandlerTable {
     },
 
     validate: async (req) => {
-      const plan = await loadPlan(req.workflow, req.args ?? {}, req.cwd ?? '/');
+      const plan = await loadPlan(req.workflow, req.args ?? {}, req.cwd ?? '/', d.roots);
       return {
         ok: true,
         workflow: plan.workflow,
@@ -142,7 +142,7 @@ export function createHandlers(d: Daemon): HandlerTable {
 
     clear: async (req) => {
       if (!req.path) {
-        if (req.no_wait && d.scheduler.running) throw new DwError('DW_ERR_MODEL_IN_USE', 'a run is in progress; drop --no-wait to clear once it ends', { active: d.scheduler.activeJob?.plan.workflow.path });
+        if (req.no_wait && d.scheduler.running) throw new DwError('DW_ERR_MODEL_IN_USE', 'a run is in progress; drop --no-wait to clear once it ends', { active: d.scheduler.activeJobs().map((j) => j.plan.workflow.path) });
         return d.scheduler.exclusive('clear', async (): Promise<ResultMap['clear']> => {
           const before = (await d.supervisor.snapshot())?.rss ?? null;
           const released = d.registry.snapshot().map((m) => ({ key: m.key, path: m.path }));

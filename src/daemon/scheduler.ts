@@ -1,7 +1,9 @@
-// Runs wait in a FIFO queue and go to the runner one at a time; each has a deadline. Past it the
-// run is cancelled, and if the runner does not yield within a grace period it is killed (the
-// supervisor restarts it). A queued run can be cancelled without the runner ever seeing it.
-// Maintenance (dw clear) goes to the front of the queue: it waits for the run in progress only.
+// Runs wait in a queue and go to the runner in lanes: up to `parallel` at once, but never two runs
+// that use the same model at the same time (the second waits, and sees its queue position), so a
+// short run on one model is not stuck behind a long run on another. Each run has a deadline; past
+// it the run is cancelled, and if the runner does not yield within a grace period it is killed
+// (the supervisor restarts it). Maintenance (dw clear, background loads) goes to the front of the
+// queue and runs alone, as soon as the runs in progress end.
 import { DwError } from '../protocol/errors.js';
 import type { RunEvent } from '../protocol/messages.js';
 import type { RunnerResult } from '../runner/ipc.js';
@@ -22,51 +24,54 @@ export type RunOutcome = RunnerResult & { queue_ms: number };
 interface Entry {
   id: string;
   enqueued: number;
-  emit: (e: RunEvent) => void;
   /** Does the work once it is this entry's turn. */
   execute: () => Promise<unknown>;
   resolve: (r: unknown) => void;
   reject: (e: DwError) => void;
-  /** What the runner is running for it, if anything (a run; maintenance has no timeout). */
+  /** A run (with its models); absent for maintenance, which runs alone. */
   job?: Job;
+  keys: Set<string>;
+  timers: NodeJS.Timeout[];
 }
 
 /** How long a cancelled or timed-out run may take to yield before its runner is killed. */
 export const YIELD_GRACE_MS = 2000;
 
+export interface SchedulerLimits {
+  parallel: number;
+  maxQueue: number;
+}
+
 export class Scheduler {
   private readonly queue: Entry[] = [];
-  private active: Entry | null = null;
-  private activeTimers: NodeJS.Timeout[] = [];
+  private readonly active = new Map<string, Entry>();
   private idleWaiters: Array<() => void> = [];
   runsTotal = 0;
 
   constructor(
     private readonly supervisor: Supervisor,
     private readonly registry: ModelRegistry,
+    private readonly limits: SchedulerLimits,
   ) {}
 
   submit(job: Job): Promise<RunOutcome> {
+    if (this.queue.length >= this.limits.maxQueue) {
+      return Promise.reject(new DwError('DW_ERR_BUSY', `the queue is full (${this.limits.maxQueue} runs waiting, dwd --max-queue); try again later`, { queued: this.queue.length }));
+    }
     return new Promise((resolve, reject) => {
-      const entry: Entry = {
-        id: job.id,
-        enqueued: Date.now(),
-        emit: job.emit,
-        job,
-        execute: () => this.execute(job, entry.enqueued),
-        resolve: resolve as (r: unknown) => void,
-        reject,
-      };
+      const keys = new Set(job.plan.steps.flatMap((s) => s.models.filter((m) => m.kind === 'onnx').map((m) => m.key)));
+      const entry: Entry = { id: job.id, enqueued: Date.now(), job, keys, timers: [], execute: () => this.execute(job, entry.enqueued), resolve: resolve as (r: unknown) => void, reject };
       this.queue.push(entry);
-      if (this.active) job.emit({ kind: 'queued', position: this.queue.length });
       this.next();
+      if (this.queue.includes(entry)) this.announcePositions();
     });
   }
 
-  /** Runs `fn` alone, as soon as the run in progress (if any) ends, ahead of queued runs. */
+  /** Runs `fn` alone, as soon as the runs in progress end, ahead of queued runs. */
   exclusive<T>(id: string, fn: () => Promise<T>): Promise<T> {
     return new Promise((resolve, reject) => {
-      this.queue.unshift({ id, enqueued: Date.now(), emit: () => {}, execute: fn, resolve: resolve as (r: unknown) => void, reject });
+      const i = this.queue.findIndex((q) => q.job);
+      this.queue.splice(i < 0 ? this.queue.length : i, 0, { id, enqueued: Date.now(), keys: new Set(), timers: [], execute: fn, resolve: resolve as (r: unknown) => void, reject });
       this.next();
     });
   }
@@ -86,33 +91,57 @@ export class Scheduler {
     return this.queue.length;
   }
   get running(): number {
-    return this.active?.job ? 1 : 0;
+    return [...this.active.values()].filter((e) => e.job).length;
   }
-  get activeJob(): Job | null {
-    return this.active?.job ?? null;
+  activeJobs(): Job[] {
+    return [...this.active.values()].flatMap((e) => (e.job ? [e.job] : []));
+  }
+
+  /** Whether `entry` may start now. Maintenance needs the runner to itself; a run needs a free lane and its models free. */
+  private canStart(entry: Entry): boolean {
+    if (!entry.job) return this.active.size === 0;
+    if ([...this.active.values()].some((a) => !a.job)) return false;
+    if (this.active.size >= this.limits.parallel) return false;
+    return ![...this.active.values()].some((a) => [...entry.keys].some((k) => a.keys.has(k)));
   }
 
   private next(): void {
-    if (this.active || this.queue.length === 0) return;
-    const entry = this.queue.shift()!;
-    this.active = entry;
-    this.queue.forEach((q, i) => q.emit({ kind: 'queued', position: i + 1 }));
+    for (let i = 0; i < this.queue.length; ) {
+      const entry = this.queue[i]!;
+      if (!this.canStart(entry)) {
+        // Maintenance waits at the head; nothing may overtake it, or it could wait forever.
+        if (!entry.job) break;
+        i++;
+        continue;
+      }
+      this.queue.splice(i, 1);
+      this.start(entry);
+    }
+  }
+
+  private announcePositions(): void {
+    this.queue.forEach((q, i) => q.job?.emit({ kind: 'queued', position: i + 1 }));
+  }
+
+  private start(entry: Entry): void {
+    this.active.set(entry.id, entry);
     const job = entry.job;
     if (job) {
       this.runsTotal += 1;
       job.emit({ kind: 'started' });
       const timeout = new DwError('DW_ERR_TIMEOUT', `the run exceeded its ${job.timeout_ms / 1000} s deadline and was cancelled`, { timeout_ms: job.timeout_ms, workflow: job.plan.workflow.path });
-      this.activeTimers = [setTimeout(() => this.abort(job.id, timeout), job.timeout_ms)];
+      entry.timers.push(setTimeout(() => this.abort(job.id, timeout), job.timeout_ms));
     }
     entry
       .execute()
       .then(entry.resolve, (err: unknown) => entry.reject(err instanceof DwError ? err : new DwError('DW_ERR_INTERNAL', String((err as Error)?.message ?? err))))
       .finally(() => {
-        this.activeTimers.forEach(clearTimeout);
-        this.activeTimers = [];
-        this.active = null;
+        entry.timers.forEach(clearTimeout);
+        this.active.delete(entry.id);
+        const before = this.queue.length;
         this.next();
-        if (!this.active) this.idleWaiters.splice(0).forEach((wake) => wake());
+        if (this.queue.length !== before) this.announcePositions();
+        if (this.active.size === 0) this.idleWaiters.splice(0).forEach((wake) => wake());
       });
   }
 
@@ -121,11 +150,13 @@ export class Scheduler {
     const i = this.queue.findIndex((q) => q.id === id);
     if (i >= 0) {
       this.queue.splice(i, 1)[0]!.reject(reason);
+      this.announcePositions();
       return true;
     }
-    if (this.active?.id !== id || !this.active.job) return false;
+    const entry = this.active.get(id);
+    if (!entry?.job) return false;
     this.supervisor.cancel(id, reason.toPayload());
-    this.activeTimers.push(setTimeout(() => this.supervisor.kill(id, reason), YIELD_GRACE_MS));
+    entry.timers.push(setTimeout(() => this.supervisor.kill(id, reason), YIELD_GRACE_MS));
     return true;
   }
 
@@ -135,6 +166,6 @@ export class Scheduler {
   }
 
   idle(): Promise<void> {
-    return this.active ? new Promise((wake) => this.idleWaiters.push(wake)) : Promise.resolve();
+    return this.active.size > 0 ? new Promise((wake) => this.idleWaiters.push(wake)) : Promise.resolve();
   }
 }

@@ -21,6 +21,7 @@ export const ERROR_CODES = {
   DW_ERR_FILE_NOT_FOUND: { exit: EXIT.INVALID, doc: 'a workflow or input file does not exist or cannot be read' },
   DW_ERR_MODEL_NOT_FOUND: { exit: EXIT.INVALID, doc: 'a model file (path or npm: package path) does not exist' },
   DW_ERR_BAD_ARGUMENT: { exit: EXIT.INVALID, doc: 'a pipeline argument has the wrong type or value' },
+  DW_ERR_PATH_FORBIDDEN: { exit: EXIT.INVALID, doc: 'a workflow, model or input path lies outside the daemon\'s --allowed-roots' },
   DW_ERR_MODEL_LOAD: { exit: EXIT.RUN_FAILED, doc: 'onnxruntime could not load the model with any listed provider' },
   DW_ERR_RUN_FAILED: { exit: EXIT.RUN_FAILED, doc: 'a pipeline step failed while running' },
   DW_ERR_OUTPUT: { exit: EXIT.RUN_FAILED, doc: 'an output file could not be written' },
@@ -33,6 +34,7 @@ export const ERROR_CODES = {
   DW_ERR_TIMEOUT: { exit: EXIT.TIMEOUT, doc: 'the run exceeded its deadline (--timeout) and was cancelled' },
   DW_ERR_NO_MEMORY: { exit: EXIT.RESOURCES, doc: 'the models would not fit under the memory budget (dwd --max-memory) even after evicting idle ones' },
   DW_ERR_MODEL_IN_USE: { exit: EXIT.RESOURCES, doc: 'dw clear --no-wait named a model that a run is using' },
+  DW_ERR_BUSY: { exit: EXIT.RESOURCES, doc: 'the daemon queue is full (dwd --max-queue); try again later' },
   DW_ERR_CANCELLED: { exit: EXIT.INTERRUPTED, doc: 'the run was cancelled (Ctrl-C, or the client went away)' },
 } as const satisfies Record<string, { exit: number; doc: string }>;
 

@@ -9,6 +9,7 @@ import { workflowSchema, type Workflow, type VariableValue } from './schema.js';
 import { collectReferences, jsonPath, parseReference, substitute } from './references.js';
 import { resolveModelPath } from './model-paths.js';
 import { jsonErrorOffset, lineCol } from './json-error.js';
+import { AllowedRoots } from './roots.js';
 import type { Plan, PlanModel, PlanStep } from './plan.js';
 
 export interface Problem { path: string; message: string }
@@ -137,9 +138,10 @@ async function checkReadable(path: string, code: 'DW_ERR_MODEL_NOT_FOUND' | 'DW_
 }
 
 /** Reads, validates and resolves a workflow, checking every model and input file it names. */
-export async function loadPlan(workflowPath: string, args: Record<string, string>, cwd: string): Promise<Plan> {
+export async function loadPlan(workflowPath: string, args: Record<string, string>, cwd: string, roots: AllowedRoots = new AllowedRoots(null)): Promise<Plan> {
   const path = resolve(cwd, workflowPath);
   const wf = await readWorkflow(path);
+  await roots.check(path, 'workflow');
   const dir = dirname(path);
   const vars = bindVariables(wf, dir, args, cwd);
   const steps: PlanStep[] = [];
@@ -153,6 +155,7 @@ export async function loadPlan(workflowPath: string, args: Record<string, string
       const resolved = resolveModelPath(String(bound.value), bound.base);
       if ('error' in resolved) throw new DwError('DW_ERR_MODEL_NOT_FOUND', `step "${step.name}", model "${role}": ${resolved.error}`, { step: step.name, role, ref: raw });
       await checkReadable(resolved.path, 'DW_ERR_MODEL_NOT_FOUND', `step "${step.name}": model "${role}"`);
+      await roots.check(resolved.path, `step "${step.name}": model "${role}"`);
       const kindOf = info!.roles.find((r) => r.name === role)!.kind;
       models.push({ role, kind: kindOf, path: resolved.path, key: '' });
     }
@@ -167,6 +170,7 @@ export async function loadPlan(workflowPath: string, args: Record<string, string
       }
       argsOut[name] = resolve(base, argsOut[name] as string);
       await checkReadable(argsOut[name] as string, 'DW_ERR_FILE_NOT_FOUND', `step "${step.name}": input "${name}"`);
+      await roots.check(argsOut[name] as string, `step "${step.name}": input "${name}"`);
     }
     const save = step.result?.save;
     const contentType = step.result?.content_type ?? 'application/json';

@@ -6,7 +6,7 @@ import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const NPM = 'npm:';
-const OWN_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+export const OWN_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
 function splitPackage(spec: string): { pkg: string; sub: string } | null {
   const parts = spec.split('/');
