@@ -5,7 +5,7 @@ import { closeSync, mkdirSync, openSync, readFileSync, unlinkSync, watch, writeS
 import { dirname, extname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { DwError } from '../protocol/errors.js';
-import { defaultLogPath, defaultSocketPath, startLockPathFor, SYSTEM_SOCKET } from '../protocol/paths.js';
+import { defaultLogPath, defaultSocketPath, startLockPathFor, systemSocket } from '../protocol/paths.js';
 import { Client } from './client.js';
 
 const DWD_ENTRY = fileURLToPath(new URL(`../daemon/main${extname(fileURLToPath(import.meta.url))}`, import.meta.url));
@@ -180,9 +180,10 @@ async function open(socket: string, allowStart: boolean): Promise<Connected> {
   } catch (err) {
     if (!isNoDaemon(err)) throw unreachable(socket, (err as Error).message);
   }
-  if (!process.env.DW_SOCKET && socket !== SYSTEM_SOCKET) {
+  const system = systemSocket();
+  if (!process.env.DW_SOCKET && socket !== system) {
     try {
-      return { client: await Client.connect(SYSTEM_SOCKET), socket: SYSTEM_SOCKET };
+      return { client: await Client.connect(system), socket: system };
     } catch {}
   }
   if (!allowStart) throw unreachable(socket, 'nothing listens there');

@@ -41,6 +41,7 @@ export class Supervisor {
   private startedAt = 0;
   private stopping = false;
   private restartTimer: NodeJS.Timeout | null = null;
+  private restartAt = 0;
   /** Set while dw clear swaps the runner: its exit is intended, not a crash. */
   private replacing = false;
 
@@ -134,6 +135,7 @@ export class Supervisor {
     this.restarts += 1;
     this.state = 'restarting';
     this.log.warn({ exit: this.lastExit, lived_ms: lived, restart_in_ms: delay, restarts: this.restarts }, 'runner exited; restarting');
+    this.restartAt = Date.now() + delay;
     this.restartTimer = setTimeout(() => {
       this.restartTimer = null;
       this.start().catch((err: Error) => this.log.error({ err: err.message }, 'runner restart failed'));
@@ -206,7 +208,14 @@ export class Supervisor {
   }
 
   status(): StatusResult['runner'] {
-    return { pid: this.child?.pid ?? null, state: this.state, restarts: this.restarts, last_exit: this.lastExit };
+    return {
+      pid: this.child?.pid ?? null,
+      state: this.state,
+      restarts: this.restarts,
+      last_exit: this.lastExit,
+      crash_streak: this.crashStreak,
+      next_start_in_ms: this.restartTimer ? Math.max(0, this.restartAt - Date.now()) : null,
+    };
   }
 
   private send(msg: ToRunner): void {

@@ -93,7 +93,16 @@ export interface StatusResult {
   runs_total: number;
   runs_active: number;
   runs_queued: number;
-  runner: { pid: number | null; state: 'starting' | 'ready' | 'restarting' | 'stopped'; restarts: number; last_exit: string | null };
+  runner: {
+    pid: number | null;
+    state: 'starting' | 'ready' | 'restarting' | 'stopped';
+    restarts: number;
+    last_exit: string | null;
+    /** Crashes in a row, each within 30 s of its start: the backoff grows with it. */
+    crash_streak: number;
+    /** While restarting with backoff: when the next runner starts. */
+    next_start_in_ms: number | null;
+  };
   models_loaded: number;
   settings: Record<string, unknown>;
 }

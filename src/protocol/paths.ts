@@ -5,7 +5,10 @@ import { DwError } from './errors.js';
 
 /** sun_path is 108 bytes on Linux including the terminating NUL. */
 export const MAX_SOCKET_PATH = 107;
-export const SYSTEM_SOCKET = '/run/dwd/dwd.sock';
+/** The system service's socket (systemd/dwd.socket); DW_SYSTEM_SOCKET moves it, for tests and odd installs. */
+export function systemSocket(env: NodeJS.ProcessEnv = process.env): string {
+  return env.DW_SYSTEM_SOCKET || '/run/dwd/dwd.sock';
+}
 
 export function uid(): number {
   return process.getuid?.() ?? 0;

@@ -98,3 +98,34 @@ test('SIGINT (Ctrl-C) in dw run cancels the run in the daemon and exits 130', as
     sb.cleanup();
   }
 });
+
+test('a runner that keeps crashing is restarted with backoff, and dw status says so', async () => {
+  const sb = sandbox();
+  const d = await startDaemon(sb);
+  try {
+    let pid = (await dwJson(sb, ['status'])).json.runner.pid as number;
+    for (let i = 1; i <= 3; i++) {
+      process.kill(pid, 'SIGKILL');
+      const st = await eventually(`runner ${i + 1}`, async () => {
+        const s = (await dwJson(sb, ['status'])).json;
+        return s.runner.pid !== pid && s.runner.state === 'ready' && s;
+      });
+      pid = st.runner.pid;
+      assert.equal(st.runner.restarts, i);
+      assert.equal(st.runner.crash_streak, i);
+    }
+    process.kill(pid, 'SIGKILL');
+    const backing = await eventually('the backoff to show', async () => {
+      const r = await dw(sb, ['status']);
+      return /crashing repeatedly \(4 in a row\), backing off; next start in \d+\.\d s/.test(r.stdout) && r;
+    });
+    assert.equal(backing.code, 0);
+    const ok = await eventually('a runner again', async () => (await dwJson(sb, ['status'])).json.runner.state === 'ready');
+    assert.ok(ok);
+    assert.equal((await dwJson(sb, ['run', OCR_WORKFLOW])).ran.code, 0, 'and it works again');
+    assert.equal((await dwJson(sb, ['status'])).json.pid, d.proc.pid);
+  } finally {
+    await d.stop();
+    sb.cleanup();
+  }
+});

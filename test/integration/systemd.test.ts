@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { alive, DWD, dw, dwJson, OCR_WORKFLOW, ROOT, sandbox } from '../helpers/env.js';
+import { alive, DWD, dw, dwJson, OCR_WORKFLOW, ROOT, sandbox, startDaemon } from '../helpers/env.js';
 
 test('dwd takes the listening socket systemd passes on fd 3 and runs workflows through it', async () => {
   const sb = sandbox();
@@ -34,4 +34,19 @@ test('the system unit files pass systemd-analyze verify', { skip: analyze.error 
   const r = spawnSync('systemd-analyze', ['verify', join(ROOT, 'systemd', 'dwd.service'), join(ROOT, 'systemd', 'dwd.socket')], { encoding: 'utf8' });
   assert.equal(r.status, 0, r.stderr);
   assert.equal(r.stderr + r.stdout, '', 'no warnings either');
+});
+
+test('dw finds the system service socket when no per-user daemon answers', async () => {
+  const sb = sandbox();
+  const system = join(sb.dir, 'system', 'dwd.sock');
+  const d = await startDaemon({ ...sb, env: { ...sb.env, DW_SOCKET: system } });
+  try {
+    const env: NodeJS.ProcessEnv = { ...sb.env, DW_SOCKET: '', XDG_RUNTIME_DIR: join(sb.dir, 'xdg'), DW_SYSTEM_SOCKET: system, DW_AUTOSTART: '0' };
+    const r = await dwJson(sb, ['run', OCR_WORKFLOW], { env });
+    assert.equal(r.ran.code, 0, r.ran.stderr);
+    assert.equal((await dwJson(sb, ['status'], { env })).json.pid, d.proc.pid);
+  } finally {
+    await d.stop();
+    sb.cleanup();
+  }
 });

@@ -28,7 +28,9 @@ Options:
       const lines = [
         `dwd ${s.version} (protocol ${s.protocol}), pid ${s.pid}, up ${span(s.uptime_s * 1000)}`,
         `socket   ${s.socket}`,
-        `runner   ${r.state}${r.pid ? `, pid ${r.pid}` : ''}${r.restarts ? `, restarted ${r.restarts}x (last: ${r.last_exit})` : ''}`,
+        `runner   ${r.state}${r.pid ? `, pid ${r.pid}` : ''}${r.restarts ? `, restarted ${r.restarts}x (last: ${r.last_exit})` : ''}` +
+          (r.crash_streak > 1 ? `; crashing repeatedly (${r.crash_streak} in a row), backing off` : '') +
+          (r.next_start_in_ms !== null ? `; next start in ${(r.next_start_in_ms / 1000).toFixed(1)} s` : ''),
         `runs     ${s.runs_total} so far, ${s.runs_active} running, ${s.runs_queued} queued`,
         `models   ${s.models_loaded} loaded`,
       ];

@@ -16,7 +16,7 @@ Options:
   -h, --help   show this help`,
   options: {},
   async run() {
-    const socket = process.env.DW_SOCKET || defaultSocketPath();
+    const socket = defaultSocketPath();
     try {
       await stopDaemon(socket);
     } catch (err) {
