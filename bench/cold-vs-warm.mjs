@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 const ROOT = join(import.meta.dirname, '..');
-const DW = join(ROOT, 'dist', 'cli', 'main.js');
+const DW = join(ROOT, 'dist', 'cli', 'dw.js');
 const rounds = Number(process.argv[2] ?? 15);
 const dir = mkdtempSync(join(tmpdir(), 'dwb-'));
 const env = { ...process.env, DW_SOCKET: join(dir, 'dwd.sock'), XDG_STATE_HOME: join(dir, 'state'), DW_AUTOSTART: '1' };

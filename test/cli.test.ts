@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 
 const ROOT = resolve(import.meta.dirname, '..');
-const DW = join(ROOT, 'dist', 'cli', 'main.js');
+const DW = join(ROOT, 'dist', 'cli', 'dw.js');
 const version = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')).version;
 
 function dw(...args: string[]) {
@@ -48,6 +48,7 @@ test('dw stop without a daemon is not an error', () => {
 });
 
 test("the CLI's import graph holds nothing heavy", () => {
+  // The sources, through tsc's one-file-per-module output; then the bundle that `dw` really runs.
   const heavy = /^(onnxruntime-node|sharp|pino|zod|chokidar|systeminformation)(\/|$)/;
   const seen = new Set<string>();
   const bare = new Set<string>();
@@ -61,10 +62,13 @@ test("the CLI's import graph holds nothing heavy", () => {
       else bare.add(spec);
     }
   };
-  walk(DW);
+  walk(join(ROOT, 'dist', 'cli', 'main.js'));
   assert.ok(seen.size > 5, 'the walk followed the relative imports');
   const offending = [...bare].filter((s) => heavy.test(s));
   assert.deepEqual(offending, []);
   assert.deepEqual([...bare].filter((s) => !s.startsWith('node:')), [], 'only node: built-ins outside the project');
   for (const f of seen) assert.match(f, /dist\/(cli|protocol)\//, `${f} is outside cli/ and protocol/`);
+  const bundled = [...readFileSync(DW, 'utf8').matchAll(/(?:from|import)\s*\(?\s*["']([^"']+)["']/g)].map((m) => m[1]!);
+  assert.ok(bundled.length > 0);
+  assert.deepEqual(bundled.filter((s) => !s.startsWith('node:')), [], 'the bundle imports only node: built-ins');
 });

@@ -40,6 +40,8 @@ export async function decodeImage(path: string): Promise<RawImage> {
  */
 export function resizeBilinear(src: RawImage, width: number, height: number): RawImage {
   const { data, width: sw, height: sh, channels: ch } = src;
+  // Sampling at the same size lands on every source pixel centre: the image itself.
+  if (width === sw && height === sh) return src;
   const out = new Uint8Array(width * height * ch);
   const sx = sw / width, sy = sh / height;
   const x0s = new Int32Array(width), x1s = new Int32Array(width), fxs = new Float32Array(width);

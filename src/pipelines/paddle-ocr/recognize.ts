@@ -7,8 +7,12 @@ import { byAspectRatio, lineBatch } from './line-tensor.js';
 import { outputOf } from './session-io.js';
 
 export const REC_HEIGHT = 48;
-/** PaddleOCR's rec_image_shape width: no batch is narrower than this 320/48 aspect ratio. */
-export const REC_BASE_WIDTH = 320;
+/**
+ * The narrowest batch. PaddleOCR pads every batch to at least 320 px; short items (a receipt's
+ * prices) then cost as much as whole lines. 96 px halved the recogniser's time on the receipt and
+ * read 19 test pages with the same character error rate as 320.
+ */
+export const REC_BASE_WIDTH = 96;
 export const REC_BATCH = 6;
 
 /**
