@@ -7,18 +7,11 @@ import { fileURLToPath } from 'node:url';
 import { DwError } from '../protocol/errors.js';
 import { defaultLogPath, defaultSocketPath, startLockPathFor, systemSocket } from '../protocol/paths.js';
 import { Client } from './client.js';
+import { pidAlive } from '../protocol/pids.js';
 
 const DWD_ENTRY = fileURLToPath(new URL(`../daemon/main${extname(fileURLToPath(import.meta.url))}`, import.meta.url));
 const START_TIMEOUT_MS = 30_000;
 
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
 
 function isNoDaemon(err: unknown): boolean {
   const code = (err as NodeJS.ErrnoException).code;

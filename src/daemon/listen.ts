@@ -6,16 +6,8 @@ import { createConnection, createServer, type Server } from 'node:net';
 import { dirname } from 'node:path';
 import { DwError } from '../protocol/errors.js';
 import { assertValidSocketPath, lockPathFor, uid } from '../protocol/paths.js';
+import { pidAlive } from '../protocol/pids.js';
 
-/** True if a process with this pid exists (EPERM: it exists, it just belongs to another user). */
-export function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
 
 /** Whether something accepts connections on the socket right now. */
 export function socketAccepts(path: string, timeoutMs = 1000): Promise<boolean> {

@@ -124,11 +124,29 @@ export async function dwJson(sb: Sandbox, args: string[], opts: { env?: NodeJS.P
   return { ran, json };
 }
 
-export function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
+export { pidAlive as alive } from '../../src/protocol/pids.js';
+
+export const SAMPLE = join(ROOT, 'workflows', 'samples', 'receipt.png');
+
+/** The receipt sample tiled `copies` times: a page with many boxes, so a run stays in progress long enough to interrupt. */
+export async function tallImage(sb: Sandbox, copies: number): Promise<string> {
+  const { default: sharp } = await import('sharp');
+  const meta = await sharp(SAMPLE).metadata();
+  const out = join(sb.dir, `tall${copies}.png`);
+  await sharp({ create: { width: meta.width!, height: meta.height! * copies, channels: 3, background: '#ffffff' } })
+    .composite(Array.from({ length: copies }, (_, i) => ({ input: SAMPLE, top: i * meta.height!, left: 0 })))
+    .png()
+    .toFile(out);
+  return out;
+}
+
+/** Polls `probe` until it returns something truthy (state that changes in another process, e.g. after a file edit). */
+export async function eventually<T>(what: string, probe: () => Promise<T | undefined | false>, ms = 20_000): Promise<T> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const v = await probe();
+    if (v) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
   }
 }

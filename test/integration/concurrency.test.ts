@@ -4,20 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import sharp from 'sharp';
-import { dwJson, OCR_WORKFLOW, ROOT, sandbox, spawnDw, startDaemon, type Sandbox } from '../helpers/env.js';
-
-const SAMPLE = join(ROOT, 'workflows', 'samples', 'receipt.png');
-
-async function tallImage(sb: Sandbox, copies: number): Promise<string> {
-  const meta = await sharp(SAMPLE).metadata();
-  const tall = join(sb.dir, `tall${copies}.png`);
-  await sharp({ create: { width: meta.width!, height: meta.height! * copies, channels: 3, background: '#fff' } })
-    .composite(Array.from({ length: copies }, (_, i) => ({ input: SAMPLE, top: i * meta.height!, left: 0 })))
-    .png()
-    .toFile(tall);
-  return tall;
-}
+import { dwJson, OCR_WORKFLOW, SAMPLE, sandbox, spawnDw, startDaemon, tallImage } from '../helpers/env.js';
 
 test('a short run on other models is not stuck behind a long run; runs of the same model queue', async () => {
   const sb = sandbox();

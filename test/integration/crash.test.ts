@@ -3,30 +3,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import sharp from 'sharp';
-import { alive, dw, dwJson, OCR_WORKFLOW, ROOT, sandbox, spawnDw, startDaemon } from '../helpers/env.js';
-
-async function eventually<T>(what: string, probe: () => Promise<T | undefined | false>, ms = 20_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = await probe();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
+import { alive, dw, dwJson, eventually, OCR_WORKFLOW, sandbox, spawnDw, startDaemon, tallImage } from '../helpers/env.js';
 
 test('SIGKILL of the runner mid-run: that run fails, the runner is back with its models, the next run hits', async () => {
   const sb = sandbox();
   const d = await startDaemon(sb);
   try {
-    const sample = join(ROOT, 'workflows', 'samples', 'receipt.png');
-    const meta = await sharp(sample).metadata();
-    const tall = join(sb.dir, 'tall.png');
-    await sharp({ create: { width: meta.width!, height: meta.height! * 6, channels: 3, background: '#fff' } })
-      .composite(Array.from({ length: 6 }, (_, i) => ({ input: sample, top: i * meta.height!, left: 0 })))
-      .png()
-      .toFile(tall);
+    const tall = await tallImage(sb, 6);
     assert.equal((await dw(sb, ['run', OCR_WORKFLOW, '-q'])).code, 0);
     const before = (await dwJson(sb, ['status'])).json.runner.pid as number;
 
@@ -78,13 +61,7 @@ test('SIGINT (Ctrl-C) in dw run cancels the run in the daemon and exits 130', as
   const sb = sandbox();
   const d = await startDaemon(sb);
   try {
-    const sample = join(ROOT, 'workflows', 'samples', 'receipt.png');
-    const meta = await sharp(sample).metadata();
-    const tall = join(sb.dir, 'tall.png');
-    await sharp({ create: { width: meta.width!, height: meta.height! * 6, channels: 3, background: '#fff' } })
-      .composite(Array.from({ length: 6 }, (_, i) => ({ input: sample, top: i * meta.height!, left: 0 })))
-      .png()
-      .toFile(tall);
+    const tall = await tallImage(sb, 6);
     const run = spawnDw(sb, ['run', OCR_WORKFLOW, '--arg', `image=${tall}`, '-o', join(sb.dir, 'out')]);
     await run.stderrMatches(/read: \d+\/\d+ boxes/);
     run.proc.kill('SIGINT');

@@ -4,11 +4,9 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { copyFileSync, readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import sharp from 'sharp';
-import { dw, dwJson, MODELS, OCR_WORKFLOW, ROOT, sandbox, spawnDw, startDaemon, type Daemon, type Sandbox } from '../helpers/env.js';
+import { dw, dwJson, eventually, MODELS, OCR_WORKFLOW, SAMPLE, sandbox, spawnDw, startDaemon, tallImage, type Daemon, type Sandbox } from '../helpers/env.js';
 
 const CLS = join(MODELS, 'ch_ppocr_mobile_v2.0_cls_infer.onnx');
-const SAMPLE = join(ROOT, 'workflows', 'samples', 'receipt.png');
 
 /** The same model with a different doc_string: appending a field to a protobuf message is a valid merge. */
 function variant(n: number): Buffer {
@@ -26,16 +24,6 @@ function workflow(sb: Sandbox, name: string, cls: string, pipeline: Record<strin
   const path = join(sb.dir, name);
   writeFileSync(path, JSON.stringify(wf, null, 2));
   return path;
-}
-
-async function eventually<T>(what: string, probe: () => Promise<T | undefined | false>, ms = 15_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = await probe();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
 }
 
 async function memory(sb: Sandbox): Promise<any> {
@@ -216,12 +204,7 @@ test('dw clear of a model in use waits for its run, or fails at once with --no-w
   const sb = sandbox();
   const d = await startDaemon(sb);
   try {
-    const meta = await sharp(SAMPLE).metadata();
-    const tall = join(sb.dir, 'tall.png');
-    await sharp({ create: { width: meta.width!, height: meta.height! * 6, channels: 3, background: '#fff' } })
-      .composite(Array.from({ length: 6 }, (_, i) => ({ input: SAMPLE, top: i * meta.height!, left: 0 })))
-      .png()
-      .toFile(tall);
+    const tall = await tallImage(sb, 6);
     const long = spawnDw(sb, ['run', OCR_WORKFLOW, '--arg', `image=${tall}`]);
     await long.stderrMatches(/read: \d+\/\d+ boxes/);
     const refused = await dwJson(sb, ['clear', CLS, '--no-wait']);

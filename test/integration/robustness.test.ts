@@ -5,8 +5,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { createConnection } from 'node:net';
 import { join } from 'node:path';
-import sharp from 'sharp';
-import { dwJson, OCR_WORKFLOW, ROOT, sandbox, spawnDw, startDaemon, type Daemon, type Sandbox } from '../helpers/env.js';
+import { dwJson, OCR_WORKFLOW, ROOT, sandbox, spawnDw, startDaemon, tallImage, type Daemon, type Sandbox } from '../helpers/env.js';
 
 let sb: Sandbox;
 let daemon: Daemon;
@@ -15,15 +14,7 @@ let tall: string;
 before(async () => {
   sb = sandbox();
   daemon = await startDaemon(sb);
-  // A page of many text lines, so a run has many boxes and stays in progress long enough to be interrupted.
-  const sample = join(ROOT, 'workflows', 'samples', 'receipt.png');
-  const meta = await sharp(sample).metadata();
-  const copies = 8;
-  tall = join(sb.dir, 'tall.png');
-  await sharp({ create: { width: meta.width!, height: meta.height! * copies, channels: 3, background: '#ffffff' } })
-    .composite(Array.from({ length: copies }, (_, i) => ({ input: sample, top: i * meta.height!, left: 0 })))
-    .png()
-    .toFile(tall);
+  tall = await tallImage(sb, 8);
   const warm = await dwJson(sb, ['run', OCR_WORKFLOW]);
   assert.equal(warm.ran.code, 0, warm.ran.stderr);
 });
