@@ -4,6 +4,7 @@ import { DwError, toErrorPayload } from '../protocol/errors.js';
 import type { FromRunner, ToRunner } from './ipc.js';
 import { runPlan } from './engine.js';
 import { SessionCache } from './sessions.js';
+import { cancelIdleCollection, collectWhenIdle } from './idle-gc.js';
 
 function send(msg: FromRunner): void {
   // The daemon may be gone already (it is being killed); nothing useful to do with the error then.
@@ -16,11 +17,15 @@ const active = new Map<string, AbortController>();
 const handlers: { [K in ToRunner['type']]: (msg: Extract<ToRunner, { type: K }>) => void } = {
   run: ({ runId, plan }) => {
     const controller = new AbortController();
+    cancelIdleCollection();
     active.set(runId, controller);
     runPlan(plan, { sessions, signal: controller.signal, emit: (event) => send({ type: 'event', runId, event }) })
       .then((result) => send({ type: 'done', runId, result }))
       .catch((err: unknown) => send({ type: 'failed', runId, error: toErrorPayload(err, 'DW_ERR_RUN_FAILED') }))
-      .finally(() => active.delete(runId));
+      .finally(() => {
+        active.delete(runId);
+        if (active.size === 0) collectWhenIdle();
+      });
   },
   cancel: ({ runId, reason }) => active.get(runId)?.abort(DwError.fromPayload(reason)),
   snapshot: ({ reqId }) => send({ type: 'snapshot', reqId, rss: process.memoryUsage.rss(), models: sessions.snapshot() }),
