@@ -153,12 +153,29 @@ export class ModelRegistry {
     this.deps.changed?.();
   }
 
+  /**
+   * A run just loaded a model: known from this moment, not only when the run ends, so that a
+   * runner dying in the middle of that run is replaced by one that loads it again.
+   */
+  noteLoaded(m: { key: string; path: string; role: string; session: SessionOptionsSpec; provider: string; load_ms: number; workflow: string }): void {
+    if (this.entries.has(m.key)) return;
+    this.generation += 1;
+    this.entries.set(m.key, {
+      key: m.key, path: m.path, role: m.role, session: m.session, provider: m.provider, size_bytes: 0, cost_bytes: 0, load_ms: m.load_ms,
+      loaded_at: Date.now(), last_used: Date.now(), uses: 0, keep_alive_ms: this.deps.keepAliveMs, expires_at: null,
+      workflows: new Set([m.workflow]), stale: null, timer: null,
+    });
+  }
+
   private async reconcile(held: LoadedModelInfo[]): Promise<void> {
     const keys = new Set(held.map((h) => h.key));
     for (const h of held) {
       const e = this.entries.get(h.key);
       if (e) {
         e.uses = h.uses;
+        if (e.size_bytes === 0) e.size_bytes = await stat(h.path).then((s) => s.size, () => 0);
+        e.cost_bytes = h.cost_bytes;
+        this.knownCost.set(h.key, h.cost_bytes);
         continue;
       }
       const size = await stat(h.path).then((s) => s.size, () => 0);

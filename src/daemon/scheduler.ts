@@ -79,8 +79,16 @@ export class Scheduler {
   private async execute(job: Job, enqueued: number): Promise<RunOutcome> {
     const queue_ms = Date.now() - enqueued;
     const acquired = await this.registry.prepare(job.plan, job.emit);
+    const emit = (e: RunEvent) => {
+      if (e.kind === 'cache' && e.status === 'loaded') {
+        const step = job.plan.steps.find((s) => s.name === e.step);
+        const model = step?.models.find((m) => m.role === e.role);
+        if (step && model) this.registry.noteLoaded({ ...model, session: step.session, provider: e.provider ?? '', load_ms: e.load_ms ?? 0, workflow: job.plan.workflow.path });
+      }
+      job.emit(e);
+    };
     try {
-      const r = await this.supervisor.run(job.id, job.plan, job.emit);
+      const r = await this.supervisor.run(job.id, job.plan, emit);
       return { ...r, queue_ms };
     } finally {
       await this.registry.finish(job.plan, acquired, job.keep_alive_ms);

@@ -2,8 +2,10 @@
 // a new runner loads what the old one held, and the next run hits the cache without asking.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { alive, dw, dwJson, eventually, OCR_WORKFLOW, sandbox, spawnDw, startDaemon, tallImage } from '../helpers/env.js';
+import { alive, dw, dwJson, eventually, OCR_WORKFLOW, SAMPLE, sandbox, spawnDw, startDaemon, tallImage } from '../helpers/env.js';
+import { slowClassifier } from '../helpers/onnx.js';
 
 test('SIGKILL of the runner mid-run: that run fails, the runner is back with its models, the next run hits', async () => {
   const sb = sandbox();
@@ -101,6 +103,43 @@ test('a runner that keeps crashing is restarted with backoff, and dw status says
     assert.ok(ok);
     assert.equal((await dwJson(sb, ['run', OCR_WORKFLOW])).ran.code, 0, 'and it works again');
     assert.equal((await dwJson(sb, ['status'])).json.pid, d.proc.pid);
+  } finally {
+    await d.stop();
+    sb.cleanup();
+  }
+});
+
+test('a run stuck inside one native call past its deadline: the runner is killed and replaced, the run gets DW_ERR_TIMEOUT', async () => {
+  const sb = sandbox();
+  const d = await startDaemon(sb);
+  try {
+    // A direction classifier whose one call multiplies big matrices for many seconds: onnxruntime
+    // does not return to JavaScript in between, so the cancel cannot be seen; only a kill helps.
+    const slow = join(sb.dir, 'slow-cls.onnx');
+    writeFileSync(slow, slowClassifier());
+    const wf = JSON.parse(readFileSync(OCR_WORKFLOW, 'utf8'));
+    delete wf.$schema;
+    wf.variables.image = SAMPLE;
+    wf.steps[0].pipeline.models.cls = slow;
+    const path = join(sb.dir, 'slow.json');
+    writeFileSync(path, JSON.stringify(wf));
+    const before = (await dwJson(sb, ['status'])).json.runner.pid as number;
+
+    const r = await dwJson(sb, ['run', path, '--timeout', '1s']);
+    assert.equal(r.ran.code, 5, r.ran.stderr);
+    assert.equal(r.json.error.code, 'DW_ERR_TIMEOUT');
+    assert.match(r.json.error.message, /exceeded its 1 s deadline/);
+    assert.match(d.log(), /killing the runner: a run did not yield/);
+    assert.equal(alive(before), false, 'the stuck runner is gone');
+
+    const st = await eventually('a new runner', async () => {
+      const s = (await dwJson(sb, ['status'])).json;
+      return s.runner.state === 'ready' && s.runner.pid !== before && s;
+    });
+    assert.equal(st.runner.restarts, 1);
+    const ok = await dwJson(sb, ['run', OCR_WORKFLOW]);
+    assert.equal(ok.ran.code, 0, ok.ran.stderr);
+    assert.deepEqual(ok.json.models.filter((m: any) => m.role !== 'cls').map((m: any) => m.cache), ['hit', 'hit'], 'det and rec were reloaded after the kill');
   } finally {
     await d.stop();
     sb.cleanup();
