@@ -150,3 +150,15 @@ export async function eventually<T>(what: string, probe: () => Promise<T | undef
     await new Promise((r) => setTimeout(r, 50));
   }
 }
+
+/** A daemon in a fresh sandbox for the length of `fn`; stopped and cleaned up however `fn` ends. */
+export async function withDaemon<T>(args: string[], fn: (sb: Sandbox, d: Daemon) => Promise<T>): Promise<T> {
+  const sb = sandbox();
+  const d = await startDaemon(sb, args);
+  try {
+    return await fn(sb, d);
+  } finally {
+    await d.stop();
+    sb.cleanup();
+  }
+}

@@ -4,12 +4,10 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { dwJson, OCR_WORKFLOW, SAMPLE, sandbox, spawnDw, startDaemon, tallImage } from '../helpers/env.js';
+import { dwJson, OCR_WORKFLOW, SAMPLE, sandbox, spawnDw, startDaemon, tallImage, withDaemon } from '../helpers/env.js';
 
 test('a short run on other models is not stuck behind a long run; runs of the same model queue', async () => {
-  const sb = sandbox();
-  const d = await startDaemon(sb);
-  try {
+  await withDaemon([], async (sb, d) => {
     const tall = await tallImage(sb, 8);
     // The same files with other session options: other sessions, so another lane may take it.
     const wf = JSON.parse(readFileSync(OCR_WORKFLOW, 'utf8'));
@@ -35,16 +33,11 @@ test('a short run on other models is not stuck behind a long run; runs of the sa
     assert.doesNotMatch(rs.stderr, /queued/, 'the short run on other models never waited');
     assert.match(rm.stderr, /queued: position 1/, 'the run on the same models waited for the long one');
     assert.ok(finished.indexOf('same') > finished.indexOf('long'));
-  } finally {
-    await d.stop();
-    sb.cleanup();
-  }
+  });
 });
 
 test('a full queue answers DW_ERR_BUSY at once', async () => {
-  const sb = sandbox();
-  const d = await startDaemon(sb, ['--parallel', '1', '--max-queue', '1']);
-  try {
+  await withDaemon(['--parallel', '1', '--max-queue', '1'], async (sb, d) => {
     const tall = await tallImage(sb, 6);
     const running = spawnDw(sb, ['run', OCR_WORKFLOW, '--arg', `image=${tall}`]);
     await running.stderrMatches(/read: \d+\/\d+ boxes/);
@@ -56,8 +49,5 @@ test('a full queue answers DW_ERR_BUSY at once', async () => {
     assert.match(refused.json.error.message, /queue is full \(1 runs waiting/);
     assert.equal((await running.done).code, 0);
     assert.equal((await waiting.done).code, 0);
-  } finally {
-    await d.stop();
-    sb.cleanup();
-  }
+  });
 });

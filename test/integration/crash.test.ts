@@ -4,13 +4,11 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { alive, dw, dwJson, eventually, OCR_WORKFLOW, SAMPLE, sandbox, spawnDw, startDaemon, tallImage } from '../helpers/env.js';
+import { alive, dw, dwJson, eventually, OCR_WORKFLOW, SAMPLE, sandbox, spawnDw, startDaemon, tallImage, withDaemon } from '../helpers/env.js';
 import { slowClassifier } from '../helpers/onnx.js';
 
 test('SIGKILL of the runner mid-run: that run fails, the runner is back with its models, the next run hits', async () => {
-  const sb = sandbox();
-  const d = await startDaemon(sb);
-  try {
+  await withDaemon([], async (sb, d) => {
     const tall = await tallImage(sb, 6);
     assert.equal((await dw(sb, ['run', OCR_WORKFLOW, '-q'])).code, 0);
     const before = (await dwJson(sb, ['status'])).json.runner.pid as number;
@@ -37,32 +35,22 @@ test('SIGKILL of the runner mid-run: that run fails, the runner is back with its
     assert.equal(next.ran.code, 0, next.ran.stderr);
     assert.deepEqual(next.json.models.map((m: any) => m.cache), ['hit', 'hit', 'hit'], 'reloaded without a client asking');
     assert.match(d.log(), /reloaded the models the crashed runner held/);
-  } finally {
-    await d.stop();
-    sb.cleanup();
-  }
+  });
 });
 
 test('a run past its deadline is cancelled with DW_ERR_TIMEOUT and the daemon carries on', async () => {
-  const sb = sandbox();
-  const d = await startDaemon(sb);
-  try {
+  await withDaemon([], async (sb, d) => {
     const r = await dwJson(sb, ['run', OCR_WORKFLOW, '--timeout', '1ms']);
     assert.equal(r.ran.code, 5);
     assert.equal(r.json.error.code, 'DW_ERR_TIMEOUT');
     assert.match(r.json.error.message, /exceeded its 0\.001 s deadline/);
     const ok = await dwJson(sb, ['run', OCR_WORKFLOW]);
     assert.equal(ok.ran.code, 0, ok.ran.stderr);
-  } finally {
-    await d.stop();
-    sb.cleanup();
-  }
+  });
 });
 
 test('SIGINT (Ctrl-C) in dw run cancels the run in the daemon and exits 130', async () => {
-  const sb = sandbox();
-  const d = await startDaemon(sb);
-  try {
+  await withDaemon([], async (sb, d) => {
     const tall = await tallImage(sb, 6);
     const run = spawnDw(sb, ['run', OCR_WORKFLOW, '--arg', `image=${tall}`, '-o', join(sb.dir, 'out')]);
     await run.stderrMatches(/read: \d+\/\d+ boxes/);
@@ -72,16 +60,11 @@ test('SIGINT (Ctrl-C) in dw run cancels the run in the daemon and exits 130', as
     assert.match(r.stderr, /cancelling the run \(Ctrl-C again to quit at once\)/);
     assert.match(r.stderr, /DW_ERR_CANCELLED/);
     assert.match(d.log(), /"code":"DW_ERR_CANCELLED","err":"the run was cancelled by the client"/);
-  } finally {
-    await d.stop();
-    sb.cleanup();
-  }
+  });
 });
 
 test('a runner that keeps crashing is restarted with backoff, and dw status says so', async () => {
-  const sb = sandbox();
-  const d = await startDaemon(sb);
-  try {
+  await withDaemon([], async (sb, d) => {
     let pid = (await dwJson(sb, ['status'])).json.runner.pid as number;
     for (let i = 1; i <= 3; i++) {
       process.kill(pid, 'SIGKILL');
@@ -103,16 +86,11 @@ test('a runner that keeps crashing is restarted with backoff, and dw status says
     assert.ok(ok);
     assert.equal((await dwJson(sb, ['run', OCR_WORKFLOW])).ran.code, 0, 'and it works again');
     assert.equal((await dwJson(sb, ['status'])).json.pid, d.proc.pid);
-  } finally {
-    await d.stop();
-    sb.cleanup();
-  }
+  });
 });
 
 test('a run stuck inside one native call past its deadline: the runner is killed and replaced, the run gets DW_ERR_TIMEOUT', async () => {
-  const sb = sandbox();
-  const d = await startDaemon(sb);
-  try {
+  await withDaemon([], async (sb, d) => {
     // A direction classifier whose one call multiplies big matrices for many seconds: onnxruntime
     // does not return to JavaScript in between, so the cancel cannot be seen; only a kill helps.
     const slow = join(sb.dir, 'slow-cls.onnx');
@@ -140,8 +118,5 @@ test('a run stuck inside one native call past its deadline: the runner is killed
     const ok = await dwJson(sb, ['run', OCR_WORKFLOW]);
     assert.equal(ok.ran.code, 0, ok.ran.stderr);
     assert.deepEqual(ok.json.models.filter((m: any) => m.role !== 'cls').map((m: any) => m.cache), ['hit', 'hit'], 'det and rec were reloaded after the kill');
-  } finally {
-    await d.stop();
-    sb.cleanup();
-  }
+  });
 });

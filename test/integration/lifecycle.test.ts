@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { createConnection } from 'node:net';
 import { dirname, join } from 'node:path';
-import { alive, dw, dwJson, OCR_WORKFLOW, sandbox, spawnDw, startDaemon } from '../helpers/env.js';
+import { alive, dw, dwJson, OCR_WORKFLOW, sandbox, spawnDw, startDaemon, withDaemon } from '../helpers/env.js';
 
 function runnerPid(log: string): number {
   const m = /"runner_pid":(\d+)/.exec(log);
@@ -19,9 +19,7 @@ async function gone(pid: number, ms = 5000): Promise<boolean> {
 }
 
 test('socket in a 0700 directory, socket 0600, pid file; dw stop removes them, stops the runner and exits 0', async () => {
-  const sb = sandbox();
-  const d = await startDaemon(sb);
-  try {
+  await withDaemon([], async (sb, d) => {
     assert.equal(statSync(dirname(sb.socket)).mode & 0o777, 0o700);
     assert.equal(statSync(sb.socket).mode & 0o777, 0o600);
     assert.equal(readFileSync(join(dirname(sb.socket), 'dwd.pid'), 'utf8').trim(), String(d.proc.pid));
@@ -39,16 +37,11 @@ test('socket in a 0700 directory, socket 0600, pid file; dw stop removes them, s
     const again = await dw(sb, ['status']);
     assert.equal(again.code, 4, 'status never starts a daemon and says none answers');
     assert.match(again.stderr, /DW_ERR_DAEMON_UNREACHABLE/);
-  } finally {
-    await d.stop();
-    sb.cleanup();
-  }
+  });
 });
 
 test('SIGTERM during a run lets it finish, then exits 0 and cleans up', async () => {
-  const sb = sandbox();
-  const d = await startDaemon(sb);
-  try {
+  await withDaemon([], async (sb, d) => {
     const running = spawnDw(sb, ['run', OCR_WORKFLOW]);
     await running.stderrMatches(/read: started/);
     d.proc.kill('SIGTERM');
@@ -57,10 +50,7 @@ test('SIGTERM during a run lets it finish, then exits 0 and cleans up', async ()
     assert.deepEqual(await d.exited, { code: 0, signal: null });
     assert.match(d.log(), /"reason":"SIGTERM","msg":"shutting down"[\s\S]*"msg":"run done"[\s\S]*"msg":"stopped"/);
     assert.equal(existsSync(sb.socket), false);
-  } finally {
-    await d.stop();
-    sb.cleanup();
-  }
+  });
 });
 
 test('after kill -9 the stale socket and pid file are cleared by the next daemon; the old runner does not outlive it', async () => {
@@ -145,19 +135,14 @@ test('DW_AUTOSTART=0 with no daemon: exit 4 and a message that says how to start
 });
 
 test('a client of another version gets DW_ERR_VERSION_MISMATCH with the daemon facts', async () => {
-  const sb = sandbox();
-  const d = await startDaemon(sb);
-  try {
+  await withDaemon([], async (sb, d) => {
     const reply = await rawExchange(sb.socket, JSON.stringify({ id: 1, type: 'hello', protocol: 1, version: '0.0.0-old' }) + '\n');
     const frame = JSON.parse(reply.split('\n')[0]!);
     assert.equal(frame.type, 'error');
     assert.equal(frame.error.code, 'DW_ERR_VERSION_MISMATCH');
     assert.equal(frame.error.details.daemon.pid, d.proc.pid);
     assert.equal(frame.error.details.client.version, '0.0.0-old');
-  } finally {
-    await d.stop();
-    sb.cleanup();
-  }
+  });
 });
 
 test('a socket path too long for sun_path fails with how to fix it', async () => {

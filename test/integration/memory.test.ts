@@ -4,7 +4,7 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { copyFileSync, readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { dw, dwJson, eventually, MODELS, OCR_WORKFLOW, SAMPLE, sandbox, spawnDw, startDaemon, tallImage, type Daemon, type Sandbox } from '../helpers/env.js';
+import { dw, dwJson, eventually, MODELS, OCR_WORKFLOW, SAMPLE, sandbox, spawnDw, startDaemon, tallImage, type Daemon, type Sandbox, withDaemon } from '../helpers/env.js';
 
 const CLS = join(MODELS, 'ch_ppocr_mobile_v2.0_cls_infer.onnx');
 
@@ -106,9 +106,7 @@ function describeWatcher(): void {
 }
 
 test('keep-alive: a short one unloads idle models, -1 pins them, 0 unloads right after the run', async () => {
-  const sb = sandbox();
-  const d = await startDaemon(sb, ['--keep-alive', '400ms']);
-  try {
+  await withDaemon(['--keep-alive', '400ms'], async (sb, d) => {
     assert.equal((await dw(sb, ['run', OCR_WORKFLOW, '-q'])).code, 0);
     await eventually('the idle models to unload', async () => (await loadedPaths(sb)).length === 0);
     assert.match(d.log(), /idle for its keep-alive of 400 ms/);
@@ -122,10 +120,7 @@ test('keep-alive: a short one unloads idle models, -1 pins them, 0 unloads right
     const after = (await memory(sb)).runners[0].models;
     assert.equal(after.length, 3, 'only the pinned models remain; the keep-alive 0 ones went with their run');
     assert.ok(after.every((m: any) => m.keep_alive_ms === -1));
-  } finally {
-    await d.stop();
-    sb.cleanup();
-  }
+  });
 });
 
 test('memory budget: idle models are evicted least recently used first; a run that cannot fit gets DW_ERR_NO_MEMORY', async () => {
@@ -169,9 +164,7 @@ test('memory budget: idle models are evicted least recently used first; a run th
 });
 
 test('dw clear: one model, a workflow, then everything with a fresh runner and the memory it freed', async () => {
-  const sb = sandbox();
-  const d = await startDaemon(sb);
-  try {
+  await withDaemon([], async (sb, d) => {
     assert.equal((await dw(sb, ['run', OCR_WORKFLOW, '-q'])).code, 0);
     const one = await dwJson(sb, ['clear', CLS]);
     assert.equal(one.ran.code, 0, one.ran.stderr);
@@ -194,16 +187,11 @@ test('dw clear: one model, a workflow, then everything with a fresh runner and t
     const next = await dwJson(sb, ['run', OCR_WORKFLOW]);
     assert.deepEqual(next.json.models.map((x: any) => x.cache), ['loaded', 'loaded', 'loaded']);
     assert.equal((await dwJson(sb, ['status'])).json.runner.restarts, 0, 'a clear is not a crash');
-  } finally {
-    await d.stop();
-    sb.cleanup();
-  }
+  });
 });
 
 test('dw clear of a model in use waits for its run, or fails at once with --no-wait', async () => {
-  const sb = sandbox();
-  const d = await startDaemon(sb);
-  try {
+  await withDaemon([], async (sb, d) => {
     const tall = await tallImage(sb, 6);
     const long = spawnDw(sb, ['run', OCR_WORKFLOW, '--arg', `image=${tall}`]);
     await long.stderrMatches(/read: \d+\/\d+ boxes/);
@@ -215,16 +203,11 @@ test('dw clear of a model in use waits for its run, or fails at once with --no-w
     assert.equal(run.code, 0, 'the run was not disturbed');
     assert.equal(waited.ran.code, 0);
     assert.deepEqual(waited.json.released.map((x: any) => x.path), [CLS]);
-  } finally {
-    await d.stop();
-    sb.cleanup();
-  }
+  });
 });
 
 test('dw memory shows daemon, host, runner, models and GPU facts, as text and as JSON', async () => {
-  const sb = sandbox();
-  const d = await startDaemon(sb);
-  try {
+  await withDaemon([], async (sb, d) => {
     await dw(sb, ['run', OCR_WORKFLOW, '-q']);
     const m = await memory(sb);
     assert.equal(m.daemon.pid, d.proc.pid);
@@ -246,16 +229,11 @@ test('dw memory shows daemon, host, runner, models and GPU facts, as text and as
     assert.match(text.stdout, /^gpu {2}no GPU/m);
     assert.match(text.stdout, /MODEL +KEY +PROVIDER +SIZE +MEMORY +USES +LAST USED +UNLOADS/);
     assert.match(text.stdout, /ch_PP-OCRv4_det_infer\.onnx +[0-9a-f]{8} +cpu +[\d.]+ MB/);
-  } finally {
-    await d.stop();
-    sb.cleanup();
-  }
+  });
 });
 
 test('with --prewarm, a changed model file is loaded again in the background before any run asks', async () => {
-  const sb = sandbox();
-  const d = await startDaemon(sb, ['--prewarm']);
-  try {
+  await withDaemon(['--prewarm'], async (sb, d) => {
     const cls = join(sb.dir, 'cls.onnx');
     copyFileSync(CLS, cls);
     const wf = workflow(sb, 'prewarm.json', cls);
@@ -268,8 +246,5 @@ test('with --prewarm, a changed model file is loaded again in the background bef
     const next = await dwJson(sb, ['run', wf]);
     assert.deepEqual(next.json.models.map((m: any) => [m.role, m.cache]), [['det', 'hit'], ['cls', 'hit'], ['rec', 'hit']]);
     assert.equal(next.json.models[1].key, fresh.key);
-  } finally {
-    await d.stop();
-    sb.cleanup();
-  }
+  });
 });
