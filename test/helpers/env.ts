@@ -37,8 +37,8 @@ export interface Daemon {
 }
 
 /** Starts dwd in the foreground and resolves when it reports ready (on the DWD_READY_FD pipe). */
-export function startDaemon(sb: Sandbox, args: string[] = [], extraEnv: NodeJS.ProcessEnv = {}): Promise<Daemon> {
-  const proc = spawn(process.execPath, [DWD, ...args], { env: { ...sb.env, ...extraEnv, DWD_READY_FD: '3' }, stdio: ['ignore', 'pipe', 'pipe', 'pipe'] });
+export function startDaemon(sb: Sandbox, args: string[] = [], extraEnv: NodeJS.ProcessEnv = {}, entry = DWD): Promise<Daemon> {
+  const proc = spawn(process.execPath, [entry, ...args], { env: { ...sb.env, ...extraEnv, DWD_READY_FD: '3' }, stdio: ['ignore', 'pipe', 'pipe', 'pipe'] });
   let out = '';
   proc.stdout!.on('data', (d) => (out += d));
   proc.stderr!.on('data', (d) => (out += d));

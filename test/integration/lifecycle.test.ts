@@ -1,10 +1,10 @@
 // Starting, stopping, dying and being replaced, with real processes and real signals.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { cpSync, existsSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createConnection } from 'node:net';
 import { dirname, join } from 'node:path';
-import { alive, dw, dwJson, OCR_WORKFLOW, sandbox, spawnDw, startDaemon, withDaemon } from '../helpers/env.js';
+import { alive, dw, dwJson, OCR_WORKFLOW, ROOT, sandbox, spawnDw, startDaemon, withDaemon } from '../helpers/env.js';
 
 function runnerPid(log: string): number {
   const m = /"runner_pid":(\d+)/.exec(log);
@@ -179,3 +179,45 @@ async function waitForLog(d: { log: () => string }, needle: string): Promise<str
   await waitFor(() => d.log().includes(needle));
   return d.log();
 }
+
+test('after an upgrade, dw replaces a daemon of the old version that it autostarted, and tells you', async () => {
+  const sb = sandbox();
+  // The "old install": the same build under a package.json of another version.
+  const old = join(sb.dir, 'old');
+  cpSync(join(ROOT, 'dist'), join(old, 'dist'), { recursive: true });
+  const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8'));
+  writeFileSync(join(old, 'package.json'), JSON.stringify({ ...pkg, version: '0.0.1-old' }));
+  symlinkSync(join(ROOT, 'node_modules'), join(old, 'node_modules'));
+  const stale = await startDaemon({ ...sb, env: { ...sb.env, DWD_AUTOSTARTED: '1' } }, [], {}, join(old, 'dist', 'daemon', 'main.js'));
+  try {
+    const r = await dwJson(sb, ['run', OCR_WORKFLOW], { env: { DW_AUTOSTART: '1' } });
+    assert.equal(r.ran.code, 0, r.ran.stderr);
+    assert.match(r.ran.stderr, /the running dwd is version 0\.0\.1-old .* restarting the daemon it autostarted/);
+    assert.deepEqual(await stale.exited, { code: 0, signal: null });
+    const st = await dwJson(sb, ['status']);
+    assert.equal(st.json.version, pkg.version);
+  } finally {
+    await stale.stop();
+    await dw(sb, ['stop']);
+    sb.cleanup();
+  }
+});
+
+test('a daemon of another version that you started yourself is left alone, with how to restart it', async () => {
+  const sb = sandbox();
+  const old = join(sb.dir, 'old');
+  cpSync(join(ROOT, 'dist'), join(old, 'dist'), { recursive: true });
+  const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8'));
+  writeFileSync(join(old, 'package.json'), JSON.stringify({ ...pkg, version: '0.0.1-old' }));
+  symlinkSync(join(ROOT, 'node_modules'), join(old, 'node_modules'));
+  const mine = await startDaemon(sb, [], {}, join(old, 'dist', 'daemon', 'main.js'));
+  try {
+    const r = await dw(sb, ['run', OCR_WORKFLOW], { env: { DW_AUTOSTART: '1' } });
+    assert.equal(r.code, 4);
+    assert.match(r.stderr, /DW_ERR_VERSION_MISMATCH.*0\.0\.1-old[\s\S]*Restart it so both match: `dw stop`/);
+    assert.equal(alive(mine.proc.pid!), true);
+  } finally {
+    await mine.stop();
+    sb.cleanup();
+  }
+});
