@@ -19,14 +19,14 @@ test('--version prints the package version', () => {
 });
 
 test('every command has --help that shows its usage, exit 0', () => {
-  for (const cmd of ['run', 'validate', 'memory', 'clear', 'status', 'stop']) {
+  for (const cmd of ['run', 'validate', 'memory', 'clear', 'status', 'stop', 'logs']) {
     const r = dw(cmd, '--help');
     assert.equal(r.code, 0, cmd);
     assert.match(r.stdout, new RegExp(`^Usage: dw ${cmd}`), cmd);
   }
   const top = dw('--help');
   assert.equal(top.code, 0);
-  for (const cmd of ['run', 'validate', 'memory', 'clear', 'status', 'stop']) assert.match(top.stdout, new RegExp(`^  ${cmd} +\\S`, 'm'));
+  for (const cmd of ['run', 'validate', 'memory', 'clear', 'status', 'stop', 'logs']) assert.match(top.stdout, new RegExp(`^  ${cmd} +\\S`, 'm'));
   assert.equal(dw('help', 'run').stdout, dw('run', '--help').stdout);
   assert.equal(dw('ps', '--help').stdout, dw('memory', '--help').stdout, 'ps is an alias of memory');
 });
@@ -37,7 +37,7 @@ test('usage errors exit 2 with a pointer to --help', () => {
     assert.equal(r.code, 2, r.stderr);
     assert.match(r.stderr, /^dw: error \[DW_ERR_USAGE\]: /);
   }
-  assert.match(cases[0]!.stderr, /unknown command "frobnicate"; commands: run, validate, memory, clear, status, stop/);
+  assert.match(cases[0]!.stderr, /unknown command "frobnicate"; commands: run, validate, memory, clear, status, stop, logs/);
   assert.equal(dw().code, 2, 'no command: help, as a usage error');
 });
 

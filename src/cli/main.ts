@@ -11,8 +11,9 @@ import { stop } from './commands/stop.js';
 import { validate } from './commands/validate.js';
 import { memory } from './commands/memory.js';
 import { clear } from './commands/clear.js';
+import { logs } from './commands/logs.js';
 
-const COMMANDS: Command[] = [run, validate, memory, clear, status, stop];
+const COMMANDS: Command[] = [run, validate, memory, clear, status, stop, logs];
 const BY_NAME = new Map(COMMANDS.flatMap((c) => [c.name, ...(c.aliases ?? [])].map((n) => [n, c] as const)));
 
 export function exitCodeTable(): string {

@@ -101,8 +101,10 @@ export class Supervisor {
   private onMessage(msg: FromRunner): void {
     switch (msg.type) {
       case 'event':
-        if (msg.runId === '') this.log[msg.event.kind === 'log' ? msg.event.level : 'info']({ event: msg.event }, 'runner');
-        else this.pending.get(msg.runId)?.emit(msg.event);
+        // Runner-wide messages (provider fallbacks) go to the daemon's log; run events to their client.
+        if (msg.runId === '') {
+          if (msg.event.kind === 'log') this.log[msg.event.level]({ source: 'runner' }, msg.event.message);
+        } else this.pending.get(msg.runId)?.emit(msg.event);
         return;
       case 'done':
         this.settle(msg.runId)?.resolve(msg.result);

@@ -111,6 +111,11 @@ test('ten parallel dw invocations autostart exactly one daemon, and all succeed'
     for (const v of validated) assert.equal(v.code, 0, v.stderr);
     const log = readFileSync(join(sb.dir, 'state', 'dw', 'dwd.log'), 'utf8');
     assert.equal(log.match(/dwd listening/g)?.length, 1, log);
+    const shown = await dw(sb, ['logs', '-n', '2']);
+    assert.equal(shown.code, 0);
+    assert.match(shown.stdout, /^\d\d:\d\d:\d\d INFO  /m, 'dw logs shows the autostart log as readable lines');
+    assert.equal(shown.stdout.trim().split('\n').length, 2);
+    assert.equal(JSON.parse((await dw(sb, ['logs', '-n', '1', '--json'])).stdout).level, 30);
     const st = await dwJson(sb, ['status']);
     assert.equal(st.json.runs_total, 0);
     const stop = await dw(sb, ['stop']);

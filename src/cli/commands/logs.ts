@@ -1,0 +1,86 @@
+import { createReadStream, existsSync, statSync, watch } from 'node:fs';
+import { DwError, EXIT } from '../../protocol/errors.js';
+import { defaultLogPath } from '../../protocol/paths.js';
+import type { Command } from '../command.js';
+
+const LEVELS: Record<number, string> = { 10: 'TRACE', 20: 'DEBUG', 30: 'INFO', 40: 'WARN', 50: 'ERROR', 60: 'FATAL' };
+const SKIP = new Set(['level', 'time', 'pid', 'msg', 'hostname']);
+
+/** One pino JSON line as a person reads it: time, level, message, then the other fields. */
+export function humanLine(line: string): string {
+  let rec: Record<string, unknown>;
+  try {
+    rec = JSON.parse(line) as Record<string, unknown>;
+  } catch {
+    return line;
+  }
+  const time = typeof rec.time === 'string' ? rec.time.slice(11, 19) : '';
+  const level = LEVELS[rec.level as number] ?? String(rec.level);
+  const rest = Object.entries(rec)
+    .filter(([k]) => !SKIP.has(k))
+    .map(([k, v]) => `${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`)
+    .join(' ');
+  return `${time} ${level.padEnd(5)} ${rec.msg ?? ''}${rest ? `  ${rest}` : ''}`;
+}
+
+function readFrom(path: string, start: number): Promise<{ text: string; end: number }> {
+  return new Promise((resolve, reject) => {
+    let text = '';
+    createReadStream(path, { start, encoding: 'utf8' })
+      .on('data', (d) => (text += d))
+      .on('error', reject)
+      .on('end', () => resolve({ text, end: start + Buffer.byteLength(text) }));
+  });
+}
+
+export const logs: Command = {
+  name: 'logs',
+  summary: 'show the log of a daemon that dw autostarted',
+  help: `Usage: dw logs [-n N] [-f] [--json]
+
+Shows the last N lines (default 50) of the log that an autostarted dwd writes
+(${'$'}XDG_STATE_HOME/dw/dwd.log, default ~/.local/state/dw/dwd.log), one line per event with
+its time, level and fields. A dwd run by systemd logs to the journal instead:
+journalctl --user -u dwd (or journalctl -u dwd for the system service).
+
+Options:
+  -n, --lines N   how many lines from the end (default 50)
+  -f, --follow    keep printing lines as they are written (Ctrl-C to stop)
+      --json      print the raw JSON lines
+  -h, --help      show this help`,
+  options: { lines: { type: 'string', short: 'n' }, follow: { type: 'boolean', short: 'f' }, json: { type: 'boolean' } },
+  async run(values) {
+    const path = defaultLogPath();
+    const n = values.lines === undefined ? 50 : Number(values.lines);
+    if (!Number.isInteger(n) || n < 0) throw new DwError('DW_ERR_USAGE', `--lines: "${values.lines}" is not a whole number`);
+    if (!existsSync(path)) {
+      process.stderr.write(`dw: no log at ${path}: no daemon was autostarted here (a dwd under systemd logs to the journal)\n`);
+      return EXIT.OK;
+    }
+    const show = (lines: string[]) => {
+      for (const l of lines) if (l !== '') process.stdout.write((values.json ? l : humanLine(l)) + '\n');
+    };
+    const { text, end } = await readFrom(path, 0);
+    show(text.split('\n').filter(Boolean).slice(-n));
+    if (!values.follow) return EXIT.OK;
+    let pos = end;
+    let partial = '';
+    const watcher = watch(path);
+    await new Promise<void>((resolve) => {
+      process.once('SIGINT', () => {
+        watcher.close();
+        resolve();
+      });
+      watcher.on('change', async () => {
+        // The log is only appended to; one that shrank was removed and begun again.
+        if ((statSync(path, { throwIfNoEntry: false })?.size ?? 0) < pos) pos = 0;
+        const chunk = await readFrom(path, pos);
+        pos = chunk.end;
+        const lines = (partial + chunk.text).split('\n');
+        partial = lines.pop() ?? '';
+        show(lines);
+      });
+    });
+    return EXIT.OK;
+  },
+};
