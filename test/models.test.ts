@@ -150,3 +150,14 @@ test('reconciles with what the runner holds: a crash forgets everything', async 
   h.registry.reset();
   assert.deepEqual(h.registry.snapshot(), []);
 });
+
+test('budget: models another lane is loading right now count against it', async () => {
+  const a = { key: 'a', path: modelFile('a3.onnx', 3 * MB) };
+  const b = { key: 'b', path: modelFile('b3.onnx', 3 * MB) };
+  const h = harness({ maxMemory: 10 * MB });
+  const acquired = await h.registry.prepare(plan(a), () => {}); // a is being loaded: about 6 MB
+  await assert.rejects(h.registry.prepare(plan(b), () => {}), (e: DwError) => e.code === 'DW_ERR_NO_MEMORY');
+  await h.registry.finish(plan(a), acquired, undefined);
+  // That run ended without loading a (the fake runner holds nothing): its reservation is gone.
+  await h.registry.prepare(plan(b), () => {});
+});

@@ -129,3 +129,13 @@ test('a model path that is not a readable regular file is refused before anythin
   const err = await rejectsWith(loadPlan(tmpWorkflow(wf), {}, dir), 'DW_ERR_MODEL_NOT_FOUND');
   assert.match(err.message, /model "det" .* cannot be read \(not a regular file\)/);
 });
+
+test('every missing model and input is named at once', async () => {
+  const wf = JSON.parse(readFileSync(OCR, 'utf8'));
+  wf.steps[0].pipeline.models.det = './no-det.onnx';
+  wf.steps[0].pipeline.models.rec = './no-rec.onnx';
+  wf.variables.image = './no-image.png';
+  const err = await rejectsWith(loadPlan(tmpWorkflow(wf), {}, '/'), 'DW_ERR_MODEL_NOT_FOUND');
+  assert.match(err.message, /^3 files cannot be used:/);
+  for (const name of ['no-det.onnx', 'no-rec.onnx', 'no-image.png']) assert.match(err.message, new RegExp(name.replace('.', '\\.')));
+});

@@ -184,11 +184,12 @@ async function open(socket: string, allowStart: boolean): Promise<Connected> {
 }
 
 /**
- * Asks the daemon to stop and waits until it has exited. `stop` is the one request a daemon takes
- * without a hello, so a daemon of another version can still be stopped by this dw.
+ * Asks the daemon to stop and waits until it has exited. A daemon takes `stop` after any hello,
+ * even one of another version, so this dw can stop a daemon left from before an upgrade.
  */
 export async function stopDaemon(socket: string, pid?: number): Promise<void> {
   const client = await Client.connect(socket);
+  await client.handshake().catch(() => null);
   const answer = await client.request('stop', {}).catch(() => null);
   await client.closed();
   await waitForExit(answer?.pid ?? pid);

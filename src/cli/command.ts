@@ -10,6 +10,8 @@ export interface Command {
   /** Full --help text of the command. */
   help: string;
   options: Options;
+  /** How many positional arguments it takes at most (extra ones are a usage error). */
+  positionals: number;
   /** Returns the process exit code. */
   run(values: Values, positionals: string[]): Promise<number>;
 }

@@ -79,6 +79,9 @@ async function main(argv: string[]): Promise<number> {
     process.stdout.write(command.help + '\n');
     return EXIT.OK;
   }
+  if (parsed.positionals.length > command.positionals) {
+    throw new DwError('DW_ERR_USAGE', `dw ${command.name} takes ${command.positionals === 0 ? 'no arguments' : `at most ${command.positionals}`}, got ${parsed.positionals.map((p) => `"${p}"`).join(' ')}; see dw ${command.name} --help`);
+  }
   return command.run(parsed.values, parsed.positionals);
 }
 

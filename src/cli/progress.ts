@@ -47,7 +47,7 @@ export function createProgress(stream: NodeJS.WriteStream, quiet: boolean): Prog
         const line = describe(e);
         if (line) stream.write(`dw: ${line}\n`);
       },
-      note: (text) => stream.write(`dw: ${text}\n`),
+      note: (text) => stream.write(`${text}\n`),
       done: () => {},
     };
   }

@@ -45,7 +45,15 @@ export const SETTINGS: { [K in keyof Config]: Setting<K> } = {
   keep_alive_ms: { flag: 'keep-alive', env: 'DWD_KEEP_ALIVE', doc: 'unload a model idle this long (-1: never, 0: right after its run)', default: () => 30 * 60_000, parse: parseKeepAlive },
   max_memory: {
     flag: 'max-memory', env: 'DWD_MAX_MEMORY', doc: 'memory budget for loaded models: bytes, 8G, or a % of RAM; idle models are evicted to fit', default: () => null,
-    parse: (raw, name) => (raw.trim().endsWith('%') ? Math.round((totalmem() * Number.parseFloat(raw)) / 100) : parseSize(raw, name)),
+    parse: (raw, name) => {
+      const pct = /^(\d+(?:\.\d+)?)%$/.exec(raw.trim());
+      if (raw.trim().endsWith('%') && !(pct && Number(pct[1]) > 0 && Number(pct[1]) <= 100)) {
+        throw new DwError('DW_ERR_USAGE', `${name}: "${raw}" is not a percentage of RAM between 0 and 100, e.g. 50%`);
+      }
+      const bytes = pct ? Math.round((totalmem() * Number(pct[1])) / 100) : parseSize(raw, name);
+      if (bytes <= 0) throw new DwError('DW_ERR_USAGE', `${name}: "${raw}" must be more than zero`);
+      return bytes;
+    },
   },
   growth_warn_bytes: { flag: 'growth-warn', env: 'DWD_GROWTH_WARN', doc: 'warn when the runner grows by more than this across warm runs', default: () => 500 * 1024 * 1024, parse: parseSize },
   prewarm: {

@@ -41,7 +41,8 @@ export class Daemon {
     this.supervisor = new Supervisor(log, {
       exited: (crashed) => {
         // Remember what the dead runner held, so the next one can load it again unasked.
-        if (crashed) this.lost = this.registry.snapshot();
+        // A runner that dies during the previous recovery must not make us forget what it was recovering.
+        if (crashed) this.lost = [...new Map([...this.lost, ...this.registry.snapshot()].map((m) => [m.key, m])).values()];
         this.registry.reset();
       },
       ready: () => void this.recover(),
@@ -74,7 +75,10 @@ export class Daemon {
       log: this.log,
       maxFrame: this.config.max_frame,
       onClose: (conn) => {
-        for (const id of conn.runs) this.scheduler.abort(id, new DwError('DW_ERR_CANCELLED', 'the client disconnected'));
+        for (const [id, run] of conn.runs) {
+          const reason = new DwError('DW_ERR_CANCELLED', 'the client disconnected');
+          if (!this.scheduler.abort(id, reason)) run.cancelled = reason;
+        }
       },
     });
     this.connections = connections;
@@ -112,11 +116,16 @@ export class Daemon {
 
   /** After a crash: the new runner loads what the old one held, so the next run is a cache hit. */
   private async recover(): Promise<void> {
-    const lost = this.lost.filter((m) => m.session);
-    this.lost = [];
-    if (lost.length === 0) return;
-    const ok = await this.preload(lost.map((m) => ({ ...m, session: m.session! })), 'recovery');
-    this.log.info({ models: lost.length, ok }, 'reloaded the models the crashed runner held');
+    const todo = this.lost.filter((m) => m.session);
+    if (todo.length === 0) return;
+    let loaded = 0;
+    for (const m of todo) {
+      // Taken off the list only once loaded: if this runner dies too, its successor tries again.
+      if (!(await this.preload([{ ...m, session: m.session! }], 'recovery'))) continue;
+      this.lost = this.lost.filter((x) => x.key !== m.key);
+      loaded += 1;
+    }
+    this.log.info({ models: todo.length, loaded }, 'reloaded the models the crashed runner held');
   }
 
   /** Stops accepting, lets runs in flight finish within the grace period, cancels the rest, cleans up. */

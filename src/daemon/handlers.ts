@@ -2,7 +2,7 @@
 // turns either into exactly one frame for the request's id.
 import { createHash } from 'node:crypto';
 import { DwError } from '../protocol/errors.js';
-import type { ResultMap, RunResult } from '../protocol/messages.js';
+import type { ResultMap, RunEvent, RunResult } from '../protocol/messages.js';
 import { PROTOCOL_VERSION, PACKAGE_VERSION } from '../protocol/version.js';
 import { stat } from 'node:fs/promises';
 import { resolve } from 'node:path';
@@ -17,11 +17,16 @@ export function optionsDigest(session: Plan['steps'][number]['session']): string
   return createHash('sha256').update(canonical).digest('hex').slice(0, 8);
 }
 
+/** Files above this size get a progress line while they are hashed the first time. */
+const BIG_FILE = 64 * 1024 * 1024;
+
 /** Cache identity: the file's sha256, plus the session options for onnx models. */
-async function assignKeys(plan: Plan, d: Daemon): Promise<void> {
+async function assignKeys(plan: Plan, d: Daemon, emit: (e: RunEvent) => void = () => {}): Promise<void> {
   for (const step of plan.steps) {
     for (const model of step.models) {
-      const sha = await d.hasher.sha256(model.path);
+      const sha = await d.hasher.sha256(model.path, (size) => {
+        if (size >= BIG_FILE) emit({ kind: 'log', level: 'info', message: `${step.name}: hashing ${model.role} (${(size / 1048576).toFixed(0)} MB), once per file version` });
+      });
       model.key = model.kind === 'onnx' ? `${sha}:${optionsDigest(step.session)}` : sha;
     }
   }
@@ -49,14 +54,17 @@ export function createHandlers(d: Daemon): HandlerTable {
     run: async (req, conn): Promise<RunResult> => {
       if (d.shuttingDown) throw new DwError('DW_ERR_SHUTTING_DOWN', 'dwd is shutting down and takes no new runs');
       const t0 = performance.now();
-      const plan = await loadPlan(req.workflow, req.args, req.cwd, d.roots);
-      await assignKeys(plan, d);
       const id = runId(conn, req.id);
       if (conn.runs.has(id)) throw new DwError('DW_ERR_PROTOCOL', `request id ${JSON.stringify(req.id)} is already running on this connection`);
-      // The client may have gone while the plan was being checked: do not start a run nobody awaits.
-      if (conn.closed) throw new DwError('DW_ERR_CANCELLED', 'the client disconnected');
-      conn.runs.add(id);
+      // Registered before the checks (hashing a big model takes a while), so a cancel or a
+      // disconnect during them is not lost.
+      const mine = { cancelled: null as DwError | null };
+      conn.runs.set(id, mine);
+      let plan: Plan | null = null;
       try {
+        plan = await loadPlan(req.workflow, req.args, req.cwd, d.roots);
+        await assignKeys(plan, d, (e) => conn.event(req.id, e));
+        if (mine.cancelled) throw mine.cancelled;
         const r = await d.scheduler.submit({ id, plan, timeout_ms: req.timeout_ms ?? d.config.timeout_ms, keep_alive_ms: req.keep_alive_ms, emit: (e) => conn.event(req.id, e) });
         d.noteRunnerRss(r.rss);
         d.log.info({ run: id, workflow: plan.workflow.path, load_ms: r.load_ms, run_ms: r.run_ms, queue_ms: r.queue_ms }, 'run done');
@@ -69,7 +77,7 @@ export function createHandlers(d: Daemon): HandlerTable {
           timings: { total_ms: Math.round(performance.now() - t0), queue_ms: r.queue_ms, load_ms: r.load_ms, run_ms: r.run_ms },
         };
       } catch (err) {
-        d.log.info({ run: id, workflow: plan.workflow.path, code: (err as DwError).code, err: (err as Error).message }, 'run failed');
+        d.log.info({ run: id, workflow: plan?.workflow.path ?? req.workflow, code: (err as DwError).code, err: (err as Error).message }, 'run failed');
         throw err;
       } finally {
         conn.runs.delete(id);
@@ -154,7 +162,12 @@ export function createHandlers(d: Daemon): HandlerTable {
         });
       }
       const target = resolve(req.cwd ?? '/', req.path);
-      const isWorkflow = target.endsWith('.json') && (await stat(target).then((s) => s.isFile(), () => false));
+      await d.roots.check(target, 'path');
+      const exists = await stat(target).then((s) => s.isFile(), () => false);
+      const isWorkflow = exists && target.endsWith('.json');
+      if (!exists && !d.registry.hasPath(target)) {
+        throw new DwError('DW_ERR_FILE_NOT_FOUND', `${target} does not exist and no loaded model comes from it`, { path: target });
+      }
       const paths = new Set(isWorkflow ? await modelPathsOf(target) : [target]);
       if (req.no_wait && d.registry.pathsInUse(paths)) {
         throw new DwError('DW_ERR_MODEL_IN_USE', `a run is using ${isWorkflow ? 'a model of ' : ''}${target}; drop --no-wait to clear once it ends`, { path: target });
@@ -170,8 +183,11 @@ export function createHandlers(d: Daemon): HandlerTable {
 
     cancel: async (req, conn) => {
       const id = runId(conn, req.target);
-      const cancelled = conn.runs.has(id) && d.scheduler.abort(id, new DwError('DW_ERR_CANCELLED', 'the run was cancelled by the client'));
-      return { cancelled };
+      const run = conn.runs.get(id);
+      if (!run) return { cancelled: false };
+      const reason = new DwError('DW_ERR_CANCELLED', 'the run was cancelled by the client');
+      if (!d.scheduler.abort(id, reason)) run.cancelled = reason;
+      return { cancelled: true };
     },
   };
 }

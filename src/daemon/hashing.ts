@@ -10,10 +10,12 @@ export class FileHasher {
   private readonly memo = new Map<string, Memo>();
   hashed = 0;
 
-  async sha256(path: string): Promise<string> {
+  /** `onHash` is told when a file really has to be read (not memoised), with its size: big ones take a while. */
+  async sha256(path: string, onHash?: (size: number) => void): Promise<string> {
     const st = await stat(path);
     const m = this.memo.get(path);
     if (m && m.size === st.size && m.mtimeMs === st.mtimeMs && m.ino === st.ino) return m.sha256;
+    onHash?.(st.size);
     const sha256 = hashFile(path);
     this.hashed += 1;
     this.memo.set(path, { size: st.size, mtimeMs: st.mtimeMs, ino: st.ino, sha256 });

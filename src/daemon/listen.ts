@@ -1,7 +1,7 @@
 // Binds the daemon's socket: from systemd socket activation when it hands one over, otherwise our
 // own, in a private directory. A socket or pid file left by a dead daemon is cleared; a live daemon
 // is never displaced.
-import { chmodSync, closeSync, mkdirSync, openSync, readFileSync, statSync, unlinkSync, writeSync } from 'node:fs';
+import { chmodSync, closeSync, existsSync, mkdirSync, openSync, readFileSync, statSync, unlinkSync, writeSync } from 'node:fs';
 import { createConnection, createServer, type Server } from 'node:net';
 import { dirname } from 'node:path';
 import { DwError } from '../protocol/errors.js';
@@ -41,14 +41,18 @@ function unlinkQuiet(path: string): void {
   }
 }
 
-function ensurePrivateDir(dir: string): void {
-  mkdirSync(dir, { recursive: true, mode: 0o700 });
+/**
+ * The socket's directory: created 0700 when it does not exist. An existing one is used as it is
+ * (never chmod'ed: it may be /tmp or a project folder), provided it is ours; the socket's own
+ * 0600 mode then keeps other users out.
+ */
+function ensureSocketDir(dir: string): void {
+  if (!existsSync(dir)) mkdirSync(dir, { recursive: true, mode: 0o700 });
   const st = statSync(dir);
-  if (st.uid !== uid()) {
+  if (!st.isDirectory()) throw new DwError('DW_ERR_USAGE', `${dir} is not a directory; set DW_SOCKET to a path in a directory of your own`, { dir });
+  if (st.uid !== uid() && (st.mode & 0o1000) === 0) {
     throw new DwError('DW_ERR_USAGE', `socket directory ${dir} belongs to uid ${st.uid}, not to you (uid ${uid()}); set DW_SOCKET to a path in a directory of your own`, { dir });
   }
-  // Only the owner may reach the socket: the directory's mode is the access control.
-  if ((st.mode & 0o077) !== 0) chmodSync(dir, 0o700);
 }
 
 export interface Bound {
@@ -94,7 +98,7 @@ export async function bindSocket(socket: string, env: NodeJS.ProcessEnv = proces
     return { server, socket, cleanup: () => {}, activated: true };
   }
   assertValidSocketPath(socket);
-  ensurePrivateDir(dirname(socket));
+  ensureSocketDir(dirname(socket));
   const lock = lockPathFor(socket);
   await takeLock(lock, socket);
   try {

@@ -62,6 +62,8 @@ export class ModelRegistry {
   private readonly entries = new Map<string, ModelEntry>();
   /** Runs using each key right now, loaded yet or not: never evicted, never expired while counted. */
   private readonly inFlight = new Map<string, { count: number; path: string }>();
+  /** Estimated cost of models that runs in progress are loading, until those runs end. */
+  private readonly reserved = new Map<string, number>();
   private readonly knownCost = new Map<string, number>();
   /** Why a path's sessions were dropped, told to the next run that uses it. */
   private readonly notes = new Map<string, string>();
@@ -101,11 +103,28 @@ export class ModelRegistry {
     const max = this.deps.maxMemory;
     if (max === null || missing.length === 0) return;
     let need = 0;
-    for (const m of missing) need += this.knownCost.get(m.key) ?? (await stat(m.path)).size * COST_PER_FILE_BYTE;
+    const mine = new Set<string>();
+    for (const m of missing) {
+      const cost = this.knownCost.get(m.key) ?? (await stat(m.path)).size * COST_PER_FILE_BYTE;
+      this.reserved.set(m.key, cost);
+      mine.add(m.key);
+      need += cost;
+    }
+    try {
+      await this.evictFor(need, max, mine);
+    } catch (err) {
+      for (const key of mine) this.reserved.delete(key);
+      throw err;
+    }
+  }
+
+  private async evictFor(need: number, max: number, mine: Set<string>): Promise<void> {
     if (need > max) {
       throw new DwError('DW_ERR_NO_MEMORY', `the run needs about ${mb(need)} for models not loaded yet, more than the whole budget of ${mb(max)} (dwd --max-memory)`, { need_bytes: need, budget_bytes: max });
     }
-    const used = () => [...this.entries.values()].reduce((sum, e) => sum + e.cost_bytes, 0);
+    // Loaded models at their measured cost, plus what other lanes are loading right now (their estimate).
+    const loading = [...this.reserved].filter(([k]) => !mine.has(k)).reduce((sum, [, c]) => sum + c, 0);
+    const used = () => [...this.entries.values()].filter((e) => !this.reserved.has(e.key)).reduce((sum, e) => sum + e.cost_bytes, 0) + loading;
     // Least recently used first; among equals (models of one run), the quickest to load again.
     const idle = [...this.entries.values()].filter((e) => !this.busy(e.key)).sort((a, b) => a.last_used - b.last_used || a.load_ms - b.load_ms);
     const victims: ModelEntry[] = [];
@@ -122,6 +141,7 @@ export class ModelRegistry {
     this.unpin(acquired);
     const held = await this.deps.loaded();
     if (held) await this.reconcile(held);
+    for (const key of acquired) this.reserved.delete(key);
     const ka = keepAliveMs ?? this.deps.keepAliveMs;
     const now = Date.now();
     for (const { key, role, session } of onnxModels(plan)) {

@@ -32,6 +32,10 @@ interface Entry {
   job?: Job;
   keys: Set<string>;
   timers: NodeJS.Timeout[];
+  /** Set by abort() before the runner has the run (it is still making room for its models). */
+  cancelled?: DwError;
+  /** The step in progress, for a timeout message that says what was running. */
+  step?: string;
 }
 
 /** How long a cancelled or timed-out run may take to yield before its runner is killed. */
@@ -60,7 +64,7 @@ export class Scheduler {
     }
     return new Promise((resolve, reject) => {
       const keys = new Set(job.plan.steps.flatMap((s) => s.models.filter((m) => m.kind === 'onnx').map((m) => m.key)));
-      const entry: Entry = { id: job.id, enqueued: Date.now(), job, keys, timers: [], execute: () => this.execute(job, entry.enqueued), resolve: resolve as (r: unknown) => void, reject };
+      const entry: Entry = { id: job.id, enqueued: Date.now(), job, keys, timers: [], execute: () => this.execute(entry, job), resolve: resolve as (r: unknown) => void, reject };
       this.queue.push(entry);
       this.next();
       if (this.queue.includes(entry)) this.announcePositions();
@@ -76,10 +80,11 @@ export class Scheduler {
     });
   }
 
-  private async execute(job: Job, enqueued: number): Promise<RunOutcome> {
-    const queue_ms = Date.now() - enqueued;
+  private async execute(entry: Entry, job: Job): Promise<RunOutcome> {
+    const queue_ms = Date.now() - entry.enqueued;
     const acquired = await this.registry.prepare(job.plan, job.emit);
     const emit = (e: RunEvent) => {
+      if (e.kind === 'step' && e.state === 'start') entry.step = e.step;
       if (e.kind === 'cache' && e.status === 'loaded') {
         const step = job.plan.steps.find((s) => s.name === e.step);
         const model = step?.models.find((m) => m.role === e.role);
@@ -88,7 +93,7 @@ export class Scheduler {
       job.emit(e);
     };
     try {
-      const r = await this.supervisor.run(job.id, job.plan, emit);
+      const r = await this.supervisor.run(job.id, job.plan, emit, () => entry.cancelled);
       return { ...r, queue_ms };
     } finally {
       await this.registry.finish(job.plan, acquired, job.keep_alive_ms);
@@ -137,8 +142,11 @@ export class Scheduler {
     if (job) {
       this.runsTotal += 1;
       job.emit({ kind: 'started' });
-      const timeout = new DwError('DW_ERR_TIMEOUT', `the run exceeded its ${job.timeout_ms / 1000} s deadline and was cancelled`, { timeout_ms: job.timeout_ms, workflow: job.plan.workflow.path });
-      entry.timers.push(setTimeout(() => this.abort(job.id, timeout), job.timeout_ms));
+      const timedOut = () => {
+        const what = entry.step ? `while running step "${entry.step}" of ${job.plan.workflow.path}` : `before its first step (${job.plan.workflow.path})`;
+        return new DwError('DW_ERR_TIMEOUT', `the run exceeded its ${job.timeout_ms / 1000} s deadline ${what} and was cancelled`, { timeout_ms: job.timeout_ms, workflow: job.plan.workflow.path, step: entry.step ?? null });
+      };
+      entry.timers.push(setTimeout(() => this.abort(job.id, timedOut()), job.timeout_ms));
     }
     entry
       .execute()
@@ -163,6 +171,9 @@ export class Scheduler {
     }
     const entry = this.active.get(id);
     if (!entry?.job) return false;
+    entry.cancelled ??= reason;
+    // Not sent to the runner yet: execute() stops it before it is, and no runner needs killing.
+    if (!this.supervisor.has(id)) return true;
     this.supervisor.cancel(id, reason.toPayload());
     entry.timers.push(setTimeout(() => this.supervisor.kill(id, reason), YIELD_GRACE_MS));
     return true;

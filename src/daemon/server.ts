@@ -1,7 +1,7 @@
 // Accepts connections, frames them, requires a hello first, and dispatches each request through
 // the handler table. A bad frame costs only its own connection; a handler error only its request.
 import type { Server, Socket } from 'node:net';
-import { toErrorPayload } from '../protocol/errors.js';
+import { toErrorPayload, type DwError } from '../protocol/errors.js';
 import { encodeFrame, FrameReader } from '../protocol/framing.js';
 import { checkRequest, type Request, type RequestId, type RequestType, type RunEvent, type ServerFrame } from '../protocol/messages.js';
 import type { Logger } from './log.js';
@@ -9,8 +9,11 @@ import type { Logger } from './log.js';
 export interface Connection {
   readonly id: number;
   helloDone: boolean;
-  /** Internal run ids started by this connection: cancelled when it goes away. */
-  readonly runs: Set<string>;
+  /**
+   * Runs of this connection, by internal id, from the moment the request arrives: cancelled when
+   * it goes away. `cancelled` is set when a cancel comes before the run reached the scheduler.
+   */
+  readonly runs: Map<string, { cancelled: DwError | null }>;
   event(id: RequestId, event: RunEvent): void;
   readonly closed: boolean;
 }
@@ -32,6 +35,7 @@ export function serve(server: Server, opts: ServeOptions): { connections: Set<So
     sockets.add(socket);
     const log = opts.log.child({ conn: ++seq });
     let closed = false;
+    let greeted = false;
     const write = (frame: ServerFrame) => {
       if (closed || socket.destroyed) return;
       let line: string;
@@ -45,7 +49,7 @@ export function serve(server: Server, opts: ServeOptions): { connections: Set<So
     const conn: Connection = {
       id: seq,
       helloDone: false,
-      runs: new Set(),
+      runs: new Map(),
       event: (id, event) => write({ id, type: 'event', event }),
       get closed() {
         return closed;
@@ -60,8 +64,10 @@ export function serve(server: Server, opts: ServeOptions): { connections: Set<So
           return;
         }
         const req = checked.request;
-        // `stop` needs no hello so that a dw of another version can still replace this daemon.
-        if (!conn.helloDone && req.type !== 'hello' && req.type !== 'stop') {
+        // `stop` needs a hello, but not a matching one, so that a dw of another version can still
+        // replace this daemon after an upgrade.
+        if (req.type === 'hello') greeted = true;
+        if (!conn.helloDone && req.type !== 'hello' && !(req.type === 'stop' && greeted)) {
           write({ id: req.id, type: 'error', error: { code: 'DW_ERR_PROTOCOL', message: 'send "hello" first' } });
           return;
         }

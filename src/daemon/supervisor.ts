@@ -50,7 +50,7 @@ export class Supervisor {
   private ready: Promise<void> | null = null;
   private readonly pending = new Map<string, Pending>();
   /** Replies the runner owes, by request number (snapshot, release). */
-  private readonly calls = new Map<number, (reply: FromRunner) => void>();
+  private readonly calls = new Map<number, (reply: FromRunner | null) => void>();
   private callSeq = 0;
   private state: StatusResult['runner']['state'] = 'stopped';
   private restarts = 0;
@@ -134,6 +134,11 @@ export class Supervisor {
     this.lastExit = signal ? `killed by ${signal}` : `exit code ${code}`;
     this.child = null;
     this.ready = null;
+    // Questions the dead runner will never answer (snapshot, preload) get "no runner" now, not at their timeout.
+    for (const [reqId, answer] of this.calls) {
+      this.calls.delete(reqId);
+      answer(null);
+    }
     for (const [runId, p] of this.pending) {
       p.reject(p.killReason ?? new DwError('DW_ERR_RUNNER_CRASHED', `the runner died during the run (${this.lastExit}); it is being restarted`, { exit: this.lastExit }));
       this.pending.delete(runId);
@@ -162,12 +167,20 @@ export class Supervisor {
     }, delay);
   }
 
-  async run(runId: string, plan: Plan, emit: (e: RunEvent) => void): Promise<RunnerResult> {
+  /** Sends a run to the runner; `cancelled` is asked once the runner is up, right before sending. */
+  async run(runId: string, plan: Plan, emit: (e: RunEvent) => void, cancelled: () => DwError | undefined = () => undefined): Promise<RunnerResult> {
     await this.start();
+    const reason = cancelled();
+    if (reason) throw reason;
     return new Promise((resolve, reject) => {
       this.pending.set(runId, { emit, resolve, reject });
       this.send({ type: 'run', runId, plan });
     });
+  }
+
+  /** Whether the runner has this run. */
+  has(runId: string): boolean {
+    return this.pending.has(runId);
   }
 
   /** Asks the runner to abandon a run at its next yield point. */

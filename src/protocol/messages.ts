@@ -2,6 +2,7 @@
 // dwd. Requests carry an id; the daemon answers with zero or more `event` frames and exactly one
 // `result` or `error` frame with the same id.
 import type { ErrorPayload } from './errors.js';
+import { MAX_DURATION_MS } from './units.js';
 
 export type RequestId = string | number;
 
@@ -198,8 +199,8 @@ const REQUEST_CHECKS: Record<RequestType, (f: Record<string, unknown>) => string
     typeof f.workflow !== 'string' ? 'run needs a string "workflow" path'
     : !isStringMap(f.args) ? 'run needs "args" as an object of strings'
     : typeof f.cwd !== 'string' ? 'run needs a string "cwd"'
-    : f.timeout_ms !== undefined && !(typeof f.timeout_ms === 'number' && f.timeout_ms > 0) ? '"timeout_ms" must be a positive number'
-    : f.keep_alive_ms !== undefined && !(typeof f.keep_alive_ms === 'number' && f.keep_alive_ms >= -1) ? '"keep_alive_ms" must be -1, 0 or a positive number'
+    : f.timeout_ms !== undefined && !(typeof f.timeout_ms === 'number' && f.timeout_ms > 0 && f.timeout_ms <= MAX_DURATION_MS) ? `"timeout_ms" must be a positive number up to ${MAX_DURATION_MS}`
+    : f.keep_alive_ms !== undefined && !(typeof f.keep_alive_ms === 'number' && f.keep_alive_ms >= -1 && f.keep_alive_ms <= MAX_DURATION_MS) ? `"keep_alive_ms" must be -1, 0 or a positive number up to ${MAX_DURATION_MS}`
     : null,
   validate: (f) => (typeof f.workflow !== 'string' ? 'validate needs a string "workflow" path' : f.args !== undefined && !isStringMap(f.args) ? '"args" must be an object of strings' : null),
   status: () => null,

@@ -1,6 +1,8 @@
 // Durations and sizes as people type them, shared by dw's and dwd's flags.
 import { DwError } from './errors.js';
 
+export const MAX_DURATION_MS = 2 ** 31 - 1;
+
 /** "300", "300s", "5m", "1h", "250ms" → milliseconds (a bare number is seconds). */
 export function parseDuration(raw: string, name: string): number {
   const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(raw.trim());
@@ -8,6 +10,8 @@ export function parseDuration(raw: string, name: string): number {
   const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[m[2] ?? 's']!;
   const ms = Math.round(Number(m[1]) * unit);
   if (ms <= 0) throw new DwError('DW_ERR_USAGE', `${name}: "${raw}" must be longer than zero`);
+  // Node's timers fire at once past 2^31-1 ms (about 24.8 days) instead of waiting that long.
+  if (ms > MAX_DURATION_MS) throw new DwError('DW_ERR_USAGE', `${name}: "${raw}" is longer than the 24-day maximum${name.includes('keep-alive') || name.includes('KEEP_ALIVE') ? '; use -1 to keep models loaded until cleared' : ''}`);
   return ms;
 }
 

@@ -140,9 +140,21 @@ async function checkReadable(path: string, code: 'DW_ERR_MODEL_NOT_FOUND' | 'DW_
 /** Reads, validates and resolves a workflow, checking every model and input file it names. */
 export async function loadPlan(workflowPath: string, args: Record<string, string>, cwd: string, roots: AllowedRoots = new AllowedRoots(null)): Promise<Plan> {
   const path = resolve(cwd, workflowPath);
-  const wf = await readWorkflow(path);
+  // Before reading: a refused file must not even be parsed (its content would show in errors).
   await roots.check(path, 'workflow');
+  const wf = await readWorkflow(path);
   const dir = dirname(path);
+  // File problems are collected, so one `dw validate` names every missing model and input.
+  const missing: DwError[] = [];
+  const checkFile = async (file: string, code: 'DW_ERR_MODEL_NOT_FOUND' | 'DW_ERR_FILE_NOT_FOUND', what: string) => {
+    try {
+      await roots.check(file, what);
+      await checkReadable(file, code, what);
+    } catch (err) {
+      if (!(err instanceof DwError)) throw err;
+      missing.push(err);
+    }
+  };
   const vars = bindVariables(wf, dir, args, cwd);
   const steps: PlanStep[] = [];
   for (const step of wf.steps) {
@@ -153,9 +165,11 @@ export async function loadPlan(workflowPath: string, args: Record<string, string
       const ref = parseReference(raw);
       const bound = ref?.kind === 'variable' ? vars[ref.name]! : { value: raw, base: dir };
       const resolved = resolveModelPath(String(bound.value), bound.base);
-      if ('error' in resolved) throw new DwError('DW_ERR_MODEL_NOT_FOUND', `step "${step.name}", model "${role}": ${resolved.error}`, { step: step.name, role, ref: raw });
-      await checkReadable(resolved.path, 'DW_ERR_MODEL_NOT_FOUND', `step "${step.name}": model "${role}"`);
-      await roots.check(resolved.path, `step "${step.name}": model "${role}"`);
+      if ('error' in resolved) {
+        missing.push(new DwError('DW_ERR_MODEL_NOT_FOUND', `step "${step.name}", model "${role}": ${resolved.error}`, { step: step.name, role, ref: raw }));
+        continue;
+      }
+      await checkFile(resolved.path, 'DW_ERR_MODEL_NOT_FOUND', `step "${step.name}": model "${role}"`);
       const kindOf = info!.roles.find((r) => r.name === role)!.kind;
       models.push({ role, kind: kindOf, path: resolved.path, key: '' });
     }
@@ -169,8 +183,7 @@ export async function loadPlan(workflowPath: string, args: Record<string, string
         throw new DwError('DW_ERR_BAD_ARGUMENT', `step "${step.name}": argument "${name}" must be a file path, got ${JSON.stringify(argsOut[name])}`, { step: step.name, argument: name });
       }
       argsOut[name] = resolve(base, argsOut[name] as string);
-      await checkReadable(argsOut[name] as string, 'DW_ERR_FILE_NOT_FOUND', `step "${step.name}": input "${name}"`);
-      await roots.check(argsOut[name] as string, `step "${step.name}": input "${name}"`);
+      await checkFile(argsOut[name] as string, 'DW_ERR_FILE_NOT_FOUND', `step "${step.name}": input "${name}"`);
     }
     const save = step.result?.save;
     const contentType = step.result?.content_type ?? 'application/json';
@@ -187,6 +200,11 @@ export async function loadPlan(workflowPath: string, args: Record<string, string
       arguments: argsOut,
       save: save ? { name: typeof save === 'string' ? save : `${wf.id}-${step.name}.${EXTENSIONS[contentType]}`, content_type: contentType } : null,
     });
+  }
+  if (missing.length === 1) throw missing[0]!;
+  if (missing.length > 1) {
+    // The first problem's code decides the exit code; the message lists them all.
+    throw new DwError(missing[0]!.code, `${missing.length} files cannot be used:\n${missing.map((e) => `  ${e.message}`).join('\n')}`, { problems: missing.map((e) => e.toPayload()) });
   }
   return {
     workflow: { id: wf.id, path },

@@ -3,7 +3,7 @@
 // can step outside. Model packages installed with dw itself are always readable.
 import { realpath } from 'node:fs/promises';
 import { realpathSync } from 'node:fs';
-import { sep } from 'node:path';
+import { basename, dirname, join, sep } from 'node:path';
 import { DwError } from '../protocol/errors.js';
 import { OWN_ROOT } from './model-paths.js';
 
@@ -26,10 +26,13 @@ export class AllowedRoots {
     return this.roots.length > 0;
   }
 
-  /** Throws DW_ERR_PATH_FORBIDDEN unless the real path of an existing file is under a root. */
+  /**
+   * Throws DW_ERR_PATH_FORBIDDEN unless the path, symlinks resolved, lies under a root. A path that
+   * does not exist is judged by its resolved folder, so a refused one does not reveal whether it exists.
+   */
   async check(path: string, what: string): Promise<void> {
     if (!this.active) return;
-    const real = await realpath(path);
+    const real = await realpath(path).catch(async () => join(await realpath(dirname(path)).catch(() => dirname(path)), basename(path)));
     if (this.roots.some((r) => real === r || real.startsWith(r + sep))) return;
     throw new DwError('DW_ERR_PATH_FORBIDDEN', `${what} ${path}${real !== path ? ` (really ${real})` : ''} is outside the daemon's allowed roots: ${this.roots.slice(0, -1).join(', ')}`, { path, real });
   }

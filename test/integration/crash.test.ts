@@ -2,7 +2,7 @@
 // a new runner loads what the old one held, and the next run hits the cache without asking.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readFileSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { alive, dw, dwJson, eventually, OCR_WORKFLOW, SAMPLE, sandbox, spawnDw, startDaemon, tallImage, withDaemon } from '../helpers/env.js';
 import { slowClassifier } from '../helpers/onnx.js';
@@ -49,10 +49,23 @@ test('a run past its deadline is cancelled with DW_ERR_TIMEOUT and the daemon ca
   });
 });
 
-test('SIGINT (Ctrl-C) in dw run cancels the run in the daemon and exits 130', async () => {
+/** A copy of workflows/ocr.json with `edit` applied, written into the sandbox. */
+function ocrWorkflow(sb: { dir: string }, name: string, edit: (wf: any) => void): string {
+  const wf = JSON.parse(readFileSync(OCR_WORKFLOW, 'utf8'));
+  delete wf.$schema;
+  wf.variables.image = SAMPLE;
+  edit(wf);
+  const path = join(sb.dir, name);
+  writeFileSync(path, JSON.stringify(wf));
+  return path;
+}
+
+test('SIGINT (Ctrl-C) in dw run cancels the run in the daemon, writes no output, exits 130', async () => {
   await withDaemon([], async (sb, d) => {
     const tall = await tallImage(sb, 6);
-    const run = spawnDw(sb, ['run', OCR_WORKFLOW, '--arg', `image=${tall}`, '-o', join(sb.dir, 'out')]);
+    const wf = ocrWorkflow(sb, 'save.json', (w) => (w.steps[0].result = { content_type: 'application/json', save: true }));
+    const out = join(sb.dir, 'out');
+    const run = spawnDw(sb, ['run', wf, '--arg', `image=${tall}`, '-o', out]);
     await run.stderrMatches(/read: \d+\/\d+ boxes/);
     run.proc.kill('SIGINT');
     const r = await run.done;
@@ -60,6 +73,41 @@ test('SIGINT (Ctrl-C) in dw run cancels the run in the daemon and exits 130', as
     assert.match(r.stderr, /cancelling the run \(Ctrl-C again to quit at once\)/);
     assert.match(r.stderr, /DW_ERR_CANCELLED/);
     assert.match(d.log(), /"code":"DW_ERR_CANCELLED","err":"the run was cancelled by the client"/);
+    assert.equal(existsSync(out), false, 'a cancelled run writes nothing');
+  });
+});
+
+test('a second Ctrl-C exits at once, while the daemon is still stuck cancelling', async () => {
+  await withDaemon([], async (sb) => {
+    const slow = join(sb.dir, 'slow-cls.onnx');
+    writeFileSync(slow, slowClassifier());
+    const wf = ocrWorkflow(sb, 'slow.json', (w) => (w.steps[0].pipeline.models.cls = slow));
+    const run = spawnDw(sb, ['run', wf]);
+    await run.stderrMatches(/read: loaded cls/);
+    run.proc.kill('SIGINT');
+    await run.stderrMatches(/cancelling the run/);
+    run.proc.kill('SIGINT');
+    const r = await run.done;
+    assert.equal(r.code, 130);
+    assert.doesNotMatch(r.stderr, /DW_ERR_CANCELLED/, 'it did not wait for the daemon to answer');
+  });
+});
+
+test('Ctrl-C while the daemon is still checking the run (hashing a big model) is not lost', async () => {
+  await withDaemon([], async (sb, d) => {
+    // A sparse 1.5 GB file: instant to make, and the daemon must read all of it to hash it.
+    const big = join(sb.dir, 'big-cls.onnx');
+    closeSync(openSync(big, 'w'));
+    truncateSync(big, 1536 * 1024 * 1024);
+    const wf = ocrWorkflow(sb, 'big.json', (w) => (w.steps[0].pipeline.models.cls = big));
+    const run = spawnDw(sb, ['run', wf]);
+    await run.stderrMatches(/hashing cls \(1536 MB\)/);
+    run.proc.kill('SIGINT');
+    const r = await run.done;
+    assert.equal(r.code, 130, r.stderr);
+    assert.doesNotMatch(r.stderr, /read: started/, 'the run never started');
+    await eventually('the daemon to drop the run', async () => /"code":"DW_ERR_CANCELLED"/.test(d.log()));
+    assert.equal((await dwJson(sb, ['status'])).json.runs_total, 0);
   });
 });
 
@@ -95,18 +143,13 @@ test('a run stuck inside one native call past its deadline: the runner is killed
     // does not return to JavaScript in between, so the cancel cannot be seen; only a kill helps.
     const slow = join(sb.dir, 'slow-cls.onnx');
     writeFileSync(slow, slowClassifier());
-    const wf = JSON.parse(readFileSync(OCR_WORKFLOW, 'utf8'));
-    delete wf.$schema;
-    wf.variables.image = SAMPLE;
-    wf.steps[0].pipeline.models.cls = slow;
-    const path = join(sb.dir, 'slow.json');
-    writeFileSync(path, JSON.stringify(wf));
+    const path = ocrWorkflow(sb, 'slow.json', (w) => (w.steps[0].pipeline.models.cls = slow));
     const before = (await dwJson(sb, ['status'])).json.runner.pid as number;
 
     const r = await dwJson(sb, ['run', path, '--timeout', '1s']);
     assert.equal(r.ran.code, 5, r.ran.stderr);
     assert.equal(r.json.error.code, 'DW_ERR_TIMEOUT');
-    assert.match(r.json.error.message, /exceeded its 1 s deadline/);
+    assert.match(r.json.error.message, /exceeded its 1 s deadline while running step "read" of .*slow\.json/);
     assert.match(d.log(), /killing the runner: a run did not yield/);
     assert.equal(alive(before), false, 'the stuck runner is gone');
 

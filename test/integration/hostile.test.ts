@@ -3,7 +3,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createConnection } from 'node:net';
 import { join } from 'node:path';
 import { dwJson, OCR_WORKFLOW, ROOT, sandbox, startDaemon, type Daemon, type Sandbox } from '../helpers/env.js';
@@ -42,16 +42,27 @@ test('--allowed-roots: inside works; outside, ".." tricks and symlinks out are r
     [['run', join(allowed, 'ocr.json'), '--arg', `image=${join(allowed, 'link.png')}`], /link\.png \(really .*outside\.png\) is outside/],
     [['run', OCR_WORKFLOW], /workflow .*ocr\.json is outside the daemon's allowed roots/],
   ];
+  const secret = join(sb.dir, 'secret.txt');
+  writeFileSync(secret, 'TOP-SECRET');
+  refused.push(
+    [['validate', secret], /secret\.txt is outside the daemon's allowed roots/],
+    [['validate', join(sb.dir, 'nope.json')], /nope\.json is outside the daemon's allowed roots/],
+    [['clear', secret], /secret\.txt is outside the daemon's allowed roots/],
+  );
   for (const [args, why] of refused) {
     const r = await dwJson(sb, args);
     assert.equal(r.ran.code, 3, args.join(' '));
     assert.equal(r.json.error.code, 'DW_ERR_PATH_FORBIDDEN');
     assert.match(r.json.error.message, why);
+    assert.doesNotMatch(r.ran.stdout + r.ran.stderr, /TOP-SECRET/, 'a refused file is never read');
   }
 });
 
 const runuser = spawnSync('runuser', ['--help']);
 test('another user cannot connect to a per-user daemon', { skip: process.getuid?.() !== 0 || runuser.error ? 'needs root and runuser' : false }, () => {
+  // Open the sandbox to everyone, so that only what dwd itself set up (its socket directory and
+  // the socket's mode) stands between "nobody" and the daemon.
+  chmodSync(sb.dir, 0o755);
   const probe = `require('net').createConnection(${JSON.stringify(sb.socket)}).on('connect',()=>{console.log('CONNECTED');process.exit(0)}).on('error',e=>{console.log(e.code);process.exit(0)})`;
   const r = spawnSync('runuser', ['-u', 'nobody', '--', process.execPath, '-e', probe], { encoding: 'utf8' });
   assert.equal(r.stdout.trim(), 'EACCES', r.stderr);
@@ -102,7 +113,9 @@ async function flood(seed: number, count: number): Promise<{ sent: number; error
         resolve();
       });
       s.on('connect', () => {
+        // Half the peers say hello first; the others also try a stop, which needs a hello.
         if (r() < 0.5) s.write(hello() + '\n');
+        else s.write(JSON.stringify({ id: 'stop', type: 'stop' }) + '\n');
         const burst = 1 + Math.floor(r() * 50);
         for (let i = 0; i < burst && sent < count; i++, sent++) s.write(badFrame(r));
         setTimeout(() => s.end(), 20);

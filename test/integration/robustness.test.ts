@@ -111,6 +111,8 @@ test('garbage on the socket: an error frame, that connection closed, the daemon 
 
   const noHello = await exchange(JSON.stringify({ id: 1, type: 'status' }) + '\n', { waitMs: 300 });
   assert.match(noHello.frames[0].error.message, /send "hello" first/);
+  const stopWithoutHello = await exchange(JSON.stringify({ id: 2, type: 'stop' }) + '\n', { waitMs: 300 });
+  assert.match(stopWithoutHello.frames[0].error.message, /send "hello" first/, 'not even stop is taken from a peer that never said hello');
 
   const next = await dwJson(sb, ['run', OCR_WORKFLOW]);
   assert.equal(next.ran.code, 0);

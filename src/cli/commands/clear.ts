@@ -21,6 +21,7 @@ Options:
       --no-wait   fail instead of waiting for a run that uses the models
       --json      print the result as JSON
   -h, --help      show this help`,
+  positionals: 1,
   options: { 'no-wait': { type: 'boolean' }, json: { type: 'boolean' } },
   async run(values, positionals) {
     const { client } = await connect({ start: false });
@@ -30,7 +31,7 @@ Options:
         process.stdout.write(JSON.stringify(r) + '\n');
         return EXIT.OK;
       }
-      const what = r.released.length === 0 ? 'nothing was loaded' : `released ${r.released.length} session${r.released.length === 1 ? '' : 's'} (${[...new Set(r.released.map((x) => basename(x.path)))].join(', ')})`;
+      const what = r.released.length === 0 ? (positionals[0] ? `no loaded model comes from ${positionals[0]}` : 'nothing was loaded') : `released ${r.released.length} session${r.released.length === 1 ? '' : 's'} (${[...new Set(r.released.map((x) => basename(x.path)))].join(', ')})`;
       const mem = r.freed_bytes === null ? '' : `; runner rss ${bytes(r.rss_before)} -> ${bytes(r.rss_after)}, freed ${bytes(r.freed_bytes)}`;
       process.stdout.write(`${r.scope === 'all' ? 'runner replaced: ' : ''}${what}${mem}\n`);
       return EXIT.OK;

@@ -48,6 +48,7 @@ Options:
   -f, --follow    keep printing lines as they are written (Ctrl-C to stop)
       --json      print the raw JSON lines
   -h, --help      show this help`,
+  positionals: 0,
   options: { lines: { type: 'string', short: 'n' }, follow: { type: 'boolean', short: 'f' }, json: { type: 'boolean' } },
   async run(values) {
     const path = defaultLogPath();

@@ -58,6 +58,7 @@ Does not start a daemon.
 Options:
       --json   one JSON object: daemon, host, budget, runners[] with models[], gpus[], runs_total
   -h, --help   show this help`,
+  positionals: 0,
   options: { json: { type: 'boolean' } },
   async run(values) {
     const { client } = await connect({ start: false });

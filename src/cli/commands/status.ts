@@ -15,6 +15,7 @@ runs so far and models loaded. Does not start a daemon: exit code 4 when none an
 Options:
       --json   print the status as JSON
   -h, --help   show this help`,
+  positionals: 0,
   options: { json: { type: 'boolean' } },
   async run(values) {
     const { client } = await connect({ start: false });

@@ -14,6 +14,7 @@ Succeeds (exit 0) when no daemon is running.
 
 Options:
   -h, --help   show this help`,
+  positionals: 0,
   options: {},
   async run() {
     const socket = defaultSocketPath();
