@@ -68,3 +68,22 @@ test('checkRequest names what is wrong with a request', () => {
     if (!r.ok) assert.match(r.reason, why);
   }
 });
+
+test('a huge frame arriving in many small chunks costs time in proportion to its size', () => {
+  // 8 MB in 64 KB chunks: a reader that rescanned its whole buffer per chunk would do ~500 MB of work.
+  const { reader, frames } = collect();
+  const payload = JSON.stringify({ blob: 'x'.repeat(8 * 1024 * 1024) }) + '\n';
+  let scanned = 0;
+  const realIndexOf = String.prototype.indexOf;
+  String.prototype.indexOf = function (this: string, ...args: Parameters<string['indexOf']>) {
+    scanned += this.length - (args[1] ?? 0);
+    return realIndexOf.apply(this, args);
+  };
+  try {
+    for (let i = 0; i < payload.length; i += 65536) reader.push(payload.slice(i, i + 65536));
+  } finally {
+    String.prototype.indexOf = realIndexOf;
+  }
+  assert.equal(frames.length, 1);
+  assert.ok(scanned < 3 * payload.length, `scanned ${scanned} characters for a ${payload.length}-character frame`);
+});

@@ -67,7 +67,7 @@ export const SETTINGS: { [K in keyof Config]: Setting<K> } = {
     flag: 'allowed-roots', env: 'DWD_ALLOWED_ROOTS', doc: 'colon-separated folders that workflows, models and inputs must lie in', default: () => null,
     parse: (raw) => raw.split(':').filter(Boolean),
   },
-  parallel: { flag: 'parallel', env: 'DWD_PARALLEL', doc: 'runs of different models at once (one lane per device plus one)', default: () => 2, parse: positiveInt },
+  parallel: { flag: 'parallel', env: 'DWD_PARALLEL', doc: 'runs of different models at once (the CPU plus one)', default: () => 2, parse: positiveInt },
   max_queue: { flag: 'max-queue', env: 'DWD_MAX_QUEUE', doc: 'runs that may wait; past it a run is refused with DW_ERR_BUSY', default: () => 64, parse: positiveInt },
   timeout_ms: { flag: 'timeout', env: 'DWD_TIMEOUT', doc: 'default deadline of a run (dw run --timeout overrides it per run)', default: () => 300_000, parse: parseDuration },
   grace_ms: { flag: 'grace', env: 'DWD_GRACE', doc: 'how long shutdown waits for runs in flight before cancelling them', default: () => 10_000, parse: parseDuration },
@@ -82,7 +82,18 @@ export const SETTINGS: { [K in keyof Config]: Setting<K> } = {
 };
 
 export function usage(): string {
-  const rows = Object.values(SETTINGS).map((s) => `  --${(s.boolean ? s.flag : `${s.flag} V`).padEnd(14)} ${s.env.padEnd(16)} ${s.doc}`);
+  const keys = Object.keys(SETTINGS) as (keyof Config)[];
+  const settings = keys.map((k) => SETTINGS[k] as Setting<keyof Config>);
+  const flags = settings.map((s) => `--${s.boolean ? s.flag : `${s.flag} V`}`);
+  const width = Math.max(...flags.map((f) => f.length));
+  const envWidth = Math.max(...settings.map((s) => s.env.length));
+  const shown = (key: string, v: unknown) =>
+    v === null ? 'none'
+    : typeof v !== 'number' ? String(v)
+    : key.endsWith('_ms') ? `${v / 1000}s`
+    : /frame|bytes|memory/.test(key) ? `${v / 1048576}M`
+    : String(v);
+  const rows = settings.map((s, i) => `  ${flags[i]!.padEnd(width)}  ${s.env.padEnd(envWidth)}  ${s.doc} (default: ${shown(keys[i]!, s.default())})`);
   return [
     'Usage: dwd [options]',
     '',
@@ -91,8 +102,8 @@ export function usage(): string {
     '',
     'Options (flag, environment fallback, meaning):',
     ...rows,
-    '  --help                            show this help',
-    '  --version                         print the version',
+    `  ${'--help'.padEnd(width)}  ${''.padEnd(envWidth)}  show this help`,
+    `  ${'--version'.padEnd(width)}  ${''.padEnd(envWidth)}  print the version`,
   ].join('\n');
 }
 

@@ -22,7 +22,9 @@ export type FrameErrorHandler = (err: DwError) => void;
  */
 export class FrameReader {
   private readonly decoder = new StringDecoder('utf8');
-  private buffer = '';
+  /** Text of the frame in progress, chunk by chunk: only new text is ever scanned for a newline. */
+  private pending: string[] = [];
+  private pendingLength = 0;
   private failed = false;
 
   constructor(
@@ -33,31 +35,46 @@ export class FrameReader {
 
   push(chunk: Buffer | string): void {
     if (this.failed) return;
-    this.buffer += typeof chunk === 'string' ? chunk : this.decoder.write(chunk);
+    const text = typeof chunk === 'string' ? chunk : this.decoder.write(chunk);
     let start = 0;
     let nl: number;
-    while ((nl = this.buffer.indexOf('\n', start)) !== -1) {
-      const line = this.buffer.slice(start, nl);
+    while ((nl = text.indexOf('\n', start)) !== -1) {
+      const piece = text.slice(start, nl);
       start = nl + 1;
-      if (line.length > this.maxFrame) return this.fail(new DwError('DW_ERR_PROTOCOL', `frame exceeds the ${this.maxFrame}-byte limit`, { max: this.maxFrame }));
-      if (line.trim() === '') continue;
-      let frame: unknown;
-      try {
-        frame = JSON.parse(line);
-      } catch (err) {
-        return this.fail(new DwError('DW_ERR_PROTOCOL', `malformed frame: ${(err as Error).message}`, { excerpt: line.slice(0, 80) }));
-      }
-      this.onFrame(frame);
+      const line = this.pending.length > 0 ? this.pending.join('') + piece : piece;
+      this.pending = [];
+      this.pendingLength = 0;
+      if (line.length > this.maxFrame) return this.tooLarge();
+      this.handleLine(line);
       if (this.failed) return;
     }
-    this.buffer = this.buffer.slice(start);
-    if (this.buffer.length > this.maxFrame) this.fail(new DwError('DW_ERR_PROTOCOL', `frame exceeds the ${this.maxFrame}-byte limit`, { max: this.maxFrame }));
+    const rest = text.slice(start);
+    if (rest === '') return;
+    this.pending.push(rest);
+    this.pendingLength += rest.length;
+    if (this.pendingLength > this.maxFrame) this.tooLarge();
+  }
+
+  private handleLine(line: string): void {
+    if (line.trim() === '') return;
+    let frame: unknown;
+    try {
+      frame = JSON.parse(line);
+    } catch (err) {
+      return this.fail(new DwError('DW_ERR_PROTOCOL', `malformed frame: ${(err as Error).message}`, { excerpt: line.slice(0, 80) }));
+    }
+    this.onFrame(frame);
+  }
+
+  private tooLarge(): void {
+    this.fail(new DwError('DW_ERR_PROTOCOL', `frame exceeds the ${this.maxFrame}-byte limit`, { max: this.maxFrame }));
   }
 
   /** Stops the reader: frames already buffered are dropped, later chunks ignored. */
   stop(): void {
     this.failed = true;
-    this.buffer = '';
+    this.pending = [];
+    this.pendingLength = 0;
   }
 
   private fail(err: DwError): void {
