@@ -40,9 +40,29 @@ export async function readWorkflow(path: string): Promise<Workflow> {
   const parsed = workflowSchema.safeParse(json);
   const problems: Problem[] = parsed.success
     ? semanticProblems(parsed.data)
-    : parsed.error.issues.map((i) => ({ path: jsonPath(i.path), message: i.message }));
+    : [...parsed.error.issues.map((i) => ({ path: jsonPath(i.path), message: i.message })), ...semanticProblemsOfDraft(json)];
   if (problems.length > 0) throw invalid(path, problems);
   return parsed.data!;
+}
+
+/**
+ * The semantic checks on a file that fails the schema, as far as its shape allows, so one
+ * `dw validate` lists every problem instead of the next round's after each fix.
+ */
+function semanticProblemsOfDraft(json: unknown): Problem[] {
+  const rec = (x: unknown): x is Record<string, unknown> => typeof x === 'object' && x !== null && !Array.isArray(x);
+  if (!rec(json) || !Array.isArray(json.steps)) return [];
+  const steps = json.steps.map((st: unknown) => {
+    if (!rec(st)) return { name: '', task: { type: '', arguments: {} } };
+    const spec = (x: unknown) => (rec(x) ? { ...x, type: String(x.type ?? ''), arguments: rec(x.arguments) ? x.arguments : {}, models: rec(x.models) ? x.models : {} } : undefined);
+    return { ...st, name: String(st.name ?? ''), pipeline: spec(st.pipeline), task: st.pipeline ? undefined : spec(st.task) ?? { type: '', arguments: {} } };
+  });
+  try {
+    // Type names that are missing or empty were already reported by the schema.
+    return semanticProblems({ ...json, variables: rec(json.variables) ? json.variables : {}, steps } as Workflow).filter((p) => !/unknown (pipeline|task) type ""/.test(p.message));
+  } catch {
+    return [];
+  }
 }
 
 function invalid(path: string, problems: Problem[]): DwError {
