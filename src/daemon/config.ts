@@ -6,6 +6,7 @@ import { defaultSocketPath } from '../protocol/paths.js';
 import { DEFAULT_MAX_FRAME } from '../protocol/framing.js';
 import { parseDuration, parseKeepAlive, parseSize } from '../protocol/units.js';
 import { totalmem } from 'node:os';
+import { gpuMemoryTotal } from './nvidia.js';
 
 export interface Config {
   socket: string;
@@ -44,13 +45,15 @@ export const SETTINGS: { [K in keyof Config]: Setting<K> } = {
   socket: { flag: 'socket', env: 'DW_SOCKET', doc: 'Unix socket to listen on', default: () => defaultSocketPath(), parse: (raw) => raw },
   keep_alive_ms: { flag: 'keep-alive', env: 'DWD_KEEP_ALIVE', doc: 'unload a model idle this long (-1: never, 0: right after its run)', default: () => 30 * 60_000, parse: parseKeepAlive },
   max_memory: {
-    flag: 'max-memory', env: 'DWD_MAX_MEMORY', doc: 'memory budget for loaded models: bytes, 8G, or a % of RAM; idle models are evicted to fit', default: () => null,
+    flag: 'max-memory', env: 'DWD_MAX_MEMORY', doc: 'memory budget for loaded models: bytes, 8G, 50% (of RAM) or 80%gpu; idle models are evicted to fit', default: () => null,
     parse: (raw, name) => {
-      const pct = /^(\d+(?:\.\d+)?)%$/.exec(raw.trim());
-      if (raw.trim().endsWith('%') && !(pct && Number(pct[1]) > 0 && Number(pct[1]) <= 100)) {
-        throw new DwError('DW_ERR_USAGE', `${name}: "${raw}" is not a percentage of RAM between 0 and 100, e.g. 50%`);
+      const pct = /^(\d+(?:\.\d+)?)%(gpu)?$/i.exec(raw.trim());
+      if (raw.includes('%') && !(pct && Number(pct[1]) > 0 && Number(pct[1]) <= 100)) {
+        throw new DwError('DW_ERR_USAGE', `${name}: "${raw}" is not a percentage between 0 and 100, e.g. 50% (of RAM) or 80%gpu (of GPU memory)`);
       }
-      const bytes = pct ? Math.round((totalmem() * Number(pct[1])) / 100) : parseSize(raw, name);
+      const gpu = pct?.[2] ? gpuMemoryTotal() : null;
+      if (pct?.[2] && gpu === null) throw new DwError('DW_ERR_USAGE', `${name}: "${raw}" needs a GPU, but nvidia-smi does not answer`);
+      const bytes = pct ? Math.round(((gpu ?? totalmem()) * Number(pct[1])) / 100) : parseSize(raw, name);
       if (bytes <= 0) throw new DwError('DW_ERR_USAGE', `${name}: "${raw}" must be more than zero`);
       return bytes;
     },

@@ -5,6 +5,7 @@ import * as ort from 'onnxruntime-node';
 import { DwError } from '../protocol/errors.js';
 import type { PlanModel, SessionOptionsSpec } from '../workflow/plan.js';
 import { candidateProviders } from './providers.js';
+import { gpuMemoryOfPid } from '../daemon/nvidia.js';
 import type { LoadedModelInfo } from './ipc.js';
 
 interface Made {
@@ -65,10 +66,14 @@ export class SessionCache {
     for (const provider of tryOrder) {
       const t0 = performance.now();
       const rss0 = process.memoryUsage.rss();
+      // On a GPU provider the weights live in GPU memory: its growth is the cost, where nvidia-smi tells.
+      const gpu0 = provider === 'cpu' ? null : gpuMemoryOfPid(process.pid);
       try {
         const session = await ort.InferenceSession.create(model.path, sessionOptions(spec, provider));
-        // Loads run one at a time within a run, so the RSS growth across one is that session's cost.
-        return { session, provider, load_ms: Math.round(performance.now() - t0), cost_bytes: Math.max(0, process.memoryUsage.rss() - rss0) };
+        // Loads run one at a time within a run, so the growth across one is that session's cost.
+        const gpu1 = gpu0 === null ? null : gpuMemoryOfPid(process.pid);
+        const cost_bytes = gpu0 !== null && gpu1 !== null ? gpu1 - gpu0 : process.memoryUsage.rss() - rss0;
+        return { session, provider, load_ms: Math.round(performance.now() - t0), cost_bytes: Math.max(0, cost_bytes) };
       } catch (err) {
         failures.push(`${provider}: ${(err as Error).message}`);
         this.log('warn', `${model.path}: loading with ${provider} failed, trying the next provider: ${(err as Error).message}`);
