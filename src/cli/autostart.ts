@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { DwError } from '../protocol/errors.js';
 import { defaultLogPath, defaultSocketPath, startLockPathFor, systemSocket } from '../protocol/paths.js';
 import { Client } from './client.js';
+import type { Request, RequestType, ResultMap } from '../protocol/messages.js';
 import { pidAlive } from '../protocol/pids.js';
 
 const DWD_ENTRY = fileURLToPath(new URL(`../daemon/main${extname(fileURLToPath(import.meta.url))}`, import.meta.url));
@@ -200,4 +201,14 @@ export async function waitForExit(pid: number | undefined, timeoutMs = 15_000): 
   if (!pid) return;
   const deadline = Date.now() + timeoutMs;
   while (pidAlive(pid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 25));
+}
+
+/** One request to the daemon (started only if `start`), with the connection closed afterwards. */
+export async function ask<T extends RequestType>(type: T, body: Omit<Extract<Request, { type: T }>, 'id' | 'type'>, opts: { start: boolean }): Promise<ResultMap[T]> {
+  const { client } = await connect(opts);
+  try {
+    return await client.request(type, body);
+  } finally {
+    client.close();
+  }
 }

@@ -185,15 +185,20 @@ async function waitForLog(d: { log: () => string }, needle: string): Promise<str
   return d.log();
 }
 
-test('after an upgrade, dw replaces a daemon of the old version that it autostarted, and tells you', async () => {
-  const sb = sandbox();
-  // The "old install": the same build under a package.json of another version.
+/** The "old install": the same build under a package.json of another version. */
+function oldInstall(sb: { dir: string }): { pkg: { version: string }; oldDwd: string } {
   const old = join(sb.dir, 'old');
   cpSync(join(ROOT, 'dist'), join(old, 'dist'), { recursive: true });
   const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8'));
   writeFileSync(join(old, 'package.json'), JSON.stringify({ ...pkg, version: '0.0.1-old' }));
   symlinkSync(join(ROOT, 'node_modules'), join(old, 'node_modules'));
-  const stale = await startDaemon({ ...sb, env: { ...sb.env, DWD_AUTOSTARTED: '1' } }, [], {}, join(old, 'dist', 'daemon', 'main.js'));
+  return { pkg, oldDwd: join(old, 'dist', 'daemon', 'main.js') };
+}
+
+test('after an upgrade, dw replaces a daemon of the old version that it autostarted, and tells you', async () => {
+  const sb = sandbox();
+  const { pkg, oldDwd } = oldInstall(sb);
+  const stale = await startDaemon({ ...sb, env: { ...sb.env, DWD_AUTOSTARTED: '1' } }, [], {}, oldDwd);
   try {
     const r = await dwJson(sb, ['run', OCR_WORKFLOW], { env: { DW_AUTOSTART: '1' } });
     assert.equal(r.ran.code, 0, r.ran.stderr);
@@ -210,12 +215,8 @@ test('after an upgrade, dw replaces a daemon of the old version that it autostar
 
 test('a daemon of another version that you started yourself is left alone, with how to restart it', async () => {
   const sb = sandbox();
-  const old = join(sb.dir, 'old');
-  cpSync(join(ROOT, 'dist'), join(old, 'dist'), { recursive: true });
-  const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8'));
-  writeFileSync(join(old, 'package.json'), JSON.stringify({ ...pkg, version: '0.0.1-old' }));
-  symlinkSync(join(ROOT, 'node_modules'), join(old, 'node_modules'));
-  const mine = await startDaemon(sb, [], {}, join(old, 'dist', 'daemon', 'main.js'));
+  const { oldDwd } = oldInstall(sb);
+  const mine = await startDaemon(sb, [], {}, oldDwd);
   try {
     const r = await dw(sb, ['run', OCR_WORKFLOW], { env: { DW_AUTOSTART: '1' } });
     assert.equal(r.code, 4);

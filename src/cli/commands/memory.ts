@@ -1,7 +1,7 @@
 import { basename } from 'node:path';
 import { EXIT } from '../../protocol/errors.js';
 import type { MemoryResult } from '../../protocol/messages.js';
-import { connect } from '../autostart.js';
+import { ask } from '../autostart.js';
 import type { Command } from '../command.js';
 import { bytes, span, table } from '../format.js';
 
@@ -61,13 +61,8 @@ Options:
   positionals: 0,
   options: { json: { type: 'boolean' } },
   async run(values) {
-    const { client } = await connect({ start: false });
-    try {
-      const m = await client.request('memory', {});
-      process.stdout.write((values.json ? JSON.stringify(m) : render(m, Date.now())) + '\n');
-      return EXIT.OK;
-    } finally {
-      client.close();
-    }
+    const m = await ask('memory', {}, { start: false });
+    process.stdout.write((values.json ? JSON.stringify(m) : render(m, Date.now())) + '\n');
+    return EXIT.OK;
   },
 };

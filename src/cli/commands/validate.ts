@@ -1,6 +1,6 @@
 import { resolve } from 'node:path';
 import { DwError, EXIT } from '../../protocol/errors.js';
-import { connect } from '../autostart.js';
+import { ask } from '../autostart.js';
 import type { Command } from '../command.js';
 
 export const validate: Command = {
@@ -26,17 +26,12 @@ Options:
       if (eq <= 0) throw new DwError('DW_ERR_USAGE', `--arg "${pair}" is not of the form NAME=VALUE`);
       args[pair.slice(0, eq)] = pair.slice(eq + 1);
     }
-    const { client } = await connect({ start: true });
-    try {
-      const r = await client.request('validate', { workflow: resolve(positionals[0]!), args, cwd: process.cwd() });
-      if (values.json) process.stdout.write(JSON.stringify(r) + '\n');
-      else {
-        const steps = r.steps.map((s) => `${s.name} [${s.type}]`).join(', ');
-        process.stdout.write(`${positionals[0]}: valid workflow "${r.workflow.id}": ${r.steps.length} step${r.steps.length === 1 ? '' : 's'} (${steps}), ${r.models.length} model file${r.models.length === 1 ? '' : 's'}\n`);
-      }
-      return EXIT.OK;
-    } finally {
-      client.close();
+    const r = await ask('validate', { workflow: resolve(positionals[0]!), args, cwd: process.cwd() }, { start: true });
+    if (values.json) process.stdout.write(JSON.stringify(r) + '\n');
+    else {
+      const steps = r.steps.map((s) => `${s.name} [${s.type}]`).join(', ');
+      process.stdout.write(`${positionals[0]}: valid workflow "${r.workflow.id}": ${r.steps.length} step${r.steps.length === 1 ? '' : 's'} (${steps}), ${r.models.length} model file${r.models.length === 1 ? '' : 's'}\n`);
     }
+    return EXIT.OK;
   },
 };
