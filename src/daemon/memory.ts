@@ -1,25 +1,8 @@
 // Host and GPU facts for dw memory. GPU memory comes from nvidia-smi where it answers (through
 // systeminformation for the device, directly for per-process use); without it: no GPU.
-import { execFile } from 'node:child_process';
 import si from 'systeminformation';
 import type { GpuInfo } from '../protocol/messages.js';
-
-function nvidiaSmi(args: string[]): Promise<string | null> {
-  return new Promise((resolve) => {
-    execFile('nvidia-smi', args, { timeout: 3000 }, (err, stdout) => resolve(err ? null : stdout));
-  });
-}
-
-/** Per-process GPU memory in bytes, by pid. */
-async function gpuProcesses(): Promise<Map<number, number>> {
-  const out = await nvidiaSmi(['--query-compute-apps=pid,used_memory', '--format=csv,noheader,nounits']);
-  const byPid = new Map<number, number>();
-  for (const line of out?.trim().split('\n') ?? []) {
-    const [pid, mib] = line.split(',').map((x) => Number(x.trim()));
-    if (Number.isFinite(pid) && Number.isFinite(mib)) byPid.set(pid!, mib! * 1024 * 1024);
-  }
-  return byPid;
-}
+import { gpuProcesses } from './nvidia.js';
 
 export async function gpuFacts(pids: number[]): Promise<{ gpus: GpuInfo[]; note: string | null }> {
   const { controllers } = await si.graphics();
@@ -39,7 +22,10 @@ export async function gpuFacts(pids: number[]): Promise<{ gpus: GpuInfo[]; note:
   };
 }
 
+// The CPU does not change while the daemon runs: read it once, not on every dw memory.
+let cpuFacts: ReturnType<typeof si.cpu> | null = null;
+
 export async function hostFacts(): Promise<{ total_mem: number; available_mem: number; cpus: number; cpu: string }> {
-  const [mem, cpu] = await Promise.all([si.mem(), si.cpu()]);
+  const [mem, cpu] = await Promise.all([si.mem(), (cpuFacts ??= si.cpu())]);
   return { total_mem: mem.total, available_mem: mem.available, cpus: cpu.cores, cpu: `${cpu.manufacturer} ${cpu.brand}`.trim() };
 }
