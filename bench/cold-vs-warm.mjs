@@ -2,6 +2,8 @@
 // ratios within a run, not numbers across runs):
 //   one-shot  node bench/oneshot.mjs: load det+cls+rec and OCR the sample in a fresh process
 //   dw warm   dw run workflows/ocr.json against a daemon that already holds the models
+//   the same two for VAD: bench/oneshot-vad.mjs and dw run workflows/vad.json (one small model,
+//   375 model calls on the 12 s sample)
 //   dw start  dw --version: the CLI's own start, no daemon round trip
 //   node      node -e '': the floor of any Node process
 // Usage: node bench/cold-vs-warm.mjs [rounds]   (after npm ci; default 15 rounds)
@@ -29,25 +31,31 @@ const median = (xs) => {
   return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
 };
 
+function warmRun(workflow, into) {
+  const r = time(process.execPath, [DW, 'run', workflow, '--json', '--quiet']);
+  const j = JSON.parse(r.stdout);
+  if (!j.models.every((m) => m.cache === 'hit')) throw new Error(`the warm run of ${workflow} loaded a model`);
+  into.pipeline.push(j.timings.run_ms);
+  into.daemon.push(j.timings.total_ms);
+  return r.ms;
+}
+
 const cases = {
   'one-shot process (load 3 models + OCR)': () => time(process.execPath, [join(ROOT, 'bench', 'oneshot.mjs')]).ms,
-  'dw run, warm daemon': () => {
-    const r = time(process.execPath, [DW, 'run', 'workflows/ocr.json', '--json', '--quiet']);
-    const j = JSON.parse(r.stdout);
-    if (!j.models.every((m) => m.cache === 'hit')) throw new Error('the warm run loaded a model');
-    samples.pipeline.push(j.timings.run_ms);
-    samples.daemon.push(j.timings.total_ms);
-    return r.ms;
-  },
+  'dw run, warm daemon': () => warmRun('workflows/ocr.json', samples),
+  'VAD one-shot process (load Silero + 375 frames)': () => time(process.execPath, [join(ROOT, 'bench', 'oneshot-vad.mjs')]).ms,
+  'VAD dw run, warm daemon': () => warmRun('workflows/vad.json', vadSamples),
   'dw --version (CLI start only)': () => time(process.execPath, [DW, '--version']).ms,
   "node -e ''": () => time(process.execPath, ['-e', '']).ms,
 };
 const samples = { pipeline: [], daemon: [] };
+const vadSamples = { pipeline: [], daemon: [] };
 const results = Object.fromEntries(Object.keys(cases).map((k) => [k, []]));
 
 try {
   // Start the daemon and load the models once; not measured.
   time(process.execPath, [DW, 'run', 'workflows/ocr.json', '--quiet']);
+  time(process.execPath, [DW, 'run', 'workflows/vad.json', '--quiet']);
   for (let i = 0; i < rounds; i++) for (const [name, fn] of Object.entries(cases)) results[name].push(fn());
 } finally {
   spawnSync(process.execPath, [DW, 'stop'], { env });
@@ -63,8 +71,15 @@ const daemonSide = median(samples.daemon);
 console.log(`cold-vs-warm: ${rounds} interleaved rounds, median wall time per command (${process.version}, ${process.arch})\n`);
 console.log('| command | median ms | vs dw run |');
 console.log('|---|---:|---:|');
-for (const [k, v] of Object.entries(m)) console.log(`| ${k} | ${v.toFixed(1)} | ${(v / warm).toFixed(2)}x |`);
+for (const [k, v] of Object.entries(m)) console.log(`| ${k} | ${v.toFixed(1)} | ${(v / (k.startsWith('VAD') ? m['VAD dw run, warm daemon'] : warm)).toFixed(2)}x |`);
 console.log('');
 console.log(`one-shot / warm dw run: ${(oneshot / warm).toFixed(2)}x faster with dw (target ≥ 2.5x)`);
 console.log(`pipeline run inside the daemon (timings.run_ms): ${pipeline.toFixed(1)} ms; daemon-side total (timings.total_ms): ${daemonSide.toFixed(1)} ms`);
 console.log(`CLI overhead = dw run - node -e '' - run_ms: ${(warm - floor - pipeline).toFixed(1)} ms (target ≤ 25 ms)`);
+
+const vadOneshot = m['VAD one-shot process (load Silero + 375 frames)'];
+const vadWarm = m['VAD dw run, warm daemon'];
+const vadPipeline = median(vadSamples.pipeline);
+console.log('');
+console.log(`VAD: one-shot / warm dw run: ${(vadOneshot / vadWarm).toFixed(2)}x; pipeline run inside the daemon: ${vadPipeline.toFixed(1)} ms`);
+console.log(`VAD: of the warm dw run, node's own start is ${((100 * floor) / vadWarm).toFixed(0)}%, the CLI on top ${((100 * (vadWarm - floor - vadPipeline)) / vadWarm).toFixed(0)}%, the pipeline ${((100 * vadPipeline) / vadWarm).toFixed(0)}%`);

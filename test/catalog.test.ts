@@ -13,6 +13,7 @@ test('every catalogued pipeline has an implementation with the same type and rol
   }
 });
 
-test('every catalogued task has an implementation', () => {
+test('every catalogued task has an implementation that loads', async () => {
   assert.deepEqual(Object.keys(TASK_IMPLS).sort(), Object.keys(TASKS).sort());
+  for (const [type, load] of Object.entries(TASK_IMPLS)) assert.equal(typeof (await load()), 'function', type);
 });

@@ -70,6 +70,7 @@ function context(opts: { roles?: string[]; keys?: string; onProgress?: (ctx: Tes
       ctx.calls.push([done, total, unit]);
       opts.onProgress?.(ctx);
     },
+    ort,
   };
   return ctx;
 }
@@ -197,7 +198,7 @@ test('bad arguments are DW_ERR_BAD_ARGUMENT naming the argument, the expectation
     [{ image: RECEIPT, box_thresh: null }, 'box_thresh', /"box_thresh" must be a number from 0 to 1, got null/],
     [{ image: RECEIPT, unclip_ratio: 0 }, 'unclip_ratio', /"unclip_ratio" must be a number above 0/],
     [{ image: RECEIPT, limit_side_len: 960.5 }, 'limit_side_len', /"limit_side_len" must be an integer from 32 to 4096, got number 960\.5/],
-    [{ image: 42 }, 'image', /"image" must be the path of an image file .* got number 42/],
+    [{ image: 42 }, 'image', /"image" must be an image file or an image from an earlier step, got number 42/],
     [{}, 'image', /"image" must be .* got undefined/],
   ];
   for (const [args, argument, message] of cases) {

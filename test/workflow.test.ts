@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { DwError } from '../src/protocol/errors.js';
@@ -33,9 +33,98 @@ test('the committed JSON Schema is what the zod schema exports (run npm run sche
   assert.equal(readFileSync(join(ROOT, 'schema', 'workflow.schema.json'), 'utf8'), schemaText());
 });
 
-test('every bundled workflow is valid', async () => {
+test('every bundled workflow is valid and resolves, sub-workflows and plugins included', async () => {
   const wf = await readWorkflow(OCR);
   assert.equal(wf.id, 'ocr');
+  const dir = join(ROOT, 'workflows');
+  const files = readdirSync(dir).filter((f) => f.endsWith('.json'));
+  assert.ok(files.length >= 6, files.join(' '));
+  for (const f of files) {
+    const plan = await loadPlan(join(dir, f), {}, ROOT);
+    assert.ok(plan.steps.length > 0, f);
+  }
+});
+
+/** Files in one temp dir: name → content. */
+function tmpFiles(files: Record<string, unknown>): string {
+  const dir = mkdtempSync(join(tmpdir(), 'dww-'));
+  for (const [name, content] of Object.entries(files)) writeFileSync(join(dir, name), typeof content === 'string' ? content : JSON.stringify(content));
+  return dir;
+}
+
+const cropStep = { name: 'crop', task: { type: 'image_crop', arguments: { image: 'variable:image', left: 0, top: 0, width: 10, height: 10 } } };
+
+test('a workflow step inlines its sub-workflow under STEP/ names and gathers their results', async () => {
+  const dir = tmpFiles({
+    'inner.json': { id: 'inner', variables: { image: 'none.png', size: 4 }, steps: [
+      { name: 'resize', task: { type: 'image_resize', arguments: { image: 'variable:image', width: 'variable:size' } } },
+      { name: 'again', task: { type: 'image_convert', arguments: { image: 'previous_result:resize', mode: 'gray' } } },
+    ] },
+    'outer.json': { id: 'outer', variables: { image: 'a.png' }, steps: [
+      cropStep,
+      { name: 'sub', workflow: { path: 'inner.json', arguments: { image: 'previous_result:crop', size: '8' } } },
+      { name: 'last', task: { type: 'json_pick', arguments: { value: 'previous_result:sub.again', path: 'width' } } },
+    ] },
+    'a.png': 'x',
+  });
+  const plan = await loadPlan(join(dir, 'outer.json'), {}, dir);
+  assert.deepEqual(plan.steps.map((s) => [s.name, s.kind]), [['crop', 'task'], ['sub/resize', 'task'], ['sub/again', 'task'], ['sub', 'workflow'], ['last', 'task']]);
+  // The parent's result goes in as a reference (not a file to check); the sub's own reference is renamed.
+  assert.deepEqual(plan.steps[1]!.arguments, { image: 'previous_result:crop', width: 8 });
+  assert.equal(plan.steps[2]!.arguments.image, 'previous_result:sub/resize');
+  assert.deepEqual(plan.steps[3]!.arguments, { resize: 'previous_result:sub/resize', again: 'previous_result:sub/again' });
+});
+
+test('a sub-workflow that includes itself, an undeclared argument and a missing file are clear errors', async () => {
+  const dir = tmpFiles({
+    'a.json': { id: 'a', steps: [{ name: 'b', workflow: { path: 'b.json' } }] },
+    'b.json': { id: 'b', steps: [{ name: 'a', workflow: { path: 'a.json' } }] },
+    'c.json': { id: 'c', steps: [{ name: 'x', workflow: { path: 'b.json', arguments: { nope: 1 } } }] },
+    'd.json': { id: 'd', steps: [{ name: 'x', workflow: { path: 'missing.json' } }] },
+  });
+  const cycle = await rejectsWith(loadPlan(join(dir, 'a.json'), {}, dir), 'DW_ERR_WORKFLOW_INVALID');
+  assert.match(cycle.message, /a\.json → .*b\.json → .*a\.json/);
+  const unknown = await rejectsWith(loadPlan(join(dir, 'c.json'), {}, dir), 'DW_ERR_UNKNOWN_VARIABLE');
+  assert.match(unknown.message, /step "x": .*b\.json does not declare "nope"; declared variables: \(none\)/);
+  await rejectsWith(loadPlan(join(dir, 'd.json'), {}, dir), 'DW_ERR_FILE_NOT_FOUND');
+  const wrongType = tmpFiles({
+    'in.json': { id: 'in', variables: { n: 3 }, steps: [{ name: 't', task: { type: 'text_join', arguments: { items: [] } } }] },
+    'out.json': { id: 'out', steps: [{ name: 's', workflow: { path: 'in.json', arguments: { n: true } } }] },
+  });
+  const typed = await rejectsWith(loadPlan(join(wrongType, 'out.json'), {}, wrongType), 'DW_ERR_BAD_ARGUMENT');
+  assert.match(typed.message, /"n" is a number \(default 3\), got true/);
+});
+
+test('a plugin type resolves to a module next to the workflow; its .onnx models are sessions, other files text', async () => {
+  const dir = tmpFiles({
+    'p.mjs': 'export default {}',
+    'm.onnx': 'x',
+    'vocab.txt': 'x',
+    'wf.json': { id: 'p', steps: [{ name: 'x', pipeline: { type: './p.mjs', models: { net: 'm.onnx', vocab: 'vocab.txt' } } }] },
+    'gone.json': { id: 'p', steps: [{ name: 'x', pipeline: { type: './gone.mjs', models: {} } }] },
+  });
+  const plan = await loadPlan(join(dir, 'wf.json'), {}, dir);
+  assert.deepEqual(plan.steps[0]!.module, { path: join(dir, 'p.mjs'), key: '' });
+  assert.deepEqual(plan.steps[0]!.models.map((m) => [m.role, m.kind]), [['net', 'onnx'], ['vocab', 'text']]);
+  const gone = await rejectsWith(loadPlan(join(dir, 'gone.json'), {}, dir), 'DW_ERR_FILE_NOT_FOUND');
+  assert.match(gone.message, /plugin module .*gone\.mjs/);
+});
+
+test('onnx inputs that name files are resolved and checked; save tasks save by default', async () => {
+  const dir = tmpFiles({
+    'm.onnx': 'x',
+    'a.npy': 'x',
+    'wf.json': { id: 'o', variables: { image: 'a.png' }, steps: [
+      { name: 'net', pipeline: { type: 'onnx', models: { model: 'm.onnx' }, arguments: { inputs: { a: 'a.npy', b: { image: 'variable:image' }, c: [1, 2] } } } },
+      { name: 'save', task: { type: 'image_save', arguments: { image: 'variable:image', format: 'jpeg' } } },
+    ] },
+  });
+  const err = await rejectsWith(loadPlan(join(dir, 'wf.json'), {}, dir), 'DW_ERR_FILE_NOT_FOUND');
+  assert.match(err.message, /input "inputs\.b\.image"/);
+  writeFileSync(join(dir, 'a.png'), 'x');
+  const plan = await loadPlan(join(dir, 'wf.json'), {}, dir);
+  assert.deepEqual(plan.steps[0]!.arguments.inputs, { a: join(dir, 'a.npy'), b: { image: join(dir, 'a.png') }, c: [1, 2] });
+  assert.deepEqual(plan.steps[1]!.save, { name: 'o-save.jpg', content_type: 'image/jpeg' });
 });
 
 test('every problem is reported, each with its JSON path', async () => {
@@ -75,7 +164,7 @@ test('semantic problems: unknown type, roles, undeclared variables, later steps,
   assert.match(byPath['$.steps[0].pipeline.arguments.image']!, /unknown variable "imgae"; declared: image/);
   assert.match(byPath['$.steps[1].name']!, /duplicate step name "read"/);
   assert.match(byPath['$.steps[1].task.arguments.items[0]']!, /must name an earlier step/);
-  assert.match(byPath['$.steps[2].task.type']!, /unknown task type "no_such_task"; known: text_join, json_pick/);
+  assert.match(byPath['$.steps[2].task.type']!, /unknown task type "no_such_task"; known: image_load, .*text_join, text_template, json_pick/);
   assert.match(byPath['$.steps[3].pipeline.models']!, /needs a "rec" model/);
 });
 

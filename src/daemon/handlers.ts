@@ -29,6 +29,7 @@ async function assignKeys(plan: Plan, d: Daemon, emit: (e: RunEvent) => void = (
       });
       model.key = model.kind === 'onnx' ? `${sha}:${optionsDigest(step.session)}` : sha;
     }
+    if (step.module) step.module.key = await d.hasher.sha256(step.module.path);
   }
 }
 

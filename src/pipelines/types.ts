@@ -2,13 +2,7 @@
 // providers, hashing); a pipeline only asks for them by role, so the same code runs cold or warm.
 import type { InferenceSession } from 'onnxruntime-node';
 
-/** Decoded image, 8-bit interleaved pixels (channels = 3 for RGB). */
-export interface RawImage {
-  data: Uint8Array;
-  width: number;
-  height: number;
-  channels: number;
-}
+export type { RawImage } from '../media/image.js';
 
 export interface PipelineContext {
   /** Whether the step gives this role (optional roles may be left out). */
@@ -21,6 +15,8 @@ export interface PipelineContext {
   progress(done: number, total: number, unit: string): void;
   /** Aborted when the run is cancelled or times out; check it between frames / boxes. */
   signal: AbortSignal;
+  /** onnxruntime-node itself (for ort.Tensor), so a plugin outside this package need not resolve it. */
+  ort: typeof import('onnxruntime-node');
 }
 
 export interface ModelRole {

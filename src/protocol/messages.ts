@@ -80,7 +80,7 @@ export interface RunResult {
 export interface ValidateResult {
   ok: true;
   workflow: { id: string; path: string };
-  steps: Array<{ name: string; kind: 'pipeline' | 'task'; type: string }>;
+  steps: Array<{ name: string; kind: 'pipeline' | 'task' | 'workflow'; type: string }>;
   variables: Record<string, unknown>;
   models: Array<{ step: string; role: string; path: string }>;
 }

@@ -1,21 +1,58 @@
 // Turns a step result into the bytes of a saved output. The runner encodes; the client writes the
 // file (as the invoking user, under its own --output-dir).
 import { DwError } from '../protocol/errors.js';
+import { encodeWav, isAudio } from '../media/audio.js';
+import { isEncodedFile } from '../media/file.js';
+import { encodeImage, isImage } from '../media/image.js';
+import { isTensorData, writeNpy } from '../media/npy.js';
+import { toJson } from './values.js';
 
-const ENCODERS: Record<string, (value: unknown, step: string) => Buffer> = {
-  'application/json': (value) => Buffer.from(JSON.stringify(value, null, 2) + '\n'),
-  'text/plain': (value, step) => {
-    if (typeof value === 'string') return Buffer.from(value.endsWith('\n') ? value : value + '\n');
-    const text = (value as { text?: unknown } | null)?.text;
-    if (typeof text !== 'string') throw new DwError('DW_ERR_OUTPUT', `step "${step}": text/plain needs a string result or one with a "text" field`, { step });
-    return Buffer.from(text.endsWith('\n') ? text : text + '\n');
-  },
+/**
+ * The value itself when `is` holds, else its only field for which it holds: a VAD result saves its
+ * `audio`, a one-output onnx result its tensor.
+ */
+function find<T>(value: unknown, is: (v: unknown) => v is T): T | undefined {
+  if (is(value)) return value;
+  if (value === null || typeof value !== 'object') return undefined;
+  const hits = Object.values(value).filter(is);
+  return hits.length === 1 ? hits[0] : undefined;
+}
+
+function textOf(value: unknown): string | undefined {
+  if (typeof value === 'string') return value;
+  const text = (value as { text?: unknown } | null)?.text;
+  return typeof text === 'string' ? text : undefined;
+}
+
+const line = (s: string) => Buffer.from(s.endsWith('\n') ? s : s + '\n');
+
+const ENCODERS: Record<string, { needs: string; encode: (value: unknown) => Buffer | Promise<Buffer> | undefined }> = {
+  'application/json': { needs: 'any result', encode: (value) => line(JSON.stringify(toJson(value), null, 2)) },
+  'text/plain': { needs: 'a string result or one with a "text" field', encode: (v) => (textOf(v) === undefined ? undefined : line(textOf(v)!)) },
+  'image/png': { needs: 'an image', encode: (v) => image(v, 'png') },
+  'image/jpeg': { needs: 'an image', encode: (v) => image(v, 'jpeg') },
+  'image/webp': { needs: 'an image', encode: (v) => image(v, 'webp') },
+  'audio/wav': { needs: 'audio (or a result with one audio field)', encode: (v) => (find(v, isAudio) ? encodeWav(find(v, isAudio)!) : undefined) },
+  'application/x-npy': { needs: 'a tensor (or a result with exactly one tensor, e.g. an onnx step with one output)', encode: (v) => (find(v, isTensorData) ? writeNpy(find(v, isTensorData)!) : undefined) },
 };
 
-export function encodeResult(value: unknown, contentType: string, step: string): Buffer {
-  const encode = ENCODERS[contentType];
-  if (!encode) {
-    throw new DwError('DW_ERR_OUTPUT', `step "${step}": its result cannot be saved as ${contentType}; this step type saves as ${Object.keys(ENCODERS).join(' or ')}`, { step, content_type: contentType });
+function image(value: unknown, format: 'png' | 'jpeg' | 'webp'): Promise<Buffer> | undefined {
+  const img = find(value, isImage);
+  return img ? encodeImage(img, format) : undefined;
+}
+
+export async function encodeResult(value: unknown, contentType: string, step: string): Promise<Buffer> {
+  // A step that encoded its own file (image_save, audio_save) is saved as it is.
+  if (isEncodedFile(value)) {
+    if (value.content_type !== contentType) {
+      throw new DwError('DW_ERR_OUTPUT', `step "${step}": it produced ${value.content_type} but result.content_type is ${contentType}; make them agree`, { step, content_type: contentType, produced: value.content_type });
+    }
+    return Buffer.from(value.data.buffer, value.data.byteOffset, value.data.byteLength);
   }
-  return encode(value, step);
+  const enc = ENCODERS[contentType];
+  const bytes = enc ? await enc.encode(value) : undefined;
+  if (!bytes) {
+    throw new DwError('DW_ERR_OUTPUT', `step "${step}": its result cannot be saved as ${contentType}, which needs ${enc?.needs ?? 'a known content type'}`, { step, content_type: contentType });
+  }
+  return bytes;
 }

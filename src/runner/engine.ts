@@ -1,14 +1,17 @@
 // Executes a resolved Plan step by step inside the runner: loads (or reuses) the step's sessions,
 // resolves previous_result references, runs the pipeline or task, encodes what is to be saved.
+import * as ort from 'onnxruntime-node';
 import { DwError, toErrorPayload } from '../protocol/errors.js';
 import type { ModelUse, RunEvent, RunOutput } from '../protocol/messages.js';
 import { PIPELINE_IMPLS, TASK_IMPLS } from '../pipelines/registry.js';
-import type { PipelineContext } from '../pipelines/types.js';
+import type { Pipeline, PipelineContext } from '../pipelines/types.js';
 import type { Plan, PlanStep } from '../workflow/plan.js';
 import { pickField, substitute } from '../workflow/references.js';
 import { encodeResult } from './encode.js';
 import type { RunnerResult } from './ipc.js';
+import { loadPlugin } from './plugins.js';
 import type { SessionCache } from './sessions.js';
+import { RESULT_TENSOR_LIMIT, toJson } from './values.js';
 
 export interface RunDeps {
   sessions: SessionCache;
@@ -16,20 +19,24 @@ export interface RunDeps {
   signal: AbortSignal;
 }
 
+/** A pipeline may report every frame; the client needs a few updates a second at most. */
+const PROGRESS_EVERY_MS = 100;
+
 function resolveResults(args: Record<string, unknown>, results: Record<string, unknown>, step: string): Record<string, unknown> {
   return substitute(args, (ref, raw) => {
     if (ref.kind !== 'previous_result') return raw;
     const value = pickField(results[ref.step], ref.field);
     if (value === undefined) {
-      throw new DwError('DW_ERR_BAD_REFERENCE', `step "${step}": ${raw} is empty: step "${ref.step}" has no field "${ref.field.join('.')}"`, { step, reference: raw });
+      const what = ref.step in results ? `step "${ref.step}" has no field "${ref.field.join('.')}"` : `step "${ref.step}" has no result`;
+      throw new DwError('DW_ERR_BAD_REFERENCE', `step "${step}": ${raw} is empty: ${what}`, { step, reference: raw });
     }
     return value;
   }) as Record<string, unknown>;
 }
 
 /** Loads every onnx model of a step up front, so load time and run time are reported apart. */
-async function loadStepModels(step: PlanStep, deps: RunDeps, uses: ModelUse[]): Promise<Map<string, import('onnxruntime-node').InferenceSession>> {
-  const loaded = new Map<string, import('onnxruntime-node').InferenceSession>();
+async function loadStepModels(step: PlanStep, deps: RunDeps, uses: ModelUse[]): Promise<Map<string, ort.InferenceSession>> {
+  const loaded = new Map<string, ort.InferenceSession>();
   for (const model of step.models.filter((m) => m.kind === 'onnx')) {
     const got = await deps.sessions.session(model, step.session);
     loaded.set(model.role, got.session);
@@ -39,9 +46,28 @@ async function loadStepModels(step: PlanStep, deps: RunDeps, uses: ModelUse[]): 
   return loaded;
 }
 
+function progressReporter(step: string, emit: RunDeps['emit']): PipelineContext['progress'] {
+  let last = 0;
+  return (done, total, unit) => {
+    const now = performance.now();
+    if (done < total && now - last < PROGRESS_EVERY_MS) return;
+    last = now;
+    emit({ kind: 'progress', step, done, total, unit });
+  };
+}
+
+async function pipelineOf(step: PlanStep): Promise<Pipeline> {
+  if (!step.module) return PIPELINE_IMPLS[step.type]!();
+  const plugin = await loadPlugin(step.module);
+  const missing = plugin.roles.filter((r) => r.required && !step.models.some((m) => m.role === r.name));
+  if (missing.length > 0) throw new DwError('DW_ERR_WORKFLOW_INVALID', `step "${step.name}": the plugin ${step.type} needs model role${missing.length > 1 ? 's' : ''} ${missing.map((r) => `"${r.name}"`).join(', ')}`, { step: step.name });
+  return plugin;
+}
+
 async function runStep(step: PlanStep, args: Record<string, unknown>, deps: RunDeps, uses: ModelUse[]): Promise<{ value: unknown; load_ms: number }> {
-  if (step.kind === 'task') return { value: await TASK_IMPLS[step.type]!(args), load_ms: 0 };
-  const pipeline = await PIPELINE_IMPLS[step.type]!();
+  if (step.kind === 'workflow') return { value: args, load_ms: 0 };
+  if (step.kind === 'task') return { value: await (await TASK_IMPLS[step.type]!())(args), load_ms: 0 };
+  const pipeline = await pipelineOf(step);
   const before = uses.length;
   const sessions = await loadStepModels(step, deps, uses);
   const load_ms = uses.slice(before).reduce((sum, u) => sum + u.load_ms, 0);
@@ -50,16 +76,17 @@ async function runStep(step: PlanStep, args: Record<string, unknown>, deps: RunD
     has: (role) => byRole.has(role),
     session: async (role) => {
       const s = sessions.get(role);
-      if (!s) throw new DwError('DW_ERR_INTERNAL', `pipeline "${step.type}" asked for model role "${role}" that the step does not give`, { role });
+      if (!s) throw new DwError('DW_ERR_WORKFLOW_INVALID', `step "${step.name}": pipeline "${step.type}" needs an onnx model for role "${role}"; the step gives: ${[...byRole.keys()].join(', ') || '(none)'}`, { role });
       return s;
     },
     text: async (role) => {
       const m = byRole.get(role);
-      if (!m) throw new DwError('DW_ERR_INTERNAL', `pipeline "${step.type}" asked for asset role "${role}" that the step does not give`, { role });
+      if (!m) throw new DwError('DW_ERR_WORKFLOW_INVALID', `step "${step.name}": pipeline "${step.type}" needs a file for role "${role}"; the step gives: ${[...byRole.keys()].join(', ') || '(none)'}`, { role });
       return deps.sessions.text(m);
     },
-    progress: (done, total, unit) => deps.emit({ kind: 'progress', step: step.name, done, total, unit }),
+    progress: progressReporter(step.name, deps.emit),
     signal: deps.signal,
+    ort,
   };
   return { value: await pipeline.run(args, ctx), load_ms };
 }
@@ -80,7 +107,8 @@ export async function runPlan(plan: Plan, deps: RunDeps): Promise<RunnerResult> 
       results[step.name] = out.value;
       load_ms += out.load_ms;
       if (step.save) {
-        outputs.push({ step: step.name, name: step.save.name, content_type: step.save.content_type, data_base64: encodeResult(out.value, step.save.content_type, step.name).toString('base64') });
+        const bytes = await encodeResult(out.value, step.save.content_type, step.name);
+        outputs.push({ step: step.name, name: step.save.name, content_type: step.save.content_type, data_base64: bytes.toString('base64') });
       }
     } catch (err) {
       if (deps.signal.aborted) throw deps.signal.reason;
@@ -91,5 +119,7 @@ export async function runPlan(plan: Plan, deps: RunDeps): Promise<RunnerResult> 
     deps.emit({ kind: 'step', step: step.name, state: 'done', ms: Math.round(performance.now() - ts) });
   }
   const total = Math.round(performance.now() - t0);
-  return { results, models, outputs, load_ms, run_ms: total - load_ms, rss: process.memoryUsage.rss() };
+  // Inlined sub-workflow steps ("sub/read") show inside their workflow step's result only.
+  const top = Object.fromEntries(Object.entries(results).filter(([name]) => !name.includes('/')));
+  return { results: toJson(top, RESULT_TENSOR_LIMIT) as Record<string, unknown>, models, outputs, load_ms, run_ms: total - load_ms, rss: process.memoryUsage.rss() };
 }

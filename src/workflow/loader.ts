@@ -4,9 +4,9 @@ import { readFile, access, stat } from 'node:fs/promises';
 import { constants } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { DwError } from '../protocol/errors.js';
-import { PIPELINES, TASKS, type StepTypeInfo } from '../pipelines/catalog.js';
+import { PIPELINES, TASKS, isPluginType, pluginInfo, type StepTypeInfo } from '../pipelines/catalog.js';
 import { workflowSchema, type Workflow, type VariableValue } from './schema.js';
-import { collectReferences, jsonPath, parseReference, substitute } from './references.js';
+import { collectReferences, jsonPath, parseReference, pickField, PREVIOUS, substitute } from './references.js';
 import { resolveModelPath } from './model-paths.js';
 import { jsonErrorOffset, lineCol } from './json-error.js';
 import { AllowedRoots } from './roots.js';
@@ -15,11 +15,18 @@ import type { Plan, PlanModel, PlanStep } from './plan.js';
 export interface Problem { path: string; message: string }
 
 const EXTENSIONS: Record<string, string> = {
-  'application/json': 'json', 'text/plain': 'txt', 'image/png': 'png', 'image/jpeg': 'jpg', 'audio/wav': 'wav', 'application/x-npy': 'npy',
+  'application/json': 'json', 'text/plain': 'txt', 'image/png': 'png', 'image/jpeg': 'jpg', 'image/webp': 'webp', 'audio/wav': 'wav', 'application/x-npy': 'npy',
 };
 
-/** A variable's value and the folder a relative path in it is relative to. */
-interface Bound { value: VariableValue; base: string }
+/**
+ * A variable's value and the folder a relative path in it is relative to. A sub-workflow's
+ * variable may be bound to an earlier step's result: then the value is that previous_result:
+ * reference, left for the engine to resolve at run time.
+ */
+interface Bound { value: unknown; base: string }
+
+/** Sub-workflows nest at most this deep (a guard against runaway includes). */
+const MAX_DEPTH = 8;
 
 export async function readWorkflow(path: string): Promise<Workflow> {
   let text: string;
@@ -55,7 +62,8 @@ function semanticProblemsOfDraft(json: unknown): Problem[] {
   const steps = json.steps.map((st: unknown) => {
     if (!rec(st)) return { name: '', task: { type: '', arguments: {} } };
     const spec = (x: unknown) => (rec(x) ? { ...x, type: String(x.type ?? ''), arguments: rec(x.arguments) ? x.arguments : {}, models: rec(x.models) ? x.models : {} } : undefined);
-    return { ...st, name: String(st.name ?? ''), pipeline: spec(st.pipeline), task: st.pipeline ? undefined : spec(st.task) ?? { type: '', arguments: {} } };
+    const workflow = rec(st.workflow) ? { ...st.workflow, path: String(st.workflow.path ?? ''), arguments: rec(st.workflow.arguments) ? st.workflow.arguments : {} } : undefined;
+    return { ...st, name: String(st.name ?? ''), pipeline: spec(st.pipeline), workflow, task: st.pipeline || workflow ? undefined : spec(st.task) ?? { type: '', arguments: {} } };
   });
   try {
     // Type names that are missing or empty were already reported by the schema.
@@ -70,11 +78,18 @@ function invalid(path: string, problems: Problem[]): DwError {
   return new DwError('DW_ERR_WORKFLOW_INVALID', `${path} is not a valid workflow (${problems.length} problem${problems.length === 1 ? '' : 's'}):\n${list}`, { path, problems });
 }
 
-function stepInfo(step: Workflow['steps'][number]): { info: StepTypeInfo | undefined; type: string; kind: 'pipeline' | 'task' } {
-  return step.pipeline
-    ? { info: PIPELINES[step.pipeline.type], type: step.pipeline.type, kind: 'pipeline' }
-    : { info: TASKS[step.task!.type], type: step.task!.type, kind: 'task' };
+type StepKind = 'pipeline' | 'task' | 'workflow';
+
+function stepInfo(step: Workflow['steps'][number]): { info: StepTypeInfo | undefined; type: string; kind: StepKind } {
+  if (step.workflow) return { info: { roles: [], fileArgs: [], summary: 'a sub-workflow' }, type: step.workflow.path, kind: 'workflow' };
+  if (step.pipeline) {
+    const type = step.pipeline.type;
+    return { info: isPluginType(type) ? pluginInfo(step.pipeline.models) : PIPELINES[type], type, kind: 'pipeline' };
+  }
+  return { info: TASKS[step.task!.type], type: step.task!.type, kind: 'task' };
 }
+
+const isRuntimeRef = (v: unknown) => parseReference(v)?.kind === 'previous_result';
 
 /** Checks the schema cannot express: names, types, roles and references. */
 function semanticProblems(wf: Workflow): Problem[] {
@@ -85,7 +100,7 @@ function semanticProblems(wf: Workflow): Problem[] {
     const at = (...p: (string | number)[]) => jsonPath(['steps', i, ...p]);
     if (seen.has(step.name)) problems.push({ path: at('name'), message: `duplicate step name "${step.name}"` });
     const { info, type, kind } = stepInfo(step);
-    const known = Object.keys(kind === 'pipeline' ? PIPELINES : TASKS);
+    const known = [...Object.keys(kind === 'pipeline' ? PIPELINES : TASKS), ...(kind === 'pipeline' ? ['./plugin.js'] : [])];
     if (!info) problems.push({ path: at(kind, 'type'), message: `unknown ${kind} type "${type}"; known: ${known.join(', ')}` });
     if (info && step.pipeline) {
       const roles = info.roles.map((r) => r.name);
@@ -96,16 +111,18 @@ function semanticProblems(wf: Workflow): Problem[] {
         if (r.required && !(r.name in step.pipeline.models)) problems.push({ path: at('pipeline', 'models'), message: `"${type}" needs a "${r.name}" model` });
       }
     }
-    const args = (step.pipeline ?? step.task)!.arguments;
+    const args = (step.pipeline ?? step.task ?? step.workflow)!.arguments;
     const refs = [
       ...collectReferences(args, [kind, 'arguments']),
       ...(step.pipeline ? collectReferences(step.pipeline.models, ['pipeline', 'models']) : []),
+      ...(step.workflow ? collectReferences(step.workflow.path, ['workflow', 'path']) : []),
     ];
     for (const { ref, path } of refs) {
       if (ref.kind === 'variable' && !declared.includes(ref.name)) {
         problems.push({ path: at(...path), message: `unknown variable "${ref.name}"; declared: ${declared.join(', ') || '(none)'}` });
       }
-      if (ref.kind === 'previous_result' && !seen.has(ref.step)) {
+      // "previous_result:sub/read" reaches into the sub-workflow step "sub"; the loader checks the rest.
+      if (ref.kind === 'previous_result' && !seen.has(ref.step) && !(ref.step.includes('/') && seen.has(ref.step.split('/')[0]!))) {
         problems.push({ path: at(...path), message: `"previous_result:${ref.step}" must name an earlier step; earlier steps: ${[...seen].join(', ') || '(none)'}` });
       }
     }
@@ -157,70 +174,157 @@ async function checkReadable(path: string, code: 'DW_ERR_MODEL_NOT_FOUND' | 'DW_
   }
 }
 
-/** Reads, validates and resolves a workflow, checking every model and input file it names. */
-export async function loadPlan(workflowPath: string, args: Record<string, string>, cwd: string, roots: AllowedRoots = new AllowedRoots(null)): Promise<Plan> {
-  const path = resolve(cwd, workflowPath);
-  // Before reading: a refused file must not even be parsed (its content would show in errors).
-  await roots.check(path, 'workflow');
-  const wf = await readWorkflow(path);
+/** Where a string argument that names a file sits: dotted patterns, "*" for any key. */
+function fileArgPaths(args: unknown, pattern: string[], at: string[] = []): string[][] {
+  if (pattern.length === 0) return typeof args === 'string' ? [at] : [];
+  if (args === null || typeof args !== 'object' || Array.isArray(args)) return [];
+  const [head, ...rest] = pattern;
+  const keys = head === '*' ? Object.keys(args) : [head!];
+  return keys.flatMap((k) => fileArgPaths((args as Record<string, unknown>)[k], rest, [...at, k]));
+}
+
+function setField(obj: Record<string, unknown>, path: string[], value: unknown): void {
+  let cur = obj;
+  for (const k of path.slice(0, -1)) cur = cur[k] as Record<string, unknown>;
+  cur[path.at(-1)!] = value;
+}
+
+/** A sub-workflow argument typed like the variable's default, as an --arg would be. */
+function coerceValue(name: string, value: unknown, def: VariableValue): unknown {
+  if (typeof value === 'string' && typeof def !== 'string' && def !== null) return coerce(name, value, def);
+  if (def !== null && value !== null && typeof value !== typeof def) {
+    throw new DwError('DW_ERR_BAD_ARGUMENT', `sub-workflow argument "${name}" is a ${typeof def} (default ${JSON.stringify(def)}), got ${JSON.stringify(value)}`, { name, expected: typeof def });
+  }
+  return value;
+}
+
+interface LoadContext {
+  roots: AllowedRoots;
+  /** File problems are collected, so one `dw validate` names every missing model and input. */
+  missing: DwError[];
+}
+
+async function checkFile(ctx: LoadContext, file: string, code: 'DW_ERR_MODEL_NOT_FOUND' | 'DW_ERR_FILE_NOT_FOUND', what: string): Promise<boolean> {
+  try {
+    await ctx.roots.check(file, what);
+    await checkReadable(file, code, what);
+    return true;
+  } catch (err) {
+    if (!(err instanceof DwError)) throw err;
+    ctx.missing.push(err);
+    return false;
+  }
+}
+
+/**
+ * The plan steps of one workflow. A sub-workflow's steps are inlined under "STEP/" names, with
+ * their previous_result references renamed to match, followed by the workflow step itself, whose
+ * result gathers theirs: the daemon and the engine then see one flat list of steps.
+ */
+async function planSteps(wf: Workflow, path: string, vars: Record<string, Bound>, prefix: string, stack: string[], ctx: LoadContext): Promise<PlanStep[]> {
   const dir = dirname(path);
-  // File problems are collected, so one `dw validate` names every missing model and input.
-  const missing: DwError[] = [];
-  const checkFile = async (file: string, code: 'DW_ERR_MODEL_NOT_FOUND' | 'DW_ERR_FILE_NOT_FOUND', what: string) => {
-    try {
-      await roots.check(file, what);
-      await checkReadable(file, code, what);
-    } catch (err) {
-      if (!(err instanceof DwError)) throw err;
-      missing.push(err);
-    }
-  };
-  const vars = bindVariables(wf, dir, args, cwd);
   const steps: PlanStep[] = [];
+  // Variables become their values; references to earlier steps get this workflow's prefix. A
+  // variable bound to a parent's previous_result is inserted as it is (already in the parent's names).
+  const bind = (value: unknown) => substitute(value, (ref, raw) => (ref.kind === 'variable' ? vars[ref.name]!.value : PREVIOUS + prefix + raw.slice(PREVIOUS.length)));
   for (const step of wf.steps) {
     const { info, type, kind } = stepInfo(step);
-    const spec = (step.pipeline ?? step.task)!;
+    const name = prefix + step.name;
+    const spec = (step.pipeline ?? step.task ?? step.workflow)!;
+    const argsOut = bind(spec.arguments) as Record<string, unknown>;
+    const save = step.result?.save ?? (info!.saves ? true : false);
+    const contentType = step.result?.content_type ?? info!.saves?.(argsOut) ?? 'application/json';
+    const saveSpec = save ? { name: typeof save === 'string' ? save : `${wf.id}-${step.name}.${EXTENSIONS[contentType]}`, content_type: contentType } : null;
+
+    if (step.workflow) {
+      const subRaw = bind(step.workflow.path);
+      if (typeof subRaw !== 'string') throw invalid(path, [{ path: `$.steps[${wf.steps.indexOf(step)}].workflow.path`, message: `must be a file path, got ${JSON.stringify(subRaw)}` }]);
+      const subRef = parseReference(step.workflow.path);
+      const subPath = resolve(subRef?.kind === 'variable' ? vars[subRef.name]!.base : dir, subRaw);
+      if (stack.includes(subPath)) throw new DwError('DW_ERR_WORKFLOW_INVALID', `${path}: step "${step.name}" runs ${subPath}, which is already running it (${[...stack, subPath].join(' → ')})`, { path, cycle: [...stack, subPath] });
+      if (stack.length >= MAX_DEPTH) throw new DwError('DW_ERR_WORKFLOW_INVALID', `${path}: step "${step.name}": sub-workflows nest deeper than ${MAX_DEPTH}`, { path });
+      await ctx.roots.check(subPath, `step "${name}": workflow`);
+      const sub = await readWorkflow(subPath);
+      const declared = Object.keys(sub.variables);
+      const unknown = Object.keys(argsOut).filter((k) => !declared.includes(k));
+      if (unknown.length > 0) {
+        throw new DwError('DW_ERR_UNKNOWN_VARIABLE', `step "${name}": ${subPath} does not declare ${unknown.map((u) => `"${u}"`).join(', ')}; declared variables: ${declared.join(', ') || '(none)'}`, { step: name, unknown, declared });
+      }
+      const subVars: Record<string, Bound> = {};
+      for (const [v, def] of Object.entries(sub.variables)) {
+        if (!(v in argsOut)) {
+          subVars[v] = { value: def, base: dirname(subPath) };
+          continue;
+        }
+        const raw = parseReference(step.workflow.arguments[v]);
+        const base = raw?.kind === 'variable' ? vars[raw.name]!.base : dir;
+        subVars[v] = { value: isRuntimeRef(argsOut[v]) ? argsOut[v] : coerceValue(v, argsOut[v], def), base };
+      }
+      steps.push(...(await planSteps(sub, subPath, subVars, `${name}/`, [...stack, subPath], ctx)));
+      steps.push({
+        name, kind, type, models: [], session: { providers: ['cpu'] },
+        arguments: Object.fromEntries(sub.steps.map((s) => [s.name, `${PREVIOUS}${name}/${s.name}`])),
+        save: saveSpec,
+      });
+      continue;
+    }
+
     const models: PlanModel[] = [];
     for (const [role, raw] of Object.entries(step.pipeline?.models ?? {})) {
       const ref = parseReference(raw);
       const bound = ref?.kind === 'variable' ? vars[ref.name]! : { value: raw, base: dir };
       const resolved = resolveModelPath(String(bound.value), bound.base);
       if ('error' in resolved) {
-        missing.push(new DwError('DW_ERR_MODEL_NOT_FOUND', `step "${step.name}", model "${role}": ${resolved.error}`, { step: step.name, role, ref: raw }));
+        ctx.missing.push(new DwError('DW_ERR_MODEL_NOT_FOUND', `step "${name}", model "${role}": ${resolved.error}`, { step: name, role, ref: raw }));
         continue;
       }
-      await checkFile(resolved.path, 'DW_ERR_MODEL_NOT_FOUND', `step "${step.name}": model "${role}"`);
+      await checkFile(ctx, resolved.path, 'DW_ERR_MODEL_NOT_FOUND', `step "${name}": model "${role}"`);
       const kindOf = info!.roles.find((r) => r.name === role)!.kind;
       models.push({ role, kind: kindOf, path: resolved.path, key: '' });
     }
-    const argsOut = substitute(spec.arguments, (ref, raw) => (ref.kind === 'variable' ? vars[ref.name]!.value : raw)) as Record<string, unknown>;
-    for (const name of info!.fileArgs) {
-      const rawArg = spec.arguments[name];
-      const ref = parseReference(rawArg);
-      if (ref?.kind === 'previous_result' || argsOut[name] === undefined || argsOut[name] === null) continue;
-      const base = ref?.kind === 'variable' ? vars[ref.name]!.base : dir;
-      if (typeof argsOut[name] !== 'string') {
-        throw new DwError('DW_ERR_BAD_ARGUMENT', `step "${step.name}": argument "${name}" must be a file path, got ${JSON.stringify(argsOut[name])}`, { step: step.name, argument: name });
+    for (const pattern of info!.fileArgs) {
+      for (const at of fileArgPaths(argsOut, pattern.split('.'))) {
+        const value = pickField(argsOut, at) as string;
+        if (isRuntimeRef(value)) continue;
+        const raw = parseReference(pickField(spec.arguments, at));
+        const file = resolve(raw?.kind === 'variable' ? vars[raw.name]!.base : dir, value);
+        setField(argsOut, at, file);
+        await checkFile(ctx, file, 'DW_ERR_FILE_NOT_FOUND', `step "${name}": input "${at.join('.')}"`);
       }
-      argsOut[name] = resolve(base, argsOut[name] as string);
-      await checkFile(argsOut[name] as string, 'DW_ERR_FILE_NOT_FOUND', `step "${step.name}": input "${name}"`);
     }
-    const save = step.result?.save;
-    const contentType = step.result?.content_type ?? 'application/json';
+    let module: PlanStep['module'];
+    if (isPluginType(type)) {
+      module = { path: resolve(dir, type), key: '' };
+      await checkFile(ctx, module.path, 'DW_ERR_FILE_NOT_FOUND', `step "${name}": plugin module`);
+    }
     steps.push({
-      name: step.name,
+      name,
       kind,
       type,
       models,
+      ...(module ? { module } : {}),
       session: {
         providers: step.pipeline?.providers ?? ['cpu'],
         intra_op_threads: step.pipeline?.options.intra_op_threads,
         graph_optimization: step.pipeline?.options.graph_optimization,
       },
       arguments: argsOut,
-      save: save ? { name: typeof save === 'string' ? save : `${wf.id}-${step.name}.${EXTENSIONS[contentType]}`, content_type: contentType } : null,
+      save: saveSpec,
     });
   }
+  return steps;
+}
+
+/** Reads, validates and resolves a workflow, checking every model and input file it names. */
+export async function loadPlan(workflowPath: string, args: Record<string, string>, cwd: string, roots: AllowedRoots = new AllowedRoots(null)): Promise<Plan> {
+  const path = resolve(cwd, workflowPath);
+  // Before reading: a refused file must not even be parsed (its content would show in errors).
+  await roots.check(path, 'workflow');
+  const wf = await readWorkflow(path);
+  const vars = bindVariables(wf, dirname(path), args, cwd);
+  const ctx: LoadContext = { roots, missing: [] };
+  const steps = await planSteps(wf, path, vars, '', [path], ctx);
+  const { missing } = ctx;
   if (missing.length === 1) throw missing[0]!;
   if (missing.length > 1) {
     // The first problem's code decides the exit code; the message lists them all.
@@ -238,16 +342,21 @@ export async function loadPlan(workflowPath: string, args: Record<string, string
  * Unlike loadPlan it does not require the inputs or the models to exist: clearing must work on a
  * workflow whose sample image was moved, or whose model was deleted.
  */
-export async function modelPathsOf(workflowPath: string): Promise<string[]> {
+export async function modelPathsOf(workflowPath: string, depth = 0): Promise<string[]> {
   const wf = await readWorkflow(workflowPath);
   const dir = dirname(workflowPath);
   const out = new Set<string>();
+  const valueOf = (raw: string) => {
+    const ref = parseReference(raw);
+    return String(ref?.kind === 'variable' ? wf.variables[ref.name] : raw);
+  };
   for (const step of wf.steps) {
     for (const raw of Object.values(step.pipeline?.models ?? {})) {
-      const ref = parseReference(raw);
-      const value = ref?.kind === 'variable' ? wf.variables[ref.name] : raw;
-      const resolved = resolveModelPath(String(value), dir);
+      const resolved = resolveModelPath(valueOf(raw), dir);
       if ('path' in resolved) out.add(resolved.path);
+    }
+    if (step.workflow && depth < MAX_DEPTH) {
+      for (const p of await modelPathsOf(resolve(dir, valueOf(step.workflow.path)), depth + 1).catch(() => [])) out.add(p);
     }
   }
   return [...out];

@@ -17,9 +17,13 @@ export interface SessionOptionsSpec {
 
 export interface PlanStep {
   name: string;
-  kind: 'pipeline' | 'task';
+  /** A workflow step comes after its sub-workflow's inlined steps and gathers their results. */
+  kind: 'pipeline' | 'task' | 'workflow';
+  /** A built-in pipeline or task type, a plugin's module path as written, or a sub-workflow's path. */
   type: string;
   models: PlanModel[];
+  /** A plugin pipeline: its module file, and the daemon's sha256 of it (a changed file is re-imported). */
+  module?: { path: string; key: string };
   session: SessionOptionsSpec;
   arguments: Record<string, unknown>;
   save: { name: string; content_type: string } | null;

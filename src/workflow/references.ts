@@ -5,7 +5,7 @@ export type Reference =
   | { kind: 'previous_result'; step: string; field: string[] };
 
 const VARIABLE = 'variable:';
-const PREVIOUS = 'previous_result:';
+export const PREVIOUS = 'previous_result:';
 
 export function parseReference(value: unknown): Reference | null {
   if (typeof value !== 'string') return null;

@@ -2,7 +2,7 @@
 // (npm run schema) so editors validate and complete workflow files with the same rules.
 import { z } from 'zod';
 
-export const CONTENT_TYPES = ['application/json', 'text/plain', 'image/png', 'image/jpeg', 'audio/wav', 'application/x-npy'] as const;
+export const CONTENT_TYPES = ['application/json', 'text/plain', 'image/png', 'image/jpeg', 'image/webp', 'audio/wav', 'application/x-npy'] as const;
 export const PROVIDERS = ['cuda', 'tensorrt', 'webgpu', 'cpu'] as const;
 
 const name = z.string().regex(/^[A-Za-z_][A-Za-z0-9_-]*$/, 'use letters, digits, "_" or "-", starting with a letter or "_"');
@@ -19,7 +19,7 @@ const resultSpec = z
 
 const pipelineSpec = z
   .object({
-    type: z.string().min(1).describe('pipeline type, e.g. "paddle-ocr"'),
+    type: z.string().min(1).describe('pipeline type: "paddle-ocr", "silero-vad", "onnx", or a plugin module "./my-pipeline.js"'),
     models: z.record(z.string(), z.string().min(1)).describe('role → model path: relative to the workflow file, absolute, or npm:PACKAGE/PATH'),
     providers: z.array(z.enum(PROVIDERS)).min(1).default(['cpu']).describe('execution providers to try, in order'),
     options: z
@@ -40,16 +40,24 @@ const taskSpec = z
   })
   .strict();
 
+const workflowStepSpec = z
+  .object({
+    path: z.string().min(1).describe('the sub-workflow file, relative to this one (or a variable: reference)'),
+    arguments: z.record(z.string(), z.unknown()).default({}).describe("values for the sub-workflow's variables; previous_result: references pass earlier results in"),
+  })
+  .strict();
+
 const stepSpec = z
   .object({
     name,
     description: z.string().optional(),
     pipeline: pipelineSpec.optional(),
     task: taskSpec.optional(),
+    workflow: workflowStepSpec.optional(),
     result: resultSpec.optional(),
   })
   .strict()
-  .refine((s) => (s.pipeline === undefined) !== (s.task === undefined), { message: 'a step needs exactly one of "pipeline" or "task"' });
+  .refine((s) => [s.pipeline, s.task, s.workflow].filter((x) => x !== undefined).length === 1, { message: 'a step needs exactly one of "pipeline", "task" or "workflow"' });
 
 export const workflowSchema = z
   .object({

@@ -1,9 +1,11 @@
 // The paddle-ocr step's arguments: checked here, so a typo or a wrong type fails before any work
 // with a message naming the argument, what it takes and what it got.
 import { DwError } from '../../protocol/errors.js';
+import { isImage, type RawImage } from '../../media/image.js';
 
 export interface OcrArgs {
-  image: string;
+  /** A file path, or an image from an earlier step. */
+  image: string | RawImage;
   min_score: number;
   box_thresh: number;
   unclip_ratio: number;
@@ -44,7 +46,7 @@ export function parseArgs(args: Record<string, unknown>): OcrArgs {
     throw new DwError('DW_ERR_BAD_ARGUMENT', `paddle-ocr: unknown argument${unknown.length > 1 ? 's' : ''} ${names}; accepted arguments: ${ACCEPTED_ARGS.join(', ')}`, { unknown, accepted: [...ACCEPTED_ARGS] });
   }
   const image = args.image;
-  if (typeof image !== 'string' || image === '') throw bad('image', 'the path of an image file (a non-empty string)', image);
+  if (!isImage(image) && (typeof image !== 'string' || image === '')) throw bad('image', 'an image file or an image from an earlier step', image);
   const out: OcrArgs = { image, min_score: 0, box_thresh: 0, unclip_ratio: 0, limit_side_len: 0 };
   for (const [name, spec] of Object.entries(NUMBERS) as [keyof typeof NUMBERS, (typeof NUMBERS)[keyof typeof NUMBERS]][]) {
     const v = args[name];

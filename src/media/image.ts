@@ -1,0 +1,65 @@
+// Images as step values: 8-bit interleaved pixels (1 = gray, 3 = RGB, 4 = RGBA), decoded and encoded
+// with sharp. Steps pass these between each other inside the runner; only their size reaches a client.
+import sharp, { type OutputInfo, type Sharp } from 'sharp';
+import { DwError } from '../protocol/errors.js';
+import { readInput } from './read.js';
+
+export interface RawImage {
+  data: Uint8Array;
+  width: number;
+  height: number;
+  channels: number;
+}
+
+export type ImageMode = 'rgb' | 'rgba' | 'gray';
+export const CHANNELS: Record<ImageMode, number> = { gray: 1, rgb: 3, rgba: 4 };
+export const IMAGE_FORMATS = { png: 'image/png', jpeg: 'image/jpeg', webp: 'image/webp' } as const;
+export type ImageFormat = keyof typeof IMAGE_FORMATS;
+
+export function isImage(v: unknown): v is RawImage {
+  const o = v as RawImage | null;
+  return typeof o === 'object' && o !== null && o.data instanceof Uint8Array && Number.isInteger(o.width) && Number.isInteger(o.height) && [1, 3, 4].includes(o.channels);
+}
+
+function fromSharp(data: Buffer, info: OutputInfo): RawImage {
+  return { data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength), width: info.width, height: info.height, channels: info.channels };
+}
+
+export function toSharp(img: RawImage): Sharp {
+  return sharp(img.data, { raw: { width: img.width, height: img.height, channels: img.channels as 1 | 3 | 4 } });
+}
+
+/** Pixels in the given mode; transparency is flattened onto white paper unless kept (rgba). */
+async function pixels(input: Sharp, mode: ImageMode): Promise<RawImage> {
+  let s = input;
+  if (mode !== 'rgba') s = s.flatten({ background: '#ffffff' });
+  s = mode === 'gray' ? s.toColourspace('b-w') : s.toColourspace('srgb');
+  s = mode === 'rgba' ? s.ensureAlpha() : s.removeAlpha();
+  const { data, info } = await s.raw().toBuffer({ resolveWithObject: true });
+  return fromSharp(data, info);
+}
+
+/** Decodes a PNG, JPEG, WebP, GIF or TIFF file, honouring EXIF orientation as a viewer would. */
+export async function readImage(path: string, mode: ImageMode, owner: string): Promise<RawImage> {
+  const bytes = await readInput(path, owner, 'image');
+  try {
+    return await pixels(sharp(bytes).rotate(), mode);
+  } catch (err) {
+    throw new DwError('DW_ERR_BAD_ARGUMENT', `${owner}: ${path} is not a readable image (png, jpeg, webp, gif or tiff): ${(err as Error).message}`, { path });
+  }
+}
+
+/** A path (read now) or an image value from an earlier step, in the wanted mode. */
+export async function imageArg(v: string | RawImage, mode: ImageMode, owner: string): Promise<RawImage> {
+  if (typeof v === 'string') return readImage(v, mode, owner);
+  return v.channels === CHANNELS[mode] ? v : convertImage(v, mode);
+}
+
+export function convertImage(img: RawImage, mode: ImageMode): Promise<RawImage> {
+  return pixels(toSharp(img), mode);
+}
+
+export async function encodeImage(img: RawImage, format: ImageFormat, quality?: number): Promise<Buffer> {
+  const s = toSharp(img);
+  return (format === 'png' ? s.png() : format === 'jpeg' ? s.jpeg({ quality: quality ?? 90 }) : s.webp({ quality: quality ?? 90 })).toBuffer();
+}

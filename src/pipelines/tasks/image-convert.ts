@@ -1,0 +1,8 @@
+import { checkArgs, image, oneOf } from '../arguments.js';
+import { imageArg, type ImageMode, type RawImage } from '../../media/image.js';
+
+/** Converts between gray, RGB and RGBA (gray uses the usual luminance weights). */
+export async function imageConvert(args: Record<string, unknown>): Promise<RawImage> {
+  const a = checkArgs('image_convert', args, { image, mode: oneOf('rgb', 'rgba', 'gray') });
+  return imageArg(a.image as string | RawImage, a.mode as ImageMode, 'image_convert');
+}

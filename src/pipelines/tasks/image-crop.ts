@@ -1,0 +1,23 @@
+import { DwError } from '../../protocol/errors.js';
+import { checkArgs, image, number } from '../arguments.js';
+import { imageArg, type RawImage } from '../../media/image.js';
+
+const coord = number(0, 16384, { int: true });
+const size = number(1, 16384, { int: true });
+
+/** Cuts out a rectangle given in pixels; a rectangle reaching outside the image is an error, not a silent clamp. */
+export async function imageCrop(args: Record<string, unknown>): Promise<RawImage> {
+  const a = checkArgs('image_crop', args, { image, left: coord, top: coord, width: size, height: size });
+  const src = await imageArg(a.image as string | RawImage, 'rgb', 'image_crop');
+  const [left, top, width, height] = [a.left, a.top, a.width, a.height] as number[];
+  if (left! + width! > src.width || top! + height! > src.height) {
+    throw new DwError('DW_ERR_BAD_ARGUMENT', `image_crop: the rectangle ${width}x${height} at (${left}, ${top}) reaches outside the ${src.width}x${src.height} image`, { argument: 'width', image: [src.width, src.height], rect: [left, top, width, height] });
+  }
+  const ch = src.channels;
+  const out = new Uint8Array(width! * height! * ch);
+  for (let y = 0; y < height!; y++) {
+    const from = ((top! + y) * src.width + left!) * ch;
+    out.set(src.data.subarray(from, from + width! * ch), y * width! * ch);
+  }
+  return { data: out, width: width!, height: height!, channels: ch };
+}

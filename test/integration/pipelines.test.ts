@@ -1,0 +1,142 @@
+// Issue 5 end to end: the bundled multi-step workflows on a real dwd with the real models —
+// Silero VAD, the generic onnx pipeline, tasks, a sub-workflow and a plugin — plus progress and
+// cancellation between frames.
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync, writeFileSync, existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { dw, dwJson, OCR_WORKFLOW, ROOT, sandbox, spawnDw, startDaemon, type Daemon, type Sandbox } from '../helpers/env.js';
+import { decodeWav, encodeWav, durationS } from '../../src/media/audio.js';
+import { readNpy } from '../../src/media/npy.js';
+
+const WF = (name: string) => join(ROOT, 'workflows', `${name}.json`);
+const truth = JSON.parse(readFileSync(join(ROOT, 'workflows', 'samples', 'speech.json'), 'utf8')) as { segments: Array<{ start_s: number; end_s: number }> };
+
+let sb: Sandbox;
+let daemon: Daemon;
+before(async () => {
+  sb = sandbox();
+  daemon = await startDaemon(sb);
+});
+after(async () => {
+  await daemon.stop();
+  sb.cleanup();
+});
+
+function assertSegments(got: Array<{ start_s: number; end_s: number }>) {
+  assert.equal(got.length, truth.segments.length, JSON.stringify(got));
+  got.forEach((g, i) => {
+    const t = truth.segments[i]!;
+    assert.ok(Math.abs(g.start_s - t.start_s) <= 0.15, `segment ${i} starts at ${g.start_s}, truth ${t.start_s}`);
+    assert.ok(Math.abs(g.end_s - t.end_s) <= 0.15, `segment ${i} ends at ${g.end_s}, truth ${t.end_s}`);
+  });
+}
+
+test('vad.json finds the sample\'s speech within 150 ms of the truth, and a second run hits the cache', async () => {
+  const cold = await dwJson(sb, ['run', WF('vad')]);
+  assert.equal(cold.ran.code, 0, cold.ran.stderr);
+  assertSegments(cold.json.results.speech.segments);
+  const r = cold.json.results.speech;
+  assert.ok(r.speech_ratio > 0.4 && r.speech_ratio < 0.7, String(r.speech_ratio));
+  assert.equal(r.duration_s, 12);
+  assert.deepEqual(r.audio.kind, 'audio', 'the speech-only audio shows as a summary, not samples');
+  assert.deepEqual(cold.json.models.map((m: any) => m.cache), ['loaded']);
+  const warm = await dwJson(sb, ['run', WF('vad')]);
+  assert.deepEqual(warm.json.models.map((m: any) => m.cache), ['hit']);
+  assert.deepEqual(warm.json.results.speech.segments, cold.json.results.speech.segments);
+});
+
+test('a 44.1 kHz stereo WAV gives the same segments (resampled to 16 kHz mono inside)', async () => {
+  const src = decodeWav(readFileSync(join(ROOT, 'workflows', 'samples', 'speech.wav')), 'speech.wav');
+  // Nearest-sample upsampling to 44.1 kHz, two channels: good enough to carry the speech.
+  const n = Math.floor(src.samples.length * 44100 / src.sample_rate);
+  const st = new Float32Array(n * 2);
+  for (let i = 0; i < n; i++) st[2 * i] = st[2 * i + 1] = src.samples[Math.floor(i * src.sample_rate / 44100)]!;
+  const file = join(sb.dir, 'stereo.wav');
+  writeFileSync(file, encodeWav({ kind: 'audio', samples: st, sample_rate: 44100, channels: 2 }));
+  const { ran, json } = await dwJson(sb, ['run', WF('vad'), '--arg', `audio=${file}`]);
+  assert.equal(ran.code, 0, ran.stderr);
+  assertSegments(json.results.speech.segments);
+});
+
+test('speech-only.json chains VAD into audio_save: the saved WAV is exactly the speech', async () => {
+  const { ran, json } = await dwJson(sb, ['run', WF('speech-only'), '--output-dir', join(sb.dir, 'out')]);
+  assert.equal(ran.code, 0, ran.stderr);
+  const out = join(sb.dir, 'out', 'speech-only-speech.wav');
+  const wav = decodeWav(readFileSync(out), out);
+  const speech = json.results.find.segments.reduce((s: number, g: any) => s + g.end_s - g.start_s, 0);
+  assert.equal(wav.sample_rate, 22050);
+  assert.ok(Math.abs(durationS(wav) - speech) < 0.01, `${durationS(wav)} s of audio for ${speech} s of segments`);
+});
+
+test('receipt-total.json crops, runs ocr.json as a sub-workflow on the pixels, and shares its models', async () => {
+  await dwJson(sb, ['run', OCR_WORKFLOW]);
+  const { ran, json } = await dwJson(sb, ['run', WF('receipt-total'), '--output-dir', join(sb.dir, 'out')]);
+  assert.equal(ran.code, 0, ran.stderr);
+  assert.deepEqual(json.results.crop, { kind: 'image', width: 600, height: 45, channels: 3 });
+  assert.equal(json.results.ocr.read.text, 'TOTAL 15.90');
+  assert.equal(json.results.total.text, 'TOTAL 15.90');
+  assert.deepEqual(json.models.map((m: any) => [m.step, m.role, m.cache]), [['ocr/read', 'det', 'hit'], ['ocr/read', 'cls', 'hit'], ['ocr/read', 'rec', 'hit']]);
+  assert.equal(readFileSync(join(sb.dir, 'out', 'receipt-total-total.txt'), 'utf8'), 'TOTAL 15.90\n');
+});
+
+test('text-direction.json runs the direction classifier through the generic onnx pipeline and saves .npy', async () => {
+  const { ran, json } = await dwJson(sb, ['run', WF('text-direction'), '--output-dir', join(sb.dir, 'out')]);
+  assert.equal(ran.code, 0, ran.stderr);
+  const probs = json.results.direction['softmax_0.tmp_0'];
+  assert.deepEqual([probs.type, probs.dims], ['float32', [1, 2]]);
+  assert.ok(probs.data[0] > 0.9, `an upright line reads as upright: ${probs.data}`);
+  const npy = readNpy(readFileSync(join(sb.dir, 'out', 'text-direction-direction.npy')), 'npy');
+  assert.deepEqual([...npy.data], probs.data.map((x: number) => Math.fround(x)));
+});
+
+test('a plugin pipeline runs from its module file, with the session cache and progress', async () => {
+  const cold = await dwJson(sb, ['run', WF('speech-per-second')]);
+  assert.equal(cold.ran.code, 0, cold.ran.stderr);
+  const levels: number[] = cold.json.results.levels.per_second;
+  assert.equal(levels.length, 12);
+  // Seconds 1 and 3 are inside the first two phrases; 5 is in a gap.
+  assert.ok(levels[1]! > 0.8 && levels[3]! > 0.8 && levels[5]! < 0.3, levels.join(' '));
+  // vad.json ran the same model file with the same options: the plugin shares that session.
+  assert.deepEqual(cold.json.models.map((m: any) => m.cache), ['hit']);
+  assert.match(cold.ran.stderr, /levels: \d+\/375 frames/);
+});
+
+test('a plugin that is not a pipeline fails with DW_ERR_PLUGIN and the daemon carries on', async () => {
+  const plugin = join(sb.dir, 'bad-plugin.mjs');
+  writeFileSync(plugin, 'export const hello = 1;\n');
+  const wf = join(sb.dir, 'bad.json');
+  writeFileSync(wf, JSON.stringify({ id: 'bad', steps: [{ name: 'x', pipeline: { type: './bad-plugin.mjs', models: {}, arguments: {} } }] }));
+  const { ran, json } = await dwJson(sb, ['run', wf]);
+  assert.equal(ran.code, 3);
+  assert.equal(json.error.code, 'DW_ERR_PLUGIN');
+  assert.match(json.error.message, /must export a pipeline .* it exports: hello/);
+  // Fixing the file is seen at once: the module's hash is part of its identity.
+  writeFileSync(plugin, 'export default { roles: [], async run(args) { return { echo: args.v }; } };\n');
+  writeFileSync(wf, JSON.stringify({ id: 'bad', steps: [{ name: 'x', pipeline: { type: './bad-plugin.mjs', models: {}, arguments: { v: 7 } } }] }));
+  const fixed = await dwJson(sb, ['run', wf]);
+  assert.equal(fixed.ran.code, 0, fixed.ran.stderr);
+  assert.deepEqual(fixed.json.results.x, { echo: 7 });
+});
+
+test('Ctrl-C during a long VAD run stops it between frames: the runner is not killed', async () => {
+  const before = JSON.parse((await dw(sb, ['status', '--json'])).stdout);
+  // Ten minutes of quiet noise: about 19k model calls, far longer than the cancel takes.
+  const n = 16000 * 600;
+  const samples = new Float32Array(n);
+  let seed = 7;
+  for (let i = 0; i < n; i++) samples[i] = ((seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648 - 0.5) * 0.01;
+  const file = join(sb.dir, 'long.wav');
+  writeFileSync(file, encodeWav({ kind: 'audio', samples, sample_rate: 16000, channels: 1 }));
+  const run = spawnDw(sb, ['run', WF('speech-only'), '--arg', `audio=${file}`, '--output-dir', join(sb.dir, 'cancelled')]);
+  await run.stderrMatches(/find: \d+\/18750 frames/);
+  run.proc.kill('SIGINT');
+  const r = await run.done;
+  assert.equal(r.code, 130, r.stderr);
+  assert.equal(existsSync(join(sb.dir, 'cancelled')), false, 'nothing written');
+  const after = JSON.parse((await dw(sb, ['status', '--json'])).stdout);
+  assert.equal(after.runner.pid, before.runner.pid, 'the pipeline saw the cancel between frames; nothing had to be killed');
+  assert.equal(after.runner.restarts, before.runner.restarts);
+  const next = await dwJson(sb, ['run', WF('vad')]);
+  assert.deepEqual(next.json.models.map((m: any) => m.cache), ['hit']);
+});
