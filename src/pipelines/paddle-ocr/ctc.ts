@@ -11,6 +11,14 @@ export function buildDictionary(keys: string): string[] {
   return ['', ...lines, ' '];
 }
 
+let memo: { keys: string; dictionary: string[] } | undefined;
+
+/** buildDictionary of the keys last asked for, built once: splitting 6,600 lines each run cost ~1 ms. */
+export function dictionaryOf(keys: string): readonly string[] {
+  if (memo?.keys !== keys) memo = { keys, dictionary: buildDictionary(keys) };
+  return memo.dictionary;
+}
+
 export interface Decoded {
   text: string;
   /** Mean of the winning probabilities of the kept timesteps; 0 when nothing is kept. */
