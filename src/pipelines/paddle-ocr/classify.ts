@@ -7,7 +7,12 @@ import { outputOf } from './session-io.js';
 
 export const CLS_HEIGHT = 48;
 export const CLS_WIDTH = 192;
-export const CLS_BATCH = 6;
+/**
+ * Lines per run. Every line is padded to CLS_WIDTH, so batching wastes nothing, and each run costs
+ * ~1 ms of its own: the receipt's 15 lines in one run instead of 6 + 6 + 3 (8.4 -> 7.7 ms).
+ * The cap bounds the input tensor (32 lines: 3.5 MB).
+ */
+export const CLS_BATCH = 32;
 /** Only a confident "180" flips a line: a wrong flip turns a readable line into garbage. */
 export const CLS_THRESH = 0.9;
 

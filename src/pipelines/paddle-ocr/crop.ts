@@ -2,8 +2,12 @@
 import type { RawImage } from '../types.js';
 import { distance, type Point, type Quad } from './geometry.js';
 
-/** Maps (u, v) in the unit square to the quad: (0,0)→q0, (1,0)→q1, (1,1)→q2, (0,1)→q3. */
-export function squareToQuad(q: Quad): (u: number, v: number) => [number, number] {
+/** The projective map from the unit square onto a quad: (X, Y) = ((a u + b v + c) / w, (d u + e v + f) / w), w = g u + h v + 1. */
+interface Homography {
+  a: number; b: number; c: number; d: number; e: number; f: number; g: number; h: number;
+}
+
+function homography(q: Quad): Homography {
   const [[x0, y0], [x1, y1], [x2, y2], [x3, y3]] = q;
   // Heckbert's closed form; a parallelogram (sx = sy = 0) needs no projective terms.
   const sx = x0 - x1 + x2 - x3, sy = y0 - y1 + y2 - y3;
@@ -16,8 +20,12 @@ export function squareToQuad(q: Quad): (u: number, v: number) => [number, number
       h = (dx1 * sy - sx * dy1) / den;
     }
   }
-  const a = x1 - x0 + g * x1, b = x3 - x0 + h * x3, c = x0;
-  const d = y1 - y0 + g * y1, e = y3 - y0 + h * y3, f = y0;
+  return { a: x1 - x0 + g * x1, b: x3 - x0 + h * x3, c: x0, d: y1 - y0 + g * y1, e: y3 - y0 + h * y3, f: y0, g, h };
+}
+
+/** Maps (u, v) in the unit square to the quad: (0,0)→q0, (1,0)→q1, (1,1)→q2, (0,1)→q3. */
+export function squareToQuad(q: Quad): (u: number, v: number) => [number, number] {
+  const { a, b, c, d, e, f, g, h } = homography(q);
   return (u, v) => {
     const w = g * u + h * v + 1;
     return [(a * u + b * v + c) / w, (d * u + e * v + f) / w];
@@ -31,20 +39,25 @@ export function squareToQuad(q: Quad): (u: number, v: number) => [number, number
  */
 export function warpQuad(img: RawImage, quad: Quad, width: number, height: number): RawImage {
   const { data, width: sw, height: sh, channels: ch } = img;
-  const map = squareToQuad(quad);
+  // squareToQuad's arithmetic inlined, the same numbers: a call and a [x, y] pair per pixel took
+  // a fifth of the crops' time (receipt: 4.2 -> 3.5 ms for 15 lines).
+  const { a, b, c, d, e, f, g, h } = homography(quad);
   const out = new Uint8Array(width * height * ch);
   let o = 0;
   for (let y = 0; y < height; y++) {
+    const v = y / height;
     for (let x = 0; x < width; x++) {
-      const [fx0, fy0] = map(x / width, y / height);
+      const u = x / width;
+      const w = g * u + h * v + 1;
+      const fx0 = (a * u + b * v + c) / w, fy0 = (d * u + e * v + f) / w;
       const fx = Math.min(Math.max(fx0, 0), sw - 1), fy = Math.min(Math.max(fy0, 0), sh - 1);
       const x0 = Math.floor(fx), y0 = Math.floor(fy);
       const x1 = Math.min(x0 + 1, sw - 1), y1 = Math.min(y0 + 1, sh - 1);
       const wx = fx - x0, wy = fy - y0;
       const i00 = (y0 * sw + x0) * ch, i01 = (y0 * sw + x1) * ch, i10 = (y1 * sw + x0) * ch, i11 = (y1 * sw + x1) * ch;
-      for (let c = 0; c < ch; c++) {
-        const top = data[i00 + c]! + (data[i01 + c]! - data[i00 + c]!) * wx;
-        const bottom = data[i10 + c]! + (data[i11 + c]! - data[i10 + c]!) * wx;
+      for (let k = 0; k < ch; k++) {
+        const top = data[i00 + k]! + (data[i01 + k]! - data[i00 + k]!) * wx;
+        const bottom = data[i10 + k]! + (data[i11 + k]! - data[i10 + k]!) * wx;
         out[o++] = Math.round(top + (bottom - top) * wy);
       }
     }

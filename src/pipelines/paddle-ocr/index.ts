@@ -5,7 +5,7 @@ import type { Pipeline, PipelineContext } from '../types.js';
 import { parseArgs } from './args.js';
 import { fixDirection } from './classify.js';
 import { readingCrop } from './crop.js';
-import { buildDictionary } from './ctc.js';
+import { dictionaryOf } from './ctc.js';
 import { DB_DEFAULTS } from './db-postprocess.js';
 import { detect } from './detect.js';
 import { sortReadingOrder, type Point } from './geometry.js';
@@ -56,7 +56,7 @@ async function read(args: Record<string, unknown>, ctx: PipelineContext): Promis
   stopIfCancelled();
   const img = typeof opts.image === 'string' ? await decodeImage(opts.image) : await imageArg(opts.image, 'rgb', 'paddle-ocr');
   const [det, rec, keys, cls] = await Promise.all([ctx.session('det'), ctx.session('rec'), ctx.text('keys'), ctx.has('cls') ? ctx.session('cls') : undefined]);
-  const dictionary = buildDictionary(keys);
+  const dictionary = dictionaryOf(keys);
   stopIfCancelled();
 
   const found = await detect(det, img, { ...DB_DEFAULTS, boxThresh: opts.box_thresh, unclipRatio: opts.unclip_ratio, limitSideLen: opts.limit_side_len });
