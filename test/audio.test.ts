@@ -169,7 +169,8 @@ test('says why a file cannot be read', () => {
   rejects(riff(fmtExtensible(0x0055, 1, 8000, 16), data), /compressed format 0x0055 \(MP3\)/);
   rejects(riff(fmtExtensible(PCM, 1, 8000, 16, '00'.repeat(14)), data), /unknown sub-format GUID/);
   rejects(riff(fmt(PCM, 0, 8000, 16), data), /zero channels/);
-  rejects(riff(fmt(PCM, 1, 0, 16), data), /sample rate 0/);
+  rejects(riff(fmt(PCM, 1, 0, 16), data), /sample rate 0 Hz \(supported: 1000 to 768000\)/);
+  rejects(riff(fmt(PCM, 1, 3, 16), data), /sample rate 3 Hz/);
   rejects(riff(fmt(FLOAT, 1, 8000, 16), data), /16-bit float samples/);
   rejects(riff(fmt(PCM, 1, 8000, 40), data), /40-bit PCM samples/);
   rejects(riff(chunk('fmt ', Buffer.alloc(8)), data), /fmt chunk of 8 bytes is too short/);
@@ -219,8 +220,9 @@ test('resample keeps the length ratio and returns audio at the same rate as is',
     const out = resample(mono(new Float32Array(frames), 44100), 16000).samples.length;
     assert.ok(Math.abs(out - frames * 16000 / 44100) <= 1, `${frames} frames at 44.1 kHz gave ${out} at 16 kHz`);
   }
-  assert.throws(() => resample(a, 0), /sample rates must be positive whole numbers/);
-  assert.throws(() => resample(a, 16000.5), /sample rates must be positive whole numbers/);
+  assert.throws(() => resample(a, 0), /sample rates must be whole numbers from 1000 to 768000 Hz/);
+  assert.throws(() => resample(a, 16000.5), /sample rates must be whole numbers from 1000 to 768000 Hz/);
+  assert.throws(() => resample(a, 3), /from 1000 to 768000 Hz, got 48000 -> 3/);
 });
 
 test('a 1 kHz sine at 48 kHz is still a 1 kHz sine at 16 kHz', () => {

@@ -77,7 +77,7 @@ test('dwd: --help lists every setting with its environment variable and default;
   const dwd = (...args: string[]) => spawnSync(process.execPath, [join(ROOT, 'dist', 'daemon', 'main.js'), ...args], { encoding: 'utf8' });
   const help = dwd('--help');
   assert.equal(help.status, 0);
-  for (const env of ['DW_SOCKET', 'DWD_KEEP_ALIVE', 'DWD_MAX_MEMORY', 'DWD_TIMEOUT', 'DWD_PARALLEL', 'DWD_ALLOWED_ROOTS']) assert.match(help.stdout, new RegExp(env));
+  for (const env of ['DW_SOCKET', 'DWD_KEEP_ALIVE', 'DWD_MAX_MEMORY', 'DWD_TIMEOUT', 'DWD_PARALLEL', 'DWD_ALLOWED_ROOTS', 'DWD_PLUGINS']) assert.match(help.stdout, new RegExp(env));
   assert.match(help.stdout, /--keep-alive V +DWD_KEEP_ALIVE +.*\(default: 1800s\)/);
   assert.equal(dwd('--version').stdout.trim(), version);
   for (const bad of [['--bogus'], ['--keep-alive', '600h'], ['--max-memory', 'abc%'], ['--parallel', '0'], ['--log-level', 'loud']]) {

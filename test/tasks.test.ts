@@ -31,6 +31,8 @@ const rejects = (p: Promise<unknown> | (() => unknown), re: RegExp) => assert.re
 test('image_crop cuts the exact pixels and refuses a rectangle outside the image', async () => {
   const out = await imageCrop({ image: ramp(), left: 1, top: 1, width: 2, height: 1 });
   assert.deepEqual([out.width, out.height, ...out.data], [2, 1, 10, 100, 7, 20, 100, 7]);
+  const rgba = await imageCrop({ image: { data: new Uint8Array(4 * 2 * 4).fill(9), width: 4, height: 2, channels: 4 }, left: 0, top: 0, width: 1, height: 1 });
+  assert.deepEqual([rgba.channels, ...rgba.data], [4, 9, 9, 9, 9], 'an image value keeps its alpha');
   await rejects(imageCrop({ image: ramp(), left: 3, top: 0, width: 2, height: 1 }), /2x1 at \(3, 0\) reaches outside the 4x2 image/);
   await rejects(imageCrop({ image: ramp(), left: -1, top: 0, width: 2, height: 1 }), /"left" must be an integer from 0/);
 });

@@ -230,3 +230,65 @@ test('every missing model and input is named at once', async () => {
   assert.match(err.message, /^3 files cannot be used:/);
   for (const name of ['no-det.onnx', 'no-rec.onnx', 'no-image.png']) assert.match(err.message, new RegExp(name.replace('.', '\\.')));
 });
+
+test('references cannot smuggle paths: --arg is literal, models and sub-workflow paths are known before the run', async () => {
+  const dir = tmpFiles({
+    'a.png': 'x',
+    'm.onnx': 'x',
+    'wf.json': { id: 'w', variables: { image: 'a.png' }, steps: [cropStep] },
+    'model-ref.json': { id: 'm', steps: [cropStep, { name: 'net', pipeline: { type: 'onnx', models: { model: 'previous_result:crop' } } }] },
+    'sub-ref.json': { id: 's', variables: { image: 'a.png' }, steps: [cropStep, { name: 'sub', workflow: { path: 'previous_result:crop' } }] },
+    'default-ref.json': { id: 'd', variables: { image: 'previous_result:x' }, steps: [cropStep] },
+    'inner.json': { id: 'inner', variables: { model: 'm.onnx' }, steps: [{ name: 'net', pipeline: { type: 'onnx', models: { model: 'variable:model' } } }] },
+    'bound.json': { id: 'b', variables: { image: 'a.png' }, steps: [cropStep, { name: 'sub', workflow: { path: 'inner.json', arguments: { model: 'previous_result:crop' } } }] },
+  });
+  const arg = await rejectsWith(loadPlan(join(dir, 'wf.json'), { image: 'previous_result:crop' }, dir), 'DW_ERR_BAD_ARGUMENT');
+  assert.match(arg.message, /an --arg value is a literal/);
+  const model = await rejectsWith(loadPlan(join(dir, 'model-ref.json'), {}, dir), 'DW_ERR_WORKFLOW_INVALID');
+  assert.match(model.message, /\$\.steps\[1\]\.pipeline\.models\.model: model files and sub-workflow paths must be known before the run/);
+  const sub = await rejectsWith(loadPlan(join(dir, 'sub-ref.json'), {}, dir), 'DW_ERR_WORKFLOW_INVALID');
+  assert.match(sub.message, /\$\.steps\[1\]\.workflow\.path: model files and sub-workflow paths/);
+  const def = await rejectsWith(loadPlan(join(dir, 'default-ref.json'), {}, dir), 'DW_ERR_WORKFLOW_INVALID');
+  assert.match(def.message, /\$\.variables\.image: a default is a value, not a reference/);
+  const bound = await rejectsWith(loadPlan(join(dir, 'bound.json'), {}, dir), 'DW_ERR_WORKFLOW_INVALID');
+  assert.match(bound.message, /step "sub\/net": model "model" cannot come from a step result/);
+});
+
+test('a reference into a sub-workflow must name a step it has; output names must not collide', async () => {
+  const dir = tmpFiles({
+    'a.png': 'x',
+    'inner.json': { id: 'inner', steps: [{ name: 't', task: { type: 'text_join', arguments: { items: ['x'] } }, result: { content_type: 'text/plain', save: true } }] },
+    'typo.json': { id: 'o', steps: [
+      { name: 'sub', workflow: { path: 'inner.json' } },
+      { name: 'j', task: { type: 'json_pick', arguments: { value: 'previous_result:sub/zzz', path: 'text' } } },
+    ] },
+    'twice.json': { id: 'o', steps: [{ name: 'first', workflow: { path: 'inner.json' } }, { name: 'second', workflow: { path: 'inner.json' } }] },
+    'clash.json': { id: 'o', steps: [
+      { name: 'a', task: { type: 'text_join', arguments: { items: [] } }, result: { save: 'out.json' } },
+      { name: 'b', task: { type: 'text_join', arguments: { items: [] } }, result: { save: 'out.json' } },
+    ] },
+  });
+  const typo = await rejectsWith(loadPlan(join(dir, 'typo.json'), {}, dir), 'DW_ERR_WORKFLOW_INVALID');
+  assert.match(typo.message, /previous_result:sub\/zzz names no earlier step/);
+  // Included twice, the sub-workflow's outputs get the including step's name, so both are kept.
+  const twice = await loadPlan(join(dir, 'twice.json'), {}, dir);
+  assert.deepEqual(twice.steps.filter((s) => s.save).map((s) => s.save!.name), ['o-first-t.txt', 'o-second-t.txt']);
+  const clash = await rejectsWith(loadPlan(join(dir, 'clash.json'), {}, dir), 'DW_ERR_WORKFLOW_INVALID');
+  assert.match(clash.message, /saves to out\.json, as step "a" does/);
+});
+
+test('includes cannot run away, and plugins can be turned off', async () => {
+  // Each level includes the next one 12 times: 12^3 steps, past the 1000-step cap.
+  const files: Record<string, unknown> = { 'l3.json': { id: 'l3', steps: [{ name: 't', task: { type: 'text_join', arguments: { items: [] } } }] } };
+  for (const n of [2, 1, 0]) files[`l${n}.json`] = { id: `l${n}`, steps: Array.from({ length: 12 }, (_, i) => ({ name: `s${i}`, workflow: { path: `l${n + 1}.json` } })) };
+  const dir = tmpFiles({ ...files, 'p.mjs': 'export default {}', 'plug.json': { id: 'p', steps: [{ name: 'x', pipeline: { type: './p.mjs', models: {} } }] } });
+  const big = await rejectsWith(loadPlan(join(dir, 'l0.json'), {}, dir), 'DW_ERR_WORKFLOW_INVALID');
+  assert.match(big.message, /more than 1000 steps/);
+  const off = await rejectsWith(loadPlan(join(dir, 'plug.json'), {}, dir, undefined, { plugins: false }), 'DW_ERR_PLUGIN');
+  assert.match(off.message, /plugin pipelines \(\.\/p\.mjs\) are off in this daemon/);
+});
+
+test('the README shows the tested plugin verbatim', () => {
+  const plugin = readFileSync(join(ROOT, 'workflows', 'plugins', 'speech-per-second.mjs'), 'utf8');
+  assert.ok(readFileSync(join(ROOT, 'README.md'), 'utf8').includes('```js\n' + plugin + '```'));
+});

@@ -15,6 +15,7 @@ export interface Config {
   growth_warn_bytes: number;
   prewarm: boolean;
   allowed_roots: string[] | null;
+  plugins: 'auto' | 'on' | 'off';
   parallel: number;
   max_queue: number;
   timeout_ms: number;
@@ -69,6 +70,15 @@ export const SETTINGS: { [K in keyof Config]: Setting<K> } = {
   allowed_roots: {
     flag: 'allowed-roots', env: 'DWD_ALLOWED_ROOTS', doc: 'colon-separated folders that workflows, models and inputs must lie in', default: () => null,
     parse: (raw) => raw.split(':').filter(Boolean),
+  },
+  plugins: {
+    flag: 'plugins', env: 'DWD_PLUGINS',
+    doc: 'run plugin pipelines ("type": "./x.mjs"): on, off, or auto = on unless --allowed-roots is set (a plugin runs any code)',
+    default: () => 'auto',
+    parse: (raw, name) => {
+      if (!['auto', 'on', 'off'].includes(raw)) throw new DwError('DW_ERR_USAGE', `${name}: "${raw}" is not auto, on or off`);
+      return raw as Config['plugins'];
+    },
   },
   parallel: { flag: 'parallel', env: 'DWD_PARALLEL', doc: 'runs of different models at once (the CPU plus one)', default: () => 2, parse: positiveInt },
   max_queue: { flag: 'max-queue', env: 'DWD_MAX_QUEUE', doc: 'runs that may wait; past it a run is refused with DW_ERR_BUSY', default: () => 64, parse: positiveInt },

@@ -22,6 +22,7 @@ export class Daemon {
   readonly watcher: ModelWatcher;
   readonly hasher = new FileHasher();
   readonly roots: AllowedRoots;
+  readonly pluginsAllowed: boolean;
   readonly startedAt = Date.now();
   readonly growth: GrowthTracker;
   shuttingDown = false;
@@ -37,6 +38,8 @@ export class Daemon {
     readonly autostarted: boolean,
   ) {
     this.roots = new AllowedRoots(config.allowed_roots);
+    // A plugin runs any code as the daemon; with roots set, the operator meant to contain requests.
+    this.pluginsAllowed = config.plugins === 'on' || (config.plugins === 'auto' && !this.roots.active);
     this.growth = new GrowthTracker(config.growth_warn_bytes);
     this.supervisor = new Supervisor(log, {
       exited: (crashed) => {

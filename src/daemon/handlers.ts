@@ -63,7 +63,7 @@ export function createHandlers(d: Daemon): HandlerTable {
       conn.runs.set(id, mine);
       let plan: Plan | null = null;
       try {
-        plan = await loadPlan(req.workflow, req.args, req.cwd, d.roots);
+        plan = await loadPlan(req.workflow, req.args, req.cwd, d.roots, { plugins: d.pluginsAllowed });
         await assignKeys(plan, d, (e) => conn.event(req.id, e));
         if (mine.cancelled) throw mine.cancelled;
         const r = await d.scheduler.submit({ id, plan, timeout_ms: req.timeout_ms ?? d.config.timeout_ms, keep_alive_ms: req.keep_alive_ms, emit: (e) => conn.event(req.id, e) });
@@ -86,7 +86,7 @@ export function createHandlers(d: Daemon): HandlerTable {
     },
 
     validate: async (req) => {
-      const plan = await loadPlan(req.workflow, req.args ?? {}, req.cwd ?? '/', d.roots);
+      const plan = await loadPlan(req.workflow, req.args ?? {}, req.cwd ?? '/', d.roots, { plugins: d.pluginsAllowed });
       return {
         ok: true,
         workflow: plan.workflow,

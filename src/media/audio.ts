@@ -43,6 +43,11 @@ const COMPRESSED: Record<number, string> = {
 // The sub-format GUID of WAVE_FORMAT_EXTENSIBLE is the format code followed by these 14 bytes.
 const GUID_TAIL = [0x00, 0x00, 0x00, 0x00, 0x10, 0x00, 0x80, 0x00, 0x00, 0xaa, 0x00, 0x38, 0x9b, 0x71];
 
+export const MIN_RATE = 1000;
+export const MAX_RATE = 768000;
+/** 1 GiB of float32 samples: about 4.6 hours of 16 kHz mono, or 1.7 hours of 44.1 kHz stereo. */
+export const MAX_SAMPLES = 2 ** 28;
+
 function bad(source: string, why: string): DwError {
   return new DwError('DW_ERR_BAD_ARGUMENT', `${source}: not a readable WAV file: ${why}`, { argument: 'audio', path: source });
 }
@@ -92,7 +97,9 @@ export function decodeWav(bytes: Uint8Array, source: string): Audio {
     throw bad(source, COMPRESSED[format] ? `compressed format ${hex(format)} (${COMPRESSED[format]})` : `unsupported format ${hex(format)}`);
   }
   if (channels === 0) throw bad(source, 'zero channels');
-  if (sampleRate === 0) throw bad(source, 'sample rate 0');
+  // A header's rate decides how much resampling produces: a forged 3 Hz would turn 200 KB into
+  // gigabytes. Real recordings lie between telephone and studio rates.
+  if (sampleRate < MIN_RATE || sampleRate > MAX_RATE) throw bad(source, `sample rate ${sampleRate} Hz (supported: ${MIN_RATE} to ${MAX_RATE})`);
   // PCM narrower than its container (12-bit, 20-bit) is stored left-justified, so reading the
   // whole container gives the right value.
   const width = format === FLOAT ? bits / 8 : Math.ceil(bits / 8);
@@ -101,6 +108,7 @@ export function decodeWav(bytes: Uint8Array, source: string): Audio {
   }
 
   const frames = Math.floor(data.size / (width * channels)); // a torn last frame is dropped
+  if (frames * channels > MAX_SAMPLES) throw bad(source, `${(frames / sampleRate / 3600).toFixed(1)} h of ${channels}-channel audio is more than dw decodes at once (${MAX_SAMPLES} samples); split the file`);
   const samples = new Float32Array(frames * channels);
   const at = data.at;
   if (format === FLOAT) {
@@ -210,8 +218,8 @@ function gcd(a: number, b: number): number {
  */
 export function resample(a: Audio, rate: number): Audio {
   checkAudio(a, 'resample');
-  if (!Number.isInteger(rate) || rate <= 0 || !Number.isInteger(a.sample_rate)) {
-    throw new DwError('DW_ERR_BAD_ARGUMENT', `resample: sample rates must be positive whole numbers, got ${a.sample_rate} -> ${rate}`, { argument: 'sample_rate' });
+  if (!Number.isInteger(rate) || rate < MIN_RATE || rate > MAX_RATE || !Number.isInteger(a.sample_rate) || a.sample_rate < MIN_RATE || a.sample_rate > MAX_RATE) {
+    throw new DwError('DW_ERR_BAD_ARGUMENT', `resample: sample rates must be whole numbers from ${MIN_RATE} to ${MAX_RATE} Hz, got ${a.sample_rate} -> ${rate}`, { argument: 'sample_rate' });
   }
   if (rate === a.sample_rate) return a;
   const table = kernelTable();
@@ -219,6 +227,7 @@ export function resample(a: Audio, rate: number): Audio {
   const x = a.samples;
   const inFrames = x.length / c;
   const outFrames = Math.round(inFrames * rate / a.sample_rate);
+  if (outFrames * c > MAX_SAMPLES) throw new DwError('DW_ERR_BAD_ARGUMENT', `resample: ${outFrames * c} samples at ${rate} Hz is more than dw holds at once (${MAX_SAMPLES})`, { argument: 'sample_rate' });
   // In input samples: the sinc's zero crossings are 1/scale apart and it reaches `half` each way.
   const scale = Math.min(1, rate / a.sample_rate) * 2 * CUTOFF;
   const half = ZEROS / scale;

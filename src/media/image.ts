@@ -55,6 +55,11 @@ export async function imageArg(v: string | RawImage, mode: ImageMode, owner: str
   return v.channels === CHANNELS[mode] ? v : convertImage(v, mode);
 }
 
+/** A path (read as RGB) or an image value as it is, alpha or gray kept: for steps that work on any. */
+export async function anyImage(v: string | RawImage, owner: string): Promise<RawImage> {
+  return typeof v === 'string' ? readImage(v, 'rgb', owner) : v;
+}
+
 export function convertImage(img: RawImage, mode: ImageMode): Promise<RawImage> {
   return pixels(toSharp(img), mode);
 }

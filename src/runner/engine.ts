@@ -2,8 +2,11 @@
 // resolves previous_result references, runs the pipeline or task, encodes what is to be saved.
 import * as ort from 'onnxruntime-node';
 import { DwError, toErrorPayload } from '../protocol/errors.js';
+import { DEFAULT_MAX_FRAME } from '../protocol/framing.js';
 import type { ModelUse, RunEvent, RunOutput } from '../protocol/messages.js';
 import { PIPELINE_IMPLS, TASK_IMPLS } from '../pipelines/registry.js';
+import { PIPELINES, TASKS } from '../pipelines/catalog.js';
+import { fileArgPaths } from '../workflow/file-args.js';
 import type { Pipeline, PipelineContext } from '../pipelines/types.js';
 import type { Plan, PlanStep } from '../workflow/plan.js';
 import { pickField, substitute } from '../workflow/references.js';
@@ -18,6 +21,9 @@ export interface RunDeps {
   emit: (event: RunEvent) => void;
   signal: AbortSignal;
 }
+
+/** Outputs travel base64 in the run's one result frame; leave room for the rest of it. */
+const MAX_OUTPUT_BASE64 = DEFAULT_MAX_FRAME - 4 * 1048576;
 
 /** A pipeline may report every frame; the client needs a few updates a second at most. */
 const PROGRESS_EVERY_MS = 100;
@@ -64,7 +70,23 @@ async function pipelineOf(step: PlanStep): Promise<Pipeline> {
   return plugin;
 }
 
+/**
+ * A file argument must be one the daemon resolved and checked (--allowed-roots, existence): a path
+ * that arrives as a string from an earlier step's result has passed no check, so it is refused.
+ */
+function checkFileArgs(step: PlanStep, args: Record<string, unknown>): void {
+  const info = step.kind === 'pipeline' ? PIPELINES[step.type] : step.kind === 'task' ? TASKS[step.type] : undefined;
+  for (const pattern of info?.fileArgs ?? []) {
+    for (const at of fileArgPaths(args, pattern.split('.'))) {
+      if (pickField(step.arguments, at) !== pickField(args, at)) {
+        throw new DwError('DW_ERR_BAD_ARGUMENT', `step "${step.name}": "${at.join('.')}" got a file path from a step result; a file must be named in the workflow or an --arg, so the daemon can check it (pass the image, audio or tensor itself instead)`, { step: step.name, argument: at.join('.') });
+      }
+    }
+  }
+}
+
 async function runStep(step: PlanStep, args: Record<string, unknown>, deps: RunDeps, uses: ModelUse[]): Promise<{ value: unknown; load_ms: number }> {
+  checkFileArgs(step, args);
   if (step.kind === 'workflow') return { value: args, load_ms: 0 };
   if (step.kind === 'task') return { value: await (await TASK_IMPLS[step.type]!())(args), load_ms: 0 };
   const pipeline = await pipelineOf(step);
@@ -97,6 +119,7 @@ export async function runPlan(plan: Plan, deps: RunDeps): Promise<RunnerResult> 
   const models: ModelUse[] = [];
   const outputs: RunOutput[] = [];
   let load_ms = 0;
+  let outputBytes = 0;
   for (const step of plan.steps) {
     if (deps.signal.aborted) throw deps.signal.reason;
     const ts = performance.now();
@@ -108,6 +131,10 @@ export async function runPlan(plan: Plan, deps: RunDeps): Promise<RunnerResult> 
       load_ms += out.load_ms;
       if (step.save) {
         const bytes = await encodeResult(out.value, step.save.content_type, step.name);
+        outputBytes += Math.ceil(bytes.length / 3) * 4;
+        if (outputBytes > MAX_OUTPUT_BASE64) {
+          throw new DwError('DW_ERR_OUTPUT', `step "${step.name}": the run's saved outputs reach ${(outputBytes / 1048576).toFixed(0)} MB (base64), more than one reply carries (${MAX_OUTPUT_BASE64 / 1048576} MB); save less (a lower sample rate, a smaller image, fewer steps) or split the input`, { step: step.name, bytes: outputBytes });
+        }
         outputs.push({ step: step.name, name: step.save.name, content_type: step.save.content_type, data_base64: bytes.toString('base64') });
       }
     } catch (err) {

@@ -10,6 +10,7 @@ import { collectReferences, jsonPath, parseReference, pickField, PREVIOUS, subst
 import { resolveModelPath } from './model-paths.js';
 import { jsonErrorOffset, lineCol } from './json-error.js';
 import { AllowedRoots } from './roots.js';
+import { fileArgPaths } from './file-args.js';
 import type { Plan, PlanModel, PlanStep } from './plan.js';
 
 export interface Problem { path: string; message: string }
@@ -25,8 +26,9 @@ const EXTENSIONS: Record<string, string> = {
  */
 interface Bound { value: unknown; base: string }
 
-/** Sub-workflows nest at most this deep (a guard against runaway includes). */
+/** At most this many workflow files deep, and this many steps in all: includes cannot run away. */
 const MAX_DEPTH = 8;
+const MAX_STEPS = 1000;
 
 export async function readWorkflow(path: string): Promise<Workflow> {
   let text: string;
@@ -96,6 +98,9 @@ function semanticProblems(wf: Workflow): Problem[] {
   const problems: Problem[] = [];
   const seen = new Set<string>();
   const declared = Object.keys(wf.variables);
+  for (const [v, def] of Object.entries(wf.variables)) {
+    if (parseReference(def)) problems.push({ path: jsonPath(['variables', v]), message: 'a default is a value, not a reference' });
+  }
   wf.steps.forEach((step, i) => {
     const at = (...p: (string | number)[]) => jsonPath(['steps', i, ...p]);
     if (seen.has(step.name)) problems.push({ path: at('name'), message: `duplicate step name "${step.name}"` });
@@ -121,7 +126,11 @@ function semanticProblems(wf: Workflow): Problem[] {
       if (ref.kind === 'variable' && !declared.includes(ref.name)) {
         problems.push({ path: at(...path), message: `unknown variable "${ref.name}"; declared: ${declared.join(', ') || '(none)'}` });
       }
-      // "previous_result:sub/read" reaches into the sub-workflow step "sub"; the loader checks the rest.
+      if (ref.kind === 'previous_result' && ((path[0] === 'workflow' && path[1] === 'path') || (path[0] === 'pipeline' && path[1] === 'models'))) {
+        problems.push({ path: at(...path), message: 'model files and sub-workflow paths must be known before the run; they cannot come from previous_result:' });
+        continue;
+      }
+      // "previous_result:sub/read" reaches into the sub-workflow step "sub"; checkOrder checks the rest.
       if (ref.kind === 'previous_result' && !seen.has(ref.step) && !(ref.step.includes('/') && seen.has(ref.step.split('/')[0]!))) {
         problems.push({ path: at(...path), message: `"previous_result:${ref.step}" must name an earlier step; earlier steps: ${[...seen].join(', ') || '(none)'}` });
       }
@@ -141,6 +150,10 @@ export function bindVariables(wf: Workflow, workflowDir: string, args: Record<st
       `the workflow "${wf.id}" does not declare ${unknown.map((u) => `"${u}"`).join(', ')}; declared variables: ${declared.join(', ') || '(none)'}`,
       { unknown, declared },
     );
+  }
+  const refs = Object.entries(args).filter(([, v]) => parseReference(v) !== null);
+  if (refs.length > 0) {
+    throw new DwError('DW_ERR_BAD_ARGUMENT', `--arg ${refs[0]![0]}=${refs[0]![1]}: an --arg value is a literal; references (variable:, previous_result:) only work inside a workflow file`, { name: refs[0]![0] });
   }
   const bound: Record<string, Bound> = {};
   for (const [name, def] of Object.entries(wf.variables)) {
@@ -174,15 +187,6 @@ async function checkReadable(path: string, code: 'DW_ERR_MODEL_NOT_FOUND' | 'DW_
   }
 }
 
-/** Where a string argument that names a file sits: dotted patterns, "*" for any key. */
-function fileArgPaths(args: unknown, pattern: string[], at: string[] = []): string[][] {
-  if (pattern.length === 0) return typeof args === 'string' ? [at] : [];
-  if (args === null || typeof args !== 'object' || Array.isArray(args)) return [];
-  const [head, ...rest] = pattern;
-  const keys = head === '*' ? Object.keys(args) : [head!];
-  return keys.flatMap((k) => fileArgPaths((args as Record<string, unknown>)[k], rest, [...at, k]));
-}
-
 function setField(obj: Record<string, unknown>, path: string[], value: unknown): void {
   let cur = obj;
   for (const k of path.slice(0, -1)) cur = cur[k] as Record<string, unknown>;
@@ -200,6 +204,12 @@ function coerceValue(name: string, value: unknown, def: VariableValue): unknown 
 
 interface LoadContext {
   roots: AllowedRoots;
+  plugins: boolean;
+  /** The top workflow's id: default output names are `<id>-<step>`, sub-workflow steps included. */
+  id: string;
+  /** Each sub-workflow file is read once per load, however often it is included. */
+  files: Map<string, Promise<Workflow>>;
+  count: number;
   /** File problems are collected, so one `dw validate` names every missing model and input. */
   missing: DwError[];
 }
@@ -214,6 +224,30 @@ async function checkFile(ctx: LoadContext, file: string, code: 'DW_ERR_MODEL_NOT
     ctx.missing.push(err);
     return false;
   }
+}
+
+function runtimePath(step: string, what: string): DwError {
+  return new DwError('DW_ERR_WORKFLOW_INVALID', `step "${step}": ${what} cannot come from a step result (previous_result:); it must be known before the run`, { step });
+}
+
+/** Every previous_result: reference names a step that runs earlier (inlined sub-steps included). */
+function checkOrder(steps: PlanStep[], path: string): void {
+  const done = new Set<string>();
+  const problems: Problem[] = [];
+  for (const step of steps) {
+    for (const { ref, path: at } of collectReferences(step.arguments)) {
+      if (ref.kind === 'previous_result' && !done.has(ref.step)) problems.push({ path: `step "${step.name}" ${jsonPath(at)}`, message: `previous_result:${ref.step} names no earlier step` });
+    }
+    done.add(step.name);
+  }
+  const names = new Map<string, string>();
+  for (const step of steps) {
+    if (!step.save) continue;
+    const other = names.get(step.save.name);
+    if (other) problems.push({ path: `step "${step.name}"`, message: `saves to ${step.save.name}, as step "${other}" does; give one of them another file name` });
+    names.set(step.save.name, step.name);
+  }
+  if (problems.length > 0) throw invalid(path, problems);
 }
 
 /**
@@ -234,17 +268,20 @@ async function planSteps(wf: Workflow, path: string, vars: Record<string, Bound>
     const argsOut = bind(spec.arguments) as Record<string, unknown>;
     const save = step.result?.save ?? (info!.saves ? true : false);
     const contentType = step.result?.content_type ?? info!.saves?.(argsOut) ?? 'application/json';
-    const saveSpec = save ? { name: typeof save === 'string' ? save : `${wf.id}-${step.name}.${EXTENSIONS[contentType]}`, content_type: contentType } : null;
+    const saveSpec = save ? { name: typeof save === 'string' ? save : `${ctx.id}-${name.replaceAll('/', '-')}.${EXTENSIONS[contentType]}`, content_type: contentType } : null;
+    if (++ctx.count > MAX_STEPS) throw new DwError('DW_ERR_WORKFLOW_INVALID', `${path}: the workflow and its sub-workflows have more than ${MAX_STEPS} steps`, { path });
 
     if (step.workflow) {
       const subRaw = bind(step.workflow.path);
+      if (isRuntimeRef(subRaw)) throw runtimePath(name, 'its workflow path');
       if (typeof subRaw !== 'string') throw invalid(path, [{ path: `$.steps[${wf.steps.indexOf(step)}].workflow.path`, message: `must be a file path, got ${JSON.stringify(subRaw)}` }]);
       const subRef = parseReference(step.workflow.path);
       const subPath = resolve(subRef?.kind === 'variable' ? vars[subRef.name]!.base : dir, subRaw);
       if (stack.includes(subPath)) throw new DwError('DW_ERR_WORKFLOW_INVALID', `${path}: step "${step.name}" runs ${subPath}, which is already running it (${[...stack, subPath].join(' → ')})`, { path, cycle: [...stack, subPath] });
       if (stack.length >= MAX_DEPTH) throw new DwError('DW_ERR_WORKFLOW_INVALID', `${path}: step "${step.name}": sub-workflows nest deeper than ${MAX_DEPTH}`, { path });
       await ctx.roots.check(subPath, `step "${name}": workflow`);
-      const sub = await readWorkflow(subPath);
+      if (!ctx.files.has(subPath)) ctx.files.set(subPath, readWorkflow(subPath));
+      const sub = await ctx.files.get(subPath)!;
       const declared = Object.keys(sub.variables);
       const unknown = Object.keys(argsOut).filter((k) => !declared.includes(k));
       if (unknown.length > 0) {
@@ -273,6 +310,7 @@ async function planSteps(wf: Workflow, path: string, vars: Record<string, Bound>
     for (const [role, raw] of Object.entries(step.pipeline?.models ?? {})) {
       const ref = parseReference(raw);
       const bound = ref?.kind === 'variable' ? vars[ref.name]! : { value: raw, base: dir };
+      if (isRuntimeRef(bound.value)) throw runtimePath(name, `model "${role}"`);
       const resolved = resolveModelPath(String(bound.value), bound.base);
       if ('error' in resolved) {
         ctx.missing.push(new DwError('DW_ERR_MODEL_NOT_FOUND', `step "${name}", model "${role}": ${resolved.error}`, { step: name, role, ref: raw }));
@@ -294,6 +332,7 @@ async function planSteps(wf: Workflow, path: string, vars: Record<string, Bound>
     }
     let module: PlanStep['module'];
     if (isPluginType(type)) {
+      if (!ctx.plugins) throw new DwError('DW_ERR_PLUGIN', `step "${name}": plugin pipelines (${type}) are off in this daemon: a plugin runs any code with the daemon's rights (dwd --plugins on allows them; with --allowed-roots they are off unless so)`, { step: name });
       module = { path: resolve(dir, type), key: '' };
       await checkFile(ctx, module.path, 'DW_ERR_FILE_NOT_FOUND', `step "${name}": plugin module`);
     }
@@ -316,14 +355,15 @@ async function planSteps(wf: Workflow, path: string, vars: Record<string, Bound>
 }
 
 /** Reads, validates and resolves a workflow, checking every model and input file it names. */
-export async function loadPlan(workflowPath: string, args: Record<string, string>, cwd: string, roots: AllowedRoots = new AllowedRoots(null)): Promise<Plan> {
+export async function loadPlan(workflowPath: string, args: Record<string, string>, cwd: string, roots: AllowedRoots = new AllowedRoots(null), opts: { plugins?: boolean } = {}): Promise<Plan> {
   const path = resolve(cwd, workflowPath);
   // Before reading: a refused file must not even be parsed (its content would show in errors).
   await roots.check(path, 'workflow');
   const wf = await readWorkflow(path);
   const vars = bindVariables(wf, dirname(path), args, cwd);
-  const ctx: LoadContext = { roots, missing: [] };
+  const ctx: LoadContext = { roots, plugins: opts.plugins ?? true, id: wf.id, files: new Map(), count: 0, missing: [] };
   const steps = await planSteps(wf, path, vars, '', [path], ctx);
+  checkOrder(steps, path);
   const { missing } = ctx;
   if (missing.length === 1) throw missing[0]!;
   if (missing.length > 1) {

@@ -44,7 +44,9 @@ export function pickField(value: unknown, field: string[]): unknown {
   let cur = value;
   for (const part of field) {
     if (cur === null || typeof cur !== 'object') return undefined;
-    cur = Array.isArray(cur) && /^\d+$/.test(part) ? cur[Number(part)] : (cur as Record<string, unknown>)[part];
+    // Own fields only: "constructor" or "__proto__" must not reach into the prototype chain.
+    if (!Object.hasOwn(cur, part)) return undefined;
+    cur = (cur as Record<string, unknown>)[part];
   }
   return cur;
 }

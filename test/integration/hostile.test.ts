@@ -58,6 +58,26 @@ test('--allowed-roots: inside works; outside, ".." tricks and symlinks out are r
   }
 });
 
+test('--allowed-roots: a path made by a step is refused, and plugins are off', async () => {
+  const secret = join(sb.dir, 'secret.png');
+  copyFileSync(SAMPLE, secret);
+  // The path is built at run time, so no load-time check sees it; the runner refuses it.
+  writeFileSync(join(allowed, 'smuggle.json'), JSON.stringify({ id: 'smuggle', steps: [
+    { name: 't', task: { type: 'text_template', arguments: { template: secret } } },
+    { name: 'leak', task: { type: 'image_save', arguments: { image: 'previous_result:t.text' } } },
+  ] }));
+  const r = await dwJson(sb, ['run', join(allowed, 'smuggle.json'), '--output-dir', join(sb.dir, 'out')]);
+  assert.equal(r.ran.code, 3, r.ran.stderr);
+  assert.equal(r.json.error.code, 'DW_ERR_BAD_ARGUMENT');
+  assert.match(r.json.error.message, /step "leak": "image" got a file path from a step result/);
+  writeFileSync(join(allowed, 'p.mjs'), 'export default { async run() { return "ran"; } };\n');
+  writeFileSync(join(allowed, 'plug.json'), JSON.stringify({ id: 'plug', steps: [{ name: 'x', pipeline: { type: './p.mjs', models: {} } }] }));
+  const p = await dwJson(sb, ['run', join(allowed, 'plug.json')]);
+  assert.equal(p.ran.code, 3);
+  assert.equal(p.json.error.code, 'DW_ERR_PLUGIN');
+  assert.match(p.json.error.message, /are off in this daemon/);
+});
+
 const runuser = spawnSync('runuser', ['--help']);
 test('another user cannot connect to a per-user daemon', { skip: process.getuid?.() !== 0 || runuser.error ? 'needs root and runuser' : false }, () => {
   // Open the sandbox to everyone, so that only what dwd itself set up (its socket directory and

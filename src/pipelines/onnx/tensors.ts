@@ -18,10 +18,14 @@ const ARRAYS: Partial<Record<TensorType, (n: number[]) => TensorData['data']>> =
 };
 export const JSON_TYPES = Object.keys(ARRAYS) as TensorType[];
 
-function flatten(value: unknown, owner: string): { data: number[]; dims: number[] } {
+/** onnxruntime allows far fewer dimensions; the cap keeps a hostile nesting off the stack. */
+const MAX_RANK = 32;
+
+function flatten(value: unknown, owner: string, depth = 0): { data: number[]; dims: number[] } {
   if (!Array.isArray(value)) return { data: [toNumber(value, owner)], dims: [] };
+  if (depth >= MAX_RANK) throw new DwError('DW_ERR_BAD_ARGUMENT', `${owner}: arrays nested deeper than ${MAX_RANK}`, {});
   if (value.length === 0) return { data: [], dims: [0] };
-  const parts = value.map((v) => flatten(v, owner));
+  const parts = value.map((v) => flatten(v, owner, depth + 1));
   const inner = parts[0]!.dims;
   if (parts.some((p) => p.dims.join() !== inner.join())) throw new DwError('DW_ERR_BAD_ARGUMENT', `${owner}: nested arrays of different lengths (a tensor must be rectangular)`, {});
   return { data: parts.flatMap((p) => p.data), dims: [value.length, ...inner] };

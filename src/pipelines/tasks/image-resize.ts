@@ -1,6 +1,6 @@
 import { DwError } from '../../protocol/errors.js';
 import { checkArgs, image, number, oneOf } from '../arguments.js';
-import { imageArg, toSharp, type RawImage } from '../../media/image.js';
+import { anyImage, toSharp, type RawImage } from '../../media/image.js';
 
 const side = { ...number(1, 16384, { int: true }), optional: true };
 
@@ -11,7 +11,7 @@ const side = { ...number(1, 16384, { int: true }), optional: true };
 export async function imageResize(args: Record<string, unknown>): Promise<RawImage> {
   const a = checkArgs('image_resize', args, { image, width: side, height: side, fit: { ...oneOf('fill', 'contain', 'cover', 'inside', 'outside'), default: 'fill' } });
   if (a.width === undefined && a.height === undefined) throw new DwError('DW_ERR_BAD_ARGUMENT', 'image_resize: give "width", "height" or both', { argument: 'width' });
-  const src = await imageArg(a.image as string | RawImage, 'rgb', 'image_resize');
+  const src = await anyImage(a.image as string | RawImage, 'image_resize');
   // With one side given, sharp's "fill" would keep the other side as it is; the ratio must follow.
   const fit = a.width === undefined || a.height === undefined ? 'inside' : (a.fit as 'fill');
   const { data, info } = await toSharp(src)
