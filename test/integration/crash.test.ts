@@ -158,6 +158,11 @@ test('a run stuck inside one native call past its deadline: the runner is killed
       return s.runner.state === 'ready' && s.runner.pid !== before && s;
     });
     assert.equal(st.runner.restarts, 1);
+    // The new runner reloads what the old one held, in the background; wait for det and rec.
+    await eventually('det and rec reloaded', async () => {
+      const models: Array<{ path: string }> = (await dwJson(sb, ['memory'])).json.runners[0].models;
+      return ['_det_', '_rec_'].every((k) => models.some((m) => m.path.includes(k)));
+    });
     const ok = await dwJson(sb, ['run', OCR_WORKFLOW]);
     assert.equal(ok.ran.code, 0, ok.ran.stderr);
     assert.deepEqual(ok.json.models.filter((m: any) => m.role !== 'cls').map((m: any) => m.cache), ['hit', 'hit'], 'det and rec were reloaded after the kill');
