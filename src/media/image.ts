@@ -64,6 +64,14 @@ export function convertImage(img: RawImage, mode: ImageMode): Promise<RawImage> 
   return pixels(toSharp(img), mode);
 }
 
+export type Fit = 'fill' | 'contain' | 'cover' | 'inside' | 'outside';
+
+/** Resizes with sharp (lanczos3); `contain` letterboxes onto black. */
+export async function resizeImage(img: RawImage, size: { width?: number; height?: number }, fit: Fit): Promise<RawImage> {
+  const { data, info } = await toSharp(img).resize({ ...size, fit, background: { r: 0, g: 0, b: 0, alpha: 1 } }).raw().toBuffer({ resolveWithObject: true });
+  return fromSharp(data, info);
+}
+
 export async function encodeImage(img: RawImage, format: ImageFormat, quality?: number): Promise<Buffer> {
   const s = toSharp(img);
   return (format === 'png' ? s.png() : format === 'jpeg' ? s.jpeg({ quality: quality ?? 90 }) : s.webp({ quality: quality ?? 90 })).toBuffer();

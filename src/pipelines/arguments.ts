@@ -15,7 +15,7 @@ export interface ArgSpec {
 
 export function describeValue(v: unknown): string {
   if (v === null) return 'null';
-  if (v === undefined) return 'nothing';
+  if (v === undefined) return 'undefined';
   if (isImage(v)) return `an image (${v.width}x${v.height})`;
   if (isAudio(v)) return 'audio';
   if (Array.isArray(v)) return 'an array';
@@ -39,7 +39,8 @@ export function checkArgs(owner: string, args: Record<string, unknown>, spec: Re
   const out: Record<string, unknown> = {};
   for (const [name, s] of Object.entries(spec)) {
     const v = args[name];
-    if (v === undefined || v === null) {
+    // null is a value (JSON has no "absent"), so `"min_score": null` is an error, not a default.
+    if (v === undefined) {
       if ('default' in s) out[name] = s.default;
       else if (!s.optional) throw badArgument(owner, name, s.expected, v);
       continue;

@@ -26,20 +26,23 @@ function textOf(value: unknown): string | undefined {
 
 const line = (s: string) => Buffer.from(s.endsWith('\n') ? s : s + '\n');
 
+/** An encoder for values `find` can locate with `is`; undefined (cannot encode) otherwise. */
+function via<T>(is: (v: unknown) => v is T, encode: (x: T) => Buffer | Promise<Buffer>): (value: unknown) => Buffer | Promise<Buffer> | undefined {
+  return (value) => {
+    const x = find(value, is);
+    return x === undefined ? undefined : encode(x);
+  };
+}
+
 const ENCODERS: Record<string, { needs: string; encode: (value: unknown) => Buffer | Promise<Buffer> | undefined }> = {
   'application/json': { needs: 'any result', encode: (value) => line(JSON.stringify(toJson(value), null, 2)) },
-  'text/plain': { needs: 'a string result or one with a "text" field', encode: (v) => (textOf(v) === undefined ? undefined : line(textOf(v)!)) },
-  'image/png': { needs: 'an image', encode: (v) => image(v, 'png') },
-  'image/jpeg': { needs: 'an image', encode: (v) => image(v, 'jpeg') },
-  'image/webp': { needs: 'an image', encode: (v) => image(v, 'webp') },
-  'audio/wav': { needs: 'audio (or a result with one audio field)', encode: (v) => (find(v, isAudio) ? encodeWav(find(v, isAudio)!) : undefined) },
-  'application/x-npy': { needs: 'a tensor (or a result with exactly one tensor, e.g. an onnx step with one output)', encode: (v) => (find(v, isTensorData) ? writeNpy(find(v, isTensorData)!) : undefined) },
+  'text/plain': { needs: 'a string result or one with a "text" field', encode: (v) => { const t = textOf(v); return t === undefined ? undefined : line(t); } },
+  'image/png': { needs: 'an image', encode: via(isImage, (img) => encodeImage(img, 'png')) },
+  'image/jpeg': { needs: 'an image', encode: via(isImage, (img) => encodeImage(img, 'jpeg')) },
+  'image/webp': { needs: 'an image', encode: via(isImage, (img) => encodeImage(img, 'webp')) },
+  'audio/wav': { needs: 'audio (or a result with one audio field)', encode: via(isAudio, encodeWav) },
+  'application/x-npy': { needs: 'a tensor (or a result with exactly one tensor, e.g. an onnx step with one output)', encode: via(isTensorData, writeNpy) },
 };
-
-function image(value: unknown, format: 'png' | 'jpeg' | 'webp'): Promise<Buffer> | undefined {
-  const img = find(value, isImage);
-  return img ? encodeImage(img, format) : undefined;
-}
 
 export async function encodeResult(value: unknown, contentType: string, step: string): Promise<Buffer> {
   // A step that encoded its own file (image_save, audio_save) is saved as it is.

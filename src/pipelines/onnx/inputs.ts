@@ -4,7 +4,7 @@
 import type { InferenceSession } from 'onnxruntime-node';
 import { DwError } from '../../protocol/errors.js';
 import { isTensorData, readNpy, type TensorData, type TensorType } from '../../media/npy.js';
-import { imageArg, isImage, toSharp, type RawImage } from '../../media/image.js';
+import { imageArg, isImage, resizeImage, type Fit, type RawImage } from '../../media/image.js';
 import { checkArgs, image, number, oneOf } from '../arguments.js';
 import { tensorFromJson } from './tensors.js';
 import { readInput } from '../../media/read.js';
@@ -64,8 +64,7 @@ async function imageTensor(name: string, spec: Record<string, unknown>, meta: Me
   let img = await imageArg(a.image as string | RawImage, channels === 'gray' ? 'gray' : 'rgb', `${OWNER}: input "${name}"`);
   const size = { ...modelSize(meta, a.layout as string), ...(a.width ? { width: a.width as number } : {}), ...(a.height ? { height: a.height as number } : {}) };
   if ((size.width && size.width !== img.width) || (size.height && size.height !== img.height)) {
-    const { data, info } = await toSharp(img).resize({ width: size.width, height: size.height, fit: a.fit as 'fill', background: { r: 0, g: 0, b: 0 } }).raw().toBuffer({ resolveWithObject: true });
-    img = { data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength), width: info.width, height: info.height, channels: info.channels };
+    img = await resizeImage(img, size, a.fit as Fit);
   }
   const c = img.channels;
   const type = (a.type as TensorType | undefined) ?? (meta.isTensor && meta.type === 'uint8' ? 'uint8' : 'float32');

@@ -1,7 +1,4 @@
-// Pixels in and tensors out: decoding, OpenCV-compatible bilinear resizing, CHW normalisation.
-import { readFile } from 'node:fs/promises';
-import sharp from 'sharp';
-import { DwError } from '../../protocol/errors.js';
+// Pixels in and tensors out (decoding is media/image.ts): OpenCV-compatible bilinear resizing, CHW normalisation.
 import type { RawImage } from '../types.js';
 
 /**
@@ -9,30 +6,6 @@ import type { RawImage } from '../types.js';
  * models were trained and are fed BGR; we feed the same to get the accuracy they were tuned for.
  */
 export const CHANNEL_ORDER: readonly [number, number, number] = [2, 1, 0];
-
-/** Decodes a PNG, JPEG or WebP file to 8-bit RGB, with transparency flattened onto white paper. */
-export async function decodeImage(path: string): Promise<RawImage> {
-  let bytes: Buffer;
-  try {
-    bytes = await readFile(path);
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    throw new DwError('DW_ERR_FILE_NOT_FOUND', `paddle-ocr: cannot read image ${path}: ${code ?? (err as Error).message}`, { path, ...(code ? { errno: code } : {}) });
-  }
-  try {
-    const { data, info } = await sharp(bytes)
-      .rotate() // honour EXIF orientation, as a photo viewer would show the text
-      .flatten({ background: '#ffffff' })
-      .toColourspace('srgb')
-      .removeAlpha()
-      .raw()
-      .toBuffer({ resolveWithObject: true });
-    if (info.channels !== 3) throw new Error(`decoded to ${info.channels} channels`);
-    return { data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength), width: info.width, height: info.height, channels: 3 };
-  } catch (err) {
-    throw new DwError('DW_ERR_BAD_ARGUMENT', `paddle-ocr: ${path} is not a readable image (png, jpeg or webp): ${(err as Error).message}`, { argument: 'image', path });
-  }
-}
 
 /**
  * Bilinear resize with cv2.INTER_LINEAR's sampling (pixel centres aligned, edges clamped), so the

@@ -9,7 +9,6 @@ import { dictionaryOf } from './ctc.js';
 import { DB_DEFAULTS } from './db-postprocess.js';
 import { detect } from './detect.js';
 import { sortReadingOrder, type Point } from './geometry.js';
-import { decodeImage } from './image.js';
 import { imageArg } from '../../media/image.js';
 import { recognize } from './recognize.js';
 
@@ -54,7 +53,7 @@ async function read(args: Record<string, unknown>, ctx: PipelineContext): Promis
     if (ctx.signal.aborted) throw ctx.signal.reason;
   };
   stopIfCancelled();
-  const img = typeof opts.image === 'string' ? await decodeImage(opts.image) : await imageArg(opts.image, 'rgb', 'paddle-ocr');
+  const img = await imageArg(opts.image, 'rgb', 'paddle-ocr');
   const [det, rec, keys, cls] = await Promise.all([ctx.session('det'), ctx.session('rec'), ctx.text('keys'), ctx.has('cls') ? ctx.session('cls') : undefined]);
   const dictionary = dictionaryOf(keys);
   stopIfCancelled();

@@ -1,6 +1,6 @@
 import { DwError } from '../../protocol/errors.js';
 import { checkArgs, image, number, oneOf } from '../arguments.js';
-import { anyImage, toSharp, type RawImage } from '../../media/image.js';
+import { anyImage, resizeImage, type Fit, type RawImage } from '../../media/image.js';
 
 const side = { ...number(1, 16384, { int: true }), optional: true };
 
@@ -13,10 +13,6 @@ export async function imageResize(args: Record<string, unknown>): Promise<RawIma
   if (a.width === undefined && a.height === undefined) throw new DwError('DW_ERR_BAD_ARGUMENT', 'image_resize: give "width", "height" or both', { argument: 'width' });
   const src = await anyImage(a.image as string | RawImage, 'image_resize');
   // With one side given, sharp's "fill" would keep the other side as it is; the ratio must follow.
-  const fit = a.width === undefined || a.height === undefined ? 'inside' : (a.fit as 'fill');
-  const { data, info } = await toSharp(src)
-    .resize({ width: a.width as number | undefined, height: a.height as number | undefined, fit, background: { r: 0, g: 0, b: 0, alpha: 1 } })
-    .raw()
-    .toBuffer({ resolveWithObject: true });
-  return { data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength), width: info.width, height: info.height, channels: info.channels };
+  const fit = a.width === undefined || a.height === undefined ? 'inside' : (a.fit as Fit);
+  return resizeImage(src, { width: a.width as number | undefined, height: a.height as number | undefined }, fit);
 }
