@@ -15,7 +15,7 @@ const setups = [base, next].map((dir) => {
   const root = resolve(dir);
   const tmp = mkdtempSync(join(tmpdir(), 'dwab-'));
   const env = { ...process.env, DW_SOCKET: join(tmp, 'dwd.sock'), XDG_STATE_HOME: join(tmp, 'state'), DW_AUTOSTART: '1' };
-  return { root, tmp, env, dw: join(root, 'dist', 'cli', 'dw.js'), oneshot: [], warm: [], run: [] };
+  return { root, tmp, env, dw: join(root, 'dist', 'cli', 'dw.cjs'), oneshot: [], warm: [], run: [] };
 });
 
 function time(s, args) {

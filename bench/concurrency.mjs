@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import sharp from 'sharp';
 
 const ROOT = join(import.meta.dirname, '..');
-const DW = join(ROOT, 'dist', 'cli', 'dw.js');
+const DW = join(ROOT, 'dist', 'cli', 'dw.cjs');
 const OCR = join(ROOT, 'workflows', 'ocr.json');
 const SAMPLE = join(ROOT, 'workflows', 'samples', 'receipt.png');
 const rounds = Number(process.argv[2] ?? 2);

@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 const ROOT = join(import.meta.dirname, '..');
-const DW = join(ROOT, 'dist', 'cli', 'dw.js');
+const DW = join(ROOT, 'dist', 'cli', 'dw.cjs');
 const runs = Number(process.argv[2] ?? 200);
 const dir = mkdtempSync(join(tmpdir(), 'dwm-'));
 const env = { ...process.env, DW_SOCKET: join(dir, 'dwd.sock'), XDG_STATE_HOME: join(dir, 'state'), DW_AUTOSTART: '1' };

@@ -22,7 +22,7 @@ test('exit codes are distinct per kind of failure', () => {
 });
 
 test('dw --help lists every code under its exit code', () => {
-  const help = execFileSync(process.execPath, [join(ROOT, 'dist', 'cli', 'dw.js'), '--help'], { encoding: 'utf8' });
+  const help = execFileSync(process.execPath, [join(ROOT, 'dist', 'cli', 'dw.cjs'), '--help'], { encoding: 'utf8' });
   for (const [code, { exit }] of Object.entries(ERROR_CODES)) {
     assert.match(help, new RegExp(`^ +${exit}  .*\\b${code}\\b`, 'm'), code);
   }

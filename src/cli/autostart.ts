@@ -10,7 +10,9 @@ import { Client } from './client.js';
 import type { Request, RequestType, ResultMap } from '../protocol/messages.js';
 import { pidAlive } from '../protocol/pids.js';
 
-const DWD_ENTRY = fileURLToPath(new URL(`../daemon/main${extname(fileURLToPath(import.meta.url))}`, import.meta.url));
+// Run from source (tsx) the daemon is main.ts; built, the CLI is one CommonJS bundle (dw.cjs) and
+// the daemon stays ESM (main.js).
+const DWD_ENTRY = fileURLToPath(new URL(`../daemon/main${extname(fileURLToPath(import.meta.url)) === '.ts' ? '.ts' : '.js'}`, import.meta.url));
 const START_TIMEOUT_MS = 30_000;
 
 

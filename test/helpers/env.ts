@@ -6,7 +6,7 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export const ROOT = resolve(fileURLToPath(new URL('../..', import.meta.url)));
-export const DW = join(ROOT, 'dist', 'cli', 'dw.js');
+export const DW = join(ROOT, 'dist', 'cli', 'dw.cjs');
 export const DWD = join(ROOT, 'dist', 'daemon', 'main.js');
 export const OCR_WORKFLOW = join(ROOT, 'workflows', 'ocr.json');
 export const MODELS = join(ROOT, 'node_modules', '@gutenye', 'ocr-models', 'assets');
