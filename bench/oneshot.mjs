@@ -1,5 +1,7 @@
 // What a user does without dw: one process that loads the three OCR models, reads one image, exits.
+// Usage: node bench/oneshot.mjs [image.png] [--dw-sessions]
 // Plain JavaScript on the built pipeline code, so no TypeScript loader inflates its start.
+import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
@@ -12,8 +14,17 @@ const files = {
   rec: 'ch_PP-OCRv4_rec_infer.onnx',
   keys: 'ppocr_keys_v1.txt',
 };
+// --dw-sessions: the session setup the daemon's runner uses (its options and graph rewrites), to
+// tell what keeping models loaded saves from what dw's loading does better.
+const dwSessions = process.argv.includes('--dw-sessions');
+const setup = dwSessions ? { ...(await import('../dist/runner/sessions.js')), ...(await import('../dist/runner/graph-rewrite.js')) } : null;
 const sessions = {};
-for (const role of ['det', 'cls', 'rec']) sessions[role] = await ort.InferenceSession.create(join(assets, files[role]));
+for (const role of ['det', 'cls', 'rec']) {
+  const path = join(assets, files[role]);
+  sessions[role] = setup
+    ? await ort.InferenceSession.create(setup.rewriteGraph(readFileSync(path))?.bytes ?? readFileSync(path), setup.sessionOptions({ providers: ['cpu'] }, 'cpu'))
+    : await ort.InferenceSession.create(path);
+}
 const ctx = {
   has: (role) => role in files,
   session: async (role) => sessions[role],
@@ -21,6 +32,6 @@ const ctx = {
   progress: () => {},
   signal: new AbortController().signal,
 };
-const image = process.argv[2] ?? join(import.meta.dirname, '..', 'workflows', 'samples', 'receipt.png');
+const image = process.argv.slice(2).find((a) => !a.startsWith('--')) ?? join(import.meta.dirname, '..', 'workflows', 'samples', 'receipt.png');
 const result = await paddleOcr.run({ image, min_score: 0.5 }, ctx);
 process.stdout.write(result.text + '\n');

@@ -3,12 +3,14 @@
 // and the character error rate of every sample (the measure of test/ocr-accuracy.test.ts).
 // Usage: node bench/stages.mjs [repeat] [sample.png ...]   (after npm run build)
 //   DW_BENCH_THREADS=n      intraOpNumThreads (default: onnxruntime's)
+//   DW_BENCH_SPINNING=0|1   intra_op_spinning (default: the daemon's, off)
 //   DW_BENCH_ONESHOT=1      sessions created with no options, as bench/oneshot.mjs does
 import { readdirSync, readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { paddleOcr } from '../dist/pipelines/paddle-ocr/index.js';
+import { sessionOptions } from '../dist/runner/sessions.js';
 
 const ROOT = join(import.meta.dirname, '..');
 const assets = join(ROOT, 'node_modules', '@gutenye', 'ocr-models', 'assets');
@@ -18,11 +20,11 @@ const repeat = Number(process.argv[2] ?? 10);
 const names = process.argv.length > 3 ? process.argv.slice(3) : readdirSync(SAMPLES).filter((f) => f.endsWith('.png')).sort();
 
 // The daemon's options (src/runner/sessions.ts) unless DW_BENCH_ONESHOT asks for the defaults.
-const opts = process.env.DW_BENCH_ONESHOT ? undefined : {
-  executionProviders: ['cpu'],
-  graphOptimizationLevel: 'all',
-  ...(process.env.DW_BENCH_THREADS ? { intraOpNumThreads: Number(process.env.DW_BENCH_THREADS) } : {}),
-};
+const opts = process.env.DW_BENCH_ONESHOT ? undefined : sessionOptions({
+  providers: ['cpu'],
+  ...(process.env.DW_BENCH_THREADS ? { intra_op_threads: Number(process.env.DW_BENCH_THREADS) } : {}),
+  ...(process.env.DW_BENCH_SPINNING ? { intra_op_spinning: process.env.DW_BENCH_SPINNING === '1' } : {}),
+}, 'cpu');
 const spent = { det: 0, cls: 0, rec: 0 };
 const runs = { det: 0, cls: 0, rec: 0 };
 const sessions = {};

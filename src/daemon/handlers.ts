@@ -13,7 +13,7 @@ import type { HandlerTable, Connection } from './server.js';
 import type { Daemon } from './daemon.js';
 
 export function optionsDigest(session: Plan['steps'][number]['session']): string {
-  const canonical = JSON.stringify([session.providers, session.intra_op_threads ?? 0, session.graph_optimization ?? 'all']);
+  const canonical = JSON.stringify([session.providers, session.intra_op_threads ?? 0, session.graph_optimization ?? 'all', session.intra_op_spinning ?? false, session.graph_rewrites ?? true]);
   return createHash('sha256').update(canonical).digest('hex').slice(0, 8);
 }
 

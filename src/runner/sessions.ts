@@ -1,9 +1,10 @@
 // onnxruntime sessions keyed by (model sha256, session options), and text assets keyed by sha256.
 // Keys come from the daemon, which memoises the hashes; the runner only trusts and caches them.
-import { readFile } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import * as ort from 'onnxruntime-node';
 import { DwError } from '../protocol/errors.js';
 import type { PlanModel, SessionOptionsSpec } from '../workflow/plan.js';
+import { rewriteGraph } from './graph-rewrite.js';
 import { candidateProviders } from './providers.js';
 import { gpuMemoryOfPid } from '../daemon/nvidia.js';
 import type { LoadedModelInfo } from './ipc.js';
@@ -27,15 +28,36 @@ interface Entry {
   last_used: number;
 }
 
-function sessionOptions(spec: SessionOptionsSpec, provider: string): ort.InferenceSession.SessionOptions {
+/**
+ * Spinning is off by default: onnxruntime's operator threads otherwise busy-wait after each
+ * operator, and every session has its own pool, so after det the det pool still spins while cls
+ * and rec run, on the same 2 cores. Off, the OCR pipeline ran ~20% faster here (README, Performance).
+ */
+export function sessionOptions(spec: SessionOptionsSpec, provider: string): ort.InferenceSession.SessionOptions {
   return {
     executionProviders: [provider],
     graphOptimizationLevel: spec.graph_optimization ?? 'all',
     ...(spec.intra_op_threads ? { intraOpNumThreads: spec.intra_op_threads } : {}),
+    extra: { session: { intra_op: { allow_spinning: spec.intra_op_spinning ? '1' : '0' } } },
   };
 }
 
 export type LogFn = (level: 'info' | 'warn', message: string) => void;
+
+/**
+ * Larger files load from their path, untouched: the rewrite holds the file and its copy in memory
+ * at once, and the chains it fuses are a mobile network's (PP-OCR's models are 2-11 MB).
+ */
+const REWRITE_MAX_BYTES = 256 * 1024 * 1024;
+
+/** The model's bytes after dw's graph rewrite (graph-rewrite.ts), or null to load the file as it is. */
+async function rewritten(model: PlanModel, log: LogFn): Promise<Uint8Array | null> {
+  const { size } = await stat(model.path);
+  if (size > REWRITE_MAX_BYTES) return null;
+  const result = rewriteGraph(await readFile(model.path));
+  if (result) log('info', `${model.path}: graph rewrites: ${result.hardSwish} hard-swish chains as x*HardSigmoid(x), ${result.perChannel} scalar affines per channel`);
+  return result?.bytes ?? null;
+}
 
 export class SessionCache {
   private readonly sessions = new Map<string, Entry>();
@@ -62,6 +84,7 @@ export class SessionCache {
   private async load(model: PlanModel, spec: SessionOptionsSpec): Promise<Made> {
     const { tryOrder, skipped } = candidateProviders(spec.providers);
     if (skipped.length > 0) this.log('info', `${model.path}: provider ${skipped.join(', ')} not installed, skipped`);
+    const source = spec.graph_rewrites === false ? null : await rewritten(model, this.log);
     const failures: string[] = [];
     for (const provider of tryOrder) {
       const t0 = performance.now();
@@ -69,7 +92,8 @@ export class SessionCache {
       // On a GPU provider the weights live in GPU memory: its growth is the cost, where nvidia-smi tells.
       const gpu0 = provider === 'cpu' ? null : gpuMemoryOfPid(process.pid);
       try {
-        const session = await ort.InferenceSession.create(model.path, sessionOptions(spec, provider));
+        const options = sessionOptions(spec, provider);
+        const session = await (source ? ort.InferenceSession.create(source, options) : ort.InferenceSession.create(model.path, options));
         // Loads run one at a time within a run, so the growth across one is that session's cost.
         const gpu1 = gpu0 === null ? null : gpuMemoryOfPid(process.pid);
         const cost_bytes = gpu0 !== null && gpu1 !== null ? gpu1 - gpu0 : process.memoryUsage.rss() - rss0;

@@ -346,6 +346,8 @@ async function planSteps(wf: Workflow, path: string, vars: Record<string, Bound>
         providers: step.pipeline?.providers ?? ['cpu'],
         intra_op_threads: step.pipeline?.options.intra_op_threads,
         graph_optimization: step.pipeline?.options.graph_optimization,
+        intra_op_spinning: step.pipeline?.options.intra_op_spinning,
+        graph_rewrites: step.pipeline?.options.graph_rewrites,
       },
       arguments: argsOut,
       save: saveSpec,

@@ -13,6 +13,8 @@ export interface SessionOptionsSpec {
   providers: string[];
   intra_op_threads?: number;
   graph_optimization?: 'disabled' | 'basic' | 'extended' | 'all';
+  intra_op_spinning?: boolean;
+  graph_rewrites?: boolean;
 }
 
 export interface PlanStep {

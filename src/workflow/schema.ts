@@ -26,6 +26,14 @@ const pipelineSpec = z
       .object({
         intra_op_threads: z.number().int().min(0).optional().describe('threads per operator; 0 or absent: onnxruntime default'),
         graph_optimization: z.enum(['disabled', 'basic', 'extended', 'all']).optional(),
+        graph_rewrites: z
+          .boolean()
+          .optional()
+          .describe("dw's exact rewrites before onnxruntime's (hard-swish chains to x*HardSigmoid(x)); absent: true, false: the file as it is"),
+        intra_op_spinning: z
+          .boolean()
+          .optional()
+          .describe("let onnxruntime's idle operator threads spin instead of sleeping; absent: false (see README, Performance)"),
       })
       .strict()
       .default({}),

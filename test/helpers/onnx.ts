@@ -1,27 +1,9 @@
 // Tiny ONNX models written byte by byte, for edge cases no real model shows (a model that runs
 // for a very long time inside one native call). Only the protobuf fields these graphs need.
 
-type Field = Buffer;
+import { bytesField as bytes, floatField, intField as int, messageField as msg } from '../../src/runner/protobuf.js';
 
-function varint(n: number | bigint): Buffer {
-  let v = BigInt(n);
-  if (v < 0n) v += 1n << 64n;
-  const out: number[] = [];
-  do {
-    let byte = Number(v & 0x7fn);
-    v >>= 7n;
-    if (v > 0n) byte |= 0x80;
-    out.push(byte);
-  } while (v > 0n);
-  return Buffer.from(out);
-}
-const key = (field: number, wire: number) => varint((field << 3) | wire);
-const int = (field: number, n: number | bigint): Field => Buffer.concat([key(field, 0), varint(n)]);
-const bytes = (field: number, b: Buffer | string): Field => {
-  const buf = typeof b === 'string' ? Buffer.from(b) : b;
-  return Buffer.concat([key(field, 2), varint(buf.length), buf]);
-};
-const msg = (field: number, ...parts: Field[]): Field => bytes(field, Buffer.concat(parts));
+type Field = Buffer;
 
 const FLOAT = 1;
 const INT64 = 7;
@@ -31,17 +13,19 @@ function tensorInt64(name: string, values: number[], dims = [values.length]): Bu
   values.forEach((v, i) => raw.writeBigInt64LE(BigInt(v), 8 * i));
   return Buffer.concat([...dims.map((d) => int(1, d)), int(2, INT64), bytes(8, name), bytes(9, raw)]);
 }
-function tensorFloat(name: string, values: number[], dims: number[]): Buffer {
+export function tensorFloat(name: string, values: number[], dims: number[]): Buffer {
   const raw = Buffer.alloc(4 * values.length);
   values.forEach((v, i) => raw.writeFloatLE(v, 4 * i));
   return Buffer.concat([...dims.map((d) => int(1, d)), int(2, FLOAT), bytes(8, name), bytes(9, raw)]);
 }
 
-interface Attr { name: string; i?: number; ints?: number[]; t?: Buffer }
-function node(op: string, inputs: string[], outputs: string[], attrs: Attr[] = []): Field {
+export interface Attr { name: string; f?: number; i?: number; ints?: number[]; t?: Buffer; g?: Buffer }
+export function node(op: string, inputs: string[], outputs: string[], attrs: Attr[] = []): Field {
   const attr = attrs.map((a) => {
     const body = [bytes(1, a.name)];
+    if (a.f !== undefined) body.push(floatField(2, a.f), int(20, 1));
     if (a.i !== undefined) body.push(int(3, a.i), int(20, 2));
+    if (a.g) body.push(msg(6, a.g), int(20, 5));
     if (a.ints) body.push(...a.ints.map((v) => int(8, v)), int(20, 7));
     if (a.t) body.push(msg(5, a.t), int(20, 4));
     return msg(5, ...body);
@@ -49,7 +33,7 @@ function node(op: string, inputs: string[], outputs: string[], attrs: Attr[] = [
   return msg(1, ...inputs.map((x) => bytes(1, x)), ...outputs.map((x) => bytes(2, x)), bytes(3, `${op}_${outputs[0]}`), bytes(4, op), ...attr);
 }
 
-function valueInfo(field: number, name: string, dims: Array<number | string>): Field {
+export function valueInfo(field: number, name: string, dims: Array<number | string>): Field {
   const dim = dims.map((d) => msg(1, typeof d === 'number' ? int(1, d) : bytes(2, d)));
   return msg(field, bytes(1, name), msg(2, msg(1, int(1, FLOAT), msg(2, ...dim))));
 }
@@ -86,5 +70,13 @@ export function slowClassifier(size = 4096, rounds = 12): Buffer {
     valueInfo(11, 'x', ['N', 3, 48, 192]),
     valueInfo(12, 'y', ['N', 2]),
   ]);
-  return Buffer.concat([int(1, 8), bytes(2, 'dw-tests'), msg(7, graph), msg(8, bytes(1, ''), int(2, 13))]);
+  return model(graph);
 }
+
+/** A model of these graph fields (nodes, initializers as msg(5, ...), inputs and outputs). */
+export function model(graph: Buffer, opset = 13): Buffer {
+  return Buffer.concat([int(1, 8), bytes(2, 'dw-tests'), msg(7, graph), msg(8, bytes(1, ''), int(2, opset))]);
+}
+
+/** An initializer entry for a graph. */
+export const initializer = (tensor: Buffer): Field => msg(5, tensor);
