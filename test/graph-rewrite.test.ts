@@ -86,7 +86,7 @@ function hardSwishChain({ three = 3, hi = 6, clipAlsoRead = false, opset = 13, a
 }
 
 /** y = (Conv(x) * s) + b with scalar s and b, the learnable affine block of PP-LCNetV3. */
-function convAffine(): Buffer {
+function convAffine(scaleDims = [1]): Buffer {
   const w = Array.from({ length: 3 * 2 * 3 * 3 }, (_, i) => Math.sin(i) / 4);
   return model(Buffer.concat([
     node('Conv', ['x', 'w', 'bias'], ['conv'], [{ name: 'pads', ints: [1, 1, 1, 1] }]),
@@ -95,25 +95,26 @@ function convAffine(): Buffer {
     bytesField(2, 'conv-affine'),
     initializer(tensorFloat('w', w, [3, 2, 3, 3])),
     initializer(tensorFloat('bias', [0.1, -0.2, 0.3], [3])),
-    initializer(tensorFloat('s', [1.75], [1])),
+    initializer(tensorFloat('s', [1.75], scaleDims)),
     initializer(tensorFloat('b', [-0.5], [1])),
     valueInfo(11, 'x', [1, 2, 5, 5]),
     valueInfo(12, 'y', [1, 3, 5, 5]),
   ]));
 }
 
-async function outputs(bytes: Uint8Array, dims: number[]): Promise<Float32Array> {
+async function outputs(bytes: Uint8Array, dims: number[]): Promise<ort.Tensor> {
   const n = dims.reduce((a, b) => a * b, 1);
   const x = Float32Array.from({ length: n }, (_, i) => ((i * 7919) % 23) - 11 + i / n);
   const s = await ort.InferenceSession.create(bytes, options);
   const out = await s.run({ x: new ort.Tensor('float32', x, dims) });
   await s.release();
-  return out[s.outputNames[0]!]!.data as Float32Array;
+  return out[s.outputNames[0]!]!;
 }
 
 async function assertSameNumbers(before: Uint8Array, after: Uint8Array, dims: number[]): Promise<void> {
-  const [a, b] = await Promise.all([outputs(before, dims), outputs(after, dims)]);
-  assert.equal(a.length, b.length);
+  const [ta, tb] = await Promise.all([outputs(before, dims), outputs(after, dims)]);
+  assert.deepEqual(tb.dims, ta.dims);
+  const a = ta.data as Float32Array, b = tb.data as Float32Array;
   a.forEach((v, i) => assert.ok(Math.abs(v - b[i]!) <= 1e-5 * Math.max(1, Math.abs(v)), `element ${i}: ${v} vs ${b[i]}`));
 }
 
@@ -136,6 +137,14 @@ test('a scalar affine after a Conv is given per channel and computes the same', 
   const before = convAffine();
   const after = rewriteGraph(before);
   assert.deepEqual(after && { hardSwish: after.hardSwish, perChannel: after.perChannel }, { hardSwish: 0, perChannel: 2 });
+  await assertSameNumbers(before, after!.bytes, [1, 2, 5, 5]);
+});
+
+test('a scalar of higher rank than the Conv output (it widens the result) keeps its shape', async () => {
+  const before = convAffine([1, 1, 1, 1, 1]);
+  const after = rewriteGraph(before);
+  // The Mul stays; the Add after it is still per channel on the trailing [C, H, W].
+  assert.equal(after?.perChannel, 1);
   await assertSameNumbers(before, after!.bytes, [1, 2, 5, 5]);
 });
 

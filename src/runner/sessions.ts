@@ -52,9 +52,14 @@ const REWRITE_MAX_BYTES = 256 * 1024 * 1024;
 
 /** The model's bytes after dw's graph rewrite (graph-rewrite.ts), or null to load the file as it is. */
 async function rewritten(model: PlanModel, log: LogFn): Promise<Uint8Array | null> {
-  const { size } = await stat(model.path);
-  if (size > REWRITE_MAX_BYTES) return null;
-  const result = rewriteGraph(await readFile(model.path));
+  let bytes: Buffer;
+  try {
+    if ((await stat(model.path)).size > REWRITE_MAX_BYTES) return null;
+    bytes = await readFile(model.path);
+  } catch {
+    return null; // left to onnxruntime, whose error the load reports as it did before
+  }
+  const result = rewriteGraph(bytes);
   if (result) log('info', `${model.path}: graph rewrites: ${result.hardSwish} hard-swish chains as x*HardSigmoid(x), ${result.perChannel} scalar affines per channel`);
   return result?.bytes ?? null;
 }
