@@ -13,7 +13,7 @@ import { optionsDigest } from '../src/daemon/handlers.js';
 import { paddleOcr, type OcrResult } from '../src/pipelines/paddle-ocr/index.js';
 import type { PipelineContext } from '../src/pipelines/types.js';
 import { initializer, model, node, tensorFloat, valueInfo } from './helpers/onnx.js';
-import { bytesField, intField, messageField } from '../src/runner/protobuf.js';
+import { bytesField, floatField, intField, messageField } from '../src/runner/protobuf.js';
 
 const ROOT = resolve(import.meta.dirname, '..');
 const MODELS = join(ROOT, 'node_modules', '@gutenye', 'ocr-models', 'assets');
@@ -62,22 +62,23 @@ test('paddle-ocr reads every sample the same on the rewritten models as on the f
   }
 });
 
-interface ChainSpec { three?: number; hi?: number; clipAlsoRead?: boolean; opset?: number; addOutputIsGraphOutput?: boolean }
+interface ChainSpec { three?: number; hi?: number; clipAlsoRead?: boolean; opset?: number; addOutputIsGraphOutput?: boolean; sixDims?: number[]; more?: Buffer[] }
 
 /** y = x * Clip(x + three, 0, hi) / 6 over a [1, 2, 3, 3] input, written as paddle2onnx does. */
-function hardSwishChain({ three = 3, hi = 6, clipAlsoRead = false, opset = 13, addOutputIsGraphOutput = false }: ChainSpec = {}): Buffer {
+function hardSwishChain({ three = 3, hi = 6, clipAlsoRead = false, opset = 13, addOutputIsGraphOutput = false, sixDims = [], more = [] }: ChainSpec = {}): Buffer {
   const clip = opset < 11 ? node('Clip', ['a'], ['c'], [{ name: 'min', f: 0 }, { name: 'max', f: hi }]) : node('Clip', ['a', 'lo', 'hi'], ['c']);
   return model(Buffer.concat([
-    node('Constant', [], ['k3'], [{ name: 'value', t: tensorFloat('k3', [three], [1]) }]),
+    node('Constant', [], ['k3'], [{ name: 'value', t: tensorFloat('k3', [three], []) }]),
     node('Add', ['x', 'k3'], ['a']),
     clip,
     node('Mul', ['x', 'c'], ['m']),
     node('Div', ['m', 'k6'], ['y']),
     ...(clipAlsoRead ? [node('Identity', ['c'], ['c2'])] : []),
+    ...more,
     bytesField(2, 'chain'),
     initializer(tensorFloat('lo', [0], [])),
     initializer(tensorFloat('hi', [hi], [])),
-    initializer(tensorFloat('k6', [6], [1])),
+    initializer(tensorFloat('k6', [6], sixDims)),
     valueInfo(11, 'x', [1, 2, 3, 3]),
     valueInfo(12, 'y', [1, 2, 3, 3]),
     ...(clipAlsoRead ? [valueInfo(12, 'c2', [1, 2, 3, 3])] : []),
@@ -128,7 +129,8 @@ test('a hard-swish chain becomes x * HardSigmoid(x) and computes the same, with 
 });
 
 test('a chain that is not exactly hard-swish, or whose parts are read elsewhere, is left as it is', () => {
-  for (const spec of [{ three: 2 }, { hi: 5 }, { clipAlsoRead: true }, { addOutputIsGraphOutput: true }, { opset: 9, hi: 5 }]) {
+  // [1, 1, 1] would widen the output of an input of unknown rank to rank 3 at least.
+  for (const spec of [{ three: 2 }, { hi: 5 }, { clipAlsoRead: true }, { addOutputIsGraphOutput: true }, { opset: 9, hi: 5 }, { sixDims: [1, 1, 1] }]) {
     assert.equal(rewriteGraph(hardSwishChain(spec)), null, JSON.stringify(spec));
   }
 });
@@ -148,23 +150,46 @@ test('a scalar of higher rank than the Conv output (it widens the result) keeps 
   await assertSameNumbers(before, after!.bytes, [1, 2, 5, 5]);
 });
 
-test('models the rewrite does not handle load as they are: subgraphs, external data, malformed bytes', () => {
-  const chain = hardSwishChain();
+test('models the rewrite does not handle load as they are: subgraphs, external data, wire types protobuf would skip, malformed bytes', () => {
   // The chain, plus an If whose branch could read any of its values.
-  const withSubgraph = Buffer.concat([chain, model(node('If', ['cond'], ['z'], [{ name: 'then_branch', g: bytesField(2, 'then') }]))]);
-  assert.equal(rewriteGraph(withSubgraph), null);
-  // The same chain, plus an initializer whose data lives in another file.
-  const external = messageField(5, intField(2, 1), bytesField(8, 'far'), intField(14, 1));
-  const withExternal = model(Buffer.concat([
-    node('Constant', [], ['k3'], [{ name: 'value', t: tensorFloat('k3', [3], [1]) }]),
-    node('Add', ['x', 'k3'], ['a']), node('Clip', ['a', 'lo', 'hi'], ['c']), node('Mul', ['x', 'c'], ['m']), node('Div', ['m', 'k6'], ['y']),
-    initializer(tensorFloat('lo', [0], [])), initializer(tensorFloat('hi', [6], [])), initializer(tensorFloat('k6', [6], [1])), external,
-  ]));
-  assert.equal(rewriteGraph(withExternal), null);
+  assert.equal(rewriteGraph(hardSwishChain({ more: [node('If', ['cond'], ['z'], [{ name: 'then_branch', g: bytesField(2, 'then') }])] })), null);
+  // A Constant whose tensor lives in another file: loaded from bytes, its path would be lost.
+  const farTensor = messageField(5, intField(2, 1), bytesField(8, 'far'), intField(14, 1));
+  assert.equal(rewriteGraph(hardSwishChain({ more: [node('Constant', [], ['far'], [{ name: 'value', t: farTensor.subarray(2) }])] })), null);
+  // An input name written as a varint: protobuf keeps it as an unknown field, not an input.
+  const oddInput = messageField(1, bytesField(1, 'x'), intField(1, 7), bytesField(2, 'odd'), bytesField(4, 'Identity'));
+  assert.equal(rewriteGraph(hardSwishChain({ more: [oddInput] })), null);
+  // A node already named like the ones the rewrite would add: left as it is.
+  const namesake = messageField(1, bytesField(1, 'x'), bytesField(2, 'xx'), bytesField(3, 'Div_y/dw_hard_swish'), bytesField(4, 'Identity'));
+  assert.equal(rewriteGraph(hardSwishChain({ more: [namesake] })), null);
+  const chain = hardSwishChain();
   const rec = readFileSync(join(MODELS, FILES.rec!));
-  for (const bad of [rec.subarray(0, rec.length / 2), Buffer.from('not a model at all, just text'), chain.subarray(0, chain.length - 3), Buffer.alloc(0)]) {
+  for (const bad of [rec.subarray(0, rec.length / 2), Buffer.from('not a model at all, just text'), chain.subarray(0, chain.length - 3), Buffer.alloc(0), Buffer.concat([chain, chain])]) {
     assert.equal(rewriteGraph(bad), null);
   }
+});
+
+test('an opset 9 Clip bound written twice is read as protobuf reads it: the last one', () => {
+  const clip = messageField(1, bytesField(1, 'a'), bytesField(2, 'c'), bytesField(4, 'Clip'),
+    messageField(5, bytesField(1, 'min'), floatField(2, 0), floatField(2, -1), intField(20, 1)),
+    messageField(5, bytesField(1, 'max'), floatField(2, 6), intField(20, 1)));
+  const bytes = model(Buffer.concat([
+    node('Add', ['x', 'k3'], ['a']), clip, node('Mul', ['x', 'c'], ['m']), node('Div', ['m', 'k6'], ['y']),
+    bytesField(2, 'chain'), initializer(tensorFloat('k3', [3], [])), initializer(tensorFloat('k6', [6], [])),
+    valueInfo(11, 'x', [1, 4]), valueInfo(12, 'y', [1, 4]),
+  ]), 9);
+  assert.equal(rewriteGraph(bytes), null);
+});
+
+test('a Conv claiming more output channels than any real one gets no per-channel constant', () => {
+  const huge = model(Buffer.concat([
+    node('Conv', ['x', 'w'], ['conv']),
+    node('Mul', ['conv', 's'], ['y']),
+    bytesField(2, 'huge'),
+    messageField(5, intField(1, 25_000_000), intField(1, 0), intField(1, 1), intField(1, 1), intField(2, 1), bytesField(8, 'w')),
+    initializer(tensorFloat('s', [2], [])),
+  ]));
+  assert.equal(rewriteGraph(huge), null);
 });
 
 test('the runner rewrites unless the workflow says graph_rewrites: false, and the two are cached apart', async () => {

@@ -9,12 +9,36 @@
 import { NotRewritable, noEdits, OnnxGraph, floatTensor, newNode, type Edits, type Node } from './onnx-graph.js';
 import { ProtobufError } from './protobuf.js';
 
+/** Output channels beyond any real Conv: a file claiming more is not trusted with the allocation. */
+const MAX_CHANNELS = 1 << 16;
+
 export interface Rewritten {
   bytes: Uint8Array;
   /** Hard-swish chains now x * HardSigmoid(x). */
   hardSwish: number;
   /** Scalar Mul/Add after a Conv now given per channel, which onnxruntime folds into the Conv. */
   perChannel: number;
+}
+
+/** Where a scalar Mul/Add (one input a one-element float constant, the other not) has its constant, or -1. */
+function scalarAt(g: OnnxGraph, n: Node): number {
+  if (!(OnnxGraph.is(n, 'Mul') || OnnxGraph.is(n, 'Add')) || n.inputs.length !== 2 || n.outputs.length !== 1 || n.attrs.size > 0) return -1;
+  const at = n.inputs.findIndex((i) => g.scalar(i) !== null);
+  return at >= 0 && g.scalar(n.inputs[1 - at]) === null ? at : -1;
+}
+
+/** The Conv a value comes from, directly or through scalar Mul/Add nodes. */
+function convBehind(g: OnnxGraph, value: string): Node | null {
+  const p = g.producer(value);
+  if (OnnxGraph.is(p, 'Conv')) return p;
+  const at = p ? scalarAt(g, p) : -1;
+  return at < 0 ? null : convBehind(g, p!.inputs[1 - at]!);
+}
+
+/** The rank of a value when it is known here: a Conv's output has its weights' rank. */
+function knownRank(g: OnnxGraph, value: string): number | null {
+  const conv = convBehind(g, value);
+  return conv ? (g.constantDims(conv.inputs[1])?.length ?? null) : null;
 }
 
 /**
@@ -26,7 +50,8 @@ function fuseHardSwish(g: OnnxGraph, edits: Edits): number {
   let count = 0;
   const clipBounds = (clip: Node) => (g.opset < 11 ? [g.floatAttr(clip, 'min'), g.floatAttr(clip, 'max')] : [g.constant(clip.inputs[1]), g.constant(clip.inputs[2])]);
   for (const div of g.nodes) {
-    if (!OnnxGraph.is(div, 'Div') || div.inputs.length !== 2 || g.constant(div.inputs[1]) !== 6) continue;
+    const six = g.scalar(div.inputs[1]);
+    if (!OnnxGraph.is(div, 'Div') || div.inputs.length !== 2 || div.outputs.length !== 1 || six?.value !== 6) continue;
     const mul = g.producer(div.inputs[0]);
     if (!OnnxGraph.is(mul, 'Mul') || mul.inputs.length !== 2 || !g.onlyFeeds(mul, div)) continue;
     const clipAt = mul.inputs.findIndex((i) => OnnxGraph.is(g.producer(i), 'Clip'));
@@ -36,10 +61,14 @@ function fuseHardSwish(g: OnnxGraph, edits: Edits): number {
     const [lo, hi] = clipBounds(clip);
     const add = g.producer(clip.inputs[0]);
     if (lo !== 0 || hi !== 6 || !OnnxGraph.is(add, 'Add') || add.inputs.length !== 2 || !g.onlyFeeds(add, clip)) continue;
-    if (!add.inputs.includes(x) || g.constant(add.inputs[add.inputs[0] === x ? 1 : 0]) !== 3) continue;
+    const three = add.inputs.includes(x) ? g.scalar(add.inputs[add.inputs[0] === x ? 1 : 0]) : null;
+    if (three?.value !== 3) continue;
+    // A constant of higher rank than x would widen the result, which x * HardSigmoid(x) does not.
+    const rank = Math.max(three.rank, six.rank);
+    if (rank > 0 && rank > (knownRank(g, x) ?? 0)) continue;
     const gate = `${div.outputs[0]}/dw_hard_sigmoid`;
-    if (g.has(gate)) continue;
     const name = div.name || div.outputs[0]!;
+    if ([gate, `${name}/dw_hard_sigmoid`, `${name}/dw_hard_swish`].some((taken) => g.has(taken))) continue;
     edits.replaced.set(div, Buffer.concat([
       newNode('HardSigmoid', `${name}/dw_hard_sigmoid`, [x], [gate], { alpha: 1 / 6, beta: 0.5 }),
       newNode('Mul', `${name}/dw_hard_swish`, [x, gate], [div.outputs[0]!]),
@@ -58,29 +87,16 @@ function fuseHardSwish(g: OnnxGraph, edits: Edits): number {
  * channel: the same broadcast), it is folded.
  */
 function scalarAffineAsPerChannel(g: OnnxGraph, edits: Edits): number {
-  const scalarAt = (n: Node): number => {
-    if (!(OnnxGraph.is(n, 'Mul') || OnnxGraph.is(n, 'Add')) || n.inputs.length !== 2 || n.attrs.size > 0) return -1;
-    const at = n.inputs.findIndex((i) => g.constant(i) !== null);
-    return at >= 0 && g.constant(n.inputs[1 - at]) === null ? at : -1;
-  };
-  /** The Conv a value comes from, through scalar Mul/Add nodes (which fold into it in turn). */
-  const convBehind = (value: string): Node | null => {
-    const p = g.producer(value);
-    if (OnnxGraph.is(p, 'Conv')) return p;
-    const at = p ? scalarAt(p) : -1;
-    return at < 0 ? null : convBehind(p!.inputs[1 - at]!);
-  };
   let count = 0;
   const added: Buffer[] = [];
   for (const n of g.opset >= 7 ? g.nodes : []) {
-    const at = scalarAt(n);
+    const at = scalarAt(g, n);
     if (at < 0 || edits.replaced.has(n) || edits.removed.has(n)) continue;
     const x = n.inputs[1 - at]!;
-    const weights = g.constantDims(convBehind(x)?.inputs[1]);
+    const weights = g.constantDims(convBehind(g, x)?.inputs[1]);
     const perChannel = `${n.outputs[0]}/dw_per_channel`;
     // The Conv's output has the weights' rank; a scalar of higher rank would have widened it.
-    const scalarRank = g.constantDims(n.inputs[at])!.length;
-    if (!weights || weights.length < 3 || scalarRank > weights.length || g.has(perChannel)) continue;
+    if (!weights || weights.length < 3 || weights[0]! > MAX_CHANNELS || g.scalar(n.inputs[at])!.rank > weights.length || g.has(perChannel)) continue;
     added.push(floatTensor(perChannel, [weights[0]!, ...weights.slice(2).map(() => 1)], g.constant(n.inputs[at])!));
     edits.replaced.set(n, newNode(n.op, n.name, [x, perChannel], n.outputs));
     edits.reads.push(x);

@@ -5,10 +5,10 @@ import { bytesField, fieldsOf, floatField, intField, lengthPrefix, messageField,
 
 const MODEL = { GRAPH: 7, OPSET_IMPORT: 8 } as const;
 const OPSET = { DOMAIN: 1, VERSION: 2 } as const;
-const GRAPH = { NODE: 1, INITIALIZER: 5, INPUT: 11, OUTPUT: 12 } as const;
+const GRAPH = { NODE: 1, INITIALIZER: 5, INPUT: 11, OUTPUT: 12, SPARSE_INITIALIZER: 15 } as const;
 const VALUE_INFO_NAME = 1;
 const NODE = { INPUT: 1, OUTPUT: 2, NAME: 3, OP_TYPE: 4, ATTRIBUTE: 5, DOMAIN: 7 } as const;
-const ATTR = { NAME: 1, F: 2, T: 5, G: 6, GRAPHS: 11, TYPE: 20 } as const;
+const ATTR = { NAME: 1, F: 2, T: 5, G: 6, TENSORS: 10, GRAPHS: 11, TYPE: 20, SPARSE_TENSOR: 22, SPARSE_TENSORS: 23 } as const;
 const ATTR_FLOAT = 1;
 const TENSOR = { DIMS: 1, DATA_TYPE: 2, FLOAT_DATA: 4, NAME: 8, RAW_DATA: 9, DATA_LOCATION: 14 } as const;
 const FLOAT = 1;
@@ -24,7 +24,7 @@ export interface Node {
   name: string;
   inputs: string[];
   outputs: string[];
-  attrs: Map<string, Field>;
+  attrs: Map<string, Attr>;
 }
 
 /** What a rewrite changes; everything else is written back as it was. */
@@ -42,6 +42,15 @@ export const noEdits = (): Edits => ({ removed: new Set(), replaced: new Map(), 
 
 const view = (buf: Uint8Array, at: number) => new DataView(buf.buffer, buf.byteOffset + at, 4).getFloat32(0, true);
 
+/**
+ * A field this module interprets must have the wire type the ONNX schema gives it: protobuf
+ * itself would skip one that has not, so reading it anyway could disagree with onnxruntime.
+ */
+function expect(f: Field, wire: number): Field {
+  if (f.wire !== wire) throw new NotRewritable(`field ${f.no} has wire type ${f.wire}`);
+  return f;
+}
+
 function packedVarints(buf: Uint8Array, f: Field): number[] {
   const out: number[] = [];
   let p = f.start;
@@ -57,45 +66,76 @@ function packedVarints(buf: Uint8Array, f: Field): number[] {
   return out;
 }
 
-/** A tensor's dims, whether written packed or one field each. */
-function dimsOf(buf: Uint8Array, tensor: Field): number[] {
-  const dims: number[] = [];
-  for (const f of fieldsOf(buf, tensor.start, tensor.end)) {
-    if (f.no === TENSOR.DIMS && f.wire === WIRE.VARINT) dims.push(f.value);
-    else if (f.no === TENSOR.DIMS && f.wire === WIRE.LEN) dims.push(...packedVarints(buf, f));
-  }
-  return dims;
+interface TensorInfo {
+  type: number;
+  dims: number[];
+  elements: number;
+  /** The first element, as a float, when there is one. */
+  first: number | null;
 }
 
-/** The value of a one-element float tensor, or null. */
-function floatScalar(buf: Uint8Array, tensor: Field): number | null {
+/** What the rewrites need of a TensorProto. Tensors whose data live in another file are refused. */
+function tensorInfo(buf: Uint8Array, tensor: Field): TensorInfo {
   let type = 0;
-  const values: number[] = [];
+  const dims: number[] = [];
+  let raw: Field | null = null;
+  let floats = 0;
+  let first: number | null = null;
   for (const f of fieldsOf(buf, tensor.start, tensor.end)) {
-    if (f.no === TENSOR.DATA_TYPE) type = f.value;
-    else if (f.no === TENSOR.RAW_DATA || (f.no === TENSOR.FLOAT_DATA && f.wire === WIRE.LEN)) for (let p = f.start; p + 4 <= f.end && values.length < 2; p += 4) values.push(view(buf, p));
-    else if (f.no === TENSOR.FLOAT_DATA && f.wire === WIRE.I32) values.push(view(buf, f.start));
-    else if (f.no === TENSOR.DATA_LOCATION && f.value === EXTERNAL) throw new NotRewritable('external data');
+    if (f.no === TENSOR.DIMS) dims.push(...(f.wire === WIRE.LEN ? packedVarints(buf, f) : [expect(f, WIRE.VARINT).value]));
+    else if (f.no === TENSOR.DATA_TYPE) type = expect(f, WIRE.VARINT).value;
+    else if (f.no === TENSOR.RAW_DATA) raw = expect(f, WIRE.LEN);
+    else if (f.no === TENSOR.DATA_LOCATION && expect(f, WIRE.VARINT).value === EXTERNAL) throw new NotRewritable('external data');
+    else if (f.no === TENSOR.FLOAT_DATA) {
+      const packed = f.wire === WIRE.LEN;
+      if (!packed) expect(f, WIRE.I32);
+      if (floats === 0 && f.end > f.start) first = view(buf, f.start);
+      floats += packed ? Math.floor((f.end - f.start) / 4) : 1;
+    }
   }
-  return type === FLOAT && values.length === 1 && dimsOf(buf, tensor).every((d) => d === 1) ? values[0]! : null;
+  if (raw && floats > 0) throw new NotRewritable('raw_data and float_data both set');
+  if (raw) return { type, dims, elements: Math.floor((raw.end - raw.start) / 4), first: raw.end - raw.start >= 4 ? view(buf, raw.start) : null };
+  return { type, dims, elements: floats, first };
+}
+
+interface Attr {
+  /** The attribute's float (`f`), the last one written, as protobuf reads it. */
+  f: number | null;
+  /** Its tensor (`t`). */
+  t: Field | null;
+}
+
+function parseAttr(buf: Uint8Array, raw: Field): { name: string; attr: Attr } {
+  let name = '';
+  const attr: Attr = { f: null, t: null };
+  for (const a of fieldsOf(buf, raw.start, raw.end)) {
+    if (a.no === ATTR.NAME) name = stringOf(buf, expect(a, WIRE.LEN));
+    else if (a.no === ATTR.F) attr.f = view(buf, expect(a, WIRE.I32).start);
+    else if (a.no === ATTR.T) {
+      // A second t would be merged into the first by protobuf: not worth reading that way.
+      if (attr.t) throw new NotRewritable('attribute with two tensors');
+      attr.t = expect(a, WIRE.LEN);
+      tensorInfo(buf, attr.t);
+    } else if (a.no === ATTR.TENSORS) tensorInfo(buf, expect(a, WIRE.LEN));
+    // A subgraph may read any outer value, so removing one could break it unseen.
+    else if (a.no === ATTR.G || a.no === ATTR.GRAPHS) throw new NotRewritable('subgraph');
+    else if (a.no === ATTR.SPARSE_TENSOR || a.no === ATTR.SPARSE_TENSORS) throw new NotRewritable('sparse tensor');
+  }
+  return { name, attr };
 }
 
 function parseNode(buf: Uint8Array, raw: Field): Node {
   const n: Node = { raw, op: '', domain: '', name: '', inputs: [], outputs: [], attrs: new Map() };
   for (const f of fieldsOf(buf, raw.start, raw.end)) {
-    if (f.no === NODE.INPUT) n.inputs.push(stringOf(buf, f));
-    else if (f.no === NODE.OUTPUT) n.outputs.push(stringOf(buf, f));
-    else if (f.no === NODE.NAME) n.name = stringOf(buf, f);
-    else if (f.no === NODE.OP_TYPE) n.op = stringOf(buf, f);
-    else if (f.no === NODE.DOMAIN) n.domain = stringOf(buf, f);
+    if (f.no === NODE.INPUT) n.inputs.push(stringOf(buf, expect(f, WIRE.LEN)));
+    else if (f.no === NODE.OUTPUT) n.outputs.push(stringOf(buf, expect(f, WIRE.LEN)));
+    else if (f.no === NODE.NAME) n.name = stringOf(buf, expect(f, WIRE.LEN));
+    else if (f.no === NODE.OP_TYPE) n.op = stringOf(buf, expect(f, WIRE.LEN));
+    else if (f.no === NODE.DOMAIN) n.domain = stringOf(buf, expect(f, WIRE.LEN));
     else if (f.no === NODE.ATTRIBUTE) {
-      let name = '';
-      for (const a of fieldsOf(buf, f.start, f.end)) {
-        if (a.no === ATTR.NAME) name = stringOf(buf, a);
-        // A subgraph may read any outer value, so removing one could break it unseen.
-        if (a.no === ATTR.G || a.no === ATTR.GRAPHS) throw new NotRewritable('subgraph');
-      }
-      n.attrs.set(name, f);
+      const { name, attr } = parseAttr(buf, expect(f, WIRE.LEN));
+      if (n.attrs.has(name)) throw new NotRewritable(`node "${n.name}" has two attributes "${name}"`);
+      n.attrs.set(name, attr);
     }
   }
   return n;
@@ -114,18 +154,20 @@ export class OnnxGraph {
   private readonly initializers = new Map<string, Field>();
   private readonly graphInputs = new Set<string>();
   private readonly graphOutputs = new Set<string>();
+  private readonly nodeNames = new Set<string>();
 
   constructor(private readonly buf: Uint8Array) {
     this.modelFields = [...fieldsOf(buf)];
     const graphs = this.modelFields.filter((f) => f.no === MODEL.GRAPH);
+    // Two graph fields would be merged by protobuf.
     if (graphs.length !== 1) throw new NotRewritable('not one graph');
-    this.graphField = graphs[0]!;
+    this.graphField = expect(graphs[0]!, WIRE.LEN);
     let opset = 0;
     for (const f of this.modelFields.filter((m) => m.no === MODEL.OPSET_IMPORT)) {
       let domain = '', version = 0;
-      for (const o of fieldsOf(buf, f.start, f.end)) {
-        if (o.no === OPSET.DOMAIN) domain = stringOf(buf, o);
-        if (o.no === OPSET.VERSION) version = o.value;
+      for (const o of fieldsOf(buf, expect(f, WIRE.LEN).start, f.end)) {
+        if (o.no === OPSET.DOMAIN) domain = stringOf(buf, expect(o, WIRE.LEN));
+        if (o.no === OPSET.VERSION) version = expect(o, WIRE.VARINT).value;
       }
       if (domain === '' || domain === 'ai.onnx') opset = version;
     }
@@ -133,8 +175,9 @@ export class OnnxGraph {
     this.entries = [...fieldsOf(buf, this.graphField.start, this.graphField.end)];
     for (const e of this.entries) {
       if (e.no === GRAPH.NODE) {
-        const n = parseNode(buf, e);
+        const n = parseNode(buf, expect(e, WIRE.LEN));
         this.nodes.push(n);
+        this.nodeNames.add(n.name);
         this.nodeAt.set(e, n);
         for (const o of n.outputs) this.producers.set(o, n);
         for (const i of n.inputs) {
@@ -144,14 +187,14 @@ export class OnnxGraph {
         }
       } else if (e.no === GRAPH.INITIALIZER) {
         let name = '';
-        for (const t of fieldsOf(buf, e.start, e.end)) {
-          if (t.no === TENSOR.NAME) name = stringOf(buf, t);
-          if (t.no === TENSOR.DATA_LOCATION && t.value === EXTERNAL) throw new NotRewritable('external data');
-        }
+        for (const t of fieldsOf(buf, expect(e, WIRE.LEN).start, e.end)) if (t.no === TENSOR.NAME) name = stringOf(buf, expect(t, WIRE.LEN));
+        tensorInfo(buf, e);
         this.initializers.set(name, e);
       } else if (e.no === GRAPH.INPUT || e.no === GRAPH.OUTPUT) {
         const into = e.no === GRAPH.INPUT ? this.graphInputs : this.graphOutputs;
-        for (const v of fieldsOf(buf, e.start, e.end)) if (v.no === VALUE_INFO_NAME) into.add(stringOf(buf, v));
+        for (const v of fieldsOf(buf, expect(e, WIRE.LEN).start, e.end)) if (v.no === VALUE_INFO_NAME) into.add(stringOf(buf, expect(v, WIRE.LEN)));
+      } else if (e.no === GRAPH.SPARSE_INITIALIZER) {
+        throw new NotRewritable('sparse initializer');
       }
     }
   }
@@ -160,9 +203,9 @@ export class OnnxGraph {
     return value === undefined ? undefined : this.producers.get(value);
   }
 
-  /** Whether `name` is taken by any value in the graph. */
+  /** Whether `name` is taken by a value or a node in the graph. */
   has(name: string): boolean {
-    return this.producers.has(name) || this.readers.has(name) || this.initializers.has(name) || this.graphInputs.has(name);
+    return this.producers.has(name) || this.readers.has(name) || this.initializers.has(name) || this.graphInputs.has(name) || this.nodeNames.has(name);
   }
 
   /** A standard-domain node of this op type. */
@@ -182,30 +225,34 @@ export class OnnxGraph {
     const init = this.initializers.get(value);
     if (init) return init;
     const c = this.producers.get(value);
-    const attr = OnnxGraph.is(c, 'Constant') ? c.attrs.get('value') : undefined;
-    if (attr) for (const a of fieldsOf(this.buf, attr.start, attr.end)) if (a.no === ATTR.T) return a;
-    return null;
+    return (OnnxGraph.is(c, 'Constant') && c.attrs.get('value')?.t) || null;
+  }
+
+  /** A one-element float constant: its value, and its rank (which broadcasting adds to a result's). */
+  scalar(value: string | undefined): { value: number; rank: number } | null {
+    const tensor = this.tensorOf(value);
+    if (tensor) {
+      const t = tensorInfo(this.buf, tensor);
+      return t.type === FLOAT && t.elements === 1 && t.first !== null && t.dims.every((d) => d === 1) ? { value: t.first, rank: t.dims.length } : null;
+    }
+    const c = this.producer(value);
+    const f = OnnxGraph.is(c, 'Constant') && !this.graphInputs.has(value!) ? this.floatAttr(c, 'value_float') : null;
+    return f === null ? null : { value: f, rank: 0 };
   }
 
   /** The value of a one-element float constant, or null. */
   constant(value: string | undefined): number | null {
-    const tensor = this.tensorOf(value);
-    if (tensor) return floatScalar(this.buf, tensor);
-    const c = this.producer(value);
-    return OnnxGraph.is(c, 'Constant') && !this.graphInputs.has(value!) ? this.floatAttr(c, 'value_float') : null;
+    return this.scalar(value)?.value ?? null;
   }
 
   /** The dims of a constant tensor (weights), or null if `value` is not one. */
   constantDims(value: string | undefined): number[] | null {
     const tensor = this.tensorOf(value);
-    return tensor ? dimsOf(this.buf, tensor) : null;
+    return tensor ? tensorInfo(this.buf, tensor).dims : null;
   }
 
   floatAttr(n: Node, name: string): number | null {
-    const attr = n.attrs.get(name);
-    if (!attr) return null;
-    for (const a of fieldsOf(this.buf, attr.start, attr.end)) if (a.no === ATTR.F && a.wire === WIRE.I32) return view(this.buf, a.start);
-    return null;
+    return n.attrs.get(name)?.f ?? null;
   }
 
   /** The model with `edits` applied; constants only the removed and replaced nodes read are dropped too. */

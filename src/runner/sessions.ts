@@ -59,7 +59,13 @@ async function rewritten(model: PlanModel, log: LogFn): Promise<Uint8Array | nul
   } catch {
     return null; // left to onnxruntime, whose error the load reports as it did before
   }
-  const result = rewriteGraph(bytes);
+  let result: ReturnType<typeof rewriteGraph>;
+  try {
+    result = rewriteGraph(bytes);
+  } catch (err) {
+    log('warn', `${model.path}: graph rewrite failed, loading the file as it is: ${(err as Error).message}`);
+    return null;
+  }
   if (result) log('info', `${model.path}: graph rewrites: ${result.hardSwish} hard-swish chains as x*HardSigmoid(x), ${result.perChannel} scalar affines per channel`);
   return result?.bytes ?? null;
 }
@@ -98,7 +104,7 @@ export class SessionCache {
       const gpu0 = provider === 'cpu' ? null : gpuMemoryOfPid(process.pid);
       try {
         const options = sessionOptions(spec, provider);
-        const session = await (source ? ort.InferenceSession.create(source, options) : ort.InferenceSession.create(model.path, options));
+        const session = await this.create(model, source, options);
         // Loads run one at a time within a run, so the growth across one is that session's cost.
         const gpu1 = gpu0 === null ? null : gpuMemoryOfPid(process.pid);
         const cost_bytes = gpu0 !== null && gpu1 !== null ? gpu1 - gpu0 : process.memoryUsage.rss() - rss0;
@@ -109,6 +115,23 @@ export class SessionCache {
       }
     }
     throw new DwError('DW_ERR_MODEL_LOAD', `cannot load ${model.path} with any provider (${tryOrder.join(', ')}):\n  ${failures.join('\n  ')}`, { path: model.path, failures });
+  }
+
+  /**
+   * A session of the rewritten bytes, or of the file when there are none. Should onnxruntime refuse
+   * the rewritten graph where the file itself loads, the file is used, and the log says so: a
+   * rewrite must never cost a model that loads without it.
+   */
+  private async create(model: PlanModel, source: Uint8Array | null, options: ort.InferenceSession.SessionOptions): Promise<ort.InferenceSession> {
+    if (!source) return ort.InferenceSession.create(model.path, options);
+    try {
+      return await ort.InferenceSession.create(source, options);
+    } catch (err) {
+      // If this throws too, the failure is not the rewrite's: it goes to the caller as before.
+      const session = await ort.InferenceSession.create(model.path, options);
+      this.log('warn', `${model.path}: onnxruntime refused the rewritten graph (${(err as Error).message}); loaded the file as it is`);
+      return session;
+    }
   }
 
   text(model: PlanModel): Promise<string> {
