@@ -7,6 +7,7 @@ import { dirname, join, resolve } from 'node:path';
 
 const ROOT = resolve(import.meta.dirname, '..');
 const DW = join(ROOT, 'dist', 'cli', 'dw.cjs');
+const COMMANDS = ['run', 'validate', 'memory', 'clear', 'status', 'stop', 'logs', 'completion'];
 const version = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')).version;
 
 function dw(...args: string[]) {
@@ -19,25 +20,26 @@ test('--version prints the package version', () => {
 });
 
 test('every command has --help that shows its usage, exit 0', () => {
-  for (const cmd of ['run', 'validate', 'memory', 'clear', 'status', 'stop', 'logs']) {
+  for (const cmd of COMMANDS) {
     const r = dw(cmd, '--help');
     assert.equal(r.code, 0, cmd);
     assert.match(r.stdout, new RegExp(`^Usage: dw ${cmd}`), cmd);
   }
   const top = dw('--help');
   assert.equal(top.code, 0);
-  for (const cmd of ['run', 'validate', 'memory', 'clear', 'status', 'stop', 'logs']) assert.match(top.stdout, new RegExp(`^  ${cmd} +\\S`, 'm'));
+  for (const cmd of COMMANDS) assert.match(top.stdout, new RegExp(`^  ${cmd} +\\S`, 'm'));
   assert.equal(dw('help', 'run').stdout, dw('run', '--help').stdout);
   assert.equal(dw('ps', '--help').stdout, dw('memory', '--help').stdout, 'ps is an alias of memory');
 });
 
 test('usage errors exit 2 with a pointer to --help', () => {
-  const cases = [dw('frobnicate'), dw('run'), dw('run', 'a.json', '--bogus'), dw('run', 'a.json', '--arg', 'novalue'), dw('run', 'a.json', '--timeout', 'soon')];
+  const cases = [dw('frobnicate'), dw('run'), dw('run', 'a.json', '--bogus'), dw('run', 'a.json', '--arg', 'novalue'), dw('run', 'a.json', '--timeout', 'soon'), dw('completion'), dw('completion', 'fish')];
   for (const r of cases) {
     assert.equal(r.code, 2, r.stderr);
     assert.match(r.stderr, /^dw: error \[DW_ERR_USAGE\]: /);
   }
-  assert.match(cases[0]!.stderr, /unknown command "frobnicate"; commands: run, validate, memory, clear, status, stop, logs/);
+  assert.match(cases[0]!.stderr, /unknown command "frobnicate"; commands: run, validate, memory, clear, status, stop, logs, completion/);
+  assert.match(cases.at(-1)!.stderr, /takes a shell: bash or zsh, not "fish"/);
   assert.equal(dw().code, 2, 'no command: help, as a usage error');
 });
 
@@ -86,4 +88,36 @@ test('dwd: --help lists every setting with its environment variable and default;
     assert.equal(r.status, 2, bad.join(' '));
     assert.match(r.stderr, /^dwd: /);
   }
+});
+
+/** What bash's completion offers for the words typed so far (the last one being completed), in the project folder. */
+function bashCompletes(...typed: string[]): string[] {
+  const script = dw('completion', 'bash');
+  assert.equal(script.code, 0, script.stderr);
+  const words = ['dw', ...typed].map((w) => `'${w}'`).join(' ');
+  const r = spawnSync('bash', ['--norc', '--noprofile', '-c', `${script.stdout}\nCOMP_WORDS=(${words}); COMP_CWORD=${typed.length}; _dw; printf '%s\\n' "\${COMPREPLY[@]}"`], { cwd: ROOT, encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr);
+  return r.stdout.split('\n').filter((l) => l !== '').sort();
+}
+
+test('dw completion bash completes commands, options, workflow files and directories the way bash calls it', () => {
+  assert.deepEqual(bashCompletes('c'), ['clear', 'completion']);
+  assert.deepEqual(bashCompletes('run', '--o'), ['--output-dir']);
+  assert.deepEqual(bashCompletes('ps', '--j'), ['--json'], 'an alias completes like its command');
+  assert.deepEqual(bashCompletes('run', 'workflows/oc'), ['workflows/ocr.json']);
+  assert.deepEqual(bashCompletes('run', 'workflows/samples/'), ['workflows/samples/speech.json'], 'only .json files for a workflow');
+  assert.deepEqual(bashCompletes('run', 'x.json', '--output-dir', 'be'), ['bench']);
+  assert.deepEqual(bashCompletes('run', 'x.json', '--timeout', ''), [], 'a number is not completed');
+  assert.deepEqual(bashCompletes('completion', ''), ['bash', 'zsh']);
+});
+
+test('dw completion zsh describes every command and is valid zsh', () => {
+  const r = dw('completion', 'zsh');
+  assert.equal(r.code, 0);
+  assert.match(r.stdout, /^#compdef dw\n/);
+  for (const cmd of COMMANDS) assert.match(r.stdout, new RegExp(`^    '${cmd}:\\S`, 'm'), cmd);
+  assert.match(r.stdout, /^    run\) opts=\(--arg -a --output-dir -o --json --timeout --keep-alive --quiet -q --help\); files=workflow;/m);
+  // zsh is not on every machine; where it is, it must parse the script.
+  const zsh = spawnSync('zsh', ['-n'], { input: r.stdout, encoding: 'utf8' });
+  if (zsh.error === undefined) assert.equal(zsh.status, 0, zsh.stderr);
 });

@@ -10,6 +10,8 @@ export interface Command {
   /** Full --help text of the command. */
   help: string;
   options: Options;
+  /** What its positional arguments are, for shell completion: workflow files, any file, or one of these words. */
+  completes?: 'workflow' | 'any' | readonly string[];
   /** How many positional arguments it takes at most (extra ones are a usage error). */
   positionals: number;
   /** Returns the process exit code. */

@@ -12,8 +12,9 @@ import { validate } from './commands/validate.js';
 import { memory } from './commands/memory.js';
 import { clear } from './commands/clear.js';
 import { logs } from './commands/logs.js';
+import { completion } from './commands/completion.js';
 
-const COMMANDS: Command[] = [run, validate, memory, clear, status, stop, logs];
+const COMMANDS: Command[] = [run, validate, memory, clear, status, stop, logs, completion(() => COMMANDS)];
 const BY_NAME = new Map(COMMANDS.flatMap((c) => [c.name, ...(c.aliases ?? [])].map((n) => [n, c] as const)));
 
 export function exitCodeTable(): string {

@@ -22,6 +22,7 @@ Options:
       --json      print the result as JSON
   -h, --help      show this help`,
   positionals: 1,
+  completes: 'any',
   options: { 'no-wait': { type: 'boolean' }, json: { type: 'boolean' } },
   async run(values, positionals) {
     const r = await ask('clear', { ...(positionals[0] ? { path: positionals[0] } : {}), cwd: process.cwd(), no_wait: values['no-wait'] === true }, { start: false });

@@ -51,6 +51,7 @@ Examples:
   dw run workflows/ocr.json --arg image=scan.png --json > scan.json
   ls *.png | xargs -P4 -I{} dw run ocr.json --arg image={} -o out/`,
   positionals: 1,
+  completes: 'workflow',
   options: {
     arg: { type: 'string', short: 'a', multiple: true },
     'output-dir': { type: 'string', short: 'o' },

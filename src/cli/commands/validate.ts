@@ -17,6 +17,7 @@ Options:
       --json             print the result as JSON
   -h, --help             show this help`,
   positionals: 1,
+  completes: 'workflow',
   options: { arg: { type: 'string', short: 'a', multiple: true }, json: { type: 'boolean' } },
   async run(values, positionals) {
     if (positionals.length !== 1) throw new DwError('DW_ERR_USAGE', `dw validate takes one workflow file, got ${positionals.length}`);
