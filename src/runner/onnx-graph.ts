@@ -263,18 +263,34 @@ export class OnnxGraph {
       [...edits.removed, ...edits.replaced.keys()].flatMap((n) => n.inputs).filter((i) => !stillRead.has(i) && !this.graphOutputs.has(i) && !this.graphInputs.has(i)),
     );
     const orphanInits = new Set([...orphans].map((o) => this.initializers.get(o)));
-    const out: Uint8Array[] = [];
+    // The graph as spans of the original bytes (runs of untouched entries copied in one go) and new parts.
+    const parts: Array<Uint8Array | [number, number]> = [];
+    const keep = (start: number, end: number) => {
+      const last = parts.at(-1);
+      if (Array.isArray(last) && last[1] === start) last[1] = end;
+      else parts.push([start, end]);
+    };
     for (const e of this.entries) {
       const n = this.nodeAt.get(e);
       if (n && (edits.removed.has(n) || (n.op === 'Constant' && n.outputs.every((o) => orphans.has(o))))) continue;
       if (orphanInits.has(e)) continue;
-      out.push((n && edits.replaced.get(n)) ?? this.buf.subarray(e.rawStart, e.rawEnd));
+      const replacement = n && edits.replaced.get(n);
+      if (replacement) parts.push(replacement);
+      else keep(e.rawStart, e.rawEnd);
     }
-    out.push(...edits.added);
-    // One copy of the model: the graph's new key and length, then its parts.
-    const graphLength = out.reduce((sum, part) => sum + part.length, 0);
-    const parts = this.modelFields.flatMap((f) => (f === this.graphField ? [lengthPrefix(MODEL.GRAPH, graphLength), ...out] : [this.buf.subarray(f.rawStart, f.rawEnd)]));
-    return Buffer.concat(parts);
+    parts.push(...edits.added);
+    const size = (p: Uint8Array | [number, number]) => (Array.isArray(p) ? p[1] - p[0] : p.length);
+    const graph = lengthPrefix(MODEL.GRAPH, parts.reduce((sum, p) => sum + size(p), 0));
+    // The model: its fields before the graph, the graph, its fields after, in one buffer.
+    const all: Array<Uint8Array | [number, number]> = [[0, this.graphField.rawStart], graph, ...parts, [this.graphField.rawEnd, this.buf.length]];
+    const out = Buffer.allocUnsafe(all.reduce((sum, p) => sum + size(p), 0));
+    let at = 0;
+    for (const p of all) {
+      if (Array.isArray(p)) out.set(this.buf.subarray(p[0], p[1]), at);
+      else out.set(p, at);
+      at += size(p);
+    }
+    return out;
   }
 }
 

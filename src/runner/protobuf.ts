@@ -61,6 +61,17 @@ const decoder = new TextDecoder();
 export const stringOf = (buf: Uint8Array, f: Field): string => decoder.decode(buf.subarray(f.start, f.end));
 
 export function varint(n: number | bigint): Buffer {
+  // Lengths, keys and dims: plain numbers, without BigInt's cost on every field written.
+  if (typeof n === 'number' && n >= 0 && n <= 0x7fffffff) {
+    const out: number[] = [];
+    let v = n;
+    while (v > 0x7f) {
+      out.push((v & 0x7f) | 0x80);
+      v >>>= 7;
+    }
+    out.push(v);
+    return Buffer.from(out);
+  }
   let v = BigInt(n);
   if (v < 0n) v += 1n << 64n;
   const out: number[] = [];
