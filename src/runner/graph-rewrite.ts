@@ -50,8 +50,9 @@ function fuseHardSwish(g: OnnxGraph, edits: Edits): number {
   let count = 0;
   const clipBounds = (clip: Node) => (g.opset < 11 ? [g.floatAttr(clip, 'min'), g.floatAttr(clip, 'max')] : [g.constant(clip.inputs[1]), g.constant(clip.inputs[2])]);
   for (const div of g.nodes) {
+    if (!OnnxGraph.is(div, 'Div') || div.inputs.length !== 2 || div.outputs.length !== 1) continue;
     const six = g.scalar(div.inputs[1]);
-    if (!OnnxGraph.is(div, 'Div') || div.inputs.length !== 2 || div.outputs.length !== 1 || six?.value !== 6) continue;
+    if (six?.value !== 6) continue;
     const mul = g.producer(div.inputs[0]);
     if (!OnnxGraph.is(mul, 'Mul') || mul.inputs.length !== 2 || !g.onlyFeeds(mul, div)) continue;
     const clipAt = mul.inputs.findIndex((i) => OnnxGraph.is(g.producer(i), 'Clip'));

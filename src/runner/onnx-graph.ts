@@ -18,7 +18,6 @@ const EXTERNAL = 1;
 export class NotRewritable extends Error {}
 
 export interface Node {
-  raw: Field;
   op: string;
   domain: string;
   name: string;
@@ -125,7 +124,7 @@ function parseAttr(buf: Uint8Array, raw: Field): { name: string; attr: Attr } {
 }
 
 function parseNode(buf: Uint8Array, raw: Field): Node {
-  const n: Node = { raw, op: '', domain: '', name: '', inputs: [], outputs: [], attrs: new Map() };
+  const n: Node = { op: '', domain: '', name: '', inputs: [], outputs: [], attrs: new Map() };
   for (const f of fieldsOf(buf, raw.start, raw.end)) {
     if (f.no === NODE.INPUT) n.inputs.push(stringOf(buf, expect(f, WIRE.LEN)));
     else if (f.no === NODE.OUTPUT) n.outputs.push(stringOf(buf, expect(f, WIRE.LEN)));
