@@ -31,7 +31,9 @@ interface Entry {
 /**
  * Spinning is off by default: onnxruntime's operator threads otherwise busy-wait after each
  * operator, and every session has its own pool, so after det the det pool still spins while cls
- * and rec run, on the same 2 cores. Off, the OCR pipeline ran ~20% faster here (README, Performance).
+ * and rec run, on the same 2 cores. Off, the OCR pipeline ran 16% faster here; a pipeline that
+ * calls one small model many times (VAD) is faster with it on, and its workflows say so (README,
+ * Benchmarks: session setup).
  */
 export function sessionOptions(spec: SessionOptionsSpec, provider: string): ort.InferenceSession.SessionOptions {
   return {

@@ -137,15 +137,15 @@ Prints a script that completes dw's commands, their options and workflow files.
 
 Options:
   -h, --help   show this help`,
-  positionals: 1,
-  completes: Object.keys(SHELLS),
-  options: {},
-  async run(_values, positionals) {
-    const shell = positionals[0];
-    const make = shell !== undefined && Object.hasOwn(SHELLS, shell) ? SHELLS[shell] : undefined;
-    if (!make) throw new DwError('DW_ERR_USAGE', `dw completion takes a shell: ${Object.keys(SHELLS).join(' or ')}${shell === undefined ? '' : `, not "${shell}"`}; see dw completion --help`);
-    process.stdout.write(make(specs(commands())));
-    return EXIT.OK;
-  },
+    positionals: 1,
+    completes: Object.keys(SHELLS),
+    options: {},
+    async run(_values, positionals) {
+      const shell = positionals[0];
+      const make = shell !== undefined && Object.hasOwn(SHELLS, shell) ? SHELLS[shell] : undefined;
+      if (!make) throw new DwError('DW_ERR_USAGE', `dw completion takes a shell: ${Object.keys(SHELLS).join(' or ')}${shell === undefined ? '' : `, not "${shell}"`}; see dw completion --help`);
+      process.stdout.write(make(specs(commands())));
+      return EXIT.OK;
+    },
   };
 }
