@@ -29,6 +29,8 @@ function describe(e: RunEvent): string | null {
       return `${e.step}: ${e.done}/${e.total} ${e.unit}`;
     case 'log':
       return `${e.level}: ${e.message}`;
+    case 'output':
+      return null; // written by the run command, not shown
   }
 }
 

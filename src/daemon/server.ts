@@ -28,6 +28,21 @@ export interface ServeOptions {
   onClose: (conn: Connection) => void;
 }
 
+/** Room in a frame for everything around an output piece's data (ids are at most 128 characters). */
+const FRAME_OVERHEAD = 1024;
+
+/**
+ * An output piece split so each frame fits this daemon's --max-frame. The runner cuts pieces of a
+ * fixed size; cutting the base64 at multiples of 4 characters keeps every part decodable alone.
+ */
+function withinFrame(e: RunEvent, maxFrame: number): RunEvent[] {
+  const room = Math.max(4, Math.floor((maxFrame - FRAME_OVERHEAD) / 4) * 4);
+  if (e.kind !== 'output' || e.data_base64.length <= room) return [e];
+  const parts: RunEvent[] = [];
+  for (let at = 0; at < e.data_base64.length; at += room) parts.push({ ...e, data_base64: e.data_base64.slice(at, at + room) });
+  return parts;
+}
+
 export function serve(server: Server, opts: ServeOptions): { connections: Set<Socket> } {
   const sockets = new Set<Socket>();
   let seq = 0;
@@ -50,7 +65,9 @@ export function serve(server: Server, opts: ServeOptions): { connections: Set<So
       id: seq,
       helloDone: false,
       runs: new Map(),
-      event: (id, event) => write({ id, type: 'event', event }),
+      event: (id, event) => {
+        for (const e of withinFrame(event, opts.maxFrame)) write({ id, type: 'event', event: e });
+      },
       get closed() {
         return closed;
       },

@@ -41,7 +41,12 @@ export type RunEvent =
   | { kind: 'step'; step: string; state: 'start' | 'done'; ms?: number }
   | { kind: 'cache'; step: string; role: string; path: string; status: 'hit' | 'loaded' | 'invalidated'; provider?: string; load_ms?: number; reason?: string }
   | { kind: 'progress'; step: string; done: number; total: number; unit: string }
-  | { kind: 'log'; level: 'info' | 'warn'; message: string };
+  | { kind: 'log'; level: 'info' | 'warn'; message: string }
+  /**
+   * A piece of saved output `index` (its place in the result's `outputs`), in order. Outputs travel
+   * in pieces ahead of the result, so their size is not bound by one frame.
+   */
+  | { kind: 'output'; index: number; data_base64: string };
 
 // ---- results ------------------------------------------------------------------------------
 
@@ -65,7 +70,8 @@ export interface RunOutput {
   /** File name suggested by the workflow, relative: the client places it under --output-dir. */
   name: string;
   content_type: string;
-  data_base64: string;
+  /** Its size; the bytes came before the result in `output` events. */
+  bytes: number;
 }
 
 export interface RunResult {

@@ -1,7 +1,10 @@
 import { readFileSync } from 'node:fs';
 
-/** Bumped when a frame's shape changes incompatibly; the hello exchange compares it first. */
-export const PROTOCOL_VERSION = 1;
+/**
+ * Bumped when a frame's shape changes incompatibly; the hello exchange compares it first.
+ * 2: saved outputs travel in `output` events ahead of the result, not inside it.
+ */
+export const PROTOCOL_VERSION = 2;
 
 // Read at start rather than inlined at build time, so a daemon left running across an upgrade
 // reports the version it was started from and the CLI can tell the two apart.

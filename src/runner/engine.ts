@@ -2,7 +2,6 @@
 // resolves previous_result references, runs the pipeline or task, encodes what is to be saved.
 import * as ort from 'onnxruntime-node';
 import { DwError, toErrorPayload } from '../protocol/errors.js';
-import { DEFAULT_MAX_FRAME } from '../protocol/framing.js';
 import type { ModelUse, RunEvent, RunOutput } from '../protocol/messages.js';
 import { PIPELINE_IMPLS, TASK_IMPLS } from '../pipelines/registry.js';
 import { PIPELINES, TASKS } from '../pipelines/catalog.js';
@@ -22,8 +21,8 @@ export interface RunDeps {
   signal: AbortSignal;
 }
 
-/** Outputs travel base64 in the run's one result frame; leave room for the rest of it. */
-const MAX_OUTPUT_BASE64 = DEFAULT_MAX_FRAME - 4 * 1048576;
+/** Saved outputs go to the client in pieces of this many bytes (5.3 MiB as base64), well under a frame. */
+export const OUTPUT_PIECE_BYTES = 4 * 1048576;
 
 /** A pipeline may report every frame; the client needs a few updates a second at most. */
 const PROGRESS_EVERY_MS = 100;
@@ -119,7 +118,6 @@ export async function runPlan(plan: Plan, deps: RunDeps): Promise<RunnerResult> 
   const models: ModelUse[] = [];
   const outputs: RunOutput[] = [];
   let load_ms = 0;
-  let outputBytes = 0;
   for (const step of plan.steps) {
     if (deps.signal.aborted) throw deps.signal.reason;
     const ts = performance.now();
@@ -131,11 +129,9 @@ export async function runPlan(plan: Plan, deps: RunDeps): Promise<RunnerResult> 
       load_ms += out.load_ms;
       if (step.save) {
         const bytes = await encodeResult(out.value, step.save.content_type, step.name);
-        outputBytes += Math.ceil(bytes.length / 3) * 4;
-        if (outputBytes > MAX_OUTPUT_BASE64) {
-          throw new DwError('DW_ERR_OUTPUT', `step "${step.name}": the run's saved outputs reach ${(outputBytes / 1048576).toFixed(0)} MB (base64), more than one reply carries (${MAX_OUTPUT_BASE64 / 1048576} MB); save less (a lower sample rate, a smaller image, fewer steps) or split the input`, { step: step.name, bytes: outputBytes });
-        }
-        outputs.push({ step: step.name, name: step.save.name, content_type: step.save.content_type, data_base64: bytes.toString('base64') });
+        const index = outputs.length;
+        for (let at = 0; at < bytes.length; at += OUTPUT_PIECE_BYTES) deps.emit({ kind: 'output', index, data_base64: bytes.subarray(at, at + OUTPUT_PIECE_BYTES).toString('base64') });
+        outputs.push({ step: step.name, name: step.save.name, content_type: step.save.content_type, bytes: bytes.length });
       }
     } catch (err) {
       if (deps.signal.aborted) throw deps.signal.reason;

@@ -7,6 +7,7 @@ import { chmodSync, copyFileSync, mkdirSync, readFileSync, symlinkSync, writeFil
 import { createConnection } from 'node:net';
 import { join } from 'node:path';
 import { dwJson, OCR_WORKFLOW, ROOT, sandbox, startDaemon, type Daemon, type Sandbox } from '../helpers/env.js';
+import { PROTOCOL_VERSION } from '../../src/protocol/version.js';
 
 const SAMPLE = join(ROOT, 'workflows', 'samples', 'receipt.png');
 let sb: Sandbox;
@@ -94,7 +95,7 @@ function rng(seed: number): () => number {
 }
 
 const version = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')).version;
-const hello = () => JSON.stringify({ id: 0, type: 'hello', protocol: 1, version });
+const hello = () => JSON.stringify({ id: 0, type: 'hello', protocol: PROTOCOL_VERSION, version });
 
 /** Frames of every kind of wrong: garbage, truncated, wrongly typed, out of order, oversized. */
 function badFrame(r: () => number): string {

@@ -5,6 +5,7 @@ import { cpSync, existsSync, readFileSync, statSync, symlinkSync, writeFileSync 
 import { createConnection } from 'node:net';
 import { dirname, join } from 'node:path';
 import { alive, dw, dwJson, OCR_WORKFLOW, ROOT, sandbox, spawnDw, startDaemon, withDaemon } from '../helpers/env.js';
+import { PROTOCOL_VERSION } from '../../src/protocol/version.js';
 
 function runnerPid(log: string): number {
   const m = /"runner_pid":(\d+)/.exec(log);
@@ -141,7 +142,7 @@ test('DW_AUTOSTART=0 with no daemon: exit 4 and a message that says how to start
 
 test('a client of another version gets DW_ERR_VERSION_MISMATCH with the daemon facts', async () => {
   await withDaemon([], async (sb, d) => {
-    const reply = await rawExchange(sb.socket, JSON.stringify({ id: 1, type: 'hello', protocol: 1, version: '0.0.0-old' }) + '\n');
+    const reply = await rawExchange(sb.socket, JSON.stringify({ id: 1, type: 'hello', protocol: PROTOCOL_VERSION, version: '0.0.0-old' }) + '\n');
     const frame = JSON.parse(reply.split('\n')[0]!);
     assert.equal(frame.type, 'error');
     assert.equal(frame.error.code, 'DW_ERR_VERSION_MISMATCH');

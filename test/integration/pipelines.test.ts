@@ -3,11 +3,12 @@
 // cancellation between frames.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync, writeFileSync, existsSync } from 'node:fs';
+import { readFileSync, writeFileSync, existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { dw, dwJson, OCR_WORKFLOW, ROOT, sandbox, spawnDw, startDaemon, type Daemon, type Sandbox } from '../helpers/env.js';
 import { decodeWav, encodeWav, durationS } from '../../src/media/audio.js';
 import { readNpy } from '../../src/media/npy.js';
+import { DEFAULT_MAX_FRAME } from '../../src/protocol/framing.js';
 
 const WF = (name: string) => join(ROOT, 'workflows', `${name}.json`);
 const truth = JSON.parse(readFileSync(join(ROOT, 'workflows', 'samples', 'speech.json'), 'utf8')) as { segments: Array<{ start_s: number; end_s: number }> };
@@ -139,4 +140,45 @@ test('Ctrl-C during a long VAD run stops it between frames: the runner is not ki
   assert.equal(after.runner.restarts, before.runner.restarts);
   const next = await dwJson(sb, ['run', WF('vad')]);
   assert.deepEqual(next.json.models.map((m: any) => m.cache), ['hit']);
+});
+
+/** A workflow in the sandbox: 12 s of speech at 384 kHz, saved by `saves` audio_save steps, then `tail` steps. */
+function bigOutputs(name: string, saves: number, tail: object[] = []): string {
+  const file = join(sb.dir, `${name}.json`);
+  writeFileSync(file, JSON.stringify({
+    id: name,
+    variables: { audio: join(ROOT, 'workflows', 'samples', 'speech.wav') },
+    steps: [
+      { name: 'up', task: { type: 'audio_resample', arguments: { audio: 'variable:audio', sample_rate: 384000 } } },
+      ...Array.from({ length: saves }, (_, i) => ({ name: `s${i + 1}`, task: { type: 'audio_save', arguments: { audio: 'previous_result:up' } } })),
+      ...tail,
+    ],
+  }));
+  return file;
+}
+
+test('saved outputs larger than one protocol frame arrive whole: 6 WAVs of 9.2 MB, 70 MiB as base64', async () => {
+  const out = join(sb.dir, 'big-out');
+  const { ran, json } = await dwJson(sb, ['run', bigOutputs('big', 6), '--output-dir', out]);
+  assert.equal(ran.code, 0, ran.stderr);
+  const wavBytes = 44 + 12 * 384000 * 2;
+  assert.deepEqual(json.outputs.map((o: any) => o.bytes), Array(6).fill(wavBytes));
+  const base64Total = Math.ceil((6 * wavBytes) / 3) * 4;
+  assert.ok(base64Total > DEFAULT_MAX_FRAME, 'more than one frame could carry');
+  assert.deepEqual(readdirSync(out).sort(), ['big-s1.wav', 'big-s2.wav', 'big-s3.wav', 'big-s4.wav', 'big-s5.wav', 'big-s6.wav'], 'no temporary file left');
+  const wav = decodeWav(readFileSync(join(out, 'big-s6.wav')), 'big-s6.wav');
+  assert.equal(wav.sample_rate, 384000);
+  assert.equal(durationS(wav), 12);
+  assert.ok(readFileSync(join(out, 'big-s1.wav')).equals(readFileSync(join(out, 'big-s6.wav'))));
+});
+
+test('a run that fails after an output streamed leaves no file, not even a temporary one', async () => {
+  const out = join(sb.dir, 'failed-out');
+  const file = bigOutputs('fails-late', 1, [{ name: 'bad', task: { type: 'json_pick', arguments: { value: 'previous_result:up', path: 'no.such.field' } } }]);
+  const { ran, json } = await dwJson(sb, ['run', file, '--output-dir', out]);
+  assert.notEqual(ran.code, 0);
+  assert.equal(json.error.code, 'DW_ERR_BAD_REFERENCE');
+  // The folder exists because s1's bytes arrived (and went to a temporary file) before "bad" failed.
+  assert.ok(existsSync(out));
+  assert.deepEqual(readdirSync(out), []);
 });

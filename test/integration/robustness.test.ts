@@ -6,6 +6,8 @@ import { readFileSync } from 'node:fs';
 import { createConnection } from 'node:net';
 import { join } from 'node:path';
 import { dwJson, OCR_WORKFLOW, ROOT, sandbox, spawnDw, startDaemon, tallImage, type Daemon, type Sandbox } from '../helpers/env.js';
+import { PROTOCOL_VERSION } from '../../src/protocol/version.js';
+import { decodeWav } from '../../src/media/audio.js';
 
 let sb: Sandbox;
 let daemon: Daemon;
@@ -91,7 +93,7 @@ function exchange(payload: string | Buffer, opts: { withHello?: boolean; waitMs?
   });
 }
 
-const hello = JSON.stringify({ id: 'h', type: 'hello', protocol: 1, version: JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')).version }) + '\n';
+const hello = JSON.stringify({ id: 'h', type: 'hello', protocol: PROTOCOL_VERSION, version: JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')).version }) + '\n';
 
 test('garbage on the socket: an error frame, that connection closed, the daemon and its models carry on', async () => {
   const garbage = await exchange('{this is not json\n', { withHello: true });
@@ -134,6 +136,23 @@ test('an oversized frame is refused with DW_ERR_PROTOCOL on a daemon with a smal
     const frame = JSON.parse(reply.split('\n')[0]!);
     assert.equal(frame.error.code, 'DW_ERR_PROTOCOL');
     assert.match(frame.error.message, /4096-byte limit/);
+  } finally {
+    await d.stop();
+    small.cleanup();
+  }
+});
+
+test('a daemon with a small frame limit still delivers a saved output whole, in pieces that fit', async () => {
+  const small = sandbox();
+  const d = await startDaemon(small, ['--max-frame', '4K']);
+  try {
+    const out = join(small.dir, 'out');
+    const { ran, json } = await dwJson(small, ['run', join(ROOT, 'workflows', 'speech-only.json'), '--output-dir', out]);
+    assert.equal(ran.code, 0, ran.stderr);
+    const saved = readFileSync(join(out, 'speech-only-speech.wav'));
+    assert.equal(saved.length, json.outputs[0].bytes);
+    assert.ok(saved.length > 4096 * 50, 'the output spans many 4K frames');
+    assert.equal(decodeWav(saved, 'speech').sample_rate, 22050);
   } finally {
     await d.stop();
     small.cleanup();

@@ -1,10 +1,10 @@
 import { resolve } from 'node:path';
 import { DwError, EXIT, toErrorPayload } from '../../protocol/errors.js';
-import type { RunResult } from '../../protocol/messages.js';
+import type { RunEvent, RunResult } from '../../protocol/messages.js';
 import { parseDuration, parseKeepAlive } from '../../protocol/units.js';
 import { connect } from '../autostart.js';
 import type { Command } from '../command.js';
-import { writeAtomic } from '../output.js';
+import { OutputFiles } from '../output.js';
 import { createProgress } from '../progress.js';
 
 function parseArgPairs(raw: string[]): Record<string, string> {
@@ -70,11 +70,14 @@ Examples:
     const progress = createProgress(process.stderr, values.quiet === true);
     const { client } = await connect({ start: true });
 
-    const req = client.send('run', { workflow: resolve(positionals[0]!), args, cwd: process.cwd(), ...(timeout_ms ? { timeout_ms } : {}), ...(keep_alive_ms !== undefined ? { keep_alive_ms } : {}) }, (e) => progress.event(e));
+    const files = new OutputFiles(outDir);
+    const onEvent = (e: RunEvent) => (e.kind === 'output' ? files.piece(e.index, e.data_base64) : progress.event(e));
+    const req = client.send('run', { workflow: resolve(positionals[0]!), args, cwd: process.cwd(), ...(timeout_ms ? { timeout_ms } : {}), ...(keep_alive_ms !== undefined ? { keep_alive_ms } : {}) }, onEvent);
     let interrupts = 0;
     const onSigint = () => {
       if (++interrupts > 1) {
         progress.done();
+        files.discard();
         process.exit(EXIT.INTERRUPTED);
       }
       progress.note('dw: cancelling the run (Ctrl-C again to quit at once)');
@@ -84,17 +87,16 @@ Examples:
     let result: RunResult;
     try {
       result = await req.done;
+    } catch (err) {
+      files.discard();
+      throw err;
     } finally {
       process.off('SIGINT', onSigint);
       progress.done();
       client.close();
     }
-    const written = [];
-    for (const out of result.outputs) {
-      const path = await writeAtomic(outDir, out.name, Buffer.from(out.data_base64, 'base64'));
-      written.push({ step: out.step, path, content_type: out.content_type, bytes: Buffer.byteLength(out.data_base64, 'base64') });
-      if (!json) progress.note(`dw: saved ${path}`);
-    }
+    const written = files.finish(result.outputs);
+    if (!json) for (const w of written) progress.note(`dw: saved ${w.path}`);
     if (json) {
       const { outputs: _drop, ...rest } = result;
       process.stdout.write(JSON.stringify({ ...rest, outputs: written }) + '\n');
