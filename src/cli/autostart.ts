@@ -1,9 +1,10 @@
 // Finds a daemon to talk to, starting one in the background when none answers (like Gradle, Bazel
 // and the Nx daemon). A start lock makes ten parallel `dw` invocations start one daemon, not ten.
 import { spawn } from 'node:child_process';
-import { closeSync, mkdirSync, openSync, readFileSync, unlinkSync, watch, writeSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, unlinkSync, watch, writeSync } from 'node:fs';
 import { dirname, extname } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { makeDirs } from '../protocol/dirs.js';
 import { DwError } from '../protocol/errors.js';
 import { defaultLogPath, defaultSocketPath, startLockPathFor, systemSocket } from '../protocol/paths.js';
 import { Client } from './client.js';
@@ -37,7 +38,7 @@ function tail(path: string, lines = 15): string {
 /** Starts dwd detached, logging to the state dir, and resolves when it says it is ready. */
 function spawnDaemon(socket: string): Promise<void> {
   const log = defaultLogPath();
-  mkdirSync(dirname(log), { recursive: true });
+  makeDirs(dirname(log));
   const logFd = openSync(log, 'a');
   const child = spawn(process.execPath, [...process.execArgv, DWD_ENTRY], {
     detached: true,
@@ -96,7 +97,7 @@ function safeRead(path: string): string {
 }
 
 async function autostart(socket: string): Promise<Client> {
-  mkdirSync(dirname(socket), { recursive: true, mode: 0o700 });
+  makeDirs(dirname(socket), 0o700);
   const startLock = startLockPathFor(socket);
   for (let attempt = 0; attempt < 3; attempt++) {
     let fd: number;

@@ -2,8 +2,9 @@
 // arrive in pieces (`output` events) ahead of the run's result, go to a hidden temporary file
 // each, and only a successful result renames them into place: an interrupted or failed run never
 // leaves half a file.
-import { closeSync, mkdirSync, openSync, renameSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, openSync, renameSync, unlinkSync, writeSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
+import { makeDirs } from '../protocol/dirs.js';
 import { DwError } from '../protocol/errors.js';
 import type { RunOutput } from '../protocol/messages.js';
 
@@ -41,7 +42,7 @@ export class OutputFiles {
     try {
       let p = this.partial.get(index);
       if (!p) {
-        mkdirSync(this.dir, { recursive: true });
+        makeDirs(this.dir);
         p = { tmp, fd: openSync(tmp, 'w'), bytes: 0 };
         this.partial.set(index, p);
       }

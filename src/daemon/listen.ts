@@ -1,9 +1,10 @@
 // Binds the daemon's socket: from systemd socket activation when it hands one over, otherwise our
 // own, in a private directory. A socket or pid file left by a dead daemon is cleared; a live daemon
 // is never displaced.
-import { chmodSync, closeSync, existsSync, mkdirSync, openSync, readFileSync, statSync, unlinkSync, writeSync } from 'node:fs';
+import { chmodSync, closeSync, existsSync, openSync, readFileSync, statSync, unlinkSync, writeSync } from 'node:fs';
 import { createConnection, createServer, type Server } from 'node:net';
 import { dirname } from 'node:path';
+import { makeDirs } from '../protocol/dirs.js';
 import { DwError } from '../protocol/errors.js';
 import { assertValidSocketPath, lockPathFor, uid } from '../protocol/paths.js';
 import { pidAlive } from '../protocol/pids.js';
@@ -47,7 +48,7 @@ function unlinkQuiet(path: string): void {
  * 0600 mode then keeps other users out.
  */
 function ensureSocketDir(dir: string): void {
-  if (!existsSync(dir)) mkdirSync(dir, { recursive: true, mode: 0o700 });
+  if (!existsSync(dir)) makeDirs(dir, 0o700);
   const st = statSync(dir);
   if (!st.isDirectory()) throw new DwError('DW_ERR_USAGE', `${dir} is not a directory; set DW_SOCKET to a path in a directory of your own`, { dir });
   if (st.uid !== uid() && (st.mode & 0o1000) === 0) {

@@ -1,0 +1,93 @@
+// dw's side of saved outputs (src/cli/output.ts): pieces appended in order to hidden temporary
+// files, renamed into place only when the result's byte counts match, and nothing left otherwise.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { OutputFiles } from '../src/cli/output.js';
+import { DwError } from '../src/protocol/errors.js';
+import { makeDirs } from '../src/protocol/dirs.js';
+
+const b64 = (s: string) => Buffer.from(s).toString('base64');
+const out = (name: string, bytes: number) => ({ step: name, name, content_type: 'text/plain', bytes });
+
+function inDir(fn: (dir: string) => void): void {
+  const dir = mkdtempSync(join(tmpdir(), 'dwo-'));
+  try {
+    fn(dir);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+test('pieces of several outputs, interleaved, land in their files in order; an empty output is an empty file', () => {
+  inDir((dir) => {
+    const files = new OutputFiles(join(dir, 'out'));
+    files.piece(0, b64('hello '));
+    files.piece(1, b64('12'));
+    files.piece(0, b64('world'));
+    files.piece(1, b64('34'));
+    const written = files.finish([out('a.txt', 11), out('b.txt', 4), out('empty.txt', 0)]);
+    assert.deepEqual(written.map((w) => w.bytes), [11, 4, 0]);
+    assert.equal(readFileSync(join(dir, 'out', 'a.txt'), 'utf8'), 'hello world');
+    assert.equal(readFileSync(join(dir, 'out', 'b.txt'), 'utf8'), '1234');
+    assert.deepEqual(readdirSync(join(dir, 'out')).sort(), ['a.txt', 'b.txt', 'empty.txt']);
+  });
+});
+
+test('a byte count that does not match, a name with a folder, or a bogus piece: an error and no file at all', () => {
+  const cases: Array<[string, (f: OutputFiles) => void, ReturnType<typeof out>[], string]> = [
+    ['short', (f) => f.piece(0, b64('abc')), [out('a.txt', 4)], 'DW_ERR_PROTOCOL'],
+    ['folder', (f) => f.piece(0, b64('abc')), [out('../a.txt', 3)], 'DW_ERR_OUTPUT'],
+    ['bogus index', (f) => f.piece(-1 as number, b64('abc')), [out('a.txt', 3)], 'DW_ERR_PROTOCOL'],
+  ];
+  for (const [why, feed, outputs, code] of cases) {
+    inDir((dir) => {
+      const files = new OutputFiles(dir);
+      feed(files);
+      assert.throws(() => files.finish(outputs), (e: unknown) => e instanceof DwError && e.code === code, why);
+      assert.deepEqual(readdirSync(dir), [], why);
+    });
+  }
+});
+
+test('discard after pieces (a failed or cancelled run) removes the temporary files', () => {
+  inDir((dir) => {
+    const files = new OutputFiles(dir);
+    files.piece(0, b64('partial'));
+    assert.equal(readdirSync(dir).length, 1, 'the piece went to a temporary file');
+    assert.match(readdirSync(dir)[0]!, /^\.dw-output-\d+-0\.tmp$/);
+    files.discard();
+    assert.deepEqual(readdirSync(dir), []);
+  });
+});
+
+test('an output folder that cannot be written fails the run with DW_ERR_OUTPUT at the end', () => {
+  inDir((dir) => {
+    writeFileSync(join(dir, 'a-file'), '');
+    const files = new OutputFiles(join(dir, 'a-file', 'out'));
+    files.piece(0, b64('x'));
+    assert.throws(() => files.finish([out('a.txt', 1)]), (e: unknown) => e instanceof DwError && e.code === 'DW_ERR_OUTPUT');
+    assert.deepEqual(readdirSync(dir), ['a-file']);
+  });
+});
+
+test('an output folder where mkdir keeps failing with ENOENT (under /proc) is an error, not a hang', () => {
+  // Node 20's recursive mkdir loops forever on this path; dw's makeDirs gives up on the second failure.
+  assert.throws(() => makeDirs('/proc/no-such/dir'), (e: NodeJS.ErrnoException) => e.code === 'ENOENT');
+  const files = new OutputFiles('/proc/no-such/dir');
+  files.piece(0, b64('x'));
+  assert.throws(() => files.finish([out('a.txt', 1)]), (e: unknown) => e instanceof DwError && e.code === 'DW_ERR_OUTPUT');
+});
+
+test('makeDirs makes missing parents, accepts a folder that exists, and refuses a file in the way', () => {
+  inDir((dir) => {
+    makeDirs(join(dir, 'a', 'b', 'c'), 0o700);
+    makeDirs(join(dir, 'a', 'b', 'c'));
+    assert.deepEqual(readdirSync(join(dir, 'a', 'b')), ['c']);
+    writeFileSync(join(dir, 'f'), '');
+    assert.throws(() => makeDirs(join(dir, 'f')), (e: NodeJS.ErrnoException) => e.code === 'EEXIST');
+    assert.throws(() => makeDirs(join(dir, 'f', 'g')), (e: NodeJS.ErrnoException) => e.code === 'ENOTDIR');
+  });
+});
