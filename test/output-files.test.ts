@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { spawnSync } from 'node:child_process';
 import { OutputFiles } from '../src/cli/output.js';
 import { DwError } from '../src/protocol/errors.js';
 import { makeDirs } from '../src/protocol/dirs.js';
@@ -41,6 +42,8 @@ test('a byte count that does not match, a name with a folder, or a bogus piece: 
     ['short', (f) => f.piece(0, b64('abc')), [out('a.txt', 4)], 'DW_ERR_PROTOCOL'],
     ['folder', (f) => f.piece(0, b64('abc')), [out('../a.txt', 3)], 'DW_ERR_OUTPUT'],
     ['bogus index', (f) => f.piece(-1 as number, b64('abc')), [out('a.txt', 3)], 'DW_ERR_PROTOCOL'],
+    ['not base64', (f) => f.piece(0, '!!!!' + b64('abc')), [out('a.txt', 3)], 'DW_ERR_PROTOCOL'],
+    ['same name twice', (f) => (f.piece(0, b64('a')), f.piece(1, b64('b'))), [out('a.txt', 1), out('a.txt', 1)], 'DW_ERR_OUTPUT'],
   ];
   for (const [why, feed, outputs, code] of cases) {
     inDir((dir) => {
@@ -57,7 +60,7 @@ test('discard after pieces (a failed or cancelled run) removes the temporary fil
     const files = new OutputFiles(dir);
     files.piece(0, b64('partial'));
     assert.equal(readdirSync(dir).length, 1, 'the piece went to a temporary file');
-    assert.match(readdirSync(dir)[0]!, /^\.dw-output-\d+-0\.tmp$/);
+    assert.match(readdirSync(dir)[0]!, /^\.dw-output-\d+-[0-9a-f]{12}-0\.tmp$/, 'hidden, and not guessable by another user');
     files.discard();
     assert.deepEqual(readdirSync(dir), []);
   });
@@ -89,5 +92,34 @@ test('makeDirs makes missing parents, accepts a folder that exists, and refuses 
     writeFileSync(join(dir, 'f'), '');
     assert.throws(() => makeDirs(join(dir, 'f')), (e: NodeJS.ErrnoException) => e.code === 'EEXIST');
     assert.throws(() => makeDirs(join(dir, 'f', 'g')), (e: NodeJS.ErrnoException) => e.code === 'ENOTDIR');
+  });
+});
+
+test('a run whose second output is short replaces none of the files already there', () => {
+  inDir((dir) => {
+    writeFileSync(join(dir, 'a.txt'), 'yours');
+    const files = new OutputFiles(dir);
+    files.piece(0, b64('new a'));
+    files.piece(1, b64('abc'));
+    assert.throws(() => files.finish([out('a.txt', 5), out('b.txt', 4)]), (e: unknown) => e instanceof DwError && e.code === 'DW_ERR_PROTOCOL');
+    assert.deepEqual(readdirSync(dir), ['a.txt']);
+    assert.equal(readFileSync(join(dir, 'a.txt'), 'utf8'), 'yours');
+  });
+});
+
+test('a disk that fills up mid-piece fails the output instead of saving it short', () => {
+  // RLIMIT_FSIZE stands in for a full disk: write(2) writes what fits and returns a short count.
+  inDir((dir) => {
+    const script = `
+      import { OutputFiles } from ${JSON.stringify(join(import.meta.dirname, '..', 'src', 'cli', 'output.ts'))};
+      const files = new OutputFiles(${JSON.stringify(dir)});
+      const piece = Buffer.alloc(6000, 1).toString('base64');
+      files.piece(0, piece);
+      files.piece(0, piece);
+      try { files.finish([{ step: 's', name: 'out.bin', content_type: 'application/octet-stream', bytes: 12000 }]); console.log('saved'); }
+      catch (e) { console.log(e.code); }`;
+    const r = spawnSync('bash', ['-c', `ulimit -f 8; exec "${process.execPath}" --import tsx --input-type=module -e "$0"`, script], { encoding: 'utf8', cwd: join(import.meta.dirname, '..') });
+    assert.equal(r.stdout.trim(), 'DW_ERR_OUTPUT', r.stderr);
+    assert.deepEqual(readdirSync(dir), []);
   });
 });

@@ -1,8 +1,9 @@
 // Saved outputs are written by the CLI, as the invoking user, under --output-dir. Their bytes
 // arrive in pieces (`output` events) ahead of the run's result, go to a hidden temporary file
-// each, and only a successful result renames them into place: an interrupted or failed run never
-// leaves half a file.
-import { closeSync, openSync, renameSync, unlinkSync, writeSync } from 'node:fs';
+// each, and only a successful result whose byte counts all match renames them into place: an
+// interrupted or failed run never leaves half a file, nor replaces one of yours.
+import { randomBytes } from 'node:crypto';
+import { closeSync, fstatSync, openSync, renameSync, unlinkSync, writeSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import { makeDirs } from '../protocol/dirs.js';
 import { DwError } from '../protocol/errors.js';
@@ -21,11 +22,19 @@ export interface Written {
   bytes: number;
 }
 
+/** The bytes a base64 string of this length and padding decodes to, when every character is valid. */
+function decodedLength(b64: string): number {
+  const pad = b64.endsWith('==') ? 2 : b64.endsWith('=') ? 1 : 0;
+  return b64.length % 4 === 0 ? (b64.length / 4) * 3 - pad : -1;
+}
+
 export class OutputFiles {
   private readonly dir: string;
   private readonly partial = new Map<number, Partial>();
   /** The first write error; later pieces are dropped and finish() reports it. */
   private failure: DwError | null = null;
+  /** Unguessable, so nobody can plant a link where a temporary file will be (and opened with wx). */
+  private readonly tag = `${process.pid}-${randomBytes(6).toString('hex')}`;
 
   constructor(dir: string) {
     this.dir = resolve(dir);
@@ -34,45 +43,59 @@ export class OutputFiles {
   /** Appends a piece of output `index`. Synchronous, so pieces land in the order they came. */
   piece(index: number, data_base64: string): void {
     if (this.failure) return;
-    if (!Number.isSafeInteger(index) || index < 0 || typeof data_base64 !== 'string') {
+    const data = typeof data_base64 === 'string' ? Buffer.from(data_base64, 'base64') : null;
+    // Buffer.from skips characters that are not base64; a piece with any is not one dwd sends.
+    if (!Number.isSafeInteger(index) || index < 0 || data === null || data.length !== decodedLength(data_base64)) {
       this.failure = new DwError('DW_ERR_PROTOCOL', 'dwd sent an output piece that is not one');
       return;
     }
-    const tmp = join(this.dir, `.dw-output-${process.pid}-${index}.tmp`);
     try {
       let p = this.partial.get(index);
       if (!p) {
         makeDirs(this.dir);
-        p = { tmp, fd: openSync(tmp, 'w'), bytes: 0 };
+        const tmp = join(this.dir, `.dw-output-${this.tag}-${index}.tmp`);
+        p = { tmp, fd: openSync(tmp, 'wx'), bytes: 0 };
         this.partial.set(index, p);
       }
-      const data = Buffer.from(data_base64, 'base64');
-      writeSync(p.fd, data);
-      p.bytes += data.length;
+      // writeSync may write less than asked (a full disk): what it returns is what is on disk.
+      for (let at = 0; at < data.length; ) {
+        const n = writeSync(p.fd, data, at);
+        if (n <= 0) throw new Error('no space left to write');
+        at += n;
+        p.bytes += n;
+      }
     } catch (err) {
       this.failure = new DwError('DW_ERR_OUTPUT', `cannot write under ${this.dir}: ${(err as Error).message}`, { path: this.dir });
     }
   }
 
-  /** Puts each output in place under its name, once it has all its bytes; then nothing is left over. */
+  /**
+   * Puts the outputs in place under their names once every one has all its bytes: all are checked
+   * before any is renamed, so a failed run replaces none of your files. Then nothing is left over.
+   */
   finish(outputs: RunOutput[]): Written[] {
     try {
       if (this.failure) throw this.failure;
-      return outputs.map((out, index) => {
-        // The daemon already restricts names to bare file names; this keeps a hostile daemon from choosing a folder.
-        if (basename(out.name) !== out.name || out.name === '.' || out.name === '..') throw new DwError('DW_ERR_OUTPUT', `refusing output name "${out.name}": not a plain file name`);
-        const target = resolve(this.dir, out.name);
+      const names = new Set<string>();
+      const ready = outputs.map((out, index) => {
+        // The daemon already restricts names to bare, distinct file names; this keeps a hostile one from choosing a folder.
+        if (basename(out.name) !== out.name || out.name === '.' || out.name === '..' || names.has(out.name)) throw new DwError('DW_ERR_OUTPUT', `refusing output name "${out.name}": not a plain, distinct file name`);
+        names.add(out.name);
         // An empty output has no pieces: its file is made here.
         if (!this.partial.has(index)) this.piece(index, '');
-        const p = this.partial.get(index);
         if (this.failure) throw this.failure;
-        if (!p || p.bytes !== out.bytes) throw new DwError('DW_ERR_PROTOCOL', `output ${out.name}: ${p?.bytes ?? 0} bytes arrived, the result says ${out.bytes}`, { path: target });
+        const p = this.partial.get(index)!;
+        const size = fstatSync(p.fd).size;
+        if (p.bytes !== out.bytes || size !== out.bytes) throw new DwError('DW_ERR_PROTOCOL', `output ${out.name}: ${size} bytes arrived, the result says ${out.bytes}`, { name: out.name });
+        return { out, p, target: resolve(this.dir, out.name) };
+      });
+      return ready.map(({ out, p, target }, index) => {
         closeSync(p.fd);
         this.partial.delete(index);
         try {
           renameSync(p.tmp, target);
         } catch (err) {
-          unlinkSync(p.tmp);
+          this.partial.set(index, { ...p, fd: -1 });
           throw new DwError('DW_ERR_OUTPUT', `cannot write ${target}: ${(err as Error).message}`, { path: target });
         }
         return { step: out.step, path: target, content_type: out.content_type, bytes: out.bytes };
@@ -82,11 +105,11 @@ export class OutputFiles {
     }
   }
 
-  /** Removes whatever did not make it into place (a failed or cancelled run, or an error above). */
+  /** Removes whatever did not make it into place (a failed, cancelled or killed run, or an error above). */
   discard(): void {
     for (const p of this.partial.values()) {
       try {
-        closeSync(p.fd);
+        if (p.fd >= 0) closeSync(p.fd);
       } catch {
         // already closed
       }

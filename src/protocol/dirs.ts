@@ -5,14 +5,28 @@ import { mkdirSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
 
 export function makeDirs(dir: string, mode?: number): void {
+  if (!makeDir(dir, mode)) {
+    const parent = dirname(dir);
+    if (parent === dir) throw enoent(dir);
+    makeDirs(parent, mode);
+    if (!makeDir(dir, mode)) throw enoent(dir);
+  }
+}
+
+/** Makes `dir`; true if it is a folder now (made here or by another process), false if its parent is missing. */
+function makeDir(dir: string, mode?: number): boolean {
   try {
     mkdirSync(dir, mode === undefined ? undefined : { mode });
+    return true;
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'EEXIST' && statSync(dir).isDirectory()) return;
-    const parent = dirname(dir);
-    if (code !== 'ENOENT' || parent === dir) throw err;
-    makeDirs(parent, mode);
-    mkdirSync(dir, mode === undefined ? undefined : { mode });
+    // Another dw making the same folders at the same moment is no error.
+    if (code === 'EEXIST' && statSync(dir).isDirectory()) return true;
+    if (code === 'ENOENT') return false;
+    throw err;
   }
+}
+
+function enoent(dir: string): NodeJS.ErrnoException {
+  return Object.assign(new Error(`ENOENT: no such file or directory, mkdir '${dir}'`), { code: 'ENOENT', path: dir });
 }

@@ -1,3 +1,4 @@
+import { constants } from 'node:os';
 import { resolve } from 'node:path';
 import { DwError, EXIT, toErrorPayload } from '../../protocol/errors.js';
 import type { RunEvent, RunResult } from '../../protocol/messages.js';
@@ -77,13 +78,19 @@ Examples:
     const onSigint = () => {
       if (++interrupts > 1) {
         progress.done();
-        files.discard();
         process.exit(EXIT.INTERRUPTED);
       }
       progress.note('dw: cancelling the run (Ctrl-C again to quit at once)');
       client.send('cancel', { target: req.id }).done.catch(() => {});
     };
+    // However dw ends before the result (an exception, a closed pipe, a signal), no temporary
+    // output file stays behind; the daemon cancels the run of a client that went away.
+    const discard = () => files.discard();
+    const onTerm = (signal: NodeJS.Signals) => process.exit(128 + constants.signals[signal]);
     process.on('SIGINT', onSigint);
+    process.on('exit', discard);
+    process.on('SIGTERM', onTerm);
+    process.on('SIGHUP', onTerm);
     let result: RunResult;
     try {
       result = await req.done;
@@ -92,6 +99,8 @@ Examples:
       throw err;
     } finally {
       process.off('SIGINT', onSigint);
+      process.off('SIGTERM', onTerm);
+      process.off('SIGHUP', onTerm);
       progress.done();
       client.close();
     }
