@@ -16,7 +16,7 @@ export interface Job {
   plan: Plan;
   timeout_ms: number;
   keep_alive_ms?: number;
-  emit: (e: RunEvent) => void;
+  emit: (e: RunEvent) => void | Promise<void>;
 }
 
 export type RunOutcome = RunnerResult & { queue_ms: number };
@@ -90,7 +90,7 @@ export class Scheduler {
         const model = step?.models.find((m) => m.role === e.role);
         if (step && model) this.registry.noteLoaded({ ...model, session: step.session, provider: e.provider ?? '', load_ms: e.load_ms ?? 0, workflow: job.plan.workflow.path });
       }
-      job.emit(e);
+      return job.emit(e);
     };
     try {
       const r = await this.supervisor.run(job.id, job.plan, emit, () => entry.cancelled);

@@ -14,7 +14,8 @@ export interface Connection {
    * it goes away. `cancelled` is set when a cancel comes before the run reached the scheduler.
    */
   readonly runs: Map<string, { cancelled: DwError | null }>;
-  event(id: RequestId, event: RunEvent): void;
+  /** Resolves once the socket has taken the frame(s) (or the connection is gone): flow control for outputs. */
+  event(id: RequestId, event: RunEvent): Promise<void>;
   readonly closed: boolean;
 }
 
@@ -51,22 +52,35 @@ export function serve(server: Server, opts: ServeOptions): { connections: Set<So
     const log = opts.log.child({ conn: ++seq });
     let closed = false;
     let greeted = false;
-    const write = (frame: ServerFrame) => {
-      if (closed || socket.destroyed) return;
+    /** false while the socket holds more than it can pass on: wait for drained() before more. */
+    const write = (frame: ServerFrame): boolean => {
+      if (closed || socket.destroyed) return true;
       let line: string;
       try {
         line = encodeFrame(frame, opts.maxFrame);
       } catch (err) {
         line = encodeFrame({ id: frame.id, type: 'error', error: toErrorPayload(err) });
       }
-      socket.write(line);
+      return socket.write(line);
     };
+    const drained = () =>
+      new Promise<void>((resolve) => {
+        const done = () => {
+          socket.off('drain', done);
+          socket.off('close', done);
+          resolve();
+        };
+        socket.on('drain', done);
+        socket.on('close', done);
+      });
     const conn: Connection = {
       id: seq,
       helloDone: false,
       runs: new Map(),
       event: (id, event) => {
-        for (const e of withinFrame(event, opts.maxFrame)) write({ id, type: 'event', event: e });
+        let flowing = true;
+        for (const e of withinFrame(event, opts.maxFrame)) flowing = write({ id, type: 'event', event: e });
+        return flowing || closed || socket.destroyed ? Promise.resolve() : drained();
       },
       get closed() {
         return closed;

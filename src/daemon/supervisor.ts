@@ -14,7 +14,7 @@ import type { Logger } from './log.js';
 const RUNNER_ENTRY = fileURLToPath(new URL(`../runner/main${extname(fileURLToPath(import.meta.url))}`, import.meta.url));
 
 interface Pending {
-  emit: (e: RunEvent) => void;
+  emit: (e: RunEvent) => void | Promise<void>;
   resolve: (r: RunnerResult) => void;
   reject: (e: DwError) => void;
   /** Set when the daemon kills the runner on purpose (timeout): the run fails with this, not CRASHED. */
@@ -104,7 +104,12 @@ export class Supervisor {
         // Runner-wide messages (provider fallbacks) go to the daemon's log; run events to their client.
         if (msg.runId === '') {
           if (msg.event.kind === 'log') this.log[msg.event.level]({ source: 'runner' }, msg.event.message);
-        } else this.pending.get(msg.runId)?.emit(msg.event);
+        } else {
+          const taken = this.pending.get(msg.runId)?.emit(msg.event);
+          // An output piece is acknowledged once its client's socket has taken it (or the run is
+          // gone), so a slow reader slows the runner instead of piling output up in the daemon.
+          if (msg.ack) void Promise.resolve(taken).finally(() => this.send({ type: 'ack', runId: msg.runId }));
+        }
         return;
       case 'done':
         this.settle(msg.runId)?.resolve(msg.result);
@@ -168,7 +173,7 @@ export class Supervisor {
   }
 
   /** Sends a run to the runner; `cancelled` is asked once the runner is up, right before sending. */
-  async run(runId: string, plan: Plan, emit: (e: RunEvent) => void, cancelled: () => DwError | undefined = () => undefined): Promise<RunnerResult> {
+  async run(runId: string, plan: Plan, emit: (e: RunEvent) => void | Promise<void>, cancelled: () => DwError | undefined = () => undefined): Promise<RunnerResult> {
     await this.start();
     const reason = cancelled();
     if (reason) throw reason;

@@ -9,7 +9,9 @@ export type ToRunner =
   | { type: 'cancel'; runId: string; reason: ErrorPayload }
   | { type: 'snapshot'; reqId: number }
   | { type: 'release'; reqId: number; keys: string[] }
-  | { type: 'preload'; reqId: number; model: PlanModel; session: SessionOptionsSpec };
+  | { type: 'preload'; reqId: number; model: PlanModel; session: SessionOptionsSpec }
+  /** The client has taken an output piece the runner sent with `ack` (flow control). */
+  | { type: 'ack'; runId: string };
 
 export interface LoadedModelInfo {
   key: string;
@@ -26,7 +28,8 @@ export type RunnerResult = Pick<RunResult, 'results' | 'models' | 'outputs'> & {
 
 export type FromRunner =
   | { type: 'ready'; pid: number }
-  | { type: 'event'; runId: string; event: RunEvent }
+  /** `ack`: an output piece; the runner sends only a few of them ahead of the daemon's acks. */
+  | { type: 'event'; runId: string; event: RunEvent; ack?: true }
   | { type: 'done'; runId: string; result: RunnerResult }
   | { type: 'failed'; runId: string; error: ErrorPayload }
   | { type: 'snapshot'; reqId: number; rss: number; models: LoadedModelInfo[] }

@@ -1,6 +1,7 @@
 // The runner: a child process of dwd that holds the onnxruntime sessions and executes plans. A
 // native crash or an out-of-memory abort here costs the runs in flight, never the daemon.
 import { DwError, toErrorPayload } from '../protocol/errors.js';
+import type { RunEvent } from '../protocol/messages.js';
 import type { FromRunner, ToRunner } from './ipc.js';
 import { runPlan } from './engine.js';
 import { SessionCache } from './sessions.js';
@@ -11,15 +12,52 @@ function send(msg: FromRunner): void {
   process.send?.(msg, undefined, {}, () => {});
 }
 
+/**
+ * Output pieces a run may have sent that its client has not yet taken (16 x 64 KiB). Without a
+ * limit a large output sat whole in the daemon's memory, several times over, whenever a client
+ * read slower than the runner wrote; with it a stalled client stalls its run, not the daemon.
+ */
+const OUTPUT_WINDOW = 16;
+
+/** A run's output pieces in flight, and what waits for an ack to send the next. */
+class OutputWindow {
+  private inFlight = 0;
+  private readonly waiting: Array<() => void> = [];
+
+  constructor(
+    private readonly runId: string,
+    private readonly signal: AbortSignal,
+  ) {}
+
+  async send(event: RunEvent): Promise<void> {
+    while (this.inFlight >= OUTPUT_WINDOW) {
+      this.signal.throwIfAborted();
+      await new Promise<void>((resolve, reject) => {
+        this.waiting.push(resolve);
+        this.signal.addEventListener('abort', () => reject(this.signal.reason), { once: true });
+      });
+    }
+    this.inFlight += 1;
+    send({ type: 'event', runId: this.runId, event, ack: true });
+  }
+
+  acked(): void {
+    this.inFlight = Math.max(0, this.inFlight - 1);
+    this.waiting.shift()?.();
+  }
+}
+
 const sessions = new SessionCache((level, message) => send({ type: 'event', runId: '', event: { kind: 'log', level, message } }));
-const active = new Map<string, AbortController>();
+const active = new Map<string, { controller: AbortController; outputs: OutputWindow }>();
 
 const handlers: { [K in ToRunner['type']]: (msg: Extract<ToRunner, { type: K }>) => void } = {
   run: ({ runId, plan }) => {
     const controller = new AbortController();
+    const outputs = new OutputWindow(runId, controller.signal);
     cancelIdleCollection();
-    active.set(runId, controller);
-    runPlan(plan, { sessions, signal: controller.signal, emit: (event) => send({ type: 'event', runId, event }) })
+    active.set(runId, { controller, outputs });
+    const emit = (event: RunEvent) => (event.kind === 'output' ? outputs.send(event) : send({ type: 'event', runId, event }));
+    runPlan(plan, { sessions, signal: controller.signal, emit })
       .then((result) => send({ type: 'done', runId, result }))
       .catch((err: unknown) => send({ type: 'failed', runId, error: toErrorPayload(err, 'DW_ERR_RUN_FAILED') }))
       .finally(() => {
@@ -27,7 +65,8 @@ const handlers: { [K in ToRunner['type']]: (msg: Extract<ToRunner, { type: K }>)
         if (active.size === 0) collectWhenIdle();
       });
   },
-  cancel: ({ runId, reason }) => active.get(runId)?.abort(DwError.fromPayload(reason)),
+  cancel: ({ runId, reason }) => active.get(runId)?.controller.abort(DwError.fromPayload(reason)),
+  ack: ({ runId }) => active.get(runId)?.outputs.acked(),
   snapshot: ({ reqId }) => send({ type: 'snapshot', reqId, rss: process.memoryUsage.rss(), models: sessions.snapshot() }),
   release: ({ reqId, keys }) => {
     const rss_before = process.memoryUsage.rss();

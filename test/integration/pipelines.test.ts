@@ -182,3 +182,41 @@ test('a run that fails after an output streamed leaves no file, not even a tempo
   assert.ok(existsSync(out));
   assert.deepEqual(readdirSync(out), []);
 });
+
+test('streaming 74 MB of outputs leaves the daemon holding pieces, not outputs: its peak memory stays far below their size', async () => {
+  const own = sandbox();
+  const d = await startDaemon(own);
+  try {
+    const peak = () => Number(/VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${d.proc.pid}/status`, 'utf8'))![1]) * 1024;
+    const file = join(own.dir, 'big.json');
+    writeFileSync(file, readFileSync(bigOutputs('big8', 8)));
+    const before = peak();
+    const { ran, json } = await dwJson(own, ['run', file, '--output-dir', join(own.dir, 'out')]);
+    assert.equal(ran.code, 0, ran.stderr);
+    const total = json.outputs.reduce((sum: number, o: any) => sum + o.bytes, 0);
+    assert.ok(total > 70 * 1048576, String(total));
+    // Before flow control and small pieces the daemon peaked 190-325 MB above idle for this run.
+    const rise = peak() - before;
+    assert.ok(rise < total, `the daemon's peak rose ${(rise / 1048576).toFixed(0)} MB for ${(total / 1048576).toFixed(0)} MB of outputs`);
+  } finally {
+    await d.stop();
+    own.cleanup();
+  }
+});
+
+test('dw killed (SIGTERM) while outputs stream leaves no temporary file behind', async () => {
+  const out = join(sb.dir, 'killed-out');
+  const run = spawnDw(sb, ['run', bigOutputs('killed', 8), '--output-dir', out]);
+  let exited = false;
+  void run.done.then(() => (exited = true));
+  // Wait for the first piece to reach a temporary file, then kill dw mid-stream.
+  while (!exited && !(existsSync(out) && readdirSync(out).some((f) => f.endsWith('.tmp')))) await new Promise((r) => setTimeout(r, 5));
+  assert.equal(exited, false, 'the outputs streamed long enough to interrupt');
+  run.proc.kill('SIGTERM');
+  const r = await run.done;
+  assert.equal(r.code, 143, r.stderr);
+  assert.deepEqual(readdirSync(out), []);
+  // The daemon cancelled the run of the client that went away, and carries on.
+  const next = await dwJson(sb, ['run', WF('vad')]);
+  assert.equal(next.ran.code, 0, next.ran.stderr);
+});
