@@ -63,16 +63,19 @@ export function serve(server: Server, opts: ServeOptions): { connections: Set<So
       }
       return socket.write(line);
     };
+    // One wait per socket, shared by every piece waiting on it (a run has up to 16 in flight).
+    let draining: Promise<void> | null = null;
     const drained = () =>
-      new Promise<void>((resolve) => {
+      (draining ??= new Promise<void>((resolve) => {
         const done = () => {
           socket.off('drain', done);
           socket.off('close', done);
+          draining = null;
           resolve();
         };
         socket.on('drain', done);
         socket.on('close', done);
-      });
+      }));
     const conn: Connection = {
       id: seq,
       helloDone: false,

@@ -33,8 +33,13 @@ class OutputWindow {
     while (this.inFlight >= OUTPUT_WINDOW) {
       this.signal.throwIfAborted();
       await new Promise<void>((resolve, reject) => {
-        this.waiting.push(resolve);
-        this.signal.addEventListener('abort', () => reject(this.signal.reason), { once: true });
+        // One abort listener per wait, removed with it: thousands of pieces must not pile them up.
+        const abort = () => reject(this.signal.reason);
+        this.signal.addEventListener('abort', abort, { once: true });
+        this.waiting.push(() => {
+          this.signal.removeEventListener('abort', abort);
+          resolve();
+        });
       });
     }
     this.inFlight += 1;
