@@ -2,6 +2,7 @@
 // native crash or an out-of-memory abort here costs the runs in flight, never the daemon.
 import { DwError, toErrorPayload } from '../protocol/errors.js';
 import type { RunEvent } from '../protocol/messages.js';
+import { OutputWindow } from './output-window.js';
 import type { FromRunner, ToRunner } from './ipc.js';
 import { runPlan } from './engine.js';
 import { SessionCache } from './sessions.js';
@@ -12,53 +13,13 @@ function send(msg: FromRunner): void {
   process.send?.(msg, undefined, {}, () => {});
 }
 
-/**
- * Output pieces a run may have sent that its client has not yet taken (16 x 64 KiB). Without a
- * limit a large output sat whole in the daemon's memory, several times over, whenever a client
- * read slower than the runner wrote; with it a stalled client stalls its run, not the daemon.
- */
-const OUTPUT_WINDOW = 16;
-
-/** A run's output pieces in flight, and what waits for an ack to send the next. */
-class OutputWindow {
-  private inFlight = 0;
-  private readonly waiting: Array<() => void> = [];
-
-  constructor(
-    private readonly runId: string,
-    private readonly signal: AbortSignal,
-  ) {}
-
-  async send(event: RunEvent): Promise<void> {
-    while (this.inFlight >= OUTPUT_WINDOW) {
-      this.signal.throwIfAborted();
-      await new Promise<void>((resolve, reject) => {
-        // One abort listener per wait, removed with it: thousands of pieces must not pile them up.
-        const abort = () => reject(this.signal.reason);
-        this.signal.addEventListener('abort', abort, { once: true });
-        this.waiting.push(() => {
-          this.signal.removeEventListener('abort', abort);
-          resolve();
-        });
-      });
-    }
-    this.inFlight += 1;
-    send({ type: 'event', runId: this.runId, event, ack: true });
-  }
-
-  acked(): void {
-    this.inFlight = Math.max(0, this.inFlight - 1);
-    this.waiting.shift()?.();
-  }
-}
-
 const sessions = new SessionCache((level, message) => send({ type: 'event', runId: '', event: { kind: 'log', level, message } }));
 const active = new Map<string, { controller: AbortController; outputs: OutputWindow }>();
 
 const handlers: { [K in ToRunner['type']]: (msg: Extract<ToRunner, { type: K }>) => void } = {
   run: ({ runId, plan }) => {
     const controller = new AbortController();
-    const outputs = new OutputWindow(runId, controller.signal);
+    const outputs = new OutputWindow(controller.signal, (event) => send({ type: 'event', runId, event, ack: true }));
     cancelIdleCollection();
     active.set(runId, { controller, outputs });
     const emit = (event: RunEvent) => (event.kind === 'output' ? outputs.send(event) : send({ type: 'event', runId, event }));
