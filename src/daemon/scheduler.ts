@@ -6,7 +6,7 @@
 // queue and runs alone, as soon as the runs in progress end.
 import { DwError } from '../protocol/errors.js';
 import type { RunEvent } from '../protocol/messages.js';
-import type { RunnerResult } from '../runner/ipc.js';
+import type { EmitEvent, RunnerResult } from '../runner/ipc.js';
 import type { Plan } from '../workflow/plan.js';
 import type { ModelRegistry } from './models.js';
 import type { Supervisor } from './supervisor.js';
@@ -16,7 +16,7 @@ export interface Job {
   plan: Plan;
   timeout_ms: number;
   keep_alive_ms?: number;
-  emit: (e: RunEvent) => void | Promise<void>;
+  emit: EmitEvent;
 }
 
 export type RunOutcome = RunnerResult & { queue_ms: number };

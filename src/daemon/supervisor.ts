@@ -5,8 +5,8 @@ import { fork, type ChildProcess } from 'node:child_process';
 import { extname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { DwError, type ErrorPayload } from '../protocol/errors.js';
-import type { RunEvent, StatusResult } from '../protocol/messages.js';
-import type { FromRunner, RunnerResult, ToRunner } from '../runner/ipc.js';
+import type { StatusResult } from '../protocol/messages.js';
+import type { EmitEvent, FromRunner, RunnerResult, ToRunner } from '../runner/ipc.js';
 import type { Plan, PlanModel, SessionOptionsSpec } from '../workflow/plan.js';
 import type { Logger } from './log.js';
 
@@ -14,7 +14,7 @@ import type { Logger } from './log.js';
 const RUNNER_ENTRY = fileURLToPath(new URL(`../runner/main${extname(fileURLToPath(import.meta.url))}`, import.meta.url));
 
 interface Pending {
-  emit: (e: RunEvent) => void | Promise<void>;
+  emit: EmitEvent;
   resolve: (r: RunnerResult) => void;
   reject: (e: DwError) => void;
   /** Set when the daemon kills the runner on purpose (timeout): the run fails with this, not CRASHED. */
@@ -173,7 +173,7 @@ export class Supervisor {
   }
 
   /** Sends a run to the runner; `cancelled` is asked once the runner is up, right before sending. */
-  async run(runId: string, plan: Plan, emit: (e: RunEvent) => void | Promise<void>, cancelled: () => DwError | undefined = () => undefined): Promise<RunnerResult> {
+  async run(runId: string, plan: Plan, emit: EmitEvent, cancelled: () => DwError | undefined = () => undefined): Promise<RunnerResult> {
     await this.start();
     const reason = cancelled();
     if (reason) throw reason;

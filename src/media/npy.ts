@@ -38,30 +38,34 @@ export interface TensorData {
 
 type TypedData = TensorData['data'];
 
+/** The typed array class that holds a dtype's elements. */
+type ArrayClass = { new (buffer: ArrayBuffer, byteOffset: number, length: number): TypedData; readonly name: string };
+
 interface Dtype {
   type: TensorType;
   /** numpy's own spelling (dtype.str), which is what np.save writes and so what we write. */
   descr: string;
-  /** dtype kind letter and item size, the byte-order-free identity of the dtype. */
+  array: ArrayClass;
+  /** dtype kind letter and item size, the byte-order-free identity of the dtype (read off descr). */
   kind: string;
   size: number;
-  make(buffer: ArrayBuffer, length: number): TypedData;
-  holds(data: unknown): boolean;
 }
 
+const dtypeOf = (type: TensorType, descr: string, array: ArrayClass): Dtype => ({ type, descr, array, kind: descr[1]!, size: Number(descr.slice(2)) });
+
 const DTYPES: readonly Dtype[] = [
-  { type: 'float32', descr: '<f4', kind: 'f', size: 4, make: (b, n) => new Float32Array(b, 0, n), holds: (d) => d instanceof Float32Array },
-  { type: 'float64', descr: '<f8', kind: 'f', size: 8, make: (b, n) => new Float64Array(b, 0, n), holds: (d) => d instanceof Float64Array },
-  { type: 'float16', descr: '<f2', kind: 'f', size: 2, make: (b, n) => new Uint16Array(b, 0, n), holds: (d) => d instanceof Uint16Array },
-  { type: 'int8', descr: '|i1', kind: 'i', size: 1, make: (b, n) => new Int8Array(b, 0, n), holds: (d) => d instanceof Int8Array },
-  { type: 'int16', descr: '<i2', kind: 'i', size: 2, make: (b, n) => new Int16Array(b, 0, n), holds: (d) => d instanceof Int16Array },
-  { type: 'int32', descr: '<i4', kind: 'i', size: 4, make: (b, n) => new Int32Array(b, 0, n), holds: (d) => d instanceof Int32Array },
-  { type: 'int64', descr: '<i8', kind: 'i', size: 8, make: (b, n) => new BigInt64Array(b, 0, n), holds: (d) => d instanceof BigInt64Array },
-  { type: 'uint8', descr: '|u1', kind: 'u', size: 1, make: (b, n) => new Uint8Array(b, 0, n), holds: (d) => d instanceof Uint8Array },
-  { type: 'uint16', descr: '<u2', kind: 'u', size: 2, make: (b, n) => new Uint16Array(b, 0, n), holds: (d) => d instanceof Uint16Array },
-  { type: 'uint32', descr: '<u4', kind: 'u', size: 4, make: (b, n) => new Uint32Array(b, 0, n), holds: (d) => d instanceof Uint32Array },
-  { type: 'uint64', descr: '<u8', kind: 'u', size: 8, make: (b, n) => new BigUint64Array(b, 0, n), holds: (d) => d instanceof BigUint64Array },
-  { type: 'bool', descr: '|b1', kind: 'b', size: 1, make: (b, n) => new Uint8Array(b, 0, n), holds: (d) => d instanceof Uint8Array },
+  dtypeOf('float32', '<f4', Float32Array),
+  dtypeOf('float64', '<f8', Float64Array),
+  dtypeOf('float16', '<f2', Uint16Array),
+  dtypeOf('int8', '|i1', Int8Array),
+  dtypeOf('int16', '<i2', Int16Array),
+  dtypeOf('int32', '<i4', Int32Array),
+  dtypeOf('int64', '<i8', BigInt64Array),
+  dtypeOf('uint8', '|u1', Uint8Array),
+  dtypeOf('uint16', '<u2', Uint16Array),
+  dtypeOf('uint32', '<u4', Uint32Array),
+  dtypeOf('uint64', '<u8', BigUint64Array),
+  dtypeOf('bool', '|b1', Uint8Array),
 ];
 
 const BY_TYPE = new Map(DTYPES.map((d) => [d.type, d]));
@@ -352,7 +356,7 @@ export function readNpy(bytes: Uint8Array, source: string): TensorData {
   // numpy treats any nonzero byte as True; callers are promised 0/1.
   if (dtype.type === 'bool') for (let i = 0; i < copy.length; i++) copy[i] = copy[i] ? 1 : 0;
 
-  return { kind: 'tensor', type: dtype.type, dims: [...dims], data: dtype.make(buffer, count) };
+  return { kind: 'tensor', type: dtype.type, dims: [...dims], data: new dtype.array(buffer, 0, count) };
 }
 
 function validDims(dims: unknown): dims is number[] {
@@ -364,7 +368,7 @@ export function isTensorData(v: unknown): v is TensorData {
   const t = v as Partial<TensorData>;
   if (t.kind !== 'tensor' || typeof t.type !== 'string' || !validDims(t.dims)) return false;
   const dtype = BY_TYPE.get(t.type);
-  return dtype !== undefined && dtype.holds(t.data) && (t.data as TypedData).length === elementCount(t.dims);
+  return dtype !== undefined && t.data instanceof dtype.array && (t.data as TypedData).length === elementCount(t.dims);
 }
 
 export function writeNpy(t: TensorData): Buffer {
@@ -375,9 +379,9 @@ export function writeNpy(t: TensorData): Buffer {
   if (!validDims(t.dims)) {
     fail(`cannot write .npy: dims must be non-negative integers, found ${JSON.stringify(t.dims)}`, { dims: t.dims });
   }
-  if (!dtype.holds(t.data)) {
+  if (!(t.data instanceof dtype.array)) {
     const found = (t.data as unknown as { constructor?: { name?: string } })?.constructor?.name ?? typeof t.data;
-    fail(`cannot write .npy: a ${t.type} tensor needs its data in a ${dtype.make(new ArrayBuffer(0), 0).constructor.name}, found ${found}`, {
+    fail(`cannot write .npy: a ${t.type} tensor needs its data in a ${dtype.array.name}, found ${found}`, {
       type: t.type,
       found,
     });

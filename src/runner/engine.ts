@@ -2,7 +2,7 @@
 // resolves previous_result references, runs the pipeline or task, encodes what is to be saved.
 import * as ort from 'onnxruntime-node';
 import { DwError, toErrorPayload } from '../protocol/errors.js';
-import type { ModelUse, RunEvent, RunOutput } from '../protocol/messages.js';
+import type { ModelUse, RunOutput } from '../protocol/messages.js';
 import { PIPELINE_IMPLS, TASK_IMPLS } from '../pipelines/registry.js';
 import { PIPELINES, TASKS } from '../pipelines/catalog.js';
 import { fileArgPaths } from '../workflow/file-args.js';
@@ -10,7 +10,7 @@ import type { Pipeline, PipelineContext } from '../pipelines/types.js';
 import type { Plan, PlanStep } from '../workflow/plan.js';
 import { pickField, substitute } from '../workflow/references.js';
 import { encodeResult } from './encode.js';
-import type { RunnerResult } from './ipc.js';
+import type { EmitEvent, RunnerResult } from './ipc.js';
 import { loadPlugin } from './plugins.js';
 import type { SessionCache } from './sessions.js';
 import { RESULT_TENSOR_LIMIT, toJson } from './values.js';
@@ -18,7 +18,7 @@ import { RESULT_TENSOR_LIMIT, toJson } from './values.js';
 export interface RunDeps {
   sessions: SessionCache;
   /** Output pieces return a promise: the next piece waits until the client can take it. */
-  emit: (event: RunEvent) => void | Promise<void>;
+  emit: EmitEvent;
   signal: AbortSignal;
 }
 
@@ -27,7 +27,7 @@ export interface RunDeps {
  * the daemon's copies of them young garbage, collected at once: after 74 MB of output the
  * daemon's peak memory rose 38 MB with 64 KiB pieces, 94 MB with 256 KiB and 190 MB with 4 MiB.
  */
-export const OUTPUT_PIECE_BYTES = 64 * 1024;
+const OUTPUT_PIECE_BYTES = 64 * 1024;
 
 /** A pipeline may report every frame; the client needs a few updates a second at most. */
 const PROGRESS_EVERY_MS = 100;

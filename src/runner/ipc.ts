@@ -4,6 +4,9 @@ import type { ErrorPayload } from '../protocol/errors.js';
 import type { RunEvent, RunResult } from '../protocol/messages.js';
 import type { Plan, PlanModel, SessionOptionsSpec } from '../workflow/plan.js';
 
+/** Where a run's events go; an output piece's promise settles once the client has taken it. */
+export type EmitEvent = (event: RunEvent) => void | Promise<void>;
+
 export type ToRunner =
   | { type: 'run'; runId: string; plan: Plan }
   | { type: 'cancel'; runId: string; reason: ErrorPayload }

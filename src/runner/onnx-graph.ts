@@ -1,7 +1,7 @@
 // An ONNX model's top-level graph, read in place from its bytes (protobuf.ts), with what a rewrite
 // needs to look at (nodes, who produces and reads each value, float constants, weight shapes) and
 // a writer that copies every untouched field byte for byte.
-import { bytesField, fieldsOf, floatField, intField, lengthPrefix, messageField, stringOf, WIRE, type Field } from './protobuf.js';
+import { bytesField, fieldsOf, floatField, intField, lengthPrefix, messageField, packedVarints, stringOf, WIRE, type Field } from './protobuf.js';
 
 const MODEL = { GRAPH: 7, OPSET_IMPORT: 8 } as const;
 const OPSET = { DOMAIN: 1, VERSION: 2 } as const;
@@ -48,21 +48,6 @@ const view = (buf: Uint8Array, at: number) => new DataView(buf.buffer, buf.byteO
 function expect(f: Field, wire: number): Field {
   if (f.wire !== wire) throw new NotRewritable(`field ${f.no} has wire type ${f.wire}`);
   return f;
-}
-
-function packedVarints(buf: Uint8Array, f: Field): number[] {
-  const out: number[] = [];
-  let p = f.start;
-  while (p < f.end) {
-    let v = 0, scale = 1, b: number;
-    do {
-      b = buf[p++]!;
-      v += (b & 0x7f) * scale;
-      scale *= 128;
-    } while (b & 0x80 && p < f.end);
-    out.push(v);
-  }
-  return out;
 }
 
 interface TensorInfo {
@@ -227,11 +212,19 @@ export class OnnxGraph {
     return (OnnxGraph.is(c, 'Constant') && c.attrs.get('value')?.t) || null;
   }
 
+  /** tensorInfo of a constant, read once: the rewrites ask about the same constants many times. */
+  private readonly infos = new Map<Field, TensorInfo>();
+  private infoOf(tensor: Field): TensorInfo {
+    let info = this.infos.get(tensor);
+    if (!info) this.infos.set(tensor, (info = tensorInfo(this.buf, tensor)));
+    return info;
+  }
+
   /** A one-element float constant: its value, and its rank (which broadcasting adds to a result's). */
   scalar(value: string | undefined): { value: number; rank: number } | null {
     const tensor = this.tensorOf(value);
     if (tensor) {
-      const t = tensorInfo(this.buf, tensor);
+      const t = this.infoOf(tensor);
       return t.type === FLOAT && t.elements === 1 && t.first !== null && t.dims.every((d) => d === 1) ? { value: t.first, rank: t.dims.length } : null;
     }
     const c = this.producer(value);
@@ -247,7 +240,7 @@ export class OnnxGraph {
   /** The dims of a constant tensor (weights), or null if `value` is not one. */
   constantDims(value: string | undefined): number[] | null {
     const tensor = this.tensorOf(value);
-    return tensor ? tensorInfo(this.buf, tensor).dims : null;
+    return tensor ? this.infoOf(tensor).dims : null;
   }
 
   floatAttr(n: Node, name: string): number | null {

@@ -18,7 +18,7 @@ export interface Field {
 
 export class ProtobufError extends Error {}
 
-function readVarint(buf: Uint8Array, at: number, end: number): { value: number; next: number } {
+export function readVarint(buf: Uint8Array, at: number, end: number): { value: number; next: number } {
   let value = 0;
   let scale = 1;
   for (let p = at; p < end && p < at + 10; p++) {
@@ -28,6 +28,17 @@ function readVarint(buf: Uint8Array, at: number, end: number): { value: number; 
     if ((b & 0x80) === 0) return { value, next: p + 1 };
   }
   throw new ProtobufError(`truncated varint at byte ${at}`);
+}
+
+/** A packed repeated varint field's values (e.g. a tensor's dims as some writers store them). */
+export function packedVarints(buf: Uint8Array, f: { start: number; end: number }): number[] {
+  const out: number[] = [];
+  for (let p = f.start; p < f.end; ) {
+    const v = readVarint(buf, p, f.end);
+    out.push(v.value);
+    p = v.next;
+  }
+  return out;
 }
 
 /** The fields of the message in buf[start, end), in order. Throws ProtobufError on malformed input. */

@@ -1,5 +1,6 @@
 // Real processes for integration tests: a dwd on a socket in a temp dir and the built dw binary.
 import { spawn, type ChildProcess } from 'node:child_process';
+import { after, before } from 'node:test';
 import { mkdtempSync, rmSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -149,6 +150,23 @@ export async function eventually<T>(what: string, probe: () => Promise<T | undef
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 50));
   }
+}
+
+/**
+ * One daemon in one sandbox for a whole test file: the sandbox at once, the daemon started before
+ * the file's tests (later `before` hooks see it running) and both gone after them.
+ */
+export function fileDaemon(args: string[] = []): { sb: Sandbox; daemon: () => Daemon } {
+  const sb = sandbox();
+  let daemon: Daemon | undefined;
+  before(async () => {
+    daemon = await startDaemon(sb, args);
+  });
+  after(async () => {
+    await daemon?.stop();
+    sb.cleanup();
+  });
+  return { sb, daemon: () => daemon! };
 }
 
 /** A daemon in a fresh sandbox for the length of `fn`; stopped and cleaned up however `fn` ends. */

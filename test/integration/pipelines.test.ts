@@ -1,11 +1,11 @@
 // Issue 5 end to end: the bundled multi-step workflows on a real dwd with the real models —
 // Silero VAD, the generic onnx pipeline, tasks, a sub-workflow and a plugin — plus progress and
 // cancellation between frames.
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync, existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { dw, dwJson, OCR_WORKFLOW, ROOT, sandbox, spawnDw, startDaemon, type Daemon, type Sandbox } from '../helpers/env.js';
+import { dw, dwJson, fileDaemon, OCR_WORKFLOW, ROOT, spawnDw, withDaemon } from '../helpers/env.js';
 import { decodeWav, encodeWav, durationS } from '../../src/media/audio.js';
 import { readNpy } from '../../src/media/npy.js';
 import { DEFAULT_MAX_FRAME } from '../../src/protocol/framing.js';
@@ -13,16 +13,7 @@ import { DEFAULT_MAX_FRAME } from '../../src/protocol/framing.js';
 const WF = (name: string) => join(ROOT, 'workflows', `${name}.json`);
 const truth = JSON.parse(readFileSync(join(ROOT, 'workflows', 'samples', 'speech.json'), 'utf8')) as { segments: Array<{ start_s: number; end_s: number }> };
 
-let sb: Sandbox;
-let daemon: Daemon;
-before(async () => {
-  sb = sandbox();
-  daemon = await startDaemon(sb);
-});
-after(async () => {
-  await daemon.stop();
-  sb.cleanup();
-});
+const { sb } = fileDaemon();
 
 function assertSegments(got: Array<{ start_s: number; end_s: number }>) {
   assert.equal(got.length, truth.segments.length, JSON.stringify(got));
@@ -184,9 +175,7 @@ test('a run that fails after an output streamed leaves no file, not even a tempo
 });
 
 test('streaming 74 MB of outputs leaves the daemon holding pieces, not outputs: its peak memory stays far below their size', async () => {
-  const own = sandbox();
-  const d = await startDaemon(own);
-  try {
+  await withDaemon([], async (own, d) => {
     const peak = () => Number(/VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${d.proc.pid}/status`, 'utf8'))![1]) * 1024;
     const file = join(own.dir, 'big.json');
     writeFileSync(file, readFileSync(bigOutputs('big8', 8)));
@@ -200,10 +189,7 @@ test('streaming 74 MB of outputs leaves the daemon holding pieces, not outputs: 
     assert.ok(rise < total, `the daemon's peak rose ${(rise / 1048576).toFixed(0)} MB for ${(total / 1048576).toFixed(0)} MB of outputs`);
     // Pieces waiting on one socket share one drain listener (16 of them once tripped Node's leak warning).
     assert.doesNotMatch(d.log(), /Warning/);
-  } finally {
-    await d.stop();
-    own.cleanup();
-  }
+  });
 });
 
 test('dw killed (SIGTERM) while outputs stream leaves no temporary file behind', async () => {

@@ -1,28 +1,21 @@
 // Several clients, clients that vanish, and a peer that sends garbage: the daemon answers, closes
 // only what it must, and the models stay loaded for everyone else.
-import { after, before, test } from 'node:test';
+import { before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { createConnection } from 'node:net';
 import { join } from 'node:path';
-import { dwJson, OCR_WORKFLOW, ROOT, sandbox, spawnDw, startDaemon, tallImage, type Daemon, type Sandbox } from '../helpers/env.js';
+import { dwJson, fileDaemon, OCR_WORKFLOW, ROOT, spawnDw, tallImage, withDaemon } from '../helpers/env.js';
 import { PROTOCOL_VERSION } from '../../src/protocol/version.js';
 import { decodeWav } from '../../src/media/audio.js';
 
-let sb: Sandbox;
-let daemon: Daemon;
+const { sb, daemon } = fileDaemon();
 let tall: string;
 
 before(async () => {
-  sb = sandbox();
-  daemon = await startDaemon(sb);
   tall = await tallImage(sb, 8);
   const warm = await dwJson(sb, ['run', OCR_WORKFLOW]);
   assert.equal(warm.ran.code, 0, warm.ran.stderr);
-});
-after(async () => {
-  await daemon.stop();
-  sb.cleanup();
 });
 
 test('two clients at once both get their own answers; the second sees its queue position', async () => {
@@ -47,7 +40,7 @@ test('a client killed mid-run cancels its run in the daemon; the next run still 
   const next = await dwJson(sb, ['run', OCR_WORKFLOW]);
   assert.equal(next.ran.code, 0, next.ran.stderr);
   assert.deepEqual(next.json.models.map((m: any) => m.cache), ['hit', 'hit', 'hit']);
-  assert.match(daemon.log(), /"code":"DW_ERR_CANCELLED","err":"the client disconnected"/);
+  assert.match(daemon().log(), /"code":"DW_ERR_CANCELLED","err":"the client disconnected"/);
 });
 
 test('a client killed while queued is dropped from the queue without running', async () => {
@@ -122,9 +115,7 @@ test('garbage on the socket: an error frame, that connection closed, the daemon 
 });
 
 test('an oversized frame is refused with DW_ERR_PROTOCOL on a daemon with a small frame limit', async () => {
-  const small = sandbox();
-  const d = await startDaemon(small, ['--max-frame', '4K']);
-  try {
+  await withDaemon(['--max-frame', '4K'], async (small) => {
     const reply = await new Promise<string>((resolve) => {
       const s = createConnection(small.socket);
       let got = '';
@@ -136,16 +127,11 @@ test('an oversized frame is refused with DW_ERR_PROTOCOL on a daemon with a smal
     const frame = JSON.parse(reply.split('\n')[0]!);
     assert.equal(frame.error.code, 'DW_ERR_PROTOCOL');
     assert.match(frame.error.message, /4096-byte limit/);
-  } finally {
-    await d.stop();
-    small.cleanup();
-  }
+  });
 });
 
 test('a daemon with a small frame limit still delivers a saved output whole, in pieces that fit', async () => {
-  const small = sandbox();
-  const d = await startDaemon(small, ['--max-frame', '4K']);
-  try {
+  await withDaemon(['--max-frame', '4K'], async (small) => {
     const out = join(small.dir, 'out');
     const { ran, json } = await dwJson(small, ['run', join(ROOT, 'workflows', 'speech-only.json'), '--output-dir', out]);
     assert.equal(ran.code, 0, ran.stderr);
@@ -153,8 +139,5 @@ test('a daemon with a small frame limit still delivers a saved output whole, in 
     assert.equal(saved.length, json.outputs[0].bytes);
     assert.ok(saved.length > 4096 * 50, 'the output spans many 4K frames');
     assert.equal(decodeWav(saved, 'speech').sample_rate, 22050);
-  } finally {
-    await d.stop();
-    small.cleanup();
-  }
+  });
 });

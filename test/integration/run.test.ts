@@ -1,23 +1,13 @@
 // The point of dw: a second run from a new process loads nothing. Real dwd, real socket, real dw
 // binary, real PaddleOCR models.
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync, readdirSync, copyFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { dw, dwJson, OCR_WORKFLOW, ROOT, sandbox, startDaemon, type Daemon, type Sandbox } from '../helpers/env.js';
+import { dw, dwJson, fileDaemon, OCR_WORKFLOW, ROOT } from '../helpers/env.js';
 
-let sb: Sandbox;
-let daemon: Daemon;
+const { sb, daemon } = fileDaemon();
 const truth = readFileSync(join(ROOT, 'workflows', 'samples', 'receipt.txt'), 'utf8');
-
-before(async () => {
-  sb = sandbox();
-  daemon = await startDaemon(sb);
-});
-after(async () => {
-  await daemon.stop();
-  sb.cleanup();
-});
 
 const firstLine = (s: string) => s.split('\n').find((l) => l.trim() !== '')!.trim();
 
@@ -145,8 +135,8 @@ test('a provider that fails to load falls back to the next one, and the one used
   const r = await dwJson(sb, ['run', join(sb.dir, 'webgpu.json')]);
   assert.equal(r.ran.code, 0, r.ran.stderr);
   assert.deepEqual(r.json.models.map((m: any) => [m.provider, m.cache]), [['cpu', 'loaded'], ['cpu', 'loaded'], ['cpu', 'loaded']], 'other session options: other sessions');
-  assert.match(daemon.log(), /loading with webgpu failed, trying the next provider/);
-  assert.match(daemon.log(), /provider cuda not installed, skipped/);
+  assert.match(daemon().log(), /loading with webgpu failed, trying the next provider/);
+  assert.match(daemon().log(), /provider cuda not installed, skipped/);
 });
 
 test('dw validate: a valid workflow summarised, an invalid one with every problem and its JSON path, exit 3', async () => {

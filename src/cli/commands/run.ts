@@ -94,9 +94,6 @@ Examples:
     let result: RunResult;
     try {
       result = await req.done;
-    } catch (err) {
-      files.discard();
-      throw err;
     } finally {
       process.off('SIGINT', onSigint);
       process.off('SIGTERM', onTerm);
