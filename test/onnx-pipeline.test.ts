@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { onnxPipeline } from '../src/pipelines/onnx/index.js';
+import { tensorFromJson } from '../src/pipelines/onnx/tensors.js';
 import { writeNpy, type TensorData } from '../src/media/npy.js';
 import type { PipelineContext } from '../src/pipelines/types.js';
 import { MODELS, ROOT, SAMPLE } from './helpers/env.js';
@@ -67,4 +68,28 @@ test('a .npy file is an input; an image input is resized, reordered and normalis
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test('integer tensors take exact integers only: no truncation, wrap-around or rounding; int64 also as decimal strings', async () => {
+  const vad = await ort.InferenceSession.create(VAD);
+  for (const [sr, why] of [
+    [16000.5, /value 0 \(16000\.5\) is not an integer for int64/],
+    [1e30, /value 0 \(1e\+30\) is past 2\^53, where JSON numbers lose digits; write it as a decimal string for int64/],
+    [{ type: 'int64', dims: [], data: '0x10' }, /value 0 \("0x10"\) is not an integer \(a number, or a decimal string for big values\) for int64/],
+    [{ type: 'int64', dims: [], data: '9223372036854775808' }, /value 0 \("9223372036854775808"\) is outside -9223372036854775808\.\.9223372036854775807 for int64/],
+  ] as const) {
+    await assert.rejects(onnxPipeline.run({ inputs: vadInputs({ sr }) }, ctx(vad)), (e: any) => e.code === 'DW_ERR_BAD_ARGUMENT' && why.test(e.message), JSON.stringify(sr));
+  }
+  // A decimal string past 2^53 keeps every digit: 2^53 + 1 is not 2^53.
+  const big = tensorFromJson({ type: 'int64', data: ['9007199254740993', '-9223372036854775808'] }, 'int64', 'x') as TensorData;
+  assert.deepEqual([...(big.data as BigInt64Array)], [9007199254740993n, -9223372036854775808n]);
+  assert.throws(() => tensorFromJson([-5], 'uint8', 'x'), /value 0 \(-5\) is outside 0\.\.255 for uint8/);
+  assert.throws(() => tensorFromJson([256], 'uint8', 'x'), /value 0 \(256\) is outside 0\.\.255 for uint8/);
+  assert.throws(() => tensorFromJson([1.5], 'int32', 'x'), /value 0 \(1\.5\) is not an integer for int32/);
+  assert.throws(() => tensorFromJson([true, 2], 'bool', 'x'), /value 1 \(2\) is not true, false, 1 or 0 for bool/);
+  assert.throws(() => tensorFromJson(['1.5'], 'float32', 'x'), /value 0 \("1\.5"\) is not a finite number for float32/);
+  assert.deepEqual([...(tensorFromJson([[0, 255]], 'uint8', 'x').data as Uint8Array)], [0, 255]);
+  // A valid int64 scalar given as a string runs.
+  const out = (await onnxPipeline.run({ inputs: vadInputs({ sr: { type: 'int64', dims: [], data: '16000' } }) }, ctx(vad))) as Record<string, TensorData>;
+  assert.deepEqual(out.output!.dims, [1, 1]);
 });

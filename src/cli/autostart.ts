@@ -1,74 +1,123 @@
 // Finds a daemon to talk to, starting one in the background when none answers (like Gradle, Bazel
 // and the Nx daemon). A start lock makes ten parallel `dw` invocations start one daemon, not ten.
 import { spawn } from 'node:child_process';
-import { closeSync, openSync, readFileSync, unlinkSync, watch, writeSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readFileSync, unlinkSync, watch, writeSync } from 'node:fs';
 import { dirname, extname } from 'node:path';
+import { createInterface } from 'node:readline';
+import type { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { makeDirs } from '../protocol/dirs.js';
-import { DwError } from '../protocol/errors.js';
-import { defaultLogPath, defaultSocketPath, startLockPathFor, systemSocket } from '../protocol/paths.js';
-import { Client } from './client.js';
+import { DwError, isErrorCode, type ErrorPayload } from '../protocol/errors.js';
 import type { Request, RequestType, ResultMap } from '../protocol/messages.js';
-import { pidAlive } from '../protocol/pids.js';
+import { defaultLogPath, defaultSocketPath, lockPathFor, startLockPathFor, systemSocket } from '../protocol/paths.js';
+import { pidAlive, readPidFile, recordAlive } from '../protocol/pids.js';
+import { Client, type SendOptions } from './client.js';
+import { linesOf } from './log-lines.js';
+import { autostartAllowed, connectTimeoutMs, dwdCommand } from './settings.js';
 
 // Run from source (tsx) the daemon is main.ts; built, the CLI is one CommonJS bundle (dw.cjs) and
 // the daemon stays ESM (main.js).
 const DWD_ENTRY = fileURLToPath(new URL(`../daemon/main${extname(fileURLToPath(import.meta.url)) === '.ts' ? '.ts' : '.js'}`, import.meta.url));
+/** How long a starting dwd may stay silent on its ready pipe. */
 const START_TIMEOUT_MS = 30_000;
 
+/** Where dw tells the user what it did on their behalf (started a daemon, waits for one). */
+export type Notify = (line: string) => void;
+const toStderr: Notify = (line) => process.stderr.write(`${line}\n`);
 
 function isNoDaemon(err: unknown): boolean {
   const code = (err as NodeJS.ErrnoException).code;
   return code === 'ENOENT' || code === 'ECONNREFUSED' || code === 'ENOTDIR';
 }
 
+/** Why nobody answers on `socket`, and what to do about it, from where the user is. */
 function unreachable(socket: string, why: string): DwError {
-  const how = process.env.DW_AUTOSTART === '0' ? 'or unset DW_AUTOSTART so that dw run starts it' : 'or run a workflow: dw run starts one';
-  return new DwError('DW_ERR_DAEMON_UNREACHABLE', `no dwd answers on ${socket} (${why}).\nStart one with \`dwd &\` or \`systemctl --user start dwd\`, ${how}.`, { socket });
+  const holder = readPidFile(lockPathFor(socket));
+  if (holder && recordAlive(holder)) {
+    return new DwError('DW_ERR_DAEMON_UNREACHABLE', `dwd (pid ${holder.pid}) holds ${socket} but does not accept connections (${why}): it is shutting down, or stuck. Try again in a moment, or end it with \`kill ${holder.pid}\``, { socket, pid: holder.pid });
+  }
+  const how = autostartAllowed() ? 'or run a workflow: dw run starts one' : 'or unset DW_AUTOSTART so that dw run starts it';
+  return new DwError('DW_ERR_DAEMON_UNREACHABLE', `no dwd answers on ${socket} (${why}).\nStart one with \`${dwdCommand()} &\` or \`systemctl --user start dwd\`, ${how}.`, { socket });
 }
 
-function tail(path: string, lines = 15): string {
+/** The failing daemon's own log lines (not those of earlier daemons that shared the log). */
+function failure(message: string, log: string, offset: number, pid: number | undefined, details: Record<string, unknown> = {}): DwError {
+  const lines = linesOf(log, offset, pid);
+  const shown = lines.length > 0 ? `\nits log (${log}):\n${lines.map((l) => `  ${l}`).join('\n')}` : `\nits log: ${log}`;
+  return new DwError('DW_ERR_DAEMON_UNREACHABLE', `${message}${shown}`, { log, ...details });
+}
+
+/** The log file, opened for appending, or null when it cannot be (a full or read-only disk): dwd then starts without one. */
+function openLog(log: string, notify: Notify): number | null {
   try {
-    return readFileSync(path, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
-  } catch {
-    return '(no log)';
+    makeDirs(dirname(log));
+    return openSync(log, 'a');
+  } catch (err) {
+    notify(`dw: cannot open dwd's log ${log} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}); starting dwd without a log`);
+    return null;
   }
 }
 
-/** Starts dwd detached, logging to the state dir, and resolves when it says it is ready. */
-function spawnDaemon(socket: string): Promise<void> {
+/**
+ * Starts dwd detached, logging to the state dir, and resolves with its pid when it says it is
+ * ready. It tells why it could not start on the same pipe, so the reason reaches the user even
+ * when its log cannot be written.
+ */
+function spawnDaemon(socket: string, notify: Notify): Promise<number> {
   const log = defaultLogPath();
-  makeDirs(dirname(log));
-  const logFd = openSync(log, 'a');
+  const logFd = openLog(log, notify);
+  const offset = logFd === null ? 0 : fstatSync(logFd).size;
+  const out = logFd ?? 'ignore';
   const child = spawn(process.execPath, [...process.execArgv, DWD_ENTRY], {
     detached: true,
-    stdio: ['ignore', logFd, logFd, 'pipe'],
+    stdio: ['ignore', out, out, 'pipe'],
     env: { ...process.env, DW_SOCKET: socket, DWD_READY_FD: '3', DWD_AUTOSTARTED: '1' },
   });
-  closeSync(logFd);
-  const ready = child.stdio[3]!;
+  if (logFd !== null) closeSync(logFd);
+  const ready = child.stdio[3] as Readable;
   return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => finish(new DwError('DW_ERR_DAEMON_UNREACHABLE', `dwd did not become ready within ${START_TIMEOUT_MS / 1000} s; its log (${log}):\n${tail(log)}`)), START_TIMEOUT_MS);
+    let timer: NodeJS.Timeout;
+    const patience = (ms: number) => {
+      clearTimeout(timer);
+      timer = setTimeout(() => {
+        // A daemon that never became ready holds the socket's lock for nothing: end it.
+        child.kill('SIGTERM');
+        finish(failure(`dwd (pid ${child.pid}) did not become ready within ${Math.round(ms / 1000)} s, so dw stopped it`, log, offset, child.pid));
+      }, ms);
+    };
     const finish = (err?: DwError) => {
       clearTimeout(timer);
       ready.destroy();
       child.removeAllListeners('exit');
       child.unref();
-      err ? reject(err) : resolve();
+      err ? reject(err) : resolve(child.pid!);
     };
-    ready.on('data', (d: Buffer) => d.toString().includes('ready') && finish());
-    child.once('exit', (code) => finish(new DwError('DW_ERR_DAEMON_UNREACHABLE', `dwd exited at start (code ${code}); its log (${log}):\n${tail(log)}`)));
+    patience(START_TIMEOUT_MS);
+    createInterface({ input: ready }).on('line', (line) => {
+      const [word, rest] = [line.split(' ', 1)[0], line.slice(line.indexOf(' ') + 1)];
+      if (word === 'ready') return finish();
+      if (word === 'waiting') {
+        const { pid, wait_ms } = JSON.parse(rest) as { pid: number; wait_ms?: number };
+        notify(`dw: waiting for the previous dwd (pid ${pid}) to finish stopping`);
+        return patience((wait_ms ?? 60_000) + START_TIMEOUT_MS);
+      }
+      if (word === 'error') {
+        const e = JSON.parse(rest) as ErrorPayload;
+        finish(failure(`could not start dwd: ${e.message}`, log, offset, undefined, { daemon_error: { code: isErrorCode(e.code) ? e.code : 'DW_ERR_INTERNAL', message: e.message } }));
+      }
+    });
+    child.once('exit', (code, signal) => finish(failure(`dwd exited at start (${signal ? `killed by ${signal}` : `exit code ${code}`})`, log, offset, child.pid)));
   });
 }
 
 /** Waits, without spinning, until the socket answers: woken by changes in its directory, and a slow tick in case a change is missed. */
-async function waitForSocket(socket: string, startLock: string): Promise<Client> {
+async function waitForSocket(socket: string, startLock: string, timeoutMs: number): Promise<Client> {
   const deadline = Date.now() + START_TIMEOUT_MS;
   const watcher = watch(dirname(socket));
   try {
     while (Date.now() < deadline) {
       try {
-        return await Client.connect(socket);
+        return await Client.connect(socket, timeoutMs);
       } catch (err) {
         if (!isNoDaemon(err)) throw err;
       }
@@ -96,7 +145,7 @@ function safeRead(path: string): string {
   }
 }
 
-async function autostart(socket: string): Promise<Client> {
+async function autostart(socket: string, notify: Notify, timeoutMs: number): Promise<Client> {
   makeDirs(dirname(socket), 0o700);
   const startLock = startLockPathFor(socket);
   for (let attempt = 0; attempt < 3; attempt++) {
@@ -106,7 +155,7 @@ async function autostart(socket: string): Promise<Client> {
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
       try {
-        return await waitForSocket(socket, startLock);
+        return await waitForSocket(socket, startLock, timeoutMs);
       } catch (waitErr) {
         // The starter died without cleaning up: its lock is stale, take over.
         const pid = Number.parseInt(safeRead(startLock), 10);
@@ -124,12 +173,13 @@ async function autostart(socket: string): Promise<Client> {
       closeSync(fd);
       // Someone may have finished starting dwd between our connect and the lock.
       try {
-        return await Client.connect(socket);
+        return await Client.connect(socket, timeoutMs);
       } catch (err) {
         if (!isNoDaemon(err)) throw err;
       }
-      await spawnDaemon(socket);
-      return await Client.connect(socket);
+      const pid = await spawnDaemon(socket, notify);
+      notify(`dw: started dwd (pid ${pid}) in the background; its log: ${defaultLogPath()}`);
+      return await Client.connect(socket, timeoutMs);
     } finally {
       try {
         unlinkSync(startLock);
@@ -149,11 +199,13 @@ export interface Connected {
  * With `start`, a missing per-user daemon is started; then the hello exchange runs. A daemon this
  * dw family autostarted from another version is replaced; any other mismatch is for the user to fix.
  */
-export async function connect(opts: { start: boolean }): Promise<Connected> {
+export async function connect(opts: { start: boolean; notify?: Notify }): Promise<Connected> {
   const socket = defaultSocketPath();
-  const allowStart = opts.start && process.env.DW_AUTOSTART !== '0';
+  const notify = opts.notify ?? toStderr;
+  const allowStart = opts.start && autostartAllowed();
+  const timeoutMs = connectTimeoutMs();
   for (let attempt = 0; ; attempt++) {
-    const client = await open(socket, allowStart);
+    const client = await open(socket, allowStart, notify, timeoutMs);
     try {
       await client.client.handshake();
       return client;
@@ -165,52 +217,71 @@ export async function connect(opts: { start: boolean }): Promise<Connected> {
       if (!daemon?.autostarted || !allowStart || attempt > 0 || client.socket !== socket) {
         throw new DwError(e.code, `${e.message}.\nRestart it so both match: \`dw stop\` (or \`systemctl restart dwd\`), then run again.`, e.details);
       }
-      process.stderr.write(`dw: ${e.message}; restarting the daemon it autostarted\n`);
+      notify(`dw: ${e.message}; restarting the daemon it autostarted`);
       await stopDaemon(socket, daemon.pid);
     }
   }
 }
 
-async function open(socket: string, allowStart: boolean): Promise<Connected> {
+async function open(socket: string, allowStart: boolean, notify: Notify, timeoutMs: number): Promise<Connected> {
   try {
-    return { client: await Client.connect(socket), socket };
+    return { client: await Client.connect(socket, timeoutMs), socket };
   } catch (err) {
     if (!isNoDaemon(err)) throw unreachable(socket, (err as Error).message);
   }
   const system = systemSocket();
   if (!process.env.DW_SOCKET && socket !== system) {
     try {
-      return { client: await Client.connect(system), socket: system };
+      return { client: await Client.connect(system, timeoutMs), socket: system };
     } catch {}
   }
   if (!allowStart) throw unreachable(socket, 'nothing listens there');
-  return { client: await autostart(socket), socket };
+  return { client: await autostart(socket, notify, timeoutMs), socket };
 }
+
+/** Past its grace period, how long dwd may take to stop its runner and exit before dw says so. */
+const STOP_SLACK_MS = 10_000;
 
 /**
  * Asks the daemon to stop and waits until it has exited. A daemon takes `stop` after any hello,
  * even one of another version, so this dw can stop a daemon left from before an upgrade.
+ * Resolves with the daemon's pid; rejects if it did not exit in time.
  */
-export async function stopDaemon(socket: string, pid?: number): Promise<void> {
-  const client = await Client.connect(socket);
-  await client.handshake().catch(() => null);
-  const answer = await client.request('stop', {}).catch(() => null);
-  await client.closed();
-  await waitForExit(answer?.pid ?? pid);
+export async function stopDaemon(socket: string, pid?: number): Promise<number | undefined> {
+  const timeoutMs = connectTimeoutMs();
+  const client = await Client.connect(socket, timeoutMs);
+  try {
+    await client.handshake().catch((err: DwError) => {
+      if (err.code !== 'DW_ERR_VERSION_MISMATCH') throw err;
+    });
+    const answer = await client.request('stop', {}, undefined, { deadlineMs: 2 * timeoutMs });
+    const which = answer.pid ?? pid;
+    if (!(await waitForExit(which, (answer.grace_ms ?? 10_000) + STOP_SLACK_MS))) {
+      throw new DwError('DW_ERR_DAEMON_UNREACHABLE', `dwd (pid ${which}) took the stop request but has not exited after its grace period; end it with \`kill ${which}\``, { pid: which });
+    }
+    return which;
+  } finally {
+    client.close();
+  }
 }
 
-/** Waits for a pid that is not our child to go away: no event exists for that, so a short poll. */
-export async function waitForExit(pid: number | undefined, timeoutMs = 15_000): Promise<void> {
-  if (!pid) return;
+/** Waits for a pid that is not our child to go away (no event exists for that, so a short poll); false if it did not in time. */
+export async function waitForExit(pid: number | undefined, timeoutMs = 15_000): Promise<boolean> {
+  if (!pid) return true;
   const deadline = Date.now() + timeoutMs;
   while (pidAlive(pid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 25));
+  return !pidAlive(pid);
 }
 
+/** How long status, memory, validate and clear may take at most, heartbeats or not: a daemon stuck in a bug must not hang a script. */
+const REQUEST_DEADLINES: Partial<Record<RequestType, number>> = { status: 30_000, memory: 60_000, validate: 120_000 };
+
 /** One request to the daemon (started only if `start`), with the connection closed afterwards. */
-export async function ask<T extends RequestType>(type: T, body: Omit<Extract<Request, { type: T }>, 'id' | 'type'>, opts: { start: boolean }): Promise<ResultMap[T]> {
+export async function ask<T extends RequestType>(type: T, body: Omit<Extract<Request, { type: T }>, 'id' | 'type'>, opts: { start: boolean; notify?: Notify }): Promise<ResultMap[T]> {
   const { client } = await connect(opts);
+  const send: SendOptions = REQUEST_DEADLINES[type] ? { deadlineMs: REQUEST_DEADLINES[type] } : {};
   try {
-    return await client.request(type, body);
+    return await client.request(type, body, undefined, send);
   } finally {
     client.close();
   }

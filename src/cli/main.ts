@@ -5,6 +5,7 @@ import { parseArgs } from 'node:util';
 import { DwError, ERROR_CODES, EXIT, exitCodeFor, toErrorPayload } from '../protocol/errors.js';
 import { PACKAGE_VERSION } from '../protocol/version.js';
 import { COMMON, type Command } from './command.js';
+import { ENV_DOCS } from './settings.js';
 import { jsonError, run } from './commands/run.js';
 import { status } from './commands/status.js';
 import { stop } from './commands/stop.js';
@@ -25,6 +26,11 @@ export function exitCodeTable(): string {
     .join('\n');
 }
 
+function environmentHelp(): string {
+  const width = Math.max(...ENV_DOCS.map(([name]) => name.length));
+  return ENV_DOCS.map(([name, doc]) => `  ${name.padEnd(width)}  ${doc.replaceAll('\n', `\n  ${' '.repeat(width)}  `)}`).join('\n');
+}
+
 function mainHelp(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length));
   return `dw ${PACKAGE_VERSION}: run ML workflows on a daemon that keeps their models loaded
@@ -37,9 +43,7 @@ ${COMMANDS.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`).join('\n')}
   dw COMMAND --help shows a command's options. dw --version prints the version.
 
 Environment:
-  DW_SOCKET      socket of the daemon (default: $XDG_RUNTIME_DIR/dw/dwd.sock, else /tmp/dw-$UID/dwd.sock;
-                 the system service's /run/dwd/dwd.sock is used when no per-user daemon runs)
-  DW_AUTOSTART   0: never start a daemon; fail with exit code 4 instead
+${environmentHelp()}
 
 Exit codes:
 ${exitCodeTable()}

@@ -16,6 +16,7 @@ function describe(e: RunEvent): string | null {
     case 'queued':
       return `queued: position ${e.position}`;
     case 'started':
+    case 'alive':
       return null;
     case 'step':
       return e.state === 'start' ? `${e.step}: started` : `${e.step}: done in ${e.ms} ms`;

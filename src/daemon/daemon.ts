@@ -6,6 +6,7 @@ import { FileHasher } from './hashing.js';
 import { createHandlers, optionsDigest } from './handlers.js';
 import type { Bound } from './listen.js';
 import type { Logger } from './log.js';
+import type { LogSink } from './log-sink.js';
 import { ModelRegistry, type ModelSnapshot } from './models.js';
 import type { SessionOptionsSpec } from '../workflow/plan.js';
 import { Scheduler } from './scheduler.js';
@@ -14,6 +15,9 @@ import { Supervisor } from './supervisor.js';
 import { GrowthTracker } from './growth.js';
 import { AllowedRoots } from '../workflow/roots.js';
 import { ModelWatcher } from './watcher.js';
+
+/** Past the grace period, how long stopping the runner and closing up may take before the exit is forced. */
+const SHUTDOWN_SLACK_MS = 15_000;
 
 export class Daemon {
   readonly supervisor: Supervisor;
@@ -30,13 +34,19 @@ export class Daemon {
   private lost: ModelSnapshot[] = [];
   private shutdownPromise: Promise<void> | null = null;
   private connections: Set<Socket> = new Set();
+  private stopServing = () => {};
+  /** Resolves once shutdown has finished: the process may exit then. */
+  readonly stopped: Promise<void>;
+  private markStopped!: () => void;
 
   constructor(
     readonly config: Config,
     readonly log: Logger,
     private readonly bound: Bound,
     readonly autostarted: boolean,
+    readonly logSink: LogSink | null = null,
   ) {
+    this.stopped = new Promise((resolve) => (this.markStopped = resolve));
     this.roots = new AllowedRoots(config.allowed_roots);
     // A plugin runs any code as the daemon; with roots set, the operator meant to contain requests.
     this.pluginsAllowed = config.plugins === 'on' || (config.plugins === 'auto' && !this.roots.active);
@@ -71,9 +81,13 @@ export class Daemon {
     return this.bound.socket;
   }
 
+  get activated(): boolean {
+    return this.bound.activated;
+  }
+
   /** Serves the socket and starts the runner; resolves when the runner is ready or failed to start. */
   start(): Promise<void> {
-    const { connections } = serve(this.bound.server, {
+    const { connections, stop } = serve(this.bound.server, {
       handlers: createHandlers(this),
       log: this.log,
       maxFrame: this.config.max_frame,
@@ -85,6 +99,13 @@ export class Daemon {
       },
     });
     this.connections = connections;
+    this.stopServing = stop;
+    // The daemon of record is the one its socket path leads to: removed by hand, or replaced by
+    // another file, this one is unreachable for good and only holds memory: it stops.
+    this.bound.watchOwnership((why) => {
+      this.log.warn({ socket: this.socket, why }, 'the socket no longer leads to this daemon');
+      void this.shutdown(`socket lost: ${why}`);
+    });
     // Start the runner now so the first run does not pay for the process start.
     return this.supervisor.start().catch((err: Error) => this.log.error({ err: err.message }, 'runner failed to start'));
   }
@@ -133,8 +154,28 @@ export class Daemon {
 
   /** Stops accepting, lets runs in flight finish within the grace period, cancels the rest, cleans up. */
   shutdown(reason: string): Promise<void> {
-    this.shutdownPromise ??= this.doShutdown(reason);
+    if (!this.shutdownPromise) {
+      // However shutdown goes, the process ends: a part that never finishes stopping must not keep it.
+      const watchdog = setTimeout(() => {
+        this.log.error({ reason }, 'shutdown did not finish in time: exiting anyway');
+        this.abandon();
+        this.markStopped();
+      }, this.config.grace_ms + SHUTDOWN_SLACK_MS);
+      watchdog.unref();
+      this.shutdownPromise = this.doShutdown(reason)
+        .catch((err: unknown) => this.log.error({ err }, 'shutdown failed'))
+        .finally(() => {
+          clearTimeout(watchdog);
+          this.markStopped();
+        });
+    }
     return this.shutdownPromise;
+  }
+
+  /** For an exit that cannot wait (a second SIGTERM): the runner is killed, our files removed. */
+  abandon(): void {
+    this.supervisor.killNow();
+    this.bound.cleanup();
   }
 
   private async doShutdown(reason: string): Promise<void> {
@@ -151,6 +192,7 @@ export class Daemon {
     await this.watcher.close();
     await this.supervisor.stop();
     for (const s of this.connections) s.end();
+    this.stopServing();
     this.bound.cleanup();
     this.log.info({ reason }, 'stopped');
   }

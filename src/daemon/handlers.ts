@@ -40,7 +40,7 @@ export function runId(conn: Connection, id: string | number): string {
 export function createHandlers(d: Daemon): HandlerTable {
   return {
     hello: async (req, conn) => {
-      const mine: ResultMap['hello'] = { protocol: PROTOCOL_VERSION, version: PACKAGE_VERSION, pid: process.pid, autostarted: d.autostarted };
+      const mine: ResultMap['hello'] = { protocol: PROTOCOL_VERSION, version: PACKAGE_VERSION, pid: process.pid, autostarted: d.autostarted, timeout_ms: d.config.timeout_ms };
       if (req.protocol !== PROTOCOL_VERSION || req.version !== PACKAGE_VERSION) {
         throw new DwError(
           'DW_ERR_VERSION_MISMATCH',
@@ -108,6 +108,7 @@ export function createHandlers(d: Daemon): HandlerTable {
         runs_queued: d.scheduler.queued,
         runner: d.supervisor.status(),
         models_loaded: d.registry.snapshot().length,
+        log: d.logSink?.status ?? null,
         settings: { ...d.config },
       } satisfies ResultMap['status'];
     },
@@ -115,7 +116,7 @@ export function createHandlers(d: Daemon): HandlerTable {
     stop: async () => {
       // Answer first, then stop: the client learns the request was taken before the socket closes.
       setImmediate(() => void d.shutdown('stop request'));
-      return { stopping: true as const, pid: process.pid };
+      return { stopping: true as const, pid: process.pid, grace_ms: d.config.grace_ms };
     },
 
     memory: async () => {

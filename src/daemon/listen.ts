@@ -1,14 +1,15 @@
 // Binds the daemon's socket: from systemd socket activation when it hands one over, otherwise our
-// own, in a private directory. A socket or pid file left by a dead daemon is cleared; a live daemon
-// is never displaced.
-import { chmodSync, closeSync, existsSync, openSync, readFileSync, statSync, unlinkSync, writeSync } from 'node:fs';
+// own, in a private directory. A daemon owns exactly the socket and pid file it created: it never
+// displaces a live daemon (it waits for one that is shutting down), removes only files that are
+// still its own, and stops when its socket path no longer leads to it.
+import { randomBytes } from 'node:crypto';
+import { chmodSync, closeSync, existsSync, lstatSync, openSync, renameSync, statSync, unlinkSync, writeSync } from 'node:fs';
 import { createConnection, createServer, type Server } from 'node:net';
-import { dirname } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { makeDirs } from '../protocol/dirs.js';
 import { DwError } from '../protocol/errors.js';
-import { assertValidSocketPath, lockPathFor, uid } from '../protocol/paths.js';
-import { pidAlive } from '../protocol/pids.js';
-
+import { assertValidSocketPath, lockPathFor, MAX_SOCKET_PATH, uid } from '../protocol/paths.js';
+import { ownPidRecord, readPidFile, recordAlive } from '../protocol/pids.js';
 
 /** Whether something accepts connections on the socket right now. */
 export function socketAccepts(path: string, timeoutMs = 1000): Promise<boolean> {
@@ -23,15 +24,6 @@ export function socketAccepts(path: string, timeoutMs = 1000): Promise<boolean> 
     s.once('connect', () => done(true));
     s.once('error', () => done(false));
   });
-}
-
-function readPid(path: string): number | null {
-  try {
-    const pid = Number.parseInt(readFileSync(path, 'utf8'), 10);
-    return Number.isSafeInteger(pid) && pid > 0 ? pid : null;
-  } catch {
-    return null;
-  }
 }
 
 function unlinkQuiet(path: string): void {
@@ -59,8 +51,10 @@ function ensureSocketDir(dir: string): void {
 export interface Bound {
   server: Server;
   socket: string;
-  /** Removes what this daemon created (socket, pid file); nothing for an inherited socket. */
+  /** Removes what this daemon created (socket, pid file) if they are still its own; nothing for an inherited socket. */
   cleanup: () => void;
+  /** Calls `lost` once if the socket path stops leading to this daemon (removed, or replaced by another file). */
+  watchOwnership: (lost: (why: string) => void) => void;
   activated: boolean;
 }
 
@@ -71,60 +65,135 @@ function activationFd(env: NodeJS.ProcessEnv): number | null {
   return 3;
 }
 
-async function takeLock(lock: string, socket: string): Promise<void> {
-  for (let attempt = 0; attempt < 2; attempt++) {
+export interface BindOptions {
+  /** How long to wait for a daemon that holds the pid file but no longer answers (it is shutting down). */
+  waitMs?: number;
+  /** Told once when this daemon has to wait for another one to exit, and for how long at most. */
+  waiting?: (pid: number, waitMs: number) => void;
+}
+
+/** How long a new daemon waits at most for one that is shutting down (its runs get their grace period). */
+const DEFAULT_WAIT_MS = 60_000;
+
+/**
+ * Takes the pid file. A live daemon that answers on the socket is never displaced; one that is
+ * alive but does not answer is shutting down (or lost its socket and is about to notice): two
+ * daemons must never hold one socket path, so this one waits for it to exit.
+ */
+async function takeLock(lock: string, socket: string, opts: BindOptions): Promise<void> {
+  const waitMs = opts.waitMs ?? DEFAULT_WAIT_MS;
+  const deadline = Date.now() + waitMs;
+  let told = false;
+  for (;;) {
     try {
       const fd = openSync(lock, 'wx', 0o600);
-      writeSync(fd, `${process.pid}\n`);
+      writeSync(fd, ownPidRecord());
       closeSync(fd);
       return;
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
     }
-    const pid = readPid(lock);
-    if (pid !== null && pid !== process.pid && pidAlive(pid) && (await socketAccepts(socket))) {
-      throw new DwError('DW_ERR_USAGE', `dwd is already running (pid ${pid}) on ${socket}; stop it with \`dw stop\` first`, { pid, socket });
+    const holder = readPidFile(lock);
+    if (holder && holder.pid !== process.pid && recordAlive(holder)) {
+      if (await socketAccepts(socket)) {
+        throw new DwError('DW_ERR_USAGE', `dwd is already running (pid ${holder.pid}) on ${socket}; stop it with \`dw stop\` first`, { pid: holder.pid, socket });
+      }
+      if (Date.now() > deadline) {
+        throw new DwError('DW_ERR_USAGE', `dwd pid ${holder.pid} holds ${lock} but does not answer on ${socket}, and did not exit within ${Math.round(waitMs / 1000)} s; end it (kill ${holder.pid}) and try again`, { pid: holder.pid, socket });
+      }
+      if (!told) opts.waiting?.(holder.pid, waitMs);
+      told = true;
+      // No event tells us another process (not our child) ended: a short poll.
+      await new Promise((r) => setTimeout(r, 100));
+      continue;
     }
-    // A pid file without a live, answering daemon behind it is stale.
+    // A pid file without a live daemon behind it (killed, or its pid reused since) is stale.
     unlinkQuiet(lock);
   }
-  throw new DwError('DW_ERR_USAGE', `could not take the lock ${lock}: another dwd is starting at the same time`, { lock });
 }
 
-export async function bindSocket(socket: string, env: NodeJS.ProcessEnv = process.env): Promise<Bound> {
+/**
+ * A name beside the socket to bind at, then rename into place. Node (libuv) unlinks the path a
+ * server was bound to when it closes; bound at a private name, that unlink can never remove a
+ * socket another daemon has since put at the real path. Null when no such name fits sun_path.
+ */
+function privateBindPath(socket: string): string | null {
+  const tmp = join(dirname(socket), `.${basename(socket).slice(0, 12)}.${randomBytes(4).toString('hex')}`);
+  return Buffer.byteLength(tmp) <= MAX_SOCKET_PATH ? tmp : null;
+}
+
+async function listenAt(server: Server, path: string): Promise<void> {
+  const oldMask = process.umask(0o177);
+  try {
+    await new Promise<void>((resolve, reject) => server.once('error', reject).listen(path, resolve));
+  } finally {
+    process.umask(oldMask);
+  }
+  chmodSync(path, 0o600);
+}
+
+function sameFile(path: string, id: { dev: number; ino: number }): boolean {
+  try {
+    const st = lstatSync(path);
+    return st.dev === id.dev && st.ino === id.ino;
+  } catch {
+    return false;
+  }
+}
+
+/** How often a daemon checks that its socket path still leads to it (Nx's daemon checks every 20 ms). */
+const OWNERSHIP_CHECK_MS = 1000;
+
+export async function bindSocket(socket: string, env: NodeJS.ProcessEnv = process.env, opts: BindOptions = {}): Promise<Bound> {
   const fd = activationFd(env);
   const server = createServer();
   if (fd !== null) {
     await new Promise<void>((resolve, reject) => server.once('error', reject).listen({ fd }, resolve));
-    return { server, socket, cleanup: () => {}, activated: true };
+    return { server, socket, cleanup: () => {}, watchOwnership: () => {}, activated: true };
   }
   assertValidSocketPath(socket);
   ensureSocketDir(dirname(socket));
   const lock = lockPathFor(socket);
-  await takeLock(lock, socket);
+  await takeLock(lock, socket, opts);
+  let id: { dev: number; ino: number };
   try {
     if (await socketAccepts(socket)) {
       throw new DwError('DW_ERR_USAGE', `another process already answers on ${socket}; stop it first or set DW_SOCKET`, { socket });
     }
-    unlinkQuiet(socket);
-    const oldMask = process.umask(0o177);
-    try {
-      await new Promise<void>((resolve, reject) => server.once('error', reject).listen(socket, resolve));
-    } finally {
-      process.umask(oldMask);
+    const tmp = privateBindPath(socket);
+    if (tmp) {
+      await listenAt(server, tmp);
+      id = lstatSync(tmp);
+      // Atomic: a dw connecting now finds either the dead socket or this one, never no file.
+      renameSync(tmp, socket);
+    } else {
+      unlinkQuiet(socket);
+      await listenAt(server, socket);
+      id = lstatSync(socket);
     }
-    chmodSync(socket, 0o600);
   } catch (err) {
-    unlinkQuiet(lock);
+    server.close();
+    if (readPidFile(lock)?.pid === process.pid) unlinkQuiet(lock);
     throw err;
   }
+  let timer: NodeJS.Timeout | null = null;
   return {
     server,
     socket,
     activated: false,
+    watchOwnership: (lost) => {
+      timer = setInterval(() => {
+        if (sameFile(socket, id)) return;
+        clearInterval(timer!);
+        lost(existsSync(socket) ? `${socket} was replaced by another file` : `${socket} was removed`);
+      }, OWNERSHIP_CHECK_MS);
+      timer.unref();
+    },
     cleanup: () => {
-      unlinkQuiet(socket);
-      if (readPid(lock) === process.pid) unlinkQuiet(lock);
+      if (timer) clearInterval(timer);
+      // Only what is still ours: the path may lead to a daemon that replaced this one.
+      if (sameFile(socket, id)) unlinkQuiet(socket);
+      if (readPidFile(lock)?.pid === process.pid) unlinkQuiet(lock);
     },
   };
 }

@@ -29,6 +29,12 @@ export interface ServeOptions {
   onClose: (conn: Connection) => void;
 }
 
+/**
+ * While a request is in progress its connection hears from the daemon at least this often (an
+ * `alive` event), so dw can tell a frozen daemon (SIGSTOP, a stuck event loop) from a long run.
+ */
+export const HEARTBEAT_MS = 1000;
+
 /** Room in a frame for everything around an output piece's data (ids are at most 128 characters). */
 const FRAME_OVERHEAD = 1024;
 
@@ -44,11 +50,21 @@ function withinFrame(e: RunEvent, maxFrame: number): RunEvent[] {
   return parts;
 }
 
-export function serve(server: Server, opts: ServeOptions): { connections: Set<Socket> } {
+export function serve(server: Server, opts: ServeOptions): { connections: Set<Socket>; stop: () => void } {
   const sockets = new Set<Socket>();
+  /** Per connection: its requests in progress, and how to tell its client the daemon is alive. */
+  const working = new Map<Socket, { pending: Set<RequestId>; beat: (id: RequestId) => void }>();
+  const heartbeat = setInterval(() => {
+    for (const { pending, beat } of working.values()) {
+      const first = pending.values().next();
+      if (!first.done) beat(first.value);
+    }
+  }, HEARTBEAT_MS);
+  heartbeat.unref();
   let seq = 0;
   server.on('connection', (socket) => {
     sockets.add(socket);
+    const pending = new Set<RequestId>();
     const log = opts.log.child({ conn: ++seq });
     let closed = false;
     let greeted = false;
@@ -89,6 +105,7 @@ export function serve(server: Server, opts: ServeOptions): { connections: Set<So
         return closed;
       },
     };
+    working.set(socket, { pending, beat: (id) => write({ id, type: 'event', event: { kind: 'alive' } }) });
     const reader = new FrameReader(
       (frame) => {
         const checked = checkRequest(frame);
@@ -106,14 +123,17 @@ export function serve(server: Server, opts: ServeOptions): { connections: Set<So
           return;
         }
         const handler = opts.handlers[req.type] as Handler;
-        handler(req, conn).then(
-          (result) => write({ id: req.id, type: 'result', result }),
-          (err: unknown) => {
-            const error = toErrorPayload(err);
-            if (error.code === 'DW_ERR_INTERNAL') log.error({ err, type: req.type }, 'handler failed');
-            write({ id: req.id, type: 'error', error });
-          },
-        );
+        pending.add(req.id);
+        handler(req, conn)
+          .then(
+            (result) => write({ id: req.id, type: 'result', result }),
+            (err: unknown) => {
+              const error = toErrorPayload(err);
+              if (error.code === 'DW_ERR_INTERNAL') log.error({ err, type: req.type }, 'handler failed');
+              write({ id: req.id, type: 'error', error });
+            },
+          )
+          .finally(() => pending.delete(req.id));
       },
       (err) => {
         // After garbage the stream position is meaningless: answer once, then close this peer only.
@@ -129,9 +149,10 @@ export function serve(server: Server, opts: ServeOptions): { connections: Set<So
       closed = true;
       reader.stop();
       sockets.delete(socket);
+      working.delete(socket);
       opts.onClose(conn);
     });
   });
-  return { connections: sockets };
+  return { connections: sockets, stop: () => clearInterval(heartbeat) };
 }
 

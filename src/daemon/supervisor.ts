@@ -1,17 +1,13 @@
 // Owns the runner child process: starts it, routes its messages to the runs waiting on them,
 // notices when it dies, fails the runs it took with it and starts a new one (with backoff when it
 // keeps dying). The daemon never exits because of a runner.
-import { fork, type ChildProcess } from 'node:child_process';
-import { extname } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import type { ChildProcess } from 'node:child_process';
 import { DwError, type ErrorPayload } from '../protocol/errors.js';
 import type { StatusResult } from '../protocol/messages.js';
 import type { EmitEvent, FromRunner, RunnerResult, ToRunner } from '../runner/ipc.js';
 import type { Plan, PlanModel, SessionOptionsSpec } from '../workflow/plan.js';
 import type { Logger } from './log.js';
-
-// dist/daemon/supervisor.js forks dist/runner/main.js; under tsx, src/…/main.ts with the same loader.
-const RUNNER_ENTRY = fileURLToPath(new URL(`../runner/main${extname(fileURLToPath(import.meta.url))}`, import.meta.url));
+import { forkRunner } from './runner-process.js';
 
 interface Pending {
   emit: EmitEvent;
@@ -20,24 +16,6 @@ interface Pending {
   /** Set when the daemon kills the runner on purpose (timeout): the run fails with this, not CRASHED. */
   killReason?: DwError;
 }
-
-/**
- * glibc raises its mmap threshold each time a large block is freed, after which the runner's
- * large tensors (megabytes per recogniser batch) come from heap arenas that are never returned:
- * RSS creeps up over hundreds of warm runs. A fixed threshold keeps large blocks in mmap, which
- * free() gives back at once. Values the user sets win.
- */
-function runnerEnv(): NodeJS.ProcessEnv {
-  return { MALLOC_MMAP_THRESHOLD_: String(128 * 1024), MALLOC_ARENA_MAX: '2', ...process.env };
-}
-
-/**
- * --expose-gc: the runner collects its garbage when it goes idle (runner/idle-gc.ts).
- * --max-semi-space-size=2: a run allocates tens of megabytes of short-lived tensors; left alone,
- * V8 answers by growing its young generation run after run (heap 15 → 40 MB over 200 runs here),
- * memory it never gives back. Capped, the heap stayed at 12 MB over the same runs.
- */
-const RUNNER_V8_FLAGS = ['--expose-gc', '--max-semi-space-size=2'];
 
 type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
 
@@ -77,7 +55,7 @@ export class Supervisor {
     if (this.ready) return this.ready;
     this.state = this.restarts > 0 ? 'restarting' : 'starting';
     this.startedAt = Date.now();
-    const child = fork(RUNNER_ENTRY, [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], serialization: 'advanced', env: runnerEnv(), execArgv: [...process.execArgv, ...RUNNER_V8_FLAGS] });
+    const child = forkRunner(this.log);
     this.child = child;
     // Registered first so lastExit is set before the start promise below reports it.
     child.once('exit', (code, signal) => this.onExit(child, code, signal));
@@ -260,6 +238,13 @@ export class Supervisor {
     this.child?.send(msg, (err) => {
       if (err) this.log.warn({ err: err.message, type: msg.type }, 'could not send to the runner');
     });
+  }
+
+  /** Kills the runner at once (the daemon is exiting without a grace period). */
+  killNow(): void {
+    this.stopping = true;
+    if (this.restartTimer) clearTimeout(this.restartTimer);
+    this.child?.kill('SIGKILL');
   }
 
   /** Stops the runner: closes its IPC channel (it exits by itself), then SIGKILL after a grace period. */

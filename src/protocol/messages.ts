@@ -36,6 +36,8 @@ export type Request = HelloRequest | RunRequest | ValidateRequest | StatusReques
 // ---- events -------------------------------------------------------------------------------
 
 export type RunEvent =
+  /** The daemon is working on the request: sent every second, so a client can tell a frozen daemon from a long run. */
+  | { kind: 'alive' }
   | { kind: 'queued'; position: number }
   | { kind: 'started' }
   | { kind: 'step'; step: string; state: 'start' | 'done'; ms?: number }
@@ -50,7 +52,14 @@ export type RunEvent =
 
 // ---- results ------------------------------------------------------------------------------
 
-export interface HelloResult { protocol: number; version: string; pid: number; autostarted: boolean }
+export interface HelloResult {
+  protocol: number;
+  version: string;
+  pid: number;
+  autostarted: boolean;
+  /** The daemon's default run deadline (dwd --timeout): with its margin, how long dw waits for a started run. */
+  timeout_ms: number;
+}
 
 export interface ModelUse {
   step: string;
@@ -111,6 +120,8 @@ export interface StatusResult {
     next_start_in_ms: number | null;
   };
   models_loaded: number;
+  /** Log lines dwd could not write (a full disk), and why; null for a daemon built without its log sink (tests). */
+  log: { dropped: number; last_error: string | null } | null;
   settings: Record<string, unknown>;
 }
 
@@ -173,7 +184,8 @@ export interface ResultMap {
   run: RunResult;
   validate: ValidateResult;
   status: StatusResult;
-  stop: { stopping: true; pid: number };
+  /** `grace_ms`: how long runs in flight may still take (dwd --grace). */
+  stop: { stopping: true; pid: number; grace_ms: number };
   cancel: { cancelled: boolean };
   memory: MemoryResult;
   clear: ClearResult;

@@ -1,9 +1,68 @@
-/** True if a process with this pid exists (EPERM: it exists, it just belongs to another user). */
+// Process identity for the daemon's pid file, shared by dw (which names the daemon in errors) and
+// dwd (which must never displace a live daemon, nor mistake a recycled pid for one).
+import { readFileSync } from 'node:fs';
+
+/** Fields 3 on of /proc/PID/stat, or null where /proc does not tell (not Linux, or no such process). */
+function procStat(pid: number): string[] | null {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // The command name (field 2) may hold spaces and parentheses: count fields after its last ')'.
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * True if a process with this pid runs (EPERM: it exists, it just belongs to another user). A
+ * zombie does not: a detached daemon's exit is reaped by init, which in some containers takes a
+ * second or more.
+ */
 export function pidAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return true;
   } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
+    if ((err as NodeJS.ErrnoException).code !== 'EPERM') return false;
   }
+  return procStat(pid)?.[0] !== 'Z';
+}
+
+/**
+ * When the process started, in clock ticks since boot (field 22 of /proc/PID/stat), or null where
+ * /proc does not tell. A pid and its start time name one process: a later one reusing the pid
+ * started later.
+ */
+export function startTimeOf(pid: number): string | null {
+  return procStat(pid)?.[19] ?? null;
+}
+
+export interface PidRecord {
+  pid: number;
+  start: string | null;
+}
+
+/** The pid file's content for this process: "PID START\n". */
+export function ownPidRecord(): string {
+  return `${process.pid} ${startTimeOf(process.pid) ?? '-'}\n`;
+}
+
+export function readPidFile(path: string): PidRecord | null {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch {
+    return null;
+  }
+  const [pidText, start] = text.trim().split(/\s+/);
+  const pid = Number(pidText);
+  if (!Number.isSafeInteger(pid) || pid <= 0) return null;
+  return { pid, start: start && start !== '-' ? start : null };
+}
+
+/** Whether the process a pid file names is still running (not merely some process with its pid). */
+export function recordAlive(r: PidRecord): boolean {
+  if (!pidAlive(r.pid)) return false;
+  if (r.start === null) return true;
+  const now = startTimeOf(r.pid);
+  return now === null || now === r.start;
 }

@@ -1,5 +1,6 @@
 // The runner: a child process of dwd that holds the onnxruntime sessions and executes plans. A
 // native crash or an out-of-memory abort here costs the runs in flight, never the daemon.
+import { rmSync } from 'node:fs';
 import { DwError, toErrorPayload } from '../protocol/errors.js';
 import type { RunEvent } from '../protocol/messages.js';
 import { OutputWindow } from './output-window.js';
@@ -52,4 +53,8 @@ process.on('message', (msg: ToRunner) => {
 });
 // Never outlive the daemon: when the IPC channel closes (dwd exited or was killed), so does the runner.
 process.on('disconnect', () => process.exit(0));
+// The private temporary folder dwd made for this runner (daemon/runner-process.ts).
+process.on('exit', () => {
+  if (process.env.DW_RUNNER_TMPDIR) rmSync(process.env.DW_RUNNER_TMPDIR, { recursive: true, force: true });
+});
 send({ type: 'ready', pid: process.pid });

@@ -55,9 +55,18 @@ export function startDaemon(sb: Sandbox, args: string[] = [], extraEnv: NodeJS.P
   };
   return new Promise((resolveReady, reject) => {
     const timer = setTimeout(() => reject(new Error(`dwd did not start:\n${out}`)), 30_000);
-    proc.stdio[3]!.on('data', () => {
-      clearTimeout(timer);
-      resolveReady(daemon);
+    // dwd writes `waiting …` while an older daemon stops, then `ready` or `error {code, message}`.
+    let said = '';
+    proc.stdio[3]!.on('data', (chunk) => {
+      said += chunk;
+      const error = /^error (.*)$/m.exec(said);
+      if (error) {
+        clearTimeout(timer);
+        reject(new Error(`dwd could not start: ${JSON.parse(error[1]!).message}\n${out}`));
+      } else if (/^ready$/m.test(said)) {
+        clearTimeout(timer);
+        resolveReady(daemon);
+      }
     });
     void exited.then(({ code }) => {
       clearTimeout(timer);

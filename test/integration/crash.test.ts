@@ -127,11 +127,14 @@ test('a runner that keeps crashing is restarted with backoff, and dw status says
     process.kill(pid, 'SIGKILL');
     const backing = await eventually('the backoff to show', async () => {
       const r = await dw(sb, ['status']);
-      return /crashing repeatedly \(4 in a row\), backing off; next start in \d+\.\d s/.test(r.stdout) && r;
+      return /^runner +down \(it crashed 4 times in a row, backing off; next start in \d+\.\d s\)/m.test(r.stdout) && r;
     });
     assert.equal(backing.code, 0);
     const ok = await eventually('a runner again', async () => (await dwJson(sb, ['status'])).json.runner.state === 'ready');
     assert.ok(ok);
+    const ready = await dw(sb, ['status']);
+    assert.match(ready.stdout, /^runner +ready, pid \d+, restarted 4x \(last: killed by SIGKILL\); it crashed 4 times in a row within 30 s of starting$/m);
+    assert.doesNotMatch(ready.stdout, /backing off/, 'a ready runner is not said to be backing off');
     assert.equal((await dwJson(sb, ['run', OCR_WORKFLOW])).ran.code, 0, 'and it works again');
     assert.equal((await dwJson(sb, ['status'])).json.pid, d.proc.pid);
   });

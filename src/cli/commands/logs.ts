@@ -2,26 +2,7 @@ import { createReadStream, existsSync, statSync, watch } from 'node:fs';
 import { DwError, EXIT } from '../../protocol/errors.js';
 import { defaultLogPath } from '../../protocol/paths.js';
 import type { Command } from '../command.js';
-
-const LEVELS: Record<number, string> = { 10: 'TRACE', 20: 'DEBUG', 30: 'INFO', 40: 'WARN', 50: 'ERROR', 60: 'FATAL' };
-const SKIP = new Set(['level', 'time', 'pid', 'msg', 'hostname']);
-
-/** One pino JSON line as a person reads it: time, level, message, then the other fields. */
-export function humanLine(line: string): string {
-  let rec: Record<string, unknown>;
-  try {
-    rec = JSON.parse(line) as Record<string, unknown>;
-  } catch {
-    return line;
-  }
-  const time = typeof rec.time === 'string' ? rec.time.slice(11, 19) : '';
-  const level = LEVELS[rec.level as number] ?? String(rec.level);
-  const rest = Object.entries(rec)
-    .filter(([k]) => !SKIP.has(k))
-    .map(([k, v]) => `${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`)
-    .join(' ');
-  return `${time} ${level.padEnd(5)} ${rec.msg ?? ''}${rest ? `  ${rest}` : ''}`;
-}
+import { humanLine } from '../log-lines.js';
 
 function readFrom(path: string, start: number): Promise<{ text: string; end: number }> {
   return new Promise((resolve, reject) => {
@@ -62,7 +43,8 @@ Options:
       for (const l of lines) if (l !== '') process.stdout.write((values.json ? l : humanLine(l)) + '\n');
     };
     const { text, end } = await readFrom(path, 0);
-    show(text.split('\n').filter(Boolean).slice(-n));
+    // slice(-0) would be every line: -n 0 shows none (with -f: only what comes next).
+    show(n === 0 ? [] : text.split('\n').filter(Boolean).slice(-n));
     if (!values.follow) return EXIT.OK;
     let pos = end;
     let partial = '';

@@ -7,6 +7,7 @@ import { connect } from '../autostart.js';
 import type { Command } from '../command.js';
 import { OutputFiles } from '../output.js';
 import { createProgress } from '../progress.js';
+import { renderResults } from '../results.js';
 
 function parseArgPairs(raw: string[]): Record<string, string> {
   const args: Record<string, string> = {};
@@ -18,12 +19,11 @@ function parseArgPairs(raw: string[]): Record<string, string> {
   return args;
 }
 
-/** What a person wants to see of a step result: its text when it has one, else its JSON. */
-function human(value: unknown): string {
-  if (typeof value === 'string') return value;
-  const text = (value as { text?: unknown } | null)?.text;
-  return typeof text === 'string' ? text : JSON.stringify(value, null, 2);
-}
+/**
+ * Past a started run's deadline, how long dw waits for dwd to end it: dwd cancels the run, gives it
+ * 2 s to yield and then kills its runner, so an answer comes well within this.
+ */
+const RUN_DEADLINE_MARGIN_MS = 10_000;
 
 export const run: Command = {
   name: 'run',
@@ -44,12 +44,15 @@ Options:
   -q, --quiet            no progress on stderr
   -h, --help             show this help
 
-Progress goes to stderr (a live line on a terminal), results to stdout.
-Ctrl-C cancels the run in the daemon; a second Ctrl-C exits at once.
+Progress goes to stderr (a live line on a terminal). stdout gets the last step's text
+(e.g. what OCR read), or else one line per step; --json gives every result in full.
+Ctrl-C cancels the run in the daemon; a second Ctrl-C exits at once. dw waits for the
+daemon at most DW_CONNECT_TIMEOUT (5 s) between its messages, and for a started run its
+deadline plus 10 s, then fails with exit code 4.
 
 Examples:
   dw run workflows/ocr.json
-  dw run workflows/ocr.json --arg image=scan.png --json > scan.json
+  dw run workflows/ocr.json --arg image=workflows/samples/label.png --json > label.json
   ls *.png | xargs -P4 -I{} dw run ocr.json --arg image={} -o out/`,
   positionals: 1,
   completes: 'workflow',
@@ -69,10 +72,15 @@ Examples:
     const keep_alive_ms = typeof values['keep-alive'] === 'string' ? parseKeepAlive(values['keep-alive'], '--keep-alive') : undefined;
     const outDir = resolve(typeof values['output-dir'] === 'string' ? values['output-dir'] : '.');
     const progress = createProgress(process.stderr, values.quiet === true);
-    const { client } = await connect({ start: true });
+    const { client } = await connect({ start: true, notify: (line) => progress.note(line) });
 
     const files = new OutputFiles(outDir);
-    const onEvent = (e: RunEvent) => (e.kind === 'output' ? files.piece(e.index, e.data_base64) : progress.event(e));
+    const onEvent = (e: RunEvent) => {
+      if (e.kind === 'output') return files.piece(e.index, e.data_base64);
+      // The run's deadline counts from its start, as dwd's does (not while it waits in the queue).
+      if (e.kind === 'started') client.setDeadline(req.id, (timeout_ms ?? client.hello.timeout_ms) + RUN_DEADLINE_MARGIN_MS);
+      progress.event(e);
+    };
     const req = client.send('run', { workflow: resolve(positionals[0]!), args, cwd: process.cwd(), ...(timeout_ms ? { timeout_ms } : {}), ...(keep_alive_ms !== undefined ? { keep_alive_ms } : {}) }, onEvent);
     let interrupts = 0;
     const onSigint = () => {
@@ -107,12 +115,7 @@ Examples:
       const { outputs: _drop, ...rest } = result;
       process.stdout.write(JSON.stringify({ ...rest, outputs: written }) + '\n');
     } else {
-      const steps = Object.entries(result.results);
-      for (const [name, value] of steps) {
-        if (steps.length > 1) process.stdout.write(`== ${name} ==\n`);
-        const text = human(value);
-        process.stdout.write(text.endsWith('\n') || text === '' ? text : text + '\n');
-      }
+      process.stdout.write(renderResults(result.results));
     }
     return EXIT.OK;
   },

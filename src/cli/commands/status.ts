@@ -1,8 +1,20 @@
 import { EXIT } from '../../protocol/errors.js';
+import type { StatusResult } from '../../protocol/messages.js';
 import { ask } from '../autostart.js';
 import type { Command } from '../command.js';
 import { span } from '../format.js';
 
+
+/** The runner's state in words; "ready" only when it is, and backing off only while it waits to restart. */
+export function runnerLine(r: StatusResult['runner']): string {
+  const history = r.restarts ? `, restarted ${r.restarts}x (last: ${r.last_exit})` : '';
+  if (r.next_start_in_ms !== null) {
+    const streak = r.crash_streak > 1 ? `it crashed ${r.crash_streak} times in a row, backing off; ` : '';
+    return `down (${streak}next start in ${(r.next_start_in_ms / 1000).toFixed(1)} s)${history}`;
+  }
+  const streak = r.crash_streak > 1 ? `; it crashed ${r.crash_streak} times in a row within 30 s of starting` : '';
+  return `${r.state}${r.pid ? `, pid ${r.pid}` : ''}${history}${streak}`;
+}
 
 export const status: Command = {
   name: 'status',
@@ -23,15 +35,13 @@ Options:
       process.stdout.write(JSON.stringify(s) + '\n');
       return EXIT.OK;
     }
-    const r = s.runner;
     const lines = [
       `dwd ${s.version} (protocol ${s.protocol}), pid ${s.pid}, up ${span(s.uptime_s * 1000)}`,
       `socket   ${s.socket}`,
-      `runner   ${r.state}${r.pid ? `, pid ${r.pid}` : ''}${r.restarts ? `, restarted ${r.restarts}x (last: ${r.last_exit})` : ''}` +
-        (r.crash_streak > 1 ? `; crashing repeatedly (${r.crash_streak} in a row), backing off` : '') +
-        (r.next_start_in_ms !== null ? `; next start in ${(r.next_start_in_ms / 1000).toFixed(1)} s` : ''),
+      `runner   ${runnerLine(s.runner)}`,
       `runs     ${s.runs_total} so far, ${s.runs_active} running, ${s.runs_queued} queued`,
       `models   ${s.models_loaded} loaded`,
+      ...(s.log?.dropped ? [`log      ${s.log.dropped} lines could not be written (${s.log.last_error})`] : []),
     ];
     process.stdout.write(lines.join('\n') + '\n');
     return EXIT.OK;

@@ -3,26 +3,31 @@
 import { DwError } from '../../protocol/errors.js';
 import type { TensorData, TensorType } from '../../media/npy.js';
 
-const ARRAYS: Partial<Record<TensorType, (n: number[]) => TensorData['data']>> = {
+/** A tensor value as written in JSON: a number, a boolean, or (for 64-bit integers) a decimal string. */
+type Leaf = number | boolean | string;
+
+/** Integer element types: their range, and the typed array that holds them. */
+const INTEGERS: Partial<Record<TensorType, { min: bigint; max: bigint; make: (n: Leaf[]) => TensorData['data'] }>> = {
+  int8: { min: -(2n ** 7n), max: 2n ** 7n - 1n, make: (n) => Int8Array.from(n as number[]) },
+  int16: { min: -(2n ** 15n), max: 2n ** 15n - 1n, make: (n) => Int16Array.from(n as number[]) },
+  int32: { min: -(2n ** 31n), max: 2n ** 31n - 1n, make: (n) => Int32Array.from(n as number[]) },
+  int64: { min: -(2n ** 63n), max: 2n ** 63n - 1n, make: (n) => BigInt64Array.from(n, (x) => BigInt(x)) },
+  uint8: { min: 0n, max: 2n ** 8n - 1n, make: (n) => Uint8Array.from(n as number[]) },
+  uint16: { min: 0n, max: 2n ** 16n - 1n, make: (n) => Uint16Array.from(n as number[]) },
+  uint32: { min: 0n, max: 2n ** 32n - 1n, make: (n) => Uint32Array.from(n as number[]) },
+  uint64: { min: 0n, max: 2n ** 64n - 1n, make: (n) => BigUint64Array.from(n, (x) => BigInt(x)) },
+};
+const FLOATS: Partial<Record<TensorType, (n: number[]) => TensorData['data']>> = {
   float32: (n) => Float32Array.from(n),
   float64: (n) => Float64Array.from(n),
-  int8: (n) => Int8Array.from(n),
-  int16: (n) => Int16Array.from(n),
-  int32: (n) => Int32Array.from(n),
-  int64: (n) => BigInt64Array.from(n, (x) => BigInt(Math.trunc(x))),
-  uint8: (n) => Uint8Array.from(n),
-  uint16: (n) => Uint16Array.from(n),
-  uint32: (n) => Uint32Array.from(n),
-  uint64: (n) => BigUint64Array.from(n, (x) => BigInt(Math.trunc(x))),
-  bool: (n) => Uint8Array.from(n, (x) => (x ? 1 : 0)),
 };
-export const JSON_TYPES = Object.keys(ARRAYS) as TensorType[];
+export const JSON_TYPES = [...Object.keys(FLOATS), ...Object.keys(INTEGERS), 'bool'] as TensorType[];
 
 /** onnxruntime allows far fewer dimensions; the cap keeps a hostile nesting off the stack. */
 const MAX_RANK = 32;
 
-function flatten(value: unknown, owner: string, depth = 0): { data: number[]; dims: number[] } {
-  if (!Array.isArray(value)) return { data: [toNumber(value, owner)], dims: [] };
+function flatten(value: unknown, owner: string, depth = 0): { data: unknown[]; dims: number[] } {
+  if (!Array.isArray(value)) return { data: [value], dims: [] };
   if (depth >= MAX_RANK) throw new DwError('DW_ERR_BAD_ARGUMENT', `${owner}: arrays nested deeper than ${MAX_RANK}`, {});
   if (value.length === 0) return { data: [], dims: [0] };
   const parts = value.map((v) => flatten(v, owner, depth + 1));
@@ -31,10 +36,46 @@ function flatten(value: unknown, owner: string, depth = 0): { data: number[]; di
   return { data: parts.flatMap((p) => p.data), dims: [value.length, ...inner] };
 }
 
-function toNumber(v: unknown, owner: string): number {
-  if (typeof v === 'number' && Number.isFinite(v)) return v;
-  if (typeof v === 'boolean') return v ? 1 : 0;
-  throw new DwError('DW_ERR_BAD_ARGUMENT', `${owner}: tensor values must be finite numbers, got ${JSON.stringify(v)}`, {});
+const badValue = (owner: string, type: TensorType, i: number, v: unknown, why: string) =>
+  new DwError('DW_ERR_BAD_ARGUMENT', `${owner}: value ${i} (${JSON.stringify(v)}) ${why} for ${type}`, { index: i, type });
+
+/**
+ * The values as `type` exactly, or an error naming the first that does not fit: no silent
+ * truncation (16000.5 into int64), wrap-around (-5 into uint8) or rounding (2^53 + 1 as a number).
+ */
+function typedArray(type: TensorType, values: unknown[], owner: string): TensorData['data'] {
+  if (type === 'bool') {
+    return Uint8Array.from(values, (v, i) => {
+      if (v === true || v === 1) return 1;
+      if (v === false || v === 0) return 0;
+      throw badValue(owner, type, i, v, 'is not true, false, 1 or 0');
+    });
+  }
+  const float = FLOATS[type];
+  if (float) {
+    values.forEach((v, i) => {
+      if (typeof v !== 'number' || !Number.isFinite(v)) throw badValue(owner, type, i, v, 'is not a finite number');
+    });
+    return float(values as number[]);
+  }
+  const int = INTEGERS[type];
+  if (!int) throw new DwError('DW_ERR_BAD_ARGUMENT', `${owner}: ${type} tensors cannot be written as JSON; give a .npy file`, { type });
+  const wide = type === 'int64' || type === 'uint64';
+  values.forEach((v, i) => {
+    let n: bigint;
+    if (typeof v === 'number') {
+      if (!Number.isInteger(v)) throw badValue(owner, type, i, v, 'is not an integer');
+      // JSON numbers past 2^53 were already rounded when the workflow was parsed: the digits are gone.
+      if (wide && !Number.isSafeInteger(v)) throw badValue(owner, type, i, v, 'is past 2^53, where JSON numbers lose digits; write it as a decimal string');
+      n = BigInt(v);
+    } else if (wide && typeof v === 'string' && /^-?\d+$/.test(v)) {
+      n = BigInt(v);
+    } else {
+      throw badValue(owner, type, i, v, wide ? 'is not an integer (a number, or a decimal string for big values)' : 'is not an integer');
+    }
+    if (n < int.min || n > int.max) throw badValue(owner, type, i, v, `is outside ${int.min}..${int.max}`);
+  });
+  return int.make(values as Leaf[]);
 }
 
 /** A JSON value as a tensor of `type`: a number, nested arrays, or { type?, dims?, data }. */
@@ -54,13 +95,11 @@ export function tensorFromJson(value: unknown, type: TensorType, owner: string):
     }
     raw = o.data;
   }
-  const make = ARRAYS[type];
-  if (!make) throw new DwError('DW_ERR_BAD_ARGUMENT', `${owner}: ${type} tensors cannot be written as JSON; give a .npy file`, { type });
   const flat = flatten(raw, owner);
   const shape = dims ?? flat.dims;
   const count = shape.reduce((a, b) => a * b, 1);
   if (count !== flat.data.length) throw new DwError('DW_ERR_BAD_ARGUMENT', `${owner}: dims [${shape.join(', ')}] hold ${count} values but data has ${flat.data.length}`, {});
-  return { kind: 'tensor', type, dims: shape, data: make(flat.data) };
+  return { kind: 'tensor', type, dims: shape, data: typedArray(type, flat.data, owner) };
 }
 
 /** A tensor as plain JSON (bigints as numbers when exact, else strings), with its dims and type. */

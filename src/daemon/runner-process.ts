@@ -1,0 +1,65 @@
+// How a runner process is started and cleaned up after: its environment and V8 flags, a private
+// temporary folder, and its stdout/stderr turned into the daemon's JSON log records.
+import { fork, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { extname, join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import type { Logger } from './log.js';
+
+// dist/daemon/runner-process.js forks dist/runner/main.js; under tsx, src/…/main.ts with the same loader.
+const RUNNER_ENTRY = fileURLToPath(new URL(`../runner/main${extname(fileURLToPath(import.meta.url))}`, import.meta.url));
+
+/**
+ * glibc raises its mmap threshold each time a large block is freed, after which the runner's
+ * large tensors (megabytes per recogniser batch) come from heap arenas that are never returned:
+ * RSS creeps up over hundreds of warm runs. A fixed threshold keeps large blocks in mmap, which
+ * free() gives back at once. Values the user sets win.
+ */
+function runnerEnv(tmp: string): NodeJS.ProcessEnv {
+  // TMPDIR: onnxruntime-node 1.30 leaves an empty mat-debug-PID.log in the temporary folder at
+  // every start; a private folder, removed when the runner exits, keeps /tmp clean.
+  return { MALLOC_MMAP_THRESHOLD_: String(128 * 1024), MALLOC_ARENA_MAX: '2', ...process.env, TMPDIR: tmp, DW_RUNNER_TMPDIR: tmp };
+}
+
+/**
+ * --expose-gc: the runner collects its garbage when it goes idle (runner/idle-gc.ts).
+ * --max-semi-space-size=2: a run allocates tens of megabytes of short-lived tensors; left alone,
+ * V8 answers by growing its young generation run after run (heap 15 → 40 MB over 200 runs here),
+ * memory it never gives back. Capped, the heap stayed at 12 MB over the same runs.
+ */
+const RUNNER_V8_FLAGS = ['--expose-gc', '--max-semi-space-size=2'];
+
+/** Longest line of runner output kept in one log record. */
+const MAX_LINE = 4000;
+
+// onnxruntime colours its own messages for a terminal; the log is JSON, read by people and tools.
+// biome-ignore lint/suspicious/noControlCharactersInRegex: the escape is what is removed
+const ANSI = /\x1b\[[0-9;]*[A-Za-z]/g;
+
+/** Every line a runner prints (onnxruntime's native messages, a plugin's console.log) as a log record. */
+function capture(child: ChildProcess, log: Logger): void {
+  for (const [stream, level] of [['stdout', 'info'], ['stderr', 'warn']] as const) {
+    const input = child[stream];
+    if (!input) continue;
+    createInterface({ input, crlfDelay: Infinity }).on('line', (raw) => {
+      const line = raw.replace(ANSI, '').trimEnd();
+      if (line !== '') log[level]({ source: 'runner', runner_pid: child.pid, stream }, line.length > MAX_LINE ? `${line.slice(0, MAX_LINE)}…` : line);
+    });
+  }
+}
+
+export function forkRunner(log: Logger): ChildProcess {
+  const tmp = mkdtempSync(join(tmpdir(), 'dw-runner-'));
+  const child = fork(RUNNER_ENTRY, [], {
+    stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
+    serialization: 'advanced',
+    env: runnerEnv(tmp),
+    execArgv: [...process.execArgv, ...RUNNER_V8_FLAGS],
+  });
+  capture(child, log);
+  // The runner removes it too when it exits (runner/main.ts): whichever of the two outlives the other.
+  child.once('exit', () => rmSync(tmp, { recursive: true, force: true }));
+  return child;
+}

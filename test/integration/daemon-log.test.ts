@@ -1,0 +1,74 @@
+// The daemon's log: JSON lines only (the runner's own output included), never a reason to hang
+// (a full disk), and what dw shows when a daemon it started fails: that daemon's reason only.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { alive, dw, dwJson, OCR_WORKFLOW, sandbox, startDaemon } from '../helpers/env.js';
+
+test('a full disk under the log: the autostarted daemon works, counts the lines it drops, and stops on request', { timeout: 90_000 }, async () => {
+  const sb = sandbox();
+  const env = { DW_AUTOSTART: '1' };
+  try {
+    // Every write to /dev/full fails with ENOSPC, as on a filled disk.
+    mkdirSync(join(sb.dir, 'state', 'dw'), { recursive: true });
+    symlinkSync('/dev/full', join(sb.dir, 'state', 'dw', 'dwd.log'));
+    const r = await dw(sb, ['run', OCR_WORKFLOW], { env });
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /FRESH MART/);
+    const st = await dwJson(sb, ['status']);
+    assert.ok(st.json.log.dropped > 0, JSON.stringify(st.json.log));
+    assert.match(st.json.log.last_error, /ENOSPC/);
+    assert.match((await dw(sb, ['status'])).stdout, /^log +\d+ lines could not be written \(ENOSPC/m);
+    const stop = await dw(sb, ['stop']);
+    assert.equal(stop.code, 0, stop.stderr);
+    assert.equal(alive(st.json.pid), false);
+  } finally {
+    await dw(sb, ['stop']);
+    sb.cleanup();
+  }
+});
+
+test("a daemon that cannot start: dw says why, shows only that daemon's log lines, and the log stays JSON", { timeout: 60_000 }, async () => {
+  const sb = sandbox();
+  try {
+    const log = join(sb.dir, 'state', 'dw', 'dwd.log');
+    mkdirSync(join(sb.dir, 'state', 'dw'), { recursive: true });
+    const earlier = Array.from({ length: 13 }, (_, i) => JSON.stringify({ level: 30, time: new Date().toISOString(), pid: 999_999, msg: `an earlier daemon's line ${i}` }));
+    writeFileSync(log, `${earlier.join('\n')}\n`);
+    const r = await dw(sb, ['run', OCR_WORKFLOW], { env: { DW_AUTOSTART: '1', DWD_MAX_MEMORY: 'lots' } });
+    assert.equal(r.code, 4, r.stderr);
+    assert.match(r.stderr, /DW_ERR_DAEMON_UNREACHABLE\]: could not start dwd: DWD_MAX_MEMORY: "lots" is not a size/);
+    assert.doesNotMatch(r.stderr, /an earlier daemon's line/);
+    for (const line of readFileSync(log, 'utf8').trim().split('\n')) assert.doesNotThrow(() => JSON.parse(line), line);
+    assert.match(readFileSync(log, 'utf8'), /"code":"DW_ERR_USAGE".*"msg":"dwd could not start"/);
+  } finally {
+    sb.cleanup();
+  }
+});
+
+test("the runner's own output becomes log records (no colour codes); its temporary folder is private and removed", { timeout: 60_000 }, async () => {
+  const sb = sandbox();
+  const tmp = join(sb.dir, 'tmp');
+  mkdirSync(tmp);
+  writeFileSync(join(sb.dir, 'noisy.mjs'), `export default { async run() { console.error('\\x1b[31mred alert\\x1b[0m'); console.log('plain words'); return 'ok'; } };\n`);
+  writeFileSync(join(sb.dir, 'noisy.json'), JSON.stringify({ id: 'noisy', steps: [{ name: 'talk', pipeline: { type: './noisy.mjs', models: {} } }] }));
+  const d = await startDaemon(sb, [], { TMPDIR: tmp });
+  try {
+    assert.equal((await dw(sb, ['run', join(sb.dir, 'noisy.json')])).code, 0);
+    assert.equal((await dw(sb, ['run', OCR_WORKFLOW, '-q'])).code, 0);
+    const during = readdirSync(tmp);
+    assert.equal(during.length, 1, `one private folder for the runner: ${during}`);
+    assert.match(during[0]!, /^dw-runner-/);
+    await d.stop();
+    const lines = d.log().trim().split('\n');
+    for (const line of lines) assert.doesNotThrow(() => JSON.parse(line), `not a JSON line: ${line}`);
+    const records = lines.map((l) => JSON.parse(l));
+    assert.ok(records.some((r) => r.source === 'runner' && r.stream === 'stderr' && r.msg === 'red alert' && r.level === 40));
+    assert.ok(records.some((r) => r.source === 'runner' && r.stream === 'stdout' && r.msg === 'plain words'));
+    assert.deepEqual(readdirSync(tmp), [], 'nothing left in the temporary folder (no mat-debug-PID.log)');
+  } finally {
+    await d.stop();
+    sb.cleanup();
+  }
+});

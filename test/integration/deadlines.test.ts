@@ -1,0 +1,66 @@
+// dw never waits for ever: a frozen daemon (SIGSTOP) fails every command with exit 4 and its pid,
+// while a long run on a live daemon, silent as it may be, is not mistaken for one.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { dw, OCR_WORKFLOW, spawnDw, withDaemon } from '../helpers/env.js';
+
+const quick = { env: { DW_CONNECT_TIMEOUT: '1s' } };
+
+/** A one-step workflow whose step waits `seconds` without a single event. */
+function quietWorkflow(dir: string, seconds: number): string {
+  writeFileSync(join(dir, 'quiet.mjs'), `export default { async run() { await new Promise((r) => setTimeout(r, ${seconds * 1000})); return 'done quietly'; } };\n`);
+  writeFileSync(join(dir, 'quiet.json'), JSON.stringify({ id: 'quiet', steps: [{ name: 'wait', pipeline: { type: './quiet.mjs', models: {} } }] }));
+  return join(dir, 'quiet.json');
+}
+
+test('a stopped daemon (SIGSTOP): status, memory, stop, validate and run each fail with exit 4 naming its pid', { timeout: 60_000 }, async () => {
+  await withDaemon([], async (sb, d) => {
+    const pid = d.proc.pid!;
+    d.proc.kill('SIGSTOP');
+    try {
+      for (const args of [['status'], ['memory'], ['stop'], ['validate', OCR_WORKFLOW], ['run', OCR_WORKFLOW, '--timeout', '5']]) {
+        const r = await dw(sb, args, quick);
+        assert.equal(r.code, 4, `${args.join(' ')}: ${r.stderr}`);
+        assert.match(r.stderr, new RegExp(`DW_ERR_DAEMON_UNREACHABLE\\]: dwd \\(pid ${pid}\\) on .* does not answer: nothing came from it for 1\\.0 s`));
+        assert.match(r.stderr, new RegExp(`kill -CONT ${pid}`));
+      }
+    } finally {
+      d.proc.kill('SIGCONT');
+    }
+    const st = await dw(sb, ['status'], quick);
+    assert.equal(st.code, 0, 'resumed, it answers again');
+  });
+});
+
+test('a daemon frozen in the middle of a run: dw run gives up with exit 4 instead of hanging', { timeout: 60_000 }, async () => {
+  await withDaemon([], async (sb, d) => {
+    const run = spawnDw(sb, ['run', quietWorkflow(sb.dir, 20)], quick);
+    await run.stderrMatches(/wait: started/);
+    d.proc.kill('SIGSTOP');
+    try {
+      const r = await run.done;
+      assert.equal(r.code, 4, r.stderr);
+      assert.match(r.stderr, /does not answer/);
+    } finally {
+      d.proc.kill('SIGCONT');
+    }
+  });
+});
+
+test('a long run without events is not taken for a frozen daemon: its heartbeats keep dw waiting', { timeout: 60_000 }, async () => {
+  await withDaemon([], async (sb) => {
+    const r = await dw(sb, ['run', quietWorkflow(sb.dir, 4)], quick);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout, 'done quietly\n');
+  });
+});
+
+test('a DW_CONNECT_TIMEOUT dw cannot read is a usage error', async () => {
+  await withDaemon([], async (sb) => {
+    const r = await dw(sb, ['status'], { env: { DW_CONNECT_TIMEOUT: 'soon' } });
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(r.stderr, /DW_CONNECT_TIMEOUT: "soon" is not a duration/);
+  });
+});
