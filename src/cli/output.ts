@@ -3,11 +3,13 @@
 // each, and only a successful result whose byte counts all match renames them into place: an
 // interrupted or failed run never leaves half a file, nor replaces one of yours.
 import { randomBytes } from 'node:crypto';
-import { closeSync, fstatSync, openSync, renameSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, fstatSync, lstatSync, openSync, readdirSync, renameSync, unlinkSync, writeSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import { makeDirs } from '../protocol/dirs.js';
 import { DwError } from '../protocol/errors.js';
 import type { RunOutput } from '../protocol/messages.js';
+import { uid } from '../protocol/paths.js';
+import { pidAlive } from '../protocol/pids.js';
 
 interface Partial {
   tmp: string;
@@ -26,6 +28,32 @@ export interface Written {
 function decodedLength(b64: string): number {
   const pad = b64.endsWith('==') ? 2 : b64.endsWith('=') ? 1 : 0;
   return b64.length % 4 === 0 ? (b64.length / 4) * 3 - pad : -1;
+}
+
+/** A temporary output's name: its writer's pid, a random tag, the output's index. */
+const TEMPORARY = /^\.dw-output-(\d+)-[0-9a-f]{12}-\d+\.tmp$/;
+
+/**
+ * Removes the temporary outputs that a dw killed with -9 left behind (it had no chance to): those
+ * of pids no longer running, owned by us. Another dw writing into the folder right now is alive.
+ */
+function sweepStale(dir: string): void {
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    return;
+  }
+  for (const name of names) {
+    const pid = Number(TEMPORARY.exec(name)?.[1]);
+    if (!pid || pid === process.pid || pidAlive(pid)) continue;
+    try {
+      const path = join(dir, name);
+      if (lstatSync(path).uid === uid()) unlinkSync(path);
+    } catch {
+      // gone already, or not ours to remove
+    }
+  }
 }
 
 export class OutputFiles {
@@ -53,6 +81,7 @@ export class OutputFiles {
       let p = this.partial.get(index);
       if (!p) {
         makeDirs(this.dir);
+        if (this.partial.size === 0) sweepStale(this.dir);
         const tmp = join(this.dir, `.dw-output-${this.tag}-${index}.tmp`);
         p = { tmp, fd: openSync(tmp, 'wx'), bytes: 0 };
         this.partial.set(index, p);

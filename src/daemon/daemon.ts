@@ -16,6 +16,15 @@ import { GrowthTracker } from './growth.js';
 import { AllowedRoots } from '../workflow/roots.js';
 import { ModelWatcher } from './watcher.js';
 
+/** Room in a result frame for what surrounds the results (models, outputs, timings). */
+const RESULT_FRAME_OVERHEAD = 256 * 1024;
+/**
+ * A run's results are for reading (dw prints them); bulk data goes to saved outputs, which stream
+ * in small pieces. The daemon holds a result whole while it relays it, and its memory does not
+ * come all the way back afterwards (+25 MB after 15 MB results, +75-125 MB after 50 MB ones).
+ */
+const MAX_RESULT_BYTES = 16 * 1024 * 1024;
+
 /** Past the grace period, how long stopping the runner and closing up may take before the exit is forced. */
 const SHUTDOWN_SLACK_MS = 15_000;
 
@@ -59,7 +68,7 @@ export class Daemon {
         this.registry.reset();
       },
       ready: () => void this.recover(),
-    });
+    }, Math.min(MAX_RESULT_BYTES, config.max_frame - Math.min(RESULT_FRAME_OVERHEAD, config.max_frame / 4)));
     this.registry = new ModelRegistry({
       release: (keys) => this.supervisor.release(keys),
       loaded: async () => (await this.supervisor.snapshot())?.models ?? null,
@@ -121,7 +130,7 @@ export class Daemon {
     let ok = true;
     for (const m of models) {
       const model = { role: m.role, kind: 'onnx' as const, path: m.path, key: m.key };
-      const reply = await this.scheduler.exclusive(`preload:${m.key}`, () => this.supervisor.preload(model, m.session)).catch(() => null);
+      const reply = await this.scheduler.background(`preload:${m.key}`, [m.key], () => this.supervisor.preload(model, m.session)).catch(() => null);
       if (!reply || reply.error) {
         this.log.warn({ path: m.path, why, err: reply?.error?.message ?? 'no runner' }, 'background load failed');
         ok = false;

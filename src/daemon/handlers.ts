@@ -138,7 +138,7 @@ export function createHandlers(d: Daemon): HandlerTable {
             rss: snap?.rss ?? null,
             growth: growth && { ...growth, warn_bytes: d.config.growth_warn_bytes },
             models: models.map((m) => ({
-              path: m.path, key: m.key, role: m.role, provider: m.provider, size_bytes: m.size_bytes, cost_bytes: m.cost_bytes, load_ms: m.load_ms,
+              path: m.path, key: m.key, role: m.role, provider: m.provider, options: m.session, size_bytes: m.size_bytes, cost_bytes: m.cost_bytes, load_ms: m.load_ms,
               uses: m.uses, loaded_at: m.loaded_at, last_used: m.last_used, keep_alive_ms: m.keep_alive_ms, expires_at: m.expires_at, in_use: m.in_use, workflows: m.workflows,
             })),
           },

@@ -1,6 +1,7 @@
 // The daemon's view of the sessions its runner holds: who uses them, when they expire, what they
 // cost, and what to evict when a new model would not fit. The runner owns the sessions; this owns
 // the policy. Status reports are built from snapshot(), a copy, never from the live entries.
+import { statSync } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { DwError } from '../protocol/errors.js';
 import type { RunEvent } from '../protocol/messages.js';
@@ -57,6 +58,18 @@ function onnxModels(plan: Plan): Array<{ key: string; path: string; role: string
 }
 
 const mb = (n: number) => `${(n / 1024 / 1024).toFixed(1)} MB`;
+/** A model key is "sha256:options" (onnx) or "sha256" (text). */
+export const shaOf = (key: string) => key.split(':')[0]!;
+export const changed = (from: string, to: string) => `model file changed on disk (sha256 ${from.slice(0, 12)}… → ${to.slice(0, 12)}…)`;
+const basename = (p: string) => p.slice(p.lastIndexOf('/') + 1);
+
+function sizeOf(path: string): number {
+  try {
+    return statSync(path).size;
+  } catch {
+    return 0;
+  }
+}
 
 export class ModelRegistry {
   private readonly entries = new Map<string, ModelEntry>();
@@ -64,9 +77,19 @@ export class ModelRegistry {
   private readonly inFlight = new Map<string, { count: number; path: string }>();
   /** Estimated cost of models that runs in progress are loading, until those runs end. */
   private readonly reserved = new Map<string, number>();
+  /**
+   * What each model costs: the largest of its measurements. A reload often measures less (memory
+   * the allocator kept from the last load: cls 0 B against 2.9 MB fresh), and a budget decision
+   * must not swing with that.
+   */
   private readonly knownCost = new Map<string, number>();
-  /** Why a path's sessions were dropped, told to the next run that uses it. */
+  /**
+   * Why a path's sessions were dropped (its file changed or vanished), told by the run that next
+   * loads that path, and only if it does load it (a hit means nothing was reloaded).
+   */
   private readonly notes = new Map<string, string>();
+  /** The content (sha256) each model path was last loaded or used with: a run that loads other content says the file changed. */
+  private readonly lastSha = new Map<string, string>();
   readonly evictions: Eviction[] = [];
   /** Bumped on every load or unload: a changed set of models resets the growth baseline. */
   generation = 0;
@@ -74,16 +97,8 @@ export class ModelRegistry {
   constructor(private readonly deps: RegistryDeps) {}
 
   /** Pins the plan's loaded models for the run and makes room under the budget for the rest. */
-  async prepare(plan: Plan, emit: (e: RunEvent) => void): Promise<string[]> {
+  async prepare(plan: Plan): Promise<string[]> {
     const models = onnxModels(plan);
-    for (const step of plan.steps) {
-      for (const m of step.models) {
-        const note = this.notes.get(m.path);
-        if (note === undefined) continue;
-        this.notes.delete(m.path);
-        emit({ kind: 'cache', step: step.name, role: m.role, path: m.path, status: 'invalidated', reason: note });
-      }
-    }
     const acquired = models.map((m) => m.key);
     for (const { key, path } of models) {
       this.inFlight.set(key, { count: (this.inFlight.get(key)?.count ?? 0) + 1, path });
@@ -91,47 +106,119 @@ export class ModelRegistry {
       if (e) this.clearTimer(e);
     }
     try {
-      await this.makeRoom(models.filter((m) => !this.entries.has(m.key)));
+      await this.makeRoom(models.filter((m) => !this.entries.has(m.key)), new Set(acquired));
     } catch (err) {
+      // A run that never ran still touched its loaded models: they get their keep-alive back.
       this.unpin(acquired);
+      for (const key of acquired) {
+        const e = this.entries.get(key);
+        if (e && !this.busy(key)) this.schedule(e);
+      }
       throw err;
     }
     return acquired;
   }
 
-  private async makeRoom(missing: Array<{ key: string; path: string }>): Promise<void> {
+  /**
+   * A run's cache event for one of its models: returns the event that says why the model is
+   * loaded again, to go before it, when that is so. Also keeps what status reports show during
+   * the run (a model just loaded, its cost; uses).
+   */
+  noteCache(e: Extract<RunEvent, { kind: 'cache' }>, m: { key: string; path: string; role: string; session: SessionOptionsSpec; workflow: string; cost_bytes?: number }): RunEvent | null {
+    const sha = shaOf(m.key);
+    const before = this.lastSha.get(m.path);
+    const note = this.notes.get(m.path);
+    this.notes.delete(m.path);
+    this.lastSha.set(m.path, sha);
+    const entry = this.entries.get(m.key);
+    if (e.status === 'hit') {
+      if (entry) entry.uses += 1;
+      return null;
+    }
+    if (e.status !== 'loaded') return null;
+    if (!entry) {
+      this.generation += 1;
+      const cost = this.remember(m.key, m.cost_bytes ?? 0);
+      const now = Date.now();
+      this.entries.set(m.key, {
+        key: m.key, path: m.path, role: m.role, session: m.session, provider: e.provider ?? '', size_bytes: sizeOf(m.path), cost_bytes: cost, load_ms: e.load_ms ?? 0,
+        loaded_at: now, last_used: now, uses: 1, keep_alive_ms: this.deps.keepAliveMs, expires_at: null, workflows: new Set([m.workflow]), stale: null, timer: null,
+      });
+    }
+    const reason = note ?? (before !== undefined && before !== sha ? changed(before, sha) : undefined);
+    return reason ? { kind: 'cache', step: e.step, role: e.role, path: m.path, status: 'invalidated', reason } : null;
+  }
+
+  /** Records a measurement of a model's cost; returns the figure to use (the largest seen). */
+  private remember(key: string, cost: number): number {
+    const known = Math.max(cost, this.knownCost.get(key) ?? 0);
+    this.knownCost.set(key, known);
+    return known;
+  }
+
+  private async makeRoom(missing: Array<{ key: string; path: string }>, mine: Set<string>): Promise<void> {
     const max = this.deps.maxMemory;
     if (max === null || missing.length === 0) return;
     let need = 0;
-    const mine = new Set<string>();
+    const reserving = new Set<string>();
     for (const m of missing) {
       const cost = this.knownCost.get(m.key) ?? (await stat(m.path)).size * COST_PER_FILE_BYTE;
       this.reserved.set(m.key, cost);
-      mine.add(m.key);
+      reserving.add(m.key);
       need += cost;
     }
     try {
-      await this.evictFor(need, max, mine);
+      await this.evictFor(need, max, mine, reserving);
     } catch (err) {
-      for (const key of mine) this.reserved.delete(key);
+      for (const key of reserving) this.reserved.delete(key);
       throw err;
     }
   }
 
-  private async evictFor(need: number, max: number, mine: Set<string>): Promise<void> {
+  /**
+   * Evicts idle models until `need` more fits under `max`: the least recently used first (among
+   * equals, the quickest to load again), then those the others turn out to make room enough
+   * without are kept: no model goes that did not have to.
+   */
+  private async evictFor(need: number, max: number, mine: Set<string>, reserving: Set<string>): Promise<void> {
     if (need > max) {
       throw new DwError('DW_ERR_NO_MEMORY', `the run needs about ${mb(need)} for models not loaded yet, more than the whole budget of ${mb(max)} (dwd --max-memory)`, { need_bytes: need, budget_bytes: max });
     }
     // Loaded models at their measured cost, plus what other lanes are loading right now (their estimate).
-    const loading = [...this.reserved].filter(([k]) => !mine.has(k)).reduce((sum, [, c]) => sum + c, 0);
-    const used = () => [...this.entries.values()].filter((e) => !this.reserved.has(e.key)).reduce((sum, e) => sum + e.cost_bytes, 0) + loading;
-    // Least recently used first; among equals (models of one run), the quickest to load again.
-    const idle = [...this.entries.values()].filter((e) => !this.busy(e.key)).sort((a, b) => a.last_used - b.last_used || a.load_ms - b.load_ms);
+    const loading = [...this.reserved].filter(([k]) => !reserving.has(k)).reduce((sum, [, c]) => sum + c, 0);
+    const loaded = [...this.entries.values()].filter((e) => !this.reserved.has(e.key));
+    const used = loaded.reduce((sum, e) => sum + e.cost_bytes, 0) + loading;
+    const idle = loaded.filter((e) => !this.busy(e.key)).sort((a, b) => a.last_used - b.last_used || a.load_ms - b.load_ms);
+    const fits = (freed: number) => used - freed + need <= max;
     const victims: ModelEntry[] = [];
-    while (used() - victims.reduce((s, v) => s + v.cost_bytes, 0) + need > max && idle.length > 0) victims.push(idle.shift()!);
-    const after = used() - victims.reduce((s, v) => s + v.cost_bytes, 0);
-    if (after + need > max) {
-      throw new DwError('DW_ERR_NO_MEMORY', `the run needs about ${mb(need)} but only ${mb(max - after)} of the ${mb(max)} budget can be freed: the rest is used by running models`, { need_bytes: need, budget_bytes: max, in_use_bytes: after });
+    let freed = 0;
+    for (const v of idle) {
+      if (fits(freed)) break;
+      victims.push(v);
+      freed += v.cost_bytes;
+    }
+    if (!fits(freed)) {
+      const own = loaded.filter((e) => mine.has(e.key));
+      const others = loaded.filter((e) => !mine.has(e.key) && this.busy(e.key));
+      const sum = (xs: ModelEntry[]) => xs.reduce((s, e) => s + e.cost_bytes, 0);
+      const held = [
+        ...(own.length > 0 ? [`${mb(sum(own))} are models this run uses as well (${own.map((e) => basename(e.path)).join(', ')})`] : []),
+        ...(others.length > 0 ? [`${mb(sum(others))} are models other runs are using`] : []),
+        ...(loading > 0 ? [`${mb(loading)} are models other runs are loading`] : []),
+      ];
+      throw new DwError(
+        'DW_ERR_NO_MEMORY',
+        `the run needs about ${mb(need)} for models not loaded yet, but with every idle model evicted only ${mb(Math.max(0, max - (used - freed)))} of the ${mb(max)} budget is free: ${held.join('; ')} (dwd --max-memory)`,
+        { need_bytes: need, budget_bytes: max, own_bytes: sum(own), in_use_bytes: sum(others), loading_bytes: loading },
+      );
+    }
+    // The most valuable victims first (last chosen): keep each that the rest make room enough without.
+    for (let i = victims.length - 1; i >= 0; i--) {
+      const v = victims[i]!;
+      if (fits(freed - v.cost_bytes)) {
+        victims.splice(i, 1);
+        freed -= v.cost_bytes;
+      }
     }
     if (victims.length > 0) await this.drop(victims.map((v) => v.key), `evicted to fit ${mb(need)} under the ${mb(max)} budget (least recently used first)`, true);
   }
@@ -173,20 +260,6 @@ export class ModelRegistry {
     this.deps.changed?.();
   }
 
-  /**
-   * A run just loaded a model: known from this moment, not only when the run ends, so that a
-   * runner dying in the middle of that run is replaced by one that loads it again.
-   */
-  noteLoaded(m: { key: string; path: string; role: string; session: SessionOptionsSpec; provider: string; load_ms: number; workflow: string }): void {
-    if (this.entries.has(m.key)) return;
-    this.generation += 1;
-    this.entries.set(m.key, {
-      key: m.key, path: m.path, role: m.role, session: m.session, provider: m.provider, size_bytes: 0, cost_bytes: 0, load_ms: m.load_ms,
-      loaded_at: Date.now(), last_used: Date.now(), uses: 0, keep_alive_ms: this.deps.keepAliveMs, expires_at: null,
-      workflows: new Set([m.workflow]), stale: null, timer: null,
-    });
-  }
-
   private async reconcile(held: LoadedModelInfo[]): Promise<void> {
     const keys = new Set(held.map((h) => h.key));
     for (const h of held) {
@@ -194,15 +267,13 @@ export class ModelRegistry {
       if (e) {
         e.uses = h.uses;
         if (e.size_bytes === 0) e.size_bytes = await stat(h.path).then((s) => s.size, () => 0);
-        e.cost_bytes = h.cost_bytes;
-        this.knownCost.set(h.key, h.cost_bytes);
+        e.cost_bytes = this.remember(h.key, h.cost_bytes);
         continue;
       }
       const size = await stat(h.path).then((s) => s.size, () => 0);
-      this.knownCost.set(h.key, h.cost_bytes);
       this.generation += 1;
       this.entries.set(h.key, {
-        key: h.key, path: h.path, role: '', session: null, provider: h.provider, size_bytes: size, cost_bytes: h.cost_bytes, load_ms: h.load_ms,
+        key: h.key, path: h.path, role: '', session: null, provider: h.provider, size_bytes: size, cost_bytes: this.remember(h.key, h.cost_bytes), load_ms: h.load_ms,
         loaded_at: Date.now(), last_used: h.last_used, uses: h.uses, keep_alive_ms: this.deps.keepAliveMs, expires_at: null,
         workflows: new Set(), stale: null, timer: null,
       });
@@ -262,11 +333,14 @@ export class ModelRegistry {
     return gone;
   }
 
-  /** A model file changed or vanished: its sessions go now, or when the run using them ends. */
-  async invalidate(path: string, cause: string): Promise<ModelSnapshot[]> {
-    const hit = [...this.entries.values()].filter((e) => e.path === path);
+  /**
+   * A model file changed (now holds `sha`) or vanished (`sha` null): the sessions built from other
+   * content go now, or when the run using them ends. The run that next loads the path says why.
+   */
+  async invalidate(path: string, sha: string | null, cause: string): Promise<ModelSnapshot[]> {
+    const hit = [...this.entries.values()].filter((e) => e.path === path && (sha === null || shaOf(e.key) !== sha));
     if (hit.length === 0) return [];
-    const before = this.snapshot().filter((m) => m.path === path);
+    const before = this.snapshot().filter((m) => hit.some((e) => e.key === m.key));
     this.notes.set(path, cause);
     for (const e of hit.filter((x) => this.busy(x.key))) e.stale = cause;
     await this.drop(hit.filter((x) => !this.busy(x.key)).map((x) => x.key), cause, false);

@@ -28,8 +28,10 @@ interface Entry {
   execute: () => Promise<unknown>;
   resolve: (r: unknown) => void;
   reject: (e: DwError) => void;
-  /** A run (with its models); absent for maintenance, which runs alone. */
+  /** A run (with its models); absent for background loads and maintenance. */
   job?: Job;
+  /** A background load: it takes a lane like a run, beside runs of other models. Otherwise, without a job: maintenance, alone. */
+  lane?: true;
   keys: Set<string>;
   timers: NodeJS.Timeout[];
   /** Set by abort() before the runner has the run (it is still making room for its models). */
@@ -80,15 +82,29 @@ export class Scheduler {
     });
   }
 
+  /**
+   * Loads models in the background (--prewarm, recovery after a crash) in a lane of its own, like a
+   * run of those models: runs of other models go on meanwhile, and a run of the same models waits.
+   */
+  background<T>(id: string, keys: string[], fn: () => Promise<T>): Promise<T> {
+    return new Promise((resolve, reject) => {
+      this.queue.push({ id, enqueued: Date.now(), lane: true, keys: new Set(keys), timers: [], execute: fn, resolve: resolve as (r: unknown) => void, reject });
+      this.next();
+    });
+  }
+
   private async execute(entry: Entry, job: Job): Promise<RunOutcome> {
     const queue_ms = Date.now() - entry.enqueued;
-    const acquired = await this.registry.prepare(job.plan, job.emit);
+    const acquired = await this.registry.prepare(job.plan);
     const emit = (e: RunEvent) => {
       if (e.kind === 'step' && e.state === 'start') entry.step = e.step;
-      if (e.kind === 'cache' && e.status === 'loaded') {
+      if (e.kind === 'cache') {
+        // Known from this moment, not only when the run ends: a runner dying in the middle of the
+        // run is replaced by one that loads it again, and dw memory shows it meanwhile.
         const step = job.plan.steps.find((s) => s.name === e.step);
         const model = step?.models.find((m) => m.role === e.role);
-        if (step && model) this.registry.noteLoaded({ ...model, session: step.session, provider: e.provider ?? '', load_ms: e.load_ms ?? 0, workflow: job.plan.workflow.path });
+        const why = step && model ? this.registry.noteCache(e, { ...model, session: step.session, workflow: job.plan.workflow.path, cost_bytes: e.cost_bytes }) : null;
+        if (why) void job.emit(why);
       }
       return job.emit(e);
     };
@@ -110,10 +126,10 @@ export class Scheduler {
     return [...this.active.values()].flatMap((e) => (e.job ? [e.job] : []));
   }
 
-  /** Whether `entry` may start now. Maintenance needs the runner to itself; a run needs a free lane and its models free. */
+  /** Whether `entry` may start now. Maintenance needs the runner to itself; a run or a load needs a free lane and its models free. */
   private canStart(entry: Entry): boolean {
-    if (!entry.job) return this.active.size === 0;
-    if ([...this.active.values()].some((a) => !a.job)) return false;
+    if (!entry.job && !entry.lane) return this.active.size === 0;
+    if ([...this.active.values()].some((a) => !a.job && !a.lane)) return false;
     if (this.active.size >= this.limits.parallel) return false;
     return ![...this.active.values()].some((a) => [...entry.keys].some((k) => a.keys.has(k)));
   }
@@ -123,7 +139,7 @@ export class Scheduler {
       const entry = this.queue[i]!;
       if (!this.canStart(entry)) {
         // Maintenance waits at the head; nothing may overtake it, or it could wait forever.
-        if (!entry.job) break;
+        if (!entry.job && !entry.lane) break;
         i++;
         continue;
       }

@@ -4,6 +4,7 @@ import type { Server, Socket } from 'node:net';
 import { toErrorPayload, type DwError } from '../protocol/errors.js';
 import { encodeFrame, FrameReader } from '../protocol/framing.js';
 import { checkRequest, type Request, type RequestId, type RequestType, type RunEvent, type ServerFrame } from '../protocol/messages.js';
+import { collectSoon, LARGE_FRAME } from './idle-gc.js';
 import type { Logger } from './log.js';
 
 export interface Connection {
@@ -77,7 +78,8 @@ export function serve(server: Server, opts: ServeOptions): { connections: Set<So
       } catch (err) {
         line = encodeFrame({ id: frame.id, type: 'error', error: toErrorPayload(err) });
       }
-      return socket.write(line);
+      // Collected once written: until then the socket still holds the frame.
+      return line.length >= LARGE_FRAME ? socket.write(line, collectSoon) : socket.write(line);
     };
     // One wait per socket, shared by every piece waiting on it (a run has up to 16 in flight).
     let draining: Promise<void> | null = null;

@@ -49,6 +49,8 @@ export class Supervisor {
       /** A runner (first, restarted or replacement) is ready for work. */
       ready?: (restarts: number) => void;
     } = {},
+    /** Room for a run's results in the daemon's result frame (--max-frame). */
+    private readonly maxResultBytes = Number.POSITIVE_INFINITY,
   ) {}
 
   start(): Promise<void> {
@@ -157,7 +159,7 @@ export class Supervisor {
     if (reason) throw reason;
     return new Promise((resolve, reject) => {
       this.pending.set(runId, { emit, resolve, reject });
-      this.send({ type: 'run', runId, plan });
+      this.send({ type: 'run', runId, plan, maxResultBytes: this.maxResultBytes });
     });
   }
 

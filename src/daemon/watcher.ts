@@ -6,7 +6,7 @@ import { existsSync } from 'node:fs';
 import { watch, type FSWatcher } from 'chokidar';
 import type { FileHasher } from './hashing.js';
 import type { Logger } from './log.js';
-import type { ModelRegistry, ModelSnapshot } from './models.js';
+import { changed, shaOf, type ModelRegistry, type ModelSnapshot } from './models.js';
 
 export interface WatcherDeps {
   registry: ModelRegistry;
@@ -66,18 +66,19 @@ export class ModelWatcher {
       await new Promise((r) => setTimeout(r, 2 * this.settleMs));
     }
     if (!existsSync(path)) {
-      const dropped = await registry.invalidate(path, 'model file deleted');
+      const dropped = await registry.invalidate(path, null, 'model file deleted');
       log.info({ path, sessions: dropped.length }, 'model file deleted: sessions dropped');
       return;
     }
     const sha = await hasher.sha256(path);
-    const stale = registry.snapshot().filter((m) => m.path === path && !m.key.startsWith(`${sha}:`));
+    const stale = registry.snapshot().filter((m) => m.path === path && shaOf(m.key) !== sha);
     if (stale.length === 0) {
       log.info({ path }, 'model file touched, content unchanged: sessions kept');
       return;
     }
-    const cause = `model file changed on disk (sha256 ${stale[0]!.key.slice(0, 12)}… → ${sha.slice(0, 12)}…)`;
-    const dropped = await registry.invalidate(path, cause);
+    const cause = changed(shaOf(stale[0]!.key), sha);
+    // Only sessions of other content go: one a run already loaded from the new file stays.
+    const dropped = await registry.invalidate(path, sha, cause);
     log.info({ path, sessions: dropped.length, cause }, 'model file changed: sessions dropped');
     this.deps.changed?.(path, sha, dropped);
   }

@@ -26,6 +26,7 @@ export const ERROR_CODES = {
   DW_ERR_MODEL_LOAD: { exit: EXIT.RUN_FAILED, doc: 'onnxruntime could not load the model with any listed provider' },
   DW_ERR_RUN_FAILED: { exit: EXIT.RUN_FAILED, doc: 'a pipeline step failed while running' },
   DW_ERR_OUTPUT: { exit: EXIT.RUN_FAILED, doc: 'an output file could not be written' },
+  DW_ERR_RESULT_TOO_LARGE: { exit: EXIT.RUN_FAILED, doc: 'a step result is too large to send back (16 MiB, or less with dwd --max-frame); save it to a file with result.save' },
   DW_ERR_RUNNER_CRASHED: { exit: EXIT.RUN_FAILED, doc: 'the runner process died during the run; it is restarted automatically' },
   DW_ERR_INTERNAL: { exit: EXIT.RUN_FAILED, doc: 'a bug in dw or dwd; the message has the details' },
   DW_ERR_DAEMON_UNREACHABLE: { exit: EXIT.DAEMON, doc: 'no daemon answers on the socket and autostart is off or failed' },

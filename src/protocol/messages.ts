@@ -1,6 +1,7 @@
 // Every frame that crosses the socket: a constant, a type and a guard per message, shared by dw and
 // dwd. Requests carry an id; the daemon answers with zero or more `event` frames and exactly one
 // `result` or `error` frame with the same id.
+import type { SessionOptionsSpec } from '../workflow/plan.js';
 import type { ErrorPayload } from './errors.js';
 import { MAX_DURATION_MS } from './units.js';
 
@@ -41,7 +42,8 @@ export type RunEvent =
   | { kind: 'queued'; position: number }
   | { kind: 'started' }
   | { kind: 'step'; step: string; state: 'start' | 'done'; ms?: number }
-  | { kind: 'cache'; step: string; role: string; path: string; status: 'hit' | 'loaded' | 'invalidated'; provider?: string; load_ms?: number; reason?: string }
+  /** `cost_bytes` (loaded): the runner's RSS growth across the load. `invalidated`: why the model is loaded again. */
+  | { kind: 'cache'; step: string; role: string; path: string; status: 'hit' | 'loaded' | 'invalidated'; provider?: string; load_ms?: number; cost_bytes?: number; reason?: string }
   | { kind: 'progress'; step: string; done: number; total: number; unit: string }
   | { kind: 'log'; level: 'info' | 'warn'; message: string }
   /**
@@ -138,6 +140,8 @@ export interface ModelInfo {
   key: string;
   role: string;
   provider: string;
+  /** The session options it was built with (two sessions of one file differ here); null if not known yet. */
+  options: SessionOptionsSpec | null;
   size_bytes: number;
   /** Runner RSS growth measured across the load. */
   cost_bytes: number;

@@ -13,13 +13,15 @@ import { encodeResult } from './encode.js';
 import type { EmitEvent, RunnerResult } from './ipc.js';
 import { loadPlugin } from './plugins.js';
 import type { SessionCache } from './sessions.js';
-import { RESULT_TENSOR_LIMIT, toJson } from './values.js';
+import { CircularValue, RESULT_TENSOR_LIMIT, toJson } from './values.js';
 
 export interface RunDeps {
   sessions: SessionCache;
   /** Output pieces return a promise: the next piece waits until the client can take it. */
   emit: EmitEvent;
   signal: AbortSignal;
+  /** Room for the run's results as JSON: they travel back in one frame (the daemon's --max-frame). */
+  maxResultBytes?: number;
 }
 
 /**
@@ -51,7 +53,7 @@ async function loadStepModels(step: PlanStep, deps: RunDeps, uses: ModelUse[]): 
     const got = await deps.sessions.session(model, step.session);
     loaded.set(model.role, got.session);
     uses.push({ step: step.name, role: model.role, path: model.path, key: model.key, provider: got.provider, cache: got.cache, load_ms: got.load_ms, ...(got.cache === 'loaded' ? { cost_bytes: got.cost_bytes } : {}) });
-    deps.emit({ kind: 'cache', step: step.name, role: model.role, path: model.path, status: got.cache, provider: got.provider, load_ms: got.load_ms });
+    deps.emit({ kind: 'cache', step: step.name, role: model.role, path: model.path, status: got.cache, provider: got.provider, load_ms: got.load_ms, ...(got.cache === 'loaded' ? { cost_bytes: got.cost_bytes } : {}) });
   }
   return loaded;
 }
@@ -117,9 +119,25 @@ async function runStep(step: PlanStep, args: Record<string, unknown>, deps: RunD
   return { value: await pipeline.run(args, ctx), load_ms };
 }
 
+/** A step's result as the client will see it: JSON, tensors past the limit shown by shape only. */
+function shownResult(value: unknown, step: PlanStep): unknown {
+  try {
+    return toJson(value, RESULT_TENSOR_LIMIT);
+  } catch (err) {
+    if (!(err instanceof CircularValue)) throw err;
+    throw new DwError('DW_ERR_RUN_FAILED', `step "${step.name}" (${step.type}): its result refers to itself (at ${err.path}), so it cannot be sent as JSON; return a plain value`, { step: step.name, at: err.path });
+  }
+}
+
+const mb = (n: number) => `${(n / 1048576).toFixed(1)} MB`;
+
 export async function runPlan(plan: Plan, deps: RunDeps): Promise<RunnerResult> {
   const t0 = performance.now();
   const results: Record<string, unknown> = {};
+  /** What the client gets: the top-level steps' results as JSON, within the room one result frame has. */
+  const shown: Record<string, unknown> = {};
+  let shownBytes = 0;
+  const room = deps.maxResultBytes ?? Infinity;
   const models: ModelUse[] = [];
   const outputs: RunOutput[] = [];
   let load_ms = 0;
@@ -130,10 +148,25 @@ export async function runPlan(plan: Plan, deps: RunDeps): Promise<RunnerResult> 
     try {
       const args = resolveResults(step.arguments, results, step.name);
       const out = await runStep(step, args, deps, models);
-      results[step.name] = out.value;
+      // A plugin that returns nothing has a result all the same: null, not a step missing from results.
+      const value = out.value === undefined ? null : out.value;
+      results[step.name] = value;
       load_ms += out.load_ms;
+      // Inlined sub-workflow steps ("sub/read") show inside their workflow step's result only.
+      if (!step.name.includes('/')) {
+        const json = shownResult(value, step);
+        const bytes = Buffer.byteLength(JSON.stringify(json));
+        if (shownBytes + bytes <= room) {
+          shown[step.name] = json;
+          shownBytes += bytes;
+        } else if (step.save) {
+          shown[step.name] = { kind: 'saved', name: step.save.name, note: `${mb(bytes)} as JSON, too large to send back; it is in the saved file` };
+        } else {
+          throw new DwError('DW_ERR_RESULT_TOO_LARGE', `step "${step.name}" (${step.type}): its result is ${mb(bytes)} as JSON, more than the ${mb(room)} a run's results may take; save it to a file with "result": {"save": true}`, { step: step.name, bytes, max_bytes: room });
+        }
+      }
       if (step.save) {
-        const bytes = await encodeResult(out.value, step.save.content_type, step.name);
+        const bytes = await encodeResult(value, step.save.content_type, step.name);
         const index = outputs.length;
         for (let at = 0; at < bytes.length; at += OUTPUT_PIECE_BYTES) await deps.emit({ kind: 'output', index, data_base64: bytes.subarray(at, at + OUTPUT_PIECE_BYTES).toString('base64') });
         outputs.push({ step: step.name, name: step.save.name, content_type: step.save.content_type, bytes: bytes.length });
@@ -147,7 +180,5 @@ export async function runPlan(plan: Plan, deps: RunDeps): Promise<RunnerResult> 
     deps.emit({ kind: 'step', step: step.name, state: 'done', ms: Math.round(performance.now() - ts) });
   }
   const total = Math.round(performance.now() - t0);
-  // Inlined sub-workflow steps ("sub/read") show inside their workflow step's result only.
-  const top = Object.fromEntries(Object.entries(results).filter(([name]) => !name.includes('/')));
-  return { results: toJson(top, RESULT_TENSOR_LIMIT) as Record<string, unknown>, models, outputs, load_ms, run_ms: total - load_ms, rss: process.memoryUsage.rss() };
+  return { results: shown, models, outputs, load_ms, run_ms: total - load_ms, rss: process.memoryUsage.rss() };
 }

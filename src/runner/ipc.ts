@@ -8,7 +8,8 @@ import type { Plan, PlanModel, SessionOptionsSpec } from '../workflow/plan.js';
 export type EmitEvent = (event: RunEvent) => void | Promise<void>;
 
 export type ToRunner =
-  | { type: 'run'; runId: string; plan: Plan }
+  /** `maxResultBytes`: room for the results as JSON in the daemon's result frame. */
+  | { type: 'run'; runId: string; plan: Plan; maxResultBytes: number }
   | { type: 'cancel'; runId: string; reason: ErrorPayload }
   | { type: 'snapshot'; reqId: number }
   | { type: 'release'; reqId: number; keys: string[] }

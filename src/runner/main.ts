@@ -18,13 +18,13 @@ const sessions = new SessionCache((level, message) => send({ type: 'event', runI
 const active = new Map<string, { controller: AbortController; outputs: OutputWindow }>();
 
 const handlers: { [K in ToRunner['type']]: (msg: Extract<ToRunner, { type: K }>) => void } = {
-  run: ({ runId, plan }) => {
+  run: ({ runId, plan, maxResultBytes }) => {
     const controller = new AbortController();
     const outputs = new OutputWindow(controller.signal, (event) => send({ type: 'event', runId, event, ack: true }));
     cancelIdleCollection();
     active.set(runId, { controller, outputs });
     const emit = (event: RunEvent) => (event.kind === 'output' ? outputs.send(event) : send({ type: 'event', runId, event }));
-    runPlan(plan, { sessions, signal: controller.signal, emit })
+    runPlan(plan, { sessions, signal: controller.signal, emit, maxResultBytes })
       .then((result) => send({ type: 'done', runId, result }))
       .catch((err: unknown) => send({ type: 'failed', runId, error: toErrorPayload(err, 'DW_ERR_RUN_FAILED') }))
       .finally(() => {

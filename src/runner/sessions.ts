@@ -113,7 +113,8 @@ export class SessionCache {
         return { session, provider, load_ms: Math.round(performance.now() - t0), cost_bytes: Math.max(0, cost_bytes) };
       } catch (err) {
         failures.push(`${provider}: ${(err as Error).message}`);
-        this.log('warn', `${model.path}: loading with ${provider} failed, trying the next provider: ${(err as Error).message}`);
+        // The last one's failure is the load's error, told to the run; only a fallback is worth a log line.
+        if (provider !== tryOrder.at(-1)) this.log('warn', `${model.path}: loading with ${provider} failed, trying the next provider: ${(err as Error).message}`);
       }
     }
     throw new DwError('DW_ERR_MODEL_LOAD', `cannot load ${model.path} with any provider (${tryOrder.join(', ')}):\n  ${failures.join('\n  ')}`, { path: model.path, failures });

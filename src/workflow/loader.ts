@@ -26,6 +26,26 @@ const EXTENSIONS: Record<string, string> = {
  */
 interface Bound { value: unknown; base: string }
 
+/** JSON nesting a workflow may have: a tensor of the highest rank onnxruntime takes, inside a step, fits. */
+const MAX_JSON_DEPTH = 64;
+
+/** The JSON path of the first value nested deeper than `max`, or null; iterative, so depth cannot overflow it. */
+function deeperThan(json: unknown, max: number): string | null {
+  if (json === null || typeof json !== 'object') return null;
+  const stack: Array<{ value: unknown; path: (string | number)[] }> = [{ value: json, path: [] }];
+  while (stack.length > 0) {
+    const { value, path } = stack.pop()!;
+    if (path.length >= max) return jsonPath(path);
+    // Only containers are followed: a tensor's million numbers cost no path each.
+    const keys: Array<string | number> = Array.isArray(value) ? value.map((_, i) => i) : Object.keys(value as object);
+    for (const k of keys) {
+      const v = (value as Record<string | number, unknown>)[k];
+      if (v !== null && typeof v === 'object') stack.push({ value: v, path: [...path, k] });
+    }
+  }
+  return null;
+}
+
 /** At most this many workflow files deep, and this many steps in all: includes cannot run away. */
 const MAX_DEPTH = 8;
 const MAX_STEPS = 1000;
@@ -37,6 +57,8 @@ export async function readWorkflow(path: string): Promise<Workflow> {
   } catch (err) {
     throw new DwError('DW_ERR_FILE_NOT_FOUND', `cannot read workflow ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, { path });
   }
+  // Editors on Windows save UTF-8 with a byte order mark; JSON.parse refuses it, a person should not.
+  if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
   let json: unknown;
   try {
     json = JSON.parse(text);
@@ -46,6 +68,9 @@ export async function readWorkflow(path: string): Promise<Workflow> {
     const at = lineCol(text, offset < 0 ? text.length : offset);
     throw new DwError('DW_ERR_WORKFLOW_INVALID', `${path}:${at.line}:${at.column}: not valid JSON: ${msg}`, { path, line: at.line, column: at.column, problems: [{ path: '$', message: msg }] });
   }
+  // Checked before anything walks the value recursively (the schema, references): 3000 levels overflow the stack.
+  const tooDeep = deeperThan(json, MAX_JSON_DEPTH);
+  if (tooDeep) throw invalid(path, [{ path: tooDeep, message: `nested deeper than ${MAX_JSON_DEPTH} levels; a workflow needs far fewer` }]);
   const parsed = workflowSchema.safeParse(json);
   const problems: Problem[] = parsed.success
     ? semanticProblems(parsed.data)
@@ -162,10 +187,13 @@ export function bindVariables(wf: Workflow, workflowDir: string, args: Record<st
   return bound;
 }
 
+const DECIMAL = /^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/;
+
 function coerce(name: string, raw: string, def: VariableValue): VariableValue {
   if (typeof def === 'number') {
-    const n = Number(raw);
-    if (raw.trim() === '' || !Number.isFinite(n)) throw new DwError('DW_ERR_BAD_ARGUMENT', `--arg ${name}=${raw}: "${name}" is a number (default ${def}), got "${raw}"`, { name, expected: 'number', got: raw });
+    // Decimal only: Number() would also take "0x10", "0b1", " 5 " and "" (as 0).
+    const n = DECIMAL.test(raw) ? Number(raw) : Number.NaN;
+    if (!Number.isFinite(n)) throw new DwError('DW_ERR_BAD_ARGUMENT', `--arg ${name}=${raw}: "${name}" is a number (default ${def}), got "${raw}"; write a decimal number such as 0.8, 12 or 1e-3`, { name, expected: 'number', got: raw });
     return n;
   }
   if (typeof def === 'boolean') {

@@ -8,11 +8,18 @@ import { fileURLToPath } from 'node:url';
 const NPM = 'npm:';
 export const OWN_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
+/** A package name as npm allows it (validate-npm-package-name): no "..", no leading dot, URL-safe. */
+const PACKAGE_NAME = /^(@[a-z0-9-~][a-z0-9-._~]*\/)?[a-z0-9-~][a-z0-9-._~]*$/i;
+
 function splitPackage(spec: string): { pkg: string; sub: string } | null {
   const parts = spec.split('/');
   const n = spec.startsWith('@') ? 2 : 1;
-  if (parts.length <= n || parts.slice(0, n).some((p) => p === '')) return null;
-  return { pkg: parts.slice(0, n).join('/'), sub: parts.slice(n).join('/') };
+  if (parts.length <= n) return null;
+  const pkg = parts.slice(0, n).join('/');
+  const sub = parts.slice(n);
+  // The path stays inside the package: "npm:x/../../etc" is not one of its files.
+  if (!PACKAGE_NAME.test(pkg) || sub.some((p) => p === '' || p === '.' || p === '..')) return null;
+  return { pkg, sub: sub.join('/') };
 }
 
 function findPackageDir(pkg: string, from: string): string | null {
@@ -31,7 +38,7 @@ function findPackageDir(pkg: string, from: string): string | null {
 export function resolveModelPath(ref: string, workflowDir: string): { path: string } | { error: string } {
   if (!ref.startsWith(NPM)) return { path: isAbsolute(ref) ? ref : resolve(workflowDir, ref) };
   const split = splitPackage(ref.slice(NPM.length));
-  if (!split) return { error: `"${ref}" is not of the form npm:PACKAGE/PATH` };
+  if (!split) return { error: `"${ref}" is not of the form npm:PACKAGE/PATH (a package name as npm allows it, then a path inside the package, without "..")` };
   for (const from of [workflowDir, OWN_ROOT]) {
     const dir = findPackageDir(split.pkg, from);
     if (dir) return { path: join(dir, split.sub) };

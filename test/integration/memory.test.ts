@@ -95,6 +95,20 @@ function describeWatcher(): void {
     assert.deepEqual(r.json.models.map((m: any) => m.cache), ['hit', 'hit', 'hit']);
   });
 
+  test('a run right after a change, before the watcher checked it, says the file changed; the run after that is a hit and says nothing', async () => {
+    const confirmed = () => d.log().match(/"msg":"model file changed: sessions dropped"/g)?.length ?? 0;
+    const before = confirmed();
+    writeFileSync(cls, variant(10));
+    const first = await dwJson(sb, ['run', wf]);
+    assert.equal(first.ran.code, 0, first.ran.stderr);
+    assert.equal(first.json.models[1].cache, 'loaded');
+    assert.match(first.ran.stderr, /read: cls reloaded: model file changed on disk \(sha256 \w+… → \w+…\)/);
+    await eventually('the watcher to confirm the change', async () => confirmed() > before);
+    const second = await dwJson(sb, ['run', wf]);
+    assert.deepEqual(second.json.models.map((m: any) => m.cache), ['hit', 'hit', 'hit'], 'the session the first run loaded from the new file was kept');
+    assert.doesNotMatch(second.ran.stderr, /reloaded/);
+  });
+
   test('a deleted model file drops its session and the next run fails with DW_ERR_MODEL_NOT_FOUND', async () => {
     unlinkSync(cls);
     await eventually('the cls session to be dropped', async () => !(await loadedPaths(sb)).includes(cls));
@@ -248,5 +262,49 @@ test('with --prewarm, a changed model file is loaded again in the background bef
     const next = await dwJson(sb, ['run', wf]);
     assert.deepEqual(next.json.models.map((m: any) => [m.role, m.cache]), [['det', 'hit'], ['cls', 'hit'], ['rec', 'hit']]);
     assert.equal(next.json.models[1].key, fresh.key);
+  });
+});
+
+test('during a run dw memory shows the models it loaded with their cost and uses, and dw status counts the same', async () => {
+  await withDaemon([], async (sb) => {
+    const tall = await tallImage(sb, 16);
+    const running = spawnDw(sb, ['run', OCR_WORKFLOW, '--arg', `image=${tall}`]);
+    await running.stderrMatches(/read: \d+\/\d+ boxes/);
+    const [mem, st] = await Promise.all([memory(sb), dwJson(sb, ['status'])]);
+    const models = mem.runners[0].models;
+    assert.equal(models.length, 3);
+    assert.equal(st.json.models_loaded, models.length);
+    for (const m of models) {
+      assert.ok(m.uses >= 1, `${m.path}: ${m.uses} uses`);
+      assert.ok(m.size_bytes > 0, `${m.path}: size ${m.size_bytes}`);
+      assert.equal(m.in_use, true);
+    }
+    assert.ok(models.find((m: any) => m.path.endsWith('det_infer.onnx')).cost_bytes > 0, 'det measured at its load');
+    assert.equal((await running.done).code, 0);
+  });
+});
+
+test('--prewarm after a model file is replaced in the middle of a run: loaded beside that run, not after it; the next run is all hits', async () => {
+  await withDaemon(['--prewarm'], async (sb, d) => {
+    const cls = join(sb.dir, 'cls.onnx');
+    copyFileSync(CLS, cls);
+    const wf = workflow(sb, 'midrun.json', cls);
+    assert.equal((await dwJson(sb, ['run', wf])).ran.code, 0);
+    // A run that holds the cls session for 6 s, yielding all along.
+    writeFileSync(join(sb.dir, 'hold.mjs'), `export default { roles: [{ name: 'cls', kind: 'onnx', required: true }], async run(args, ctx) {
+      await ctx.session('cls');
+      for (let i = 0; i < 120; i++) { ctx.signal.throwIfAborted(); ctx.progress(i, 120, 'ticks'); await new Promise((r) => setTimeout(r, 50)); }
+      return 'held';
+    } };\n`);
+    const hold = join(sb.dir, 'hold.json');
+    writeFileSync(hold, JSON.stringify({ id: 'hold', steps: [{ name: 'hold', pipeline: { type: './hold.mjs', models: { cls: './cls.onnx' } } }] }));
+    const running = spawnDw(sb, ['run', hold]);
+    await running.stderrMatches(/hold: \d+\/120 ticks/);
+    writeFileSync(cls, variant(11));
+    await eventually('the prewarm', async () => d.log().includes('"msg":"model prewarmed after its file changed"'));
+    assert.equal(running.proc.exitCode, null, 'the run that uses the old file is still going');
+    assert.equal((await running.done).code, 0);
+    const next = await dwJson(sb, ['run', wf]);
+    assert.deepEqual(next.json.models.map((m: any) => [m.role, m.cache]), [['det', 'hit'], ['cls', 'hit'], ['rec', 'hit']]);
   });
 });

@@ -3,7 +3,7 @@
 // cancellation between frames.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync, writeFileSync, existsSync, readdirSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { dw, dwJson, fileDaemon, OCR_WORKFLOW, ROOT, spawnDw, withDaemon } from '../helpers/env.js';
 import { decodeWav, encodeWav, durationS } from '../../src/media/audio.js';
@@ -109,6 +109,40 @@ test('a plugin that is not a pipeline fails with DW_ERR_PLUGIN and the daemon ca
   const fixed = await dwJson(sb, ['run', wf]);
   assert.equal(fixed.ran.code, 0, fixed.ran.stderr);
   assert.deepEqual(fixed.json.results.x, { echo: 7 });
+});
+
+/** A one-step workflow around a plugin whose run() body is `body`. */
+function pluginWorkflow(name: string, body: string, result?: object): string {
+  writeFileSync(join(sb.dir, `${name}.mjs`), `export default { async run() { ${body} } };\n`);
+  const wf = join(sb.dir, `${name}.json`);
+  writeFileSync(wf, JSON.stringify({ id: name, steps: [{ name: 'x', pipeline: { type: `./${name}.mjs`, models: {} }, ...(result ? { result } : {}) }] }));
+  return wf;
+}
+
+test('plugin results: a circular one is named before the step is done, undefined is null, one too large gets its own code', async () => {
+  const circular = await dwJson(sb, ['run', pluginWorkflow('circular', 'const a = { b: { list: [1] } }; a.b.list.push(a); return a;')]);
+  assert.equal(circular.ran.code, 1);
+  assert.equal(circular.json.error.code, 'DW_ERR_RUN_FAILED');
+  assert.match(circular.json.error.message, /step "x" \(\.\/circular\.mjs\): its result refers to itself \(at \$\.b\.list\[1\]\)/);
+  assert.doesNotMatch(circular.ran.stderr, /x: done/, 'progress never said the step was done');
+
+  const nothing = await dwJson(sb, ['run', pluginWorkflow('nothing', 'return undefined;')]);
+  assert.equal(nothing.ran.code, 0, nothing.ran.stderr);
+  assert.deepEqual(nothing.json.results, { x: null });
+
+  // 70 MB of text: more than a run's results may take (16 MiB).
+  const big = 'const s = "x".repeat(70 * 1024 * 1024); return { s };';
+  const tooLarge = await dwJson(sb, ['run', pluginWorkflow('big', big)]);
+  assert.equal(tooLarge.ran.code, 1);
+  assert.equal(tooLarge.json.error.code, 'DW_ERR_RESULT_TOO_LARGE');
+  assert.match(tooLarge.json.error.message, /step "x" \(\.\/big\.mjs\): its result is 70\.0 MB as JSON, more than the 16\.0 MB a run's results may take; save it to a file/);
+  // Saved, it goes to its file, and the results say where instead of holding it.
+  const out = join(sb.dir, 'big-out');
+  const saved = await dwJson(sb, ['run', pluginWorkflow('bigsaved', big, { content_type: 'application/json', save: 'big.json' }), '-o', out]);
+  assert.equal(saved.ran.code, 0, saved.ran.stderr);
+  assert.equal(saved.json.results.x.kind, 'saved');
+  assert.equal(saved.json.outputs[0].bytes, statSync(join(out, 'big.json')).size);
+  assert.ok(statSync(join(out, 'big.json')).size > 70 * 1024 * 1024);
 });
 
 test('Ctrl-C during a long VAD run stops it between frames: the runner is not killed', async () => {

@@ -1,9 +1,22 @@
 import { basename } from 'node:path';
 import { EXIT } from '../../protocol/errors.js';
-import type { MemoryResult } from '../../protocol/messages.js';
+import type { MemoryResult, ModelInfo } from '../../protocol/messages.js';
 import { ask } from '../autostart.js';
 import type { Command } from '../command.js';
 import { bytes, span, table } from '../format.js';
+
+/** A session's options, as far as they differ from the defaults. */
+export function describeOptions(o: ModelInfo['options']): string {
+  if (!o) return '-';
+  const parts = [
+    ...(o.providers.join(',') !== 'cpu' ? [o.providers.join(',')] : []),
+    ...(o.intra_op_threads ? [`${o.intra_op_threads} threads`] : []),
+    ...(o.graph_optimization && o.graph_optimization !== 'all' ? [`optimization ${o.graph_optimization}`] : []),
+    ...(o.intra_op_spinning ? ['spinning'] : []),
+    ...(o.graph_rewrites === false ? ['no rewrites'] : []),
+  ];
+  return parts.length > 0 ? parts.join(', ') : 'defaults';
+}
 
 function render(m: MemoryResult, now: number): string {
   const out: string[] = [];
@@ -23,9 +36,13 @@ function render(m: MemoryResult, now: number): string {
       out.push('  no models loaded');
       continue;
     }
+    // Two sessions of one file (other options) would look alike: then a column says which is which.
+    const paths = r.models.map((x) => x.path);
+    const withOptions = new Set(paths).size < paths.length;
     const rows = r.models.map((x) => [
       basename(x.path),
       x.key.slice(0, 8),
+      ...(withOptions ? [describeOptions(x.options)] : []),
       x.provider,
       bytes(x.size_bytes),
       bytes(x.cost_bytes),
@@ -33,7 +50,7 @@ function render(m: MemoryResult, now: number): string {
       `${span(now - x.last_used)} ago`,
       x.in_use ? 'in use' : x.keep_alive_ms === -1 ? 'pinned' : x.expires_at ? `in ${span(x.expires_at - now)}` : '-',
     ]);
-    out.push(table(['MODEL', 'KEY', 'PROVIDER', 'SIZE', 'MEMORY', 'USES', 'LAST USED', 'UNLOADS'], rows).replace(/^/gm, '  '));
+    out.push(table(['MODEL', 'KEY', ...(withOptions ? ['OPTIONS'] : []), 'PROVIDER', 'SIZE', 'MEMORY', 'USES', 'LAST USED', 'UNLOADS'], rows).replace(/^/gm, '  '));
   }
   if (m.evictions.length > 0) {
     out.push('');
