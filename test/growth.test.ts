@@ -10,8 +10,12 @@ test('warns once when warm runs of the same models grow past the threshold', () 
   assert.equal(g.note(700 * MB, 1), null, '400 MB is under the threshold');
   const w = g.note(900 * MB, 1);
   assert.match(w!, /grew by 600 MB .*\(from 300 MB to 900 MB\)/);
-  assert.equal(g.note(1000 * MB, 1), null, 'said once');
-  assert.deepEqual(g.snapshot(), { baseline_rss: 300 * MB, latest_rss: 1000 * MB, warning: w });
+  assert.equal(g.note(1000 * MB, 1), null, 'logged once');
+  assert.deepEqual(g.snapshot(), { baseline_rss: 300 * MB, latest_rss: 1000 * MB, warning: g.snapshot()!.warning });
+  assert.match(g.snapshot()!.warning!, /grew by 700 MB .*\(from 300 MB to 1000 MB\)/, 'the warning shows the runner as it is now');
+  assert.equal(g.note(320 * MB, 1), null);
+  assert.equal(g.snapshot()!.warning, null, 'back under the threshold: no warning');
+  assert.ok(g.note(900 * MB, 1), 'growing again is new again');
 });
 
 test('a change in the loaded models starts a new baseline', () => {

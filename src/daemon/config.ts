@@ -13,6 +13,7 @@ export interface Config {
   keep_alive_ms: number;
   max_memory: number | null;
   growth_warn_bytes: number;
+  recycle_above_bytes: number;
   prewarm: boolean;
   allowed_roots: string[] | null;
   plugins: 'auto' | 'on' | 'off';
@@ -60,6 +61,11 @@ export const SETTINGS: { [K in keyof Config]: Setting<K> } = {
     },
   },
   growth_warn_bytes: { flag: 'growth-warn', env: 'DWD_GROWTH_WARN', doc: 'warn when the runner grows by more than this across warm runs', default: () => 500 * 1024 * 1024, parse: parseSize },
+  recycle_above_bytes: {
+    flag: 'recycle-above', env: 'DWD_RECYCLE_ABOVE',
+    doc: 'replace an idle runner that holds this much more than its models (or twice their size, if more) after a large run, and load its models again; 0: never',
+    default: () => 1024 * 1024 * 1024, parse: parseSize,
+  },
   prewarm: {
     flag: 'prewarm', env: 'DWD_PREWARM', boolean: true, doc: 'load a model again in the background when its file changes', default: () => false,
     parse: (raw, name) => {

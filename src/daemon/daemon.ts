@@ -25,6 +25,9 @@ const RESULT_FRAME_OVERHEAD = 256 * 1024;
  */
 const MAX_RESULT_BYTES = 16 * 1024 * 1024;
 
+/** How long the daemon must have had no run before it looks at the runner's memory. */
+const IDLE_MEMORY_CHECK_MS = 2000;
+
 /** Past the grace period, how long stopping the runner and closing up may take before the exit is forced. */
 const SHUTDOWN_SLACK_MS = 15_000;
 
@@ -44,6 +47,7 @@ export class Daemon {
   private shutdownPromise: Promise<void> | null = null;
   private connections: Set<Socket> = new Set();
   private stopServing = () => {};
+  private memoryCheck: NodeJS.Timeout | null = null;
   /** Resolves once shutdown has finished: the process may exit then. */
   readonly stopped: Promise<void>;
   private markStopped!: () => void;
@@ -123,10 +127,52 @@ export class Daemon {
   noteRunnerRss(rss: number): void {
     const warning = this.growth.note(rss, this.registry.generation);
     if (warning) this.log.warn({ rss, threshold: this.config.growth_warn_bytes }, warning);
+    this.scheduleMemoryCheck();
+  }
+
+  /** Looks at the runner's memory once no run has come for a moment (each run that ends puts it off). */
+  private scheduleMemoryCheck(): void {
+    if (this.config.recycle_above_bytes === 0) return;
+    if (this.memoryCheck) clearTimeout(this.memoryCheck);
+    this.memoryCheck = setTimeout(() => {
+      this.memoryCheck = null;
+      void this.checkRunnerMemory();
+    }, IDLE_MEMORY_CHECK_MS);
+    this.memoryCheck.unref();
+  }
+
+  /**
+   * A run on a large input leaves the runner holding its peak: onnxruntime's arenas keep what they
+   * grew to (3.1 GB after one OCR of a 16000x16000 image with limit_side_len 4096, 0.2 GB after
+   * ordinary runs), and no session option gives it back here (without the arena, every OCR run was
+   * 15-20% slower). Only a new process does: an idle runner holding far more than its models need
+   * is replaced, and its models are loaded again at once.
+   */
+  private async checkRunnerMemory(): Promise<void> {
+    if (this.shuttingDown || !this.scheduler.idleNow) return;
+    const snap = await this.supervisor.snapshot();
+    const fresh = this.supervisor.freshRss;
+    if (!snap || fresh === null || !this.scheduler.idleNow) return;
+    const models = this.registry.snapshot().reduce((sum, m) => sum + m.cost_bytes, 0);
+    const excess = snap.rss - fresh - models;
+    // Models whose working memory is legitimately large (a diffusion UNet) are allowed twice their size.
+    const allowed = Math.max(this.config.recycle_above_bytes, 2 * models);
+    if (excess <= allowed) return;
+    await this.recycle({ rss: snap.rss, excess_bytes: excess, models_bytes: models, allowed_bytes: allowed });
+  }
+
+  /** Replaces the runner with a fresh process and loads what the old one held (with their keep-alive). */
+  private async recycle(facts: Record<string, number>): Promise<void> {
+    const held = this.registry.snapshot().filter((m) => m.session);
+    this.log.info({ ...facts, models: held.length }, 'the idle runner holds far more memory than its models: replacing it');
+    await this.scheduler.exclusive('recycle', () => this.supervisor.replace());
+    this.growth.reset();
+    const reloaded = await this.preload(held.map((m) => ({ ...m, session: m.session! })), 'runner replaced');
+    this.log.info({ rss_before: facts.rss, rss_after: (await this.supervisor.snapshot())?.rss ?? null, models: held.length, reloaded }, 'runner replaced: memory given back, models loaded again');
   }
 
   /** Loads models in the background, ahead of any run that will ask for them; false if any failed. */
-  private async preload(models: Array<{ key: string; path: string; role: string; session: SessionOptionsSpec; workflows: string[] }>, why: string): Promise<boolean> {
+  private async preload(models: Array<{ key: string; path: string; role: string; session: SessionOptionsSpec; workflows: string[]; keep_alive_ms?: number }>, why: string): Promise<boolean> {
     let ok = true;
     for (const m of models) {
       const model = { role: m.role, kind: 'onnx' as const, path: m.path, key: m.key };
@@ -190,6 +236,7 @@ export class Daemon {
   private async doShutdown(reason: string): Promise<void> {
     this.log.info({ reason }, 'shutting down');
     this.shuttingDown = true;
+    if (this.memoryCheck) clearTimeout(this.memoryCheck);
     this.bound.server.close();
     const stopping = new DwError('DW_ERR_SHUTTING_DOWN', `dwd is shutting down (${reason})`);
     this.scheduler.drainQueue(stopping);

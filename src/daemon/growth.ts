@@ -16,18 +16,21 @@ export class GrowthTracker {
 
   constructor(private readonly warnBytes: number) {}
 
-  /** Records the runner's RSS after a run; returns a warning the first time growth passes the threshold. */
+  /**
+   * Records the runner's RSS after a run. The warning describes the runner as it is now (it goes
+   * once the runner is back under the threshold); the return value is it when it is new, to log once.
+   */
   note(rss: number, generation: number): string | null {
     if (!this.report || generation !== this.generation) {
       this.generation = generation;
       this.report = { baseline_rss: rss, latest_rss: rss, warning: null };
       return null;
     }
+    const was = this.report.warning;
     this.report.latest_rss = rss;
     const grown = rss - this.report.baseline_rss;
-    if (grown <= this.warnBytes || this.report.warning !== null) return null;
-    this.report.warning = `runner memory grew by ${mb(grown)} across warm runs of the same models (from ${mb(this.report.baseline_rss)} to ${mb(rss)}); \`dw clear\` gives it back`;
-    return this.report.warning;
+    this.report.warning = grown > this.warnBytes ? `runner memory grew by ${mb(grown)} across warm runs of the same models (from ${mb(this.report.baseline_rss)} to ${mb(rss)}); \`dw clear\` gives it back` : null;
+    return was === null ? this.report.warning : null;
   }
 
   reset(): void {

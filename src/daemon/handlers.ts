@@ -129,13 +129,18 @@ export function createHandlers(d: Daemon): HandlerTable {
       return {
         daemon: { pid: process.pid, version: PACKAGE_VERSION, rss: process.memoryUsage.rss(), uptime_s: Math.round((Date.now() - d.startedAt) / 1000) },
         host,
-        budget: { max_bytes: d.registry.budget, used_bytes: models.reduce((s, m) => s + m.cost_bytes, 0) },
+        budget: {
+          max_bytes: d.registry.budget,
+          used_bytes: models.reduce((s, m) => s + m.cost_bytes, 0),
+          runner_bytes: snap && d.supervisor.freshRss !== null ? Math.max(0, snap.rss - d.supervisor.freshRss) : null,
+        },
         runners: [
           {
             pid: runner.pid,
             state: runner.state,
             device: providers.some((p) => p !== 'cpu') ? providers.filter((p) => p !== 'cpu').join('+') : 'cpu',
             rss: snap?.rss ?? null,
+            fresh_rss: d.supervisor.freshRss,
             growth: growth && { ...growth, warn_bytes: d.config.growth_warn_bytes },
             models: models.map((m) => ({
               path: m.path, key: m.key, role: m.role, provider: m.provider, options: m.session, size_bytes: m.size_bytes, cost_bytes: m.cost_bytes, load_ms: m.load_ms,

@@ -245,8 +245,8 @@ export class ModelRegistry {
     this.deps.changed?.();
   }
 
-  /** After a background load (--prewarm): adopt what the runner now holds, with the default keep-alive. */
-  async adopt(extra: Array<{ key: string; role: string; session: SessionOptionsSpec; workflows: string[] }>): Promise<void> {
+  /** After a background load (--prewarm, recovery, a replaced runner): adopt what the runner now holds, with the default keep-alive unless told. */
+  async adopt(extra: Array<{ key: string; role: string; session: SessionOptionsSpec; workflows: string[]; keep_alive_ms?: number }>): Promise<void> {
     const held = await this.deps.loaded();
     if (held) await this.reconcile(held);
     for (const x of extra) {
@@ -254,6 +254,7 @@ export class ModelRegistry {
       if (!e) continue;
       e.role = x.role;
       e.session = x.session;
+      if (x.keep_alive_ms !== undefined) e.keep_alive_ms = x.keep_alive_ms;
       x.workflows.forEach((w) => e.workflows.add(w));
       this.schedule(e);
     }

@@ -116,6 +116,11 @@ export class Scheduler {
     }
   }
 
+  /** Nothing running, loading or waiting. */
+  get idleNow(): boolean {
+    return this.active.size === 0 && this.queue.length === 0;
+  }
+
   get queued(): number {
     return this.queue.length;
   }

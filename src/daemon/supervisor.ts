@@ -38,6 +38,8 @@ export class Supervisor {
   private stopping = false;
   private restartTimer: NodeJS.Timeout | null = null;
   private restartAt = 0;
+  /** The current runner's memory when it was ready, before any model: its excess is counted from there. */
+  freshRss: number | null = null;
   /** Set while dw clear swaps the runner: its exit is intended, not a crash. */
   private replacing = false;
 
@@ -66,7 +68,8 @@ export class Supervisor {
         if (msg.type !== 'ready') return;
         child.off('message', onReady);
         this.state = 'ready';
-        this.log.info({ runner_pid: msg.pid, restarts: this.restarts }, 'runner ready');
+        this.freshRss = msg.rss;
+        this.log.info({ runner_pid: msg.pid, restarts: this.restarts, rss: msg.rss }, 'runner ready');
         resolve();
         this.hooks.ready?.(this.restarts);
       };

@@ -160,12 +160,18 @@ export interface ModelInfo {
 export interface MemoryResult {
   daemon: { pid: number; version: string; rss: number; uptime_s: number };
   host: { total_mem: number; available_mem: number; cpus: number; cpu: string };
-  budget: { max_bytes: number | null; used_bytes: number };
+  /**
+   * `used_bytes`: what the loaded models cost (measured at their loads); `runner_bytes`: what the
+   * runner really holds beyond a fresh runner, models and the working memory of runs included.
+   */
+  budget: { max_bytes: number | null; used_bytes: number; runner_bytes: number | null };
   runners: Array<{
     pid: number | null;
     state: StatusResult['runner']['state'];
     device: string;
     rss: number | null;
+    /** Its RSS when it started, before any model. */
+    fresh_rss: number | null;
     growth: { baseline_rss: number; latest_rss: number; warn_bytes: number; warning: string | null } | null;
     models: ModelInfo[];
   }>;

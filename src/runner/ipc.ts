@@ -31,7 +31,8 @@ export interface LoadedModelInfo {
 export type RunnerResult = Pick<RunResult, 'results' | 'models' | 'outputs'> & { load_ms: number; run_ms: number; rss: number };
 
 export type FromRunner =
-  | { type: 'ready'; pid: number }
+  /** `rss`: a fresh runner's memory, before any model: what the daemon counts a runner's excess from. */
+  | { type: 'ready'; pid: number; rss: number }
   /** `ack`: an output piece; the runner sends only a few of them ahead of the daemon's acks. */
   | { type: 'event'; runId: string; event: RunEvent; ack?: true }
   | { type: 'done'; runId: string; result: RunnerResult }

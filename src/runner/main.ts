@@ -57,4 +57,4 @@ process.on('disconnect', () => process.exit(0));
 process.on('exit', () => {
   if (process.env.DW_RUNNER_TMPDIR) rmSync(process.env.DW_RUNNER_TMPDIR, { recursive: true, force: true });
 });
-send({ type: 'ready', pid: process.pid });
+send({ type: 'ready', pid: process.pid, rss: process.memoryUsage.rss() });

@@ -308,3 +308,33 @@ test('--prewarm after a model file is replaced in the middle of a run: loaded be
     assert.deepEqual(next.json.models.map((m: any) => [m.role, m.cache]), [['det', 'hit'], ['cls', 'hit'], ['rec', 'hit']]);
   });
 });
+
+test('a runner left holding far more than its models after a large input is replaced once idle, and its models loaded again', { timeout: 120_000 }, async () => {
+  await withDaemon(['--recycle-above', '200M'], async (sb, d) => {
+    const wf = workflow(sb, 'large.json', CLS);
+    const body = JSON.parse(readFileSync(wf, 'utf8'));
+    body.variables.limit = 960;
+    body.steps[0].pipeline.arguments.limit_side_len = 'variable:limit';
+    writeFileSync(wf, JSON.stringify(body));
+    const runnerPid = async () => (await dwJson(sb, ['status'])).json.runner.pid as number;
+    assert.equal((await dwJson(sb, ['run', wf])).ran.code, 0);
+    assert.equal((await dwJson(sb, ['run', wf])).ran.code, 0);
+    const first = await runnerPid();
+    await new Promise((r) => setTimeout(r, 3000));
+    assert.equal(await runnerPid(), first, 'ordinary runs leave the runner alone');
+    // At full resolution the detector's buffers grow by hundreds of megabytes, and stay.
+    const big = await dwJson(sb, ['run', wf, '--arg', `image=${await tallImage(sb, 8)}`, '--arg', 'limit=4096']);
+    assert.equal(big.ran.code, 0, big.ran.stderr);
+    const peak = (await memory(sb)).runners[0].rss as number;
+    const second = await eventually('the runner to be replaced', async () => (await runnerPid()) !== first && runnerPid());
+    assert.match(d.log(), /"msg":"the idle runner holds far more memory than its models: replacing it"/);
+    await eventually('its models loaded again', async () => d.log().includes('"msg":"runner replaced: memory given back, models loaded again"'));
+    const after = await memory(sb);
+    assert.equal(after.runners[0].pid, second);
+    assert.equal(after.runners[0].models.length, 3, 'the models it held are loaded again');
+    assert.ok(after.runners[0].rss < peak - 150 * 1048576, `memory given back: ${peak} -> ${after.runners[0].rss}`);
+    assert.equal(after.runners[0].growth?.warning ?? null, null, 'no stale growth warning');
+    const next = await dwJson(sb, ['run', wf]);
+    assert.deepEqual(next.json.models.map((m: any) => m.cache), ['hit', 'hit', 'hit']);
+  });
+});

@@ -5,7 +5,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { dw, dwJson, fileDaemon, OCR_WORKFLOW, ROOT, spawnDw, withDaemon } from '../helpers/env.js';
+import { dw, dwJson, fileDaemon, OCR_WORKFLOW, ROOT, sandbox, spawnDw, withDaemon } from '../helpers/env.js';
 import { decodeWav, encodeWav, durationS } from '../../src/media/audio.js';
 import { readNpy } from '../../src/media/npy.js';
 import { DEFAULT_MAX_FRAME } from '../../src/protocol/framing.js';
@@ -143,6 +143,27 @@ test('plugin results: a circular one is named before the step is done, undefined
   assert.equal(saved.json.results.x.kind, 'saved');
   assert.equal(saved.json.outputs[0].bytes, statSync(join(out, 'big.json')).size);
   assert.ok(statSync(join(out, 'big.json')).size > 70 * 1024 * 1024);
+});
+
+test('the daemon gives back what it relayed: after four 15 MB results it holds less than three of them more than before', { timeout: 120_000 }, async () => {
+  // Autostarted, as users get it (with its malloc settings).
+  const own = sandbox();
+  const env = { DW_AUTOSTART: '1' };
+  try {
+    writeFileSync(join(own.dir, 'big.mjs'), 'export default { async run(args) { return { s: "x".repeat(args.mb * 1048576) }; } };\n');
+    const wf = join(own.dir, 'big.json');
+    writeFileSync(wf, JSON.stringify({ id: 'big', variables: { mb: 0 }, steps: [{ name: 'x', pipeline: { type: './big.mjs', models: {}, arguments: { mb: 'variable:mb' } } }] }));
+    assert.equal((await dw(own, ['run', wf, '-q'], { env })).code, 0);
+    const rss = async () => (await dwJson(own, ['memory'])).json.daemon.rss as number;
+    const before = await rss();
+    for (let i = 0; i < 4; i++) assert.equal((await dw(own, ['run', wf, '--arg', 'mb=15', '-q'], { env })).code, 0);
+    await new Promise((r) => setTimeout(r, 1000));
+    const after = await rss();
+    assert.ok(after - before < 45 * 1048576, `daemon rss ${before} -> ${after}`);
+  } finally {
+    await dw(own, ['stop']);
+    own.cleanup();
+  }
 });
 
 test('Ctrl-C during a long VAD run stops it between frames: the runner is not killed', async () => {

@@ -22,7 +22,8 @@ function render(m: MemoryResult, now: number): string {
   const out: string[] = [];
   out.push(`dwd ${m.daemon.version}  pid ${m.daemon.pid}  rss ${bytes(m.daemon.rss)}  up ${span(m.daemon.uptime_s * 1000)}  runs ${m.runs_total}`);
   out.push(`host  ${m.host.cpus} cpus (${m.host.cpu}), ${bytes(m.host.available_mem)} available of ${bytes(m.host.total_mem)}`);
-  out.push(`budget  ${m.budget.max_bytes === null ? 'none (dwd --max-memory)' : bytes(m.budget.max_bytes)}, models use ${bytes(m.budget.used_bytes)}`);
+  const holds = m.budget.runner_bytes === null ? '' : `; the runner holds ${bytes(m.budget.runner_bytes)} more than a fresh one`;
+  out.push(`budget  ${m.budget.max_bytes === null ? 'none (dwd --max-memory)' : bytes(m.budget.max_bytes)}, models use ${bytes(m.budget.used_bytes)}${holds}`);
   if (m.gpus.length === 0) out.push(`gpu  ${m.gpu_note ?? 'no GPU'}`);
   for (const g of m.gpus) {
     const mine = g.processes.map((p) => `pid ${p.pid}: ${bytes(p.used_memory)}`).join(', ');
