@@ -2,6 +2,7 @@
 // cost, and what to evict when a new model would not fit. The runner owns the sessions; this owns
 // the policy. Status reports are built from snapshot(), a copy, never from the live entries.
 import { stat } from 'node:fs/promises';
+import { sep } from 'node:path';
 import { DwError } from '../protocol/errors.js';
 import type { RunEvent } from '../protocol/messages.js';
 import type { LoadedModelInfo } from '../runner/ipc.js';
@@ -13,6 +14,8 @@ export const PINNED = -1;
 export interface ModelEntry {
   key: string;
   path: string;
+  /** Other files it was built from (an onnx graph's external data): watched, and named by dw clear, with it. */
+  files: string[];
   role: string;
   /** Session options it was built with: what --prewarm loads it again with. */
   session: SessionOptionsSpec | null;
@@ -50,10 +53,25 @@ export interface RegistryDeps {
 /** Before a model was ever measured, its memory is estimated from its file size: weights plus arenas. */
 export const COST_PER_FILE_BYTE = 2;
 
-function onnxModels(plan: Plan): Array<{ key: string; path: string; role: string; session: SessionOptionsSpec }> {
-  const seen = new Map<string, { key: string; path: string; role: string; session: SessionOptionsSpec }>();
-  for (const step of plan.steps) for (const m of step.models) if (m.kind === 'onnx') seen.set(m.key, { key: m.key, path: m.path, role: m.role, session: step.session });
+interface PlannedModel { key: string; path: string; files: string[]; role: string; session: SessionOptionsSpec }
+
+function onnxModels(plan: Plan): PlannedModel[] {
+  const seen = new Map<string, PlannedModel>();
+  for (const step of plan.steps) for (const m of step.models) if (m.kind === 'onnx') seen.set(m.key, { key: m.key, path: m.path, files: m.files ?? [], role: m.role, session: step.session });
   return [...seen.values()];
+}
+
+/** The bytes of a model's files (its graph and external data), 0 for those that are gone. */
+async function sizeOf(m: { path: string; files?: string[] }): Promise<number> {
+  const sizes = await Promise.all([m.path, ...(m.files ?? [])].map((p) => stat(p).then((s) => s.size, () => 0)));
+  return sizes.reduce((a, b) => a + b, 0);
+}
+
+/** Whether `paths` names this model: its file, one of its other files, or a folder it lies in (an export). */
+function named(paths: Set<string>, m: { path: string; files?: string[] }): boolean {
+  if (paths.has(m.path) || m.files?.some((f) => paths.has(f))) return true;
+  for (const p of paths) if (m.path.startsWith(p.endsWith(sep) ? p : p + sep)) return true;
+  return false;
 }
 
 const mb = (n: number) => `${(n / 1024 / 1024).toFixed(1)} MB`;
@@ -61,7 +79,7 @@ const mb = (n: number) => `${(n / 1024 / 1024).toFixed(1)} MB`;
 export class ModelRegistry {
   private readonly entries = new Map<string, ModelEntry>();
   /** Runs using each key right now, loaded yet or not: never evicted, never expired while counted. */
-  private readonly inFlight = new Map<string, { count: number; path: string }>();
+  private readonly inFlight = new Map<string, { count: number; path: string; files: string[] }>();
   /** Estimated cost of models that runs in progress are loading, until those runs end. */
   private readonly reserved = new Map<string, number>();
   private readonly knownCost = new Map<string, number>();
@@ -85,8 +103,8 @@ export class ModelRegistry {
       }
     }
     const acquired = models.map((m) => m.key);
-    for (const { key, path } of models) {
-      this.inFlight.set(key, { count: (this.inFlight.get(key)?.count ?? 0) + 1, path });
+    for (const { key, path, files } of models) {
+      this.inFlight.set(key, { count: (this.inFlight.get(key)?.count ?? 0) + 1, path, files });
       const e = this.entries.get(key);
       if (e) this.clearTimer(e);
     }
@@ -99,13 +117,13 @@ export class ModelRegistry {
     return acquired;
   }
 
-  private async makeRoom(missing: Array<{ key: string; path: string }>): Promise<void> {
+  private async makeRoom(missing: PlannedModel[]): Promise<void> {
     const max = this.deps.maxMemory;
     if (max === null || missing.length === 0) return;
     let need = 0;
     const mine = new Set<string>();
     for (const m of missing) {
-      const cost = this.knownCost.get(m.key) ?? (await stat(m.path)).size * COST_PER_FILE_BYTE;
+      const cost = this.knownCost.get(m.key) ?? (await sizeOf(m)) * COST_PER_FILE_BYTE;
       this.reserved.set(m.key, cost);
       mine.add(m.key);
       need += cost;
@@ -177,11 +195,11 @@ export class ModelRegistry {
    * A run just loaded a model: known from this moment, not only when the run ends, so that a
    * runner dying in the middle of that run is replaced by one that loads it again.
    */
-  noteLoaded(m: { key: string; path: string; role: string; session: SessionOptionsSpec; provider: string; load_ms: number; workflow: string }): void {
+  noteLoaded(m: { key: string; path: string; files?: string[]; role: string; session: SessionOptionsSpec; provider: string; load_ms: number; workflow: string }): void {
     if (this.entries.has(m.key)) return;
     this.generation += 1;
     this.entries.set(m.key, {
-      key: m.key, path: m.path, role: m.role, session: m.session, provider: m.provider, size_bytes: 0, cost_bytes: 0, load_ms: m.load_ms,
+      key: m.key, path: m.path, files: m.files ?? [], role: m.role, session: m.session, provider: m.provider, size_bytes: 0, cost_bytes: 0, load_ms: m.load_ms,
       loaded_at: Date.now(), last_used: Date.now(), uses: 0, keep_alive_ms: this.deps.keepAliveMs, expires_at: null,
       workflows: new Set([m.workflow]), stale: null, timer: null,
     });
@@ -193,16 +211,16 @@ export class ModelRegistry {
       const e = this.entries.get(h.key);
       if (e) {
         e.uses = h.uses;
-        if (e.size_bytes === 0) e.size_bytes = await stat(h.path).then((s) => s.size, () => 0);
+        if (e.size_bytes === 0) e.size_bytes = await sizeOf(h);
         e.cost_bytes = h.cost_bytes;
         this.knownCost.set(h.key, h.cost_bytes);
         continue;
       }
-      const size = await stat(h.path).then((s) => s.size, () => 0);
+      const size = await sizeOf(h);
       this.knownCost.set(h.key, h.cost_bytes);
       this.generation += 1;
       this.entries.set(h.key, {
-        key: h.key, path: h.path, role: '', session: null, provider: h.provider, size_bytes: size, cost_bytes: h.cost_bytes, load_ms: h.load_ms,
+        key: h.key, path: h.path, files: h.files ?? [], role: '', session: null, provider: h.provider, size_bytes: size, cost_bytes: h.cost_bytes, load_ms: h.load_ms,
         loaded_at: Date.now(), last_used: h.last_used, uses: h.uses, keep_alive_ms: this.deps.keepAliveMs, expires_at: null,
         workflows: new Set(), stale: null, timer: null,
       });
@@ -262,12 +280,13 @@ export class ModelRegistry {
     return gone;
   }
 
-  /** A model file changed or vanished: its sessions go now, or when the run using them ends. */
+  /** A model file (or one of its files) changed or vanished: its sessions go now, or when the run using them ends. */
   async invalidate(path: string, cause: string): Promise<ModelSnapshot[]> {
-    const hit = [...this.entries.values()].filter((e) => e.path === path);
+    const hit = [...this.entries.values()].filter((e) => e.path === path || e.files.includes(path));
     if (hit.length === 0) return [];
-    const before = this.snapshot().filter((m) => m.path === path);
-    this.notes.set(path, cause);
+    const before = this.snapshot().filter((m) => m.path === path || m.files.includes(path));
+    // Told to the next run of each model, which knows it by its graph's path.
+    for (const e of hit) this.notes.set(e.path, cause);
     for (const e of hit.filter((x) => this.busy(x.key))) e.stale = cause;
     await this.drop(hit.filter((x) => !this.busy(x.key)).map((x) => x.key), cause, false);
     return before;
@@ -279,21 +298,22 @@ export class ModelRegistry {
     this.deps.changed?.();
   }
 
+  /** Models built from these files, or from files in these folders (dw clear of an export). */
   keysFor(paths: Set<string>): string[] {
-    return [...this.entries.values()].filter((e) => paths.has(e.path)).map((e) => e.key);
+    return [...this.entries.values()].filter((e) => named(paths, e)).map((e) => e.key);
   }
 
   /** Whether a run in progress uses a model from one of these files (loaded already or being loaded). */
   pathsInUse(paths: Set<string>): boolean {
-    return [...this.inFlight.values()].some((f) => paths.has(f.path));
+    return [...this.inFlight.values()].some((f) => named(paths, f));
   }
 
   paths(): string[] {
-    return [...new Set([...this.entries.values()].flatMap((e) => [e.path, ...e.workflows]))];
+    return [...new Set([...this.entries.values()].flatMap((e) => [e.path, ...e.files, ...e.workflows]))];
   }
 
   hasPath(path: string): boolean {
-    return [...this.entries.values()].some((e) => e.path === path);
+    return [...this.entries.values()].some((e) => named(new Set([path]), e));
   }
 
   get budget(): number | null {
