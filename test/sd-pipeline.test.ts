@@ -19,8 +19,7 @@ import { makeScheduler } from '../src/pipelines/stable-diffusion/schedulers.js';
 import { schedulerConfig } from '../src/pipelines/stable-diffusion/scheduler-config.js';
 import { toHalf } from '../src/pipelines/stable-diffusion/float16.js';
 import type { PipelineContext, RawImage } from '../src/pipelines/types.js';
-import { DECODER, pixel, SCALING, tokenValues, writeExport, type ExportOptions } from './helpers/sd-export.js';
-import { TEST_MERGES } from './helpers/clip-vocab.js';
+import { decoded, NEGATIVE_IDS, PROMPT_IDS, SCALING, STRIP, STRIP_NEGATIVE, STRIP_PROMPT, stripExpected, tokenValues, writeExport, BOS, EOS, pad, type ExportOptions } from './helpers/sd-export.js';
 
 const root = mkdtempSync(join(tmpdir(), 'dw-sd-'));
 test.after(() => rmSync(root, { recursive: true, force: true }));
@@ -45,43 +44,9 @@ function exportCtx(o: ExportOptions, opts: { image?: boolean; signal?: AbortSign
   return { ex, ctx, progress, layout };
 }
 
-// Hand-computed ids (clip-vocab.ts layout: "a</w>" 320, merge k is 512 + k, then start and end).
-const BOS = 512 + TEST_MERGES.length;
-const EOS = BOS + 1;
-const pad = (ids: number[]) => [...ids, ...new Array(77 - ids.length).fill(EOS)];
-const PROMPT = 'A red  FOX';
-const PROMPT_IDS = pad([BOS, 320, 512 + 13, 512 + 9, EOS]);
-const NEGATIVE = 'low';
-const NEGATIVE_IDS = pad([BOS, 512 + 1, EOS]);
-
-const STRIP: ExportOptions = { latent: { h: 1, w: 80 }, bias: [1 / 64, -1 / 64, 1 / 32, 0], scheduler: { prediction_type: 'sample', clip_sample: false } };
-
-/** The decoder's image of final latents [4, h, w]: DECODER · latents / SCALING, each latent an 8×8 block. */
-function decoded(lat: (c: number, y: number, x: number) => number, h: number, w: number): Uint8Array {
-  const out = new Uint8Array(3 * 64 * h * w);
-  for (let Y = 0; Y < 8 * h; Y++) {
-    for (let X = 0; X < 8 * w; X++) {
-      for (let r = 0; r < 3; r++) {
-        let s = 0;
-        for (let c = 0; c < 4; c++) s += DECODER[r]![c]! * (lat(c, Y >> 3, X >> 3) / SCALING);
-        out[3 * (Y * 8 * w + X) + r] = pixel(s);
-      }
-    }
-  }
-  return out;
-}
-
-/** The strip export's image: guided token values, column by column (bias alone past token 76). */
-function stripImage(g: number | null): Uint8Array {
-  const bias = STRIP.bias!;
-  return decoded((c, _y, x) => {
-    if (x >= 77) return bias[c]!;
-    const cond = tokenValues(PROMPT_IDS[x]!)[c]!;
-    if (g === null) return bias[c]! + cond;
-    const uncond = tokenValues(NEGATIVE_IDS[x]!)[c]!;
-    return bias[c]! + uncond + g * (cond - uncond);
-  }, 1, 80);
-}
+const PROMPT = STRIP_PROMPT;
+const NEGATIVE = STRIP_NEGATIVE;
+const stripImage = (g: number | null) => stripExpected(g);
 
 function assertImage(got: RawImage, want: Uint8Array, w: number, h: number, tolerance = 0) {
   assert.deepEqual([got.width, got.height, got.channels], [w, h, 3]);

@@ -203,3 +203,45 @@ export function pixel(x: number): number {
   const r = Math.round(v);
   return Math.abs(v % 1) === 0.5 && r % 2 ? r - 1 : r;
 }
+
+// Hand-computed ids (clip-vocab.ts layout: "a</w>" 320, merge k is 512 + k, then start and end).
+export const BOS = 512 + TEST_MERGES.length;
+export const EOS = BOS + 1;
+export const pad = (ids: number[]) => [...ids, ...new Array(77 - ids.length).fill(EOS)];
+export const STRIP_PROMPT = 'A red  FOX';
+export const PROMPT_IDS = pad([BOS, 320, 512 + 13, 512 + 9, EOS]);
+export const STRIP_NEGATIVE = 'low';
+export const NEGATIVE_IDS = pad([BOS, 512 + 1, EOS]);
+
+/** The token-strip export: a fixed 1×80 latent, a UNet predicting the sample, so the image is independent of the noise. */
+export const STRIP: ExportOptions = { latent: { h: 1, w: 80 }, bias: [1 / 64, -1 / 64, 1 / 32, 0], scheduler: { prediction_type: 'sample', clip_sample: false } };
+
+/** The decoder's image of final latents [4, h, w]: DECODER · latents / SCALING, each latent an 8×8 block. */
+export function decoded(lat: (c: number, y: number, x: number) => number, h: number, w: number): Uint8Array {
+  const out = new Uint8Array(3 * 64 * h * w);
+  for (let Y = 0; Y < 8 * h; Y++) {
+    for (let X = 0; X < 8 * w; X++) {
+      for (let r = 0; r < 3; r++) {
+        let s = 0;
+        for (let c = 0; c < 4; c++) s += DECODER[r]![c]! * (lat(c, Y >> 3, X >> 3) / SCALING);
+        out[3 * (Y * 8 * w + X) + r] = pixel(s);
+      }
+    }
+  }
+  return out;
+}
+
+/**
+ * The strip export's image of STRIP_PROMPT (and STRIP_NEGATIVE under guidance g): guided token
+ * values column by column, the bias alone past token 76, times the UNet's per-channel scale.
+ */
+export function stripExpected(g: number | null, scale = [1, 1, 1, 1]): Uint8Array {
+  const bias = STRIP.bias!;
+  return decoded((c, _y, x) => {
+    if (x >= 77) return scale[c]! * bias[c]!;
+    const cond = tokenValues(PROMPT_IDS[x]!)[c]!;
+    if (g === null) return scale[c]! * (bias[c]! + cond);
+    const uncond = tokenValues(NEGATIVE_IDS[x]!)[c]!;
+    return scale[c]! * (bias[c]! + uncond + g * (cond - uncond));
+  }, 1, 80);
+}
