@@ -106,6 +106,12 @@ test('one DDIM step, by hand (eta 0): to the timestep T//n earlier, then to the 
   clipped.step(1, Float32Array.of(4), x, () => new Float32Array(1));
   const eps = (0 - Math.sqrt(a499) * 4) / Math.sqrt(1 - a499);
   close(x[0]!, 1 * 1 + 0 * eps, 1e-6, 'x0 clipped to 1, final alpha 1');
+  // v_prediction: x0 = √ᾱ·x − √(1−ᾱ)·v, ε = √ᾱ·v + √(1−ᾱ)·x
+  const v = makeScheduler('ddim', schedulerConfig('ddim', { ...SD, timestep_spacing: 'trailing', prediction_type: 'v_prediction', clip_sample: false }), 2);
+  const xv = Float32Array.of(0.5);
+  v.step(0, Float32Array.of(-0.25), xv, () => new Float32Array(1));
+  const [v0, ve] = [Math.sqrt(a999) * 0.5 + Math.sqrt(1 - a999) * 0.25, Math.sqrt(a999) * -0.25 + Math.sqrt(1 - a999) * 0.5];
+  close(xv[0]!, Math.sqrt(a499) * v0 + Math.sqrt(1 - a499) * ve, 1e-5, 'ddim v_prediction');
   // linspace spacing of 3 steps is [999, 500, 0], yet the first step goes to 999 - 1000//3 = 666, as diffusers does
   const lin = makeScheduler('ddim', schedulerConfig('ddim', { ...SD, timestep_spacing: 'linspace', clip_sample: false }), 3);
   assert.deepEqual(lin.timesteps, [999, 500, 0]);

@@ -43,14 +43,30 @@ export function fromHalf(h: number): number {
   return sign * (1 + mant / 1024) * 2 ** (exp - 15);
 }
 
-export function halves(data: ArrayLike<number>): Uint16Array {
-  const out = new Uint16Array(data.length);
-  for (let i = 0; i < data.length; i++) out[i] = toHalf(data[i]!);
+/** float32 values as half bits; the same rounding as toHalf, on the values' bits in place (no per-value view writes). */
+export function halves(data: Float32Array, out: Uint16Array = new Uint16Array(data.length)): Uint16Array {
+  const bits = new Uint32Array(data.buffer, data.byteOffset, data.length);
+  for (let i = 0; i < bits.length; i++) {
+    const b = bits[i]!;
+    const exp = (b >>> 23) & 0xff;
+    // Normal halves (the latents' whole range) take the short path; the rest goes through toHalf.
+    if (exp > 112 && exp < 142) {
+      const h = ((b >>> 16) & 0x8000) | ((exp - 112) << 10) | ((b >>> 13) & 0x3ff);
+      const rest = b & 0x1fff;
+      out[i] = rest > 0x1000 || (rest === 0x1000 && h & 1) ? h + 1 : h;
+    } else out[i] = toHalf(data[i]!);
+  }
   return out;
 }
 
-export function floats(bits: Uint16Array): Float32Array {
-  const out = new Float32Array(bits.length);
-  for (let i = 0; i < bits.length; i++) out[i] = fromHalf(bits[i]!);
+/** Half bits as float32: normal halves by moving their fields into place, the rest through fromHalf. */
+export function floats(bits: Uint16Array, out: Float32Array = new Float32Array(bits.length)): Float32Array {
+  const o = new Uint32Array(out.buffer, out.byteOffset, out.length);
+  for (let i = 0; i < bits.length; i++) {
+    const h = bits[i]!;
+    const exp = h & 0x7c00;
+    if (exp !== 0 && exp !== 0x7c00) o[i] = ((h & 0x8000) << 16) | (((h & 0x7fff) + 0x1c000) << 13);
+    else out[i] = fromHalf(h);
+  }
   return out;
 }

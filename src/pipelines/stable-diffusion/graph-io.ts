@@ -28,9 +28,9 @@ export function port(session: ort.InferenceSession, role: string, side: 'input' 
 export const fixed = (d: Dim | undefined): number | undefined => (typeof d === 'number' && d > 0 ? d : undefined);
 
 /** The float32 values as a tensor of the port's float type. */
-export function floatTensor(Tensor: typeof ort.Tensor, p: Port, data: Float32Array, dims: number[]): ort.Tensor {
+export function floatTensor(Tensor: typeof ort.Tensor, p: Port, data: Float32Array, dims: number[], half?: Uint16Array): ort.Tensor {
   if (p.type === 'float32') return new Tensor('float32', data, dims);
-  if (p.type === 'float16') return new Tensor('float16', halves(data), dims);
+  if (p.type === 'float16') return new Tensor('float16', halves(data, half), dims);
   throw new Error(`"${p.name}" is ${p.type}; dw feeds float32 or float16 here`);
 }
 

@@ -10,11 +10,19 @@
 
 const N = 624;
 const M = 397;
+// MT19937's constants as int32 bit patterns (the hex literals are doubles above 2^31).
+const UPPER = 0x80000000 | 0;
+const MATRIX_A = 0x9908b0df | 0;
+const TEMPER_B = 0x9d2c5680 | 0;
+const TEMPER_C = 0xefc60000 | 0;
 
 export const MAX_SEED = 0xffffffff;
 
 export class Noise {
-  private readonly mt = new Uint32Array(N);
+  // Int32Array, not Uint32Array: words of 2^31 and more would leave V8's small-integer path (5x slower).
+  private readonly mt = new Int32Array(N);
+  /** The state's words after tempering: what genrand_int32 returns (as int32 bits), made N at a time. */
+  private readonly words = new Int32Array(N);
   private index = N + 1;
   /** The polar method makes two numbers at a time; NumPy keeps the second for the next call. */
   private spare: number | null = null;
@@ -22,20 +30,36 @@ export class Noise {
   constructor(seed: number) {
     if (!Number.isInteger(seed) || seed < 0 || seed > MAX_SEED) throw new RangeError(`seed must be an integer from 0 to ${MAX_SEED}`);
     // init_genrand (Matsumoto & Nishimura, mt19937ar.c).
-    this.mt[0] = seed >>> 0;
+    this.mt[0] = seed | 0;
     for (let i = 1; i < N; i++) {
       const prev = this.mt[i - 1]! ^ (this.mt[i - 1]! >>> 30);
       // 1812433253 * prev + i, modulo 2^32, without losing bits to doubles.
-      this.mt[i] = (Math.imul(1812433253, prev) + i) >>> 0;
+      this.mt[i] = (Math.imul(1812433253, prev) + i) | 0;
     }
     this.index = N;
   }
 
   private refill(): void {
     const mt = this.mt;
-    for (let k = 0; k < N; k++) {
-      const y = (mt[k]! & 0x80000000) | (mt[(k + 1) % N]! & 0x7fffffff);
-      mt[k] = mt[(k + M) % N]! ^ (y >>> 1) ^ (y & 1 ? 0x9908b0df : 0);
+    // mt19937ar.c's three loops (no modulo per word: ancestral steps draw 65k numbers each)
+    let k = 0;
+    for (; k < N - M; k++) {
+      const y = (mt[k]! & UPPER) | (mt[k + 1]! & 0x7fffffff);
+      mt[k] = mt[k + M]! ^ (y >>> 1) ^ (y & 1 ? MATRIX_A : 0);
+    }
+    for (; k < N - 1; k++) {
+      const y = (mt[k]! & UPPER) | (mt[k + 1]! & 0x7fffffff);
+      mt[k] = mt[k + M - N]! ^ (y >>> 1) ^ (y & 1 ? MATRIX_A : 0);
+    }
+    const y = (mt[N - 1]! & UPPER) | (mt[0]! & 0x7fffffff);
+    mt[N - 1] = mt[M - 1]! ^ (y >>> 1) ^ (y & 1 ? MATRIX_A : 0);
+    const words = this.words;
+    for (let j = 0; j < N; j++) {
+      let t = mt[j]!;
+      t ^= t >>> 11;
+      t ^= (t << 7) & TEMPER_B;
+      t ^= (t << 15) & TEMPER_C;
+      words[j] = t ^ (t >>> 18);
     }
     this.index = 0;
   }
@@ -43,12 +67,7 @@ export class Noise {
   /** genrand_int32: the next 32-bit output, tempered. */
   uint32(): number {
     if (this.index >= N) this.refill();
-    let y = this.mt[this.index++]!;
-    y ^= y >>> 11;
-    y ^= (y << 7) & 0x9d2c5680;
-    y ^= (y << 15) & 0xefc60000;
-    y ^= y >>> 18;
-    return y >>> 0;
+    return this.words[this.index++]! >>> 0;
   }
 
   /** genrand_res53: a double in [0, 1) with 53 random bits. */
@@ -76,10 +95,40 @@ export class Noise {
     return f * x2;
   }
 
-  /** `n` standard normal numbers as float32, in the order NumPy's randn fills a C-order array. */
+  /**
+   * `n` standard normal numbers as float32, in the order NumPy's randn fills a C-order array: the
+   * same arithmetic as gauss(), inlined (an ancestral step draws one per latent, 65k at 1024×1024).
+   */
   randn(n: number): Float32Array {
     const out = new Float32Array(n);
-    for (let i = 0; i < n; i++) out[i] = this.gauss();
+    let i = 0;
+    if (n > 0 && this.spare !== null) {
+      out[i++] = this.spare;
+      this.spare = null;
+    }
+    const words = this.words;
+    let at = this.index;
+    // The words in hand, taken four at a time per try (two 53-bit doubles); refilled as they run out.
+    const next = (): number => {
+      if (at >= N) {
+        this.refill();
+        at = 0;
+      }
+      return words[at++]!;
+    };
+    while (i < n) {
+      let x1: number, x2: number, r2: number;
+      do {
+        x1 = 2 * (((next() >>> 5) * 67108864 + (next() >>> 6)) / 9007199254740992) - 1;
+        x2 = 2 * (((next() >>> 5) * 67108864 + (next() >>> 6)) / 9007199254740992) - 1;
+        r2 = x1 * x1 + x2 * x2;
+      } while (r2 >= 1 || r2 === 0);
+      const f = Math.sqrt((-2 * Math.log(r2)) / r2);
+      out[i++] = f * x2;
+      if (i < n) out[i++] = f * x1;
+      else this.spare = f * x1;
+    }
+    this.index = at;
     return out;
   }
 }

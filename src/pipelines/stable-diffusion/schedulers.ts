@@ -79,11 +79,17 @@ function trainSigmas(ac: Float64Array): Float64Array {
   return ac.map((a) => Math.fround(Math.sqrt(Math.fround((1 - a) / a))));
 }
 
-/** x0 from the model output, for the Euler family (sigma-parameterised latents). */
-function eulerX0(prediction: SchedulerConfig['prediction_type'], out: number, x: number, sigma: number): number {
-  if (prediction === 'epsilon') return x - sigma * out;
-  if (prediction === 'v_prediction') return out * (-sigma / Math.sqrt(sigma * sigma + 1)) + x / (sigma * sigma + 1);
-  return out;
+/**
+ * Euler's update, x + (x − x0)/σ · (σ_to − σ), is linear in x and the model output for every
+ * prediction type, so it is applied as x·cx + out·co with the coefficients worked out once per step:
+ *   epsilon       x0 = x − σ·out                     → (x − x0)/σ = out
+ *   v_prediction  x0 = out·(−σ/√(σ²+1)) + x/(σ²+1)   → (x − x0)/σ = x·(1 − 1/(σ²+1))/σ + out/√(σ²+1)
+ *   sample        x0 = out                           → (x − x0)/σ = (x − out)/σ
+ */
+export function eulerCoefficients(prediction: SchedulerConfig['prediction_type'], sigma: number, dt: number): { cx: number; co: number } {
+  if (prediction === 'epsilon') return { cx: 1, co: dt };
+  if (prediction === 'v_prediction') return { cx: 1 + (dt * (1 - 1 / (sigma * sigma + 1))) / sigma, co: dt / Math.sqrt(sigma * sigma + 1) };
+  return { cx: 1 + dt / sigma, co: -dt / sigma };
 }
 
 function euler(name: 'euler' | 'euler_a', c: SchedulerConfig, steps: number): Scheduler {
@@ -119,20 +125,18 @@ function euler(name: 'euler' | 'euler_a', c: SchedulerConfig, steps: number): Sc
     step(i, out, x, draw) {
       const sigma = all[i]!;
       const next = all[i + 1]!;
-      const p = c.prediction_type;
       if (name === 'euler') {
-        // x + (x - x0)/σ · (σ_next - σ)
-        const dt = next - sigma;
-        for (let k = 0; k < x.length; k++) x[k] = x[k]! + ((x[k]! - eulerX0(p, out[k]!, x[k]!, sigma)) / sigma) * dt;
+        const { cx, co } = eulerCoefficients(c.prediction_type, sigma, next - sigma);
+        for (let k = 0; k < x.length; k++) x[k] = x[k]! * cx + out[k]! * co;
         return;
       }
       // Ancestral: down to σ_down deterministically, then fresh noise of σ_up. diffusers draws the
       // noise on every step, even the last where σ_up is 0, so the draws stay in step with it.
       const up = Math.sqrt((next * next * (sigma * sigma - next * next)) / (sigma * sigma));
       const down = Math.sqrt(next * next - up * up);
-      const dt = down - sigma;
+      const { cx, co } = eulerCoefficients(c.prediction_type, sigma, down - sigma);
       const noise = draw();
-      for (let k = 0; k < x.length; k++) x[k] = x[k]! + ((x[k]! - eulerX0(p, out[k]!, x[k]!, sigma)) / sigma) * dt + noise[k]! * up;
+      for (let k = 0; k < x.length; k++) x[k] = x[k]! * cx + out[k]! * co + noise[k]! * up;
     },
     addNoise(x0, noise, i) {
       const s = all[i]!;
@@ -141,14 +145,21 @@ function euler(name: 'euler' | 'euler_a', c: SchedulerConfig, steps: number): Sc
   };
 }
 
-/** x0 and ε from the model output, for the alpha-parameterised schedulers (DDIM, LCM). */
-function alphaX0(c: SchedulerConfig, out: number, x: number, a: number): number {
-  const b = 1 - a;
-  let x0: number;
-  if (c.prediction_type === 'epsilon') x0 = (x - Math.sqrt(b) * out) / Math.sqrt(a);
-  else if (c.prediction_type === 'sample') x0 = out;
-  else x0 = Math.sqrt(a) * x - Math.sqrt(b) * out;
-  return c.clip_sample ? Math.min(c.clip_sample_range, Math.max(-c.clip_sample_range, x0)) : x0;
+/**
+ * x0 from the model output for the alpha-parameterised schedulers (DDIM, LCM), as a·x + b·out
+ * (then clipped if the config says so): epsilon (x − √(1−ᾱ)·out)/√ᾱ, sample out, v √ᾱ·x − √(1−ᾱ)·out.
+ */
+function x0Coefficients(prediction: SchedulerConfig['prediction_type'], alpha: number): { a: number; b: number } {
+  if (prediction === 'epsilon') return { a: 1 / Math.sqrt(alpha), b: -Math.sqrt(1 - alpha) / Math.sqrt(alpha) };
+  if (prediction === 'sample') return { a: 0, b: 1 };
+  return { a: Math.sqrt(alpha), b: -Math.sqrt(1 - alpha) };
+}
+
+/** ε likewise: epsilon out, sample (x − √ᾱ·out)/√(1−ᾱ), v √ᾱ·out + √(1−ᾱ)·x. */
+function epsCoefficients(prediction: SchedulerConfig['prediction_type'], alpha: number): { a: number; b: number } {
+  if (prediction === 'epsilon') return { a: 0, b: 1 };
+  if (prediction === 'sample') return { a: 1 / Math.sqrt(1 - alpha), b: -Math.sqrt(alpha) / Math.sqrt(1 - alpha) };
+  return { a: Math.sqrt(1 - alpha), b: Math.sqrt(alpha) };
 }
 
 function alphaAddNoise(ac: Float64Array, t: number, x0: Float32Array, noise: Float32Array): void {
@@ -173,11 +184,14 @@ function ddim(c: SchedulerConfig, steps: number): Scheduler {
       const prev = t - Math.floor(c.num_train_timesteps / steps);
       const a = ac[t]!;
       const ap = prev >= 0 ? ac[prev]! : final;
+      const x0c = x0Coefficients(c.prediction_type, a);
+      // ε from the unclipped prediction (use_clipped_model_output is false in the pipelines).
+      const ec = epsCoefficients(c.prediction_type, a);
+      const [sap, s1ap, clip, range] = [Math.sqrt(ap), Math.sqrt(1 - ap), c.clip_sample, c.clip_sample_range];
       for (let k = 0; k < x.length; k++) {
-        const x0 = alphaX0(c, out[k]!, x[k]!, a);
-        // ε from the unclipped prediction (use_clipped_model_output is false in the pipelines).
-        const eps = c.prediction_type === 'epsilon' ? out[k]! : c.prediction_type === 'sample' ? (x[k]! - Math.sqrt(a) * out[k]!) / Math.sqrt(1 - a) : Math.sqrt(a) * out[k]! + Math.sqrt(1 - a) * x[k]!;
-        x[k] = Math.sqrt(ap) * x0 + Math.sqrt(1 - ap) * eps;
+        let x0 = x0c.a * x[k]! + x0c.b * out[k]!;
+        if (clip) x0 = Math.min(range, Math.max(-range, x0));
+        x[k] = sap * x0 + s1ap * (ec.a * x[k]! + ec.b * out[k]!);
       }
     },
     addNoise: (x0, noise, i) => alphaAddNoise(ac, timesteps[i]!, x0, noise),
@@ -209,9 +223,13 @@ function lcm(c: SchedulerConfig, steps: number, strength: number): Scheduler {
       const cOut = scaled / Math.sqrt(scaled * scaled + 0.25);
       const lastStep = i === steps - 1;
       const noise = lastStep ? null : draw();
+      const x0c = x0Coefficients(c.prediction_type, a);
+      const [sap, s1ap, clip, range] = [Math.sqrt(ap), Math.sqrt(1 - ap), c.clip_sample, c.clip_sample_range];
       for (let j = 0; j < x.length; j++) {
-        const denoised = cOut * alphaX0(c, out[j]!, x[j]!, a) + cSkip * x[j]!;
-        x[j] = noise ? Math.sqrt(ap) * denoised + Math.sqrt(1 - ap) * noise[j]! : denoised;
+        let x0 = x0c.a * x[j]! + x0c.b * out[j]!;
+        if (clip) x0 = Math.min(range, Math.max(-range, x0));
+        const denoised = cOut * x0 + cSkip * x[j]!;
+        x[j] = noise ? sap * denoised + s1ap * noise[j]! : denoised;
       }
     },
     addNoise: (x0, noise, i) => alphaAddNoise(ac, timesteps[i]!, x0, noise),

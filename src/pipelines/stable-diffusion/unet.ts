@@ -4,7 +4,7 @@
 // calls of batch 1 when it is fixed. Buffers are allocated once per generation, not per step.
 import type * as ort from 'onnxruntime-node';
 import { fixed, floatData, floatTensor, port, type Port } from './graph-io.js';
-import { toHalf } from './float16.js';
+import { halves, toHalf } from './float16.js';
 
 export interface UnetSignature {
   sample: Port;
@@ -61,6 +61,8 @@ export function unetCall(ortm: typeof ort, session: ort.InferenceSession, sig: U
   const calls = guidance === null ? [{ batch: 1, ehsAt: 0 }] : together ? [{ batch: 2, ehsAt: 0 }] : [{ batch: 1, ehsAt: 0 }, { batch: 1, ehsAt: perPrompt }];
   const ehsTensors = calls.map((c) => floatTensor(Tensor, sig.ehs, ehs.subarray(c.ehsAt, c.ehsAt + c.batch * perPrompt), [c.batch, 77, D]));
   const sampleBuf = new Float32Array(n * (together ? 2 : 1));
+  // float16 exports: the input converted once per step into this, then copied for the second half of the batch
+  const halfBuf = sig.sample.type === 'float16' ? new Uint16Array(n * (together ? 2 : 1)) : null;
   const guided = new Float32Array(n);
   const tsDims = (batch: number) => (sig.timestep.dims.length === 0 ? [] : [fixed(sig.timestep.dims[0]) ?? batch]);
   const timestep = (t: number, batch: number): ort.Tensor => {
@@ -76,12 +78,19 @@ export function unetCall(ortm: typeof ort, session: ort.InferenceSession, sig: U
     async predict(input, t) {
       const outs: Float32Array[] = [];
       for (const [k, c] of calls.entries()) {
-        if (c.batch === 2) {
+        const dims = [c.batch, 4, latent.h, latent.w];
+        let sample: ort.Tensor;
+        if (halfBuf) {
+          if (k === 0) halves(input, halfBuf.subarray(0, n));
+          if (c.batch === 2) halfBuf.copyWithin(n, 0, n);
+          sample = new Tensor('float16', halfBuf, dims);
+        } else {
           sampleBuf.set(input, 0);
-          sampleBuf.set(input, n);
-        } else sampleBuf.set(input);
+          if (c.batch === 2) sampleBuf.set(input, n);
+          sample = new Tensor('float32', sampleBuf, dims);
+        }
         const feeds = {
-          [sig.sample.name]: floatTensor(Tensor, sig.sample, sampleBuf, [c.batch, 4, latent.h, latent.w]),
+          [sig.sample.name]: sample,
           [sig.timestep.name]: timestep(t, c.batch),
           [sig.ehs.name]: ehsTensors[k]!,
         };
