@@ -131,7 +131,7 @@ test('invalidation drops idle sessions of other content now, running ones when t
   const h = harness();
   await h.run(plan(a));
   const acquired = await h.registry.prepare(plan(a));
-  await h.registry.invalidate(a.path, 'bbb', 'model file changed on disk');
+  await h.registry.invalidate(a.path, ['aaa:o'], 'model file changed on disk');
   assert.deepEqual(h.released, [], 'in use: kept until the run ends');
   await h.registry.finish(plan(a), acquired, undefined);
   assert.deepEqual(h.released, [['aaa:o']]);
@@ -142,7 +142,8 @@ test('invalidation drops idle sessions of other content now, running ones when t
   // The file changed before the watcher noticed: the run that loads the new content says so itself.
   assert.match((cache('loaded', 'ccc:o') as { reason: string }).reason, /model file changed on disk \(sha256 bbb… → ccc…\)/);
   // A hit loads nothing again: a note waiting for the path is dropped, not shown.
-  await h.registry.invalidate(a.path, 'ccc', 'model file changed on disk');
+  assert.deepEqual(await h.registry.invalidate(a.path, ['gone:o'], 'model file changed on disk'), [], 'no such session: nothing said');
+  await h.registry.invalidate(a.path, ['bbb:o'], 'model file changed on disk');
   assert.equal(cache('hit', 'ccc:o'), null);
   assert.equal(cache('loaded', 'ccc:o'), null);
 });
@@ -152,7 +153,8 @@ test('a watcher that confirms a change drops only sessions of other content, not
   const h = harness();
   await h.run(plan({ key: 'old:o', path }));
   await h.run(plan({ key: 'new:o', path }));
-  await h.registry.invalidate(path, 'new', 'model file changed on disk');
+  // The watcher hashed the file (new content) and names the sessions of other content.
+  await h.registry.invalidate(path, ['old:o'], 'model file changed on disk');
   assert.deepEqual(h.released, [['old:o']]);
   assert.deepEqual(h.registry.snapshot().map((m) => m.key), ['new:o']);
 });

@@ -86,7 +86,7 @@ export class Daemon {
       registry: this.registry,
       hasher: this.hasher,
       log,
-      changed: config.prewarm ? (path, sha, dropped) => void this.prewarm(path, sha, dropped) : undefined,
+      changed: config.prewarm ? (path, dropped) => void this.prewarm(path, dropped) : undefined,
     });
   }
 
@@ -172,10 +172,10 @@ export class Daemon {
   }
 
   /** Loads models in the background, ahead of any run that will ask for them; false if any failed. */
-  private async preload(models: Array<{ key: string; path: string; role: string; session: SessionOptionsSpec; workflows: string[]; keep_alive_ms?: number }>, why: string): Promise<boolean> {
+  private async preload(models: Array<{ key: string; path: string; files?: string[]; role: string; session: SessionOptionsSpec; workflows: string[]; keep_alive_ms?: number }>, why: string): Promise<boolean> {
     let ok = true;
     for (const m of models) {
-      const model = { role: m.role, kind: 'onnx' as const, path: m.path, key: m.key };
+      const model = { role: m.role, kind: 'onnx' as const, path: m.path, key: m.key, ...(m.files?.length ? { files: m.files } : {}) };
       const reply = await this.scheduler.background(`preload:${m.key}`, [m.key], () => this.supervisor.preload(model, m.session)).catch(() => null);
       if (!reply || reply.error) {
         this.log.warn({ path: m.path, why, err: reply?.error?.message ?? 'no runner' }, 'background load failed');
@@ -188,8 +188,8 @@ export class Daemon {
   }
 
   /** --prewarm: after a model file changed, load its new content before anyone asks. */
-  private async prewarm(path: string, sha: string, dropped: ModelSnapshot[]): Promise<void> {
-    const models = dropped.filter((m) => m.session).map((m) => ({ ...m, path, key: `${sha}:${optionsDigest(m.session!)}`, session: m.session! }));
+  private async prewarm(path: string, dropped: Array<ModelSnapshot & { digest: string }>): Promise<void> {
+    const models = dropped.filter((m) => m.session).map((m) => ({ ...m, key: `${m.digest}:${optionsDigest(m.session!)}`, session: m.session! }));
     if (await this.preload(models, 'prewarm')) this.log.info({ path, sessions: models.length }, 'model prewarmed after its file changed');
   }
 

@@ -8,6 +8,7 @@ import { stat } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { loadPlan, modelPathsOf } from '../workflow/loader.js';
 import { gpuFacts, hostFacts } from './memory.js';
+import { modelDigest } from './model-identity.js';
 import type { Plan } from '../workflow/plan.js';
 import type { HandlerTable, Connection } from './server.js';
 import type { Daemon } from './daemon.js';
@@ -17,16 +18,11 @@ export function optionsDigest(session: Plan['steps'][number]['session']): string
   return createHash('sha256').update(canonical).digest('hex').slice(0, 8);
 }
 
-/** Files above this size get a progress line while they are hashed the first time. */
-const BIG_FILE = 64 * 1024 * 1024;
-
-/** Cache identity: the file's sha256, plus the session options for onnx models. */
+/** Cache identity: the file's sha256 (with its external-data files', model-identity.ts), plus the session options for onnx models. */
 async function assignKeys(plan: Plan, d: Daemon, emit: (e: RunEvent) => void = () => {}): Promise<void> {
   for (const step of plan.steps) {
     for (const model of step.models) {
-      const sha = await d.hasher.sha256(model.path, (size) => {
-        if (size >= BIG_FILE) emit({ kind: 'log', level: 'info', message: `${step.name}: hashing ${model.role} (${(size / 1048576).toFixed(0)} MB), once per file version` });
-      });
+      const sha = await modelDigest(d.hasher, model, step.name, emit);
       model.key = model.kind === 'onnx' ? `${sha}:${optionsDigest(step.session)}` : sha;
     }
     if (step.module) step.module.key = await d.hasher.sha256(step.module.path);

@@ -10,13 +10,16 @@ export class FileHasher {
   private readonly memo = new Map<string, Memo>();
   hashed = 0;
 
-  /** `onHash` is told when a file really has to be read (not memoised), with its size: big ones take a while. */
-  async sha256(path: string, onHash?: (size: number) => void): Promise<string> {
+  /**
+   * `onHash` is told when a file really has to be read (not memoised), with its size: big ones take
+   * a while; `onBytes` then follows the reading.
+   */
+  async sha256(path: string, onHash?: (size: number) => void, onBytes?: (done: number, size: number) => void): Promise<string> {
     const st = await stat(path);
     const m = this.memo.get(path);
     if (m && m.size === st.size && m.mtimeMs === st.mtimeMs && m.ino === st.ino) return m.sha256;
     onHash?.(st.size);
-    const sha256 = hashFile(path);
+    const sha256 = hashFile(path, onBytes && ((done) => onBytes(done, st.size)));
     this.hashed += 1;
     this.memo.set(path, { size: st.size, mtimeMs: st.mtimeMs, ino: st.ino, sha256 });
     sha256.catch(() => this.memo.delete(path));
@@ -24,11 +27,16 @@ export class FileHasher {
   }
 }
 
-export function hashFile(path: string): Promise<string> {
+export function hashFile(path: string, onBytes?: (done: number) => void): Promise<string> {
   return new Promise((resolve, reject) => {
     const h = createHash('sha256');
+    let done = 0;
     createReadStream(path)
-      .on('data', (chunk) => h.update(chunk))
+      .on('data', (chunk) => {
+        h.update(chunk);
+        done += chunk.length;
+        onBytes?.(done);
+      })
       .on('error', reject)
       .on('end', () => resolve(h.digest('hex')));
   });

@@ -3,6 +3,7 @@
 // the policy. Status reports are built from snapshot(), a copy, never from the live entries.
 import { statSync } from 'node:fs';
 import { stat } from 'node:fs/promises';
+import { sep } from 'node:path';
 import { DwError } from '../protocol/errors.js';
 import type { RunEvent } from '../protocol/messages.js';
 import type { LoadedModelInfo } from '../runner/ipc.js';
@@ -14,6 +15,8 @@ export const PINNED = -1;
 export interface ModelEntry {
   key: string;
   path: string;
+  /** Other files it was built from (an onnx graph's external data): watched, and named by dw clear, with it. */
+  files: string[];
   role: string;
   /** Session options it was built with: what --prewarm loads it again with. */
   session: SessionOptionsSpec | null;
@@ -51,10 +54,25 @@ export interface RegistryDeps {
 /** Before a model was ever measured, its memory is estimated from its file size: weights plus arenas. */
 export const COST_PER_FILE_BYTE = 2;
 
-function onnxModels(plan: Plan): Array<{ key: string; path: string; role: string; session: SessionOptionsSpec }> {
-  const seen = new Map<string, { key: string; path: string; role: string; session: SessionOptionsSpec }>();
-  for (const step of plan.steps) for (const m of step.models) if (m.kind === 'onnx') seen.set(m.key, { key: m.key, path: m.path, role: m.role, session: step.session });
+interface PlannedModel { key: string; path: string; files: string[]; role: string; session: SessionOptionsSpec }
+
+function onnxModels(plan: Plan): PlannedModel[] {
+  const seen = new Map<string, PlannedModel>();
+  for (const step of plan.steps) for (const m of step.models) if (m.kind === 'onnx') seen.set(m.key, { key: m.key, path: m.path, files: m.files ?? [], role: m.role, session: step.session });
   return [...seen.values()];
+}
+
+/** The bytes of a model's files (its graph and external data), 0 for those that are gone. */
+async function sizeOf(m: { path: string; files?: string[] }): Promise<number> {
+  const sizes = await Promise.all([m.path, ...(m.files ?? [])].map((p) => stat(p).then((s) => s.size, () => 0)));
+  return sizes.reduce((a, b) => a + b, 0);
+}
+
+/** Whether `paths` names this model: its file, one of its other files, or a folder it lies in (an export). */
+function named(paths: Set<string>, m: { path: string; files?: string[] }): boolean {
+  if (paths.has(m.path) || m.files?.some((f) => paths.has(f))) return true;
+  for (const p of paths) if (m.path.startsWith(p.endsWith(sep) ? p : p + sep)) return true;
+  return false;
 }
 
 const mb = (n: number) => `${(n / 1024 / 1024).toFixed(1)} MB`;
@@ -63,18 +81,21 @@ export const shaOf = (key: string) => key.split(':')[0]!;
 export const changed = (from: string, to: string) => `model file changed on disk (sha256 ${from.slice(0, 12)}… → ${to.slice(0, 12)}…)`;
 const basename = (p: string) => p.slice(p.lastIndexOf('/') + 1);
 
-function sizeOf(path: string): number {
-  try {
-    return statSync(path).size;
-  } catch {
-    return 0;
-  }
+/** The same, at once: for a model a run just loaded (status reports must show it meanwhile). */
+function sizeOfSync(m: { path: string; files?: string[] }): number {
+  return [m.path, ...(m.files ?? [])].reduce((sum, p) => {
+    try {
+      return sum + statSync(p).size;
+    } catch {
+      return sum;
+    }
+  }, 0);
 }
 
 export class ModelRegistry {
   private readonly entries = new Map<string, ModelEntry>();
   /** Runs using each key right now, loaded yet or not: never evicted, never expired while counted. */
-  private readonly inFlight = new Map<string, { count: number; path: string }>();
+  private readonly inFlight = new Map<string, { count: number; path: string; files: string[] }>();
   /** Estimated cost of models that runs in progress are loading, until those runs end. */
   private readonly reserved = new Map<string, number>();
   /**
@@ -100,8 +121,8 @@ export class ModelRegistry {
   async prepare(plan: Plan): Promise<string[]> {
     const models = onnxModels(plan);
     const acquired = models.map((m) => m.key);
-    for (const { key, path } of models) {
-      this.inFlight.set(key, { count: (this.inFlight.get(key)?.count ?? 0) + 1, path });
+    for (const { key, path, files } of models) {
+      this.inFlight.set(key, { count: (this.inFlight.get(key)?.count ?? 0) + 1, path, files });
       const e = this.entries.get(key);
       if (e) this.clearTimer(e);
     }
@@ -124,7 +145,7 @@ export class ModelRegistry {
    * loaded again, to go before it, when that is so. Also keeps what status reports show during
    * the run (a model just loaded, its cost; uses).
    */
-  noteCache(e: Extract<RunEvent, { kind: 'cache' }>, m: { key: string; path: string; role: string; session: SessionOptionsSpec; workflow: string; cost_bytes?: number }): RunEvent | null {
+  noteCache(e: Extract<RunEvent, { kind: 'cache' }>, m: { key: string; path: string; files?: string[]; role: string; session: SessionOptionsSpec; workflow: string; cost_bytes?: number }): RunEvent | null {
     const sha = shaOf(m.key);
     const before = this.lastSha.get(m.path);
     const note = this.notes.get(m.path);
@@ -141,7 +162,7 @@ export class ModelRegistry {
       const cost = this.remember(m.key, m.cost_bytes ?? 0);
       const now = Date.now();
       this.entries.set(m.key, {
-        key: m.key, path: m.path, role: m.role, session: m.session, provider: e.provider ?? '', size_bytes: sizeOf(m.path), cost_bytes: cost, load_ms: e.load_ms ?? 0,
+        key: m.key, path: m.path, files: m.files ?? [], role: m.role, session: m.session, provider: e.provider ?? '', size_bytes: sizeOfSync(m), cost_bytes: cost, load_ms: e.load_ms ?? 0,
         loaded_at: now, last_used: now, uses: 1, keep_alive_ms: this.deps.keepAliveMs, expires_at: null, workflows: new Set([m.workflow]), stale: null, timer: null,
       });
     }
@@ -156,13 +177,13 @@ export class ModelRegistry {
     return known;
   }
 
-  private async makeRoom(missing: Array<{ key: string; path: string }>, mine: Set<string>): Promise<void> {
+  private async makeRoom(missing: PlannedModel[], mine: Set<string>): Promise<void> {
     const max = this.deps.maxMemory;
     if (max === null || missing.length === 0) return;
     let need = 0;
     const reserving = new Set<string>();
     for (const m of missing) {
-      const cost = this.knownCost.get(m.key) ?? (await stat(m.path)).size * COST_PER_FILE_BYTE;
+      const cost = this.knownCost.get(m.key) ?? (await sizeOf(m)) * COST_PER_FILE_BYTE;
       this.reserved.set(m.key, cost);
       reserving.add(m.key);
       need += cost;
@@ -267,14 +288,14 @@ export class ModelRegistry {
       const e = this.entries.get(h.key);
       if (e) {
         e.uses = h.uses;
-        if (e.size_bytes === 0) e.size_bytes = await stat(h.path).then((s) => s.size, () => 0);
+        if (e.size_bytes === 0) e.size_bytes = await sizeOf(h);
         e.cost_bytes = this.remember(h.key, h.cost_bytes);
         continue;
       }
-      const size = await stat(h.path).then((s) => s.size, () => 0);
+      const size = await sizeOf(h);
       this.generation += 1;
       this.entries.set(h.key, {
-        key: h.key, path: h.path, role: '', session: null, provider: h.provider, size_bytes: size, cost_bytes: this.remember(h.key, h.cost_bytes), load_ms: h.load_ms,
+        key: h.key, path: h.path, files: h.files ?? [], role: '', session: null, provider: h.provider, size_bytes: size, cost_bytes: this.remember(h.key, h.cost_bytes), load_ms: h.load_ms,
         loaded_at: Date.now(), last_used: h.last_used, uses: h.uses, keep_alive_ms: this.deps.keepAliveMs, expires_at: null,
         workflows: new Set(), stale: null, timer: null,
       });
@@ -335,14 +356,15 @@ export class ModelRegistry {
   }
 
   /**
-   * A model file changed (now holds `sha`) or vanished (`sha` null): the sessions built from other
-   * content go now, or when the run using them ends. The run that next loads the path says why.
+   * A model file, or one of its files (external data), changed or vanished: the sessions `keys`
+   * names (those built from other content; null: every one built from the file) go now, or when
+   * the run using them ends. The run that next loads each model's path says why.
    */
-  async invalidate(path: string, sha: string | null, cause: string): Promise<ModelSnapshot[]> {
-    const hit = [...this.entries.values()].filter((e) => e.path === path && (sha === null || shaOf(e.key) !== sha));
+  async invalidate(path: string, keys: string[] | null, cause: string): Promise<ModelSnapshot[]> {
+    const hit = [...this.entries.values()].filter((e) => (e.path === path || e.files.includes(path)) && (keys === null || keys.includes(e.key)));
     if (hit.length === 0) return [];
     const before = this.snapshot().filter((m) => hit.some((e) => e.key === m.key));
-    this.notes.set(path, cause);
+    for (const e of hit) this.notes.set(e.path, cause);
     for (const e of hit.filter((x) => this.busy(x.key))) e.stale = cause;
     await this.drop(hit.filter((x) => !this.busy(x.key)).map((x) => x.key), cause, false);
     return before;
@@ -354,21 +376,22 @@ export class ModelRegistry {
     this.deps.changed?.();
   }
 
+  /** Models built from these files, or from files in these folders (dw clear of an export). */
   keysFor(paths: Set<string>): string[] {
-    return [...this.entries.values()].filter((e) => paths.has(e.path)).map((e) => e.key);
+    return [...this.entries.values()].filter((e) => named(paths, e)).map((e) => e.key);
   }
 
   /** Whether a run in progress uses a model from one of these files (loaded already or being loaded). */
   pathsInUse(paths: Set<string>): boolean {
-    return [...this.inFlight.values()].some((f) => paths.has(f.path));
+    return [...this.inFlight.values()].some((f) => named(paths, f));
   }
 
   paths(): string[] {
-    return [...new Set([...this.entries.values()].flatMap((e) => [e.path, ...e.workflows]))];
+    return [...new Set([...this.entries.values()].flatMap((e) => [e.path, ...e.files, ...e.workflows]))];
   }
 
   hasPath(path: string): boolean {
-    return [...this.entries.values()].some((e) => e.path === path);
+    return [...this.entries.values()].some((e) => named(new Set([path]), e));
   }
 
   get budget(): number | null {

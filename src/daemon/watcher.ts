@@ -5,6 +5,7 @@
 import { existsSync } from 'node:fs';
 import { watch, type FSWatcher } from 'chokidar';
 import type { FileHasher } from './hashing.js';
+import { modelDigest } from './model-identity.js';
 import type { Logger } from './log.js';
 import { changed, shaOf, type ModelRegistry, type ModelSnapshot } from './models.js';
 
@@ -12,8 +13,8 @@ export interface WatcherDeps {
   registry: ModelRegistry;
   hasher: FileHasher;
   log: Logger;
-  /** Called after a model's sessions were dropped because its file changed (for --prewarm). */
-  changed?: (path: string, sha256: string, dropped: ModelSnapshot[]) => void;
+  /** Called after models were dropped because a file of theirs changed (for --prewarm), with their new digests. */
+  changed?: (path: string, dropped: Array<ModelSnapshot & { digest: string }>) => void;
   /** How long writes must pause before a change is confirmed. */
   settleMs?: number;
 }
@@ -70,17 +71,21 @@ export class ModelWatcher {
       log.info({ path, sessions: dropped.length }, 'model file deleted: sessions dropped');
       return;
     }
-    const sha = await hasher.sha256(path);
-    const stale = registry.snapshot().filter((m) => m.path === path && shaOf(m.key) !== sha);
+    // A graph's identity covers its external-data files: a change to either is checked the same way.
+    const stale: Array<ModelSnapshot & { digest: string }> = [];
+    for (const m of registry.snapshot().filter((x) => x.path === path || x.files.includes(path))) {
+      const digest = await modelDigest(hasher, m);
+      if (shaOf(m.key) !== digest) stale.push({ ...m, digest });
+    }
     if (stale.length === 0) {
       log.info({ path }, 'model file touched, content unchanged: sessions kept');
       return;
     }
-    const cause = changed(shaOf(stale[0]!.key), sha);
+    const cause = changed(shaOf(stale[0]!.key), stale[0]!.digest);
     // Only sessions of other content go: one a run already loaded from the new file stays.
-    const dropped = await registry.invalidate(path, sha, cause);
-    log.info({ path, sessions: dropped.length, cause }, 'model file changed: sessions dropped');
-    this.deps.changed?.(path, sha, dropped);
+    const dropped = new Set((await registry.invalidate(path, stale.map((m) => m.key), cause)).map((m) => m.key));
+    log.info({ path, sessions: dropped.size, cause }, 'model file changed: sessions dropped');
+    this.deps.changed?.(path, stale.filter((m) => dropped.has(m.key)));
   }
 
   /** Resolves when every change seen so far has been checked (tests, shutdown). */

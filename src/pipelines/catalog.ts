@@ -1,6 +1,7 @@
 // What the daemon needs to know about each pipeline and task type to validate a workflow before any
 // model loads, without importing the implementations (which pull in onnxruntime and sharp).
 import type { ModelRole } from './types.js';
+import { stableDiffusionLayout, type Layout } from './stable-diffusion/export-layout.js';
 
 export interface StepTypeInfo {
   /** Model roles; only pipelines have them. */
@@ -13,6 +14,11 @@ export interface StepTypeInfo {
   summary: string;
   /** For steps whose result is an encoded file: its content type, so result.save can default to it. */
   saves?: (args: Record<string, unknown>) => string;
+  /**
+   * For pipelines whose models are a folder layout (a diffusers export): the onnx graphs and text
+   * files the given roles stand for, which the loader then checks, and the daemon keys, one by one.
+   */
+  layout?: (given: Record<string, string>, args: Record<string, unknown>) => Layout;
 }
 
 export const PIPELINES: Record<string, StepTypeInfo> = {
@@ -35,6 +41,21 @@ export const PIPELINES: Record<string, StepTypeInfo> = {
     roles: [{ name: 'model', kind: 'onnx', required: true }],
     fileArgs: ['inputs.*', 'inputs.*.image'],
     summary: 'any ONNX model: inputs from JSON, .npy files or images; outputs as tensors',
+  },
+  'stable-diffusion': {
+    roles: [
+      { name: 'export', kind: 'folder', required: false },
+      { name: 'text_encoder', kind: 'onnx', required: false },
+      { name: 'unet', kind: 'onnx', required: false },
+      { name: 'vae_decoder', kind: 'onnx', required: false },
+      { name: 'vae_encoder', kind: 'onnx', required: false },
+      { name: 'tokenizer', kind: 'folder', required: false },
+      { name: 'scheduler', kind: 'folder', required: false },
+    ],
+    fileArgs: ['image'],
+    summary: 'Stable Diffusion (a diffusers/optimum ONNX export): text, or text and an image, to an image',
+    saves: () => 'image/png',
+    layout: (given, args) => stableDiffusionLayout(given, { image: args.image !== undefined && args.image !== null }),
   },
 };
 

@@ -7,6 +7,7 @@ export const PIPELINE_IMPLS: Record<string, () => Promise<Pipeline>> = {
   'paddle-ocr': async () => (await import('./paddle-ocr/index.js')).paddleOcr,
   'silero-vad': async () => (await import('./silero-vad/index.js')).sileroVad,
   onnx: async () => (await import('./onnx/index.js')).onnxPipeline,
+  'stable-diffusion': async () => (await import('./stable-diffusion/index.js')).stableDiffusion,
 };
 
 export type Task = (args: Record<string, unknown>) => unknown;

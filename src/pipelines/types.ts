@@ -21,7 +21,8 @@ export interface PipelineContext {
 
 export interface ModelRole {
   name: string;
-  kind: 'onnx' | 'text';
+  /** 'folder': a directory whose files the catalog's layout turns into onnx and text models. */
+  kind: 'onnx' | 'text' | 'folder';
   required: boolean;
 }
 

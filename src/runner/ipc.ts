@@ -20,6 +20,8 @@ export type ToRunner =
 export interface LoadedModelInfo {
   key: string;
   path: string;
+  /** An onnx graph's external-data files, if it has any. */
+  files?: string[];
   provider: string;
   load_ms: number;
   /** Runner RSS growth measured across the load: what this session cost in memory. */

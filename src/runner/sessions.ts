@@ -22,6 +22,7 @@ export interface Loaded extends Made {
 
 interface Entry {
   path: string;
+  files?: string[];
   pending: Promise<Made>;
   made?: Made;
   uses: number;
@@ -82,7 +83,7 @@ export class SessionCache {
     let entry = this.sessions.get(model.key);
     const cache = entry ? 'hit' : 'loaded';
     if (!entry) {
-      entry = { path: model.path, pending: this.load(model, spec), uses: 0, last_used: Date.now() };
+      entry = { path: model.path, ...(model.files ? { files: model.files } : {}), pending: this.load(model, spec), uses: 0, last_used: Date.now() };
       this.sessions.set(model.key, entry);
       // A failed load must not poison the cache: the next run tries again.
       entry.pending.catch(() => this.sessions.delete(model.key));
@@ -161,6 +162,6 @@ export class SessionCache {
   snapshot(): LoadedModelInfo[] {
     return [...this.sessions.entries()]
       .filter(([, e]) => e.made !== undefined)
-      .map(([key, e]) => ({ key, path: e.path, provider: e.made!.provider, load_ms: e.made!.load_ms, cost_bytes: e.made!.cost_bytes, uses: e.uses, last_used: e.last_used }));
+      .map(([key, e]) => ({ key, path: e.path, ...(e.files ? { files: e.files } : {}), provider: e.made!.provider, load_ms: e.made!.load_ms, cost_bytes: e.made!.cost_bytes, uses: e.uses, last_used: e.last_used }));
   }
 }

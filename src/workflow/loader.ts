@@ -254,6 +254,32 @@ async function checkFile(ctx: LoadContext, file: string, code: 'DW_ERR_MODEL_NOT
   }
 }
 
+/**
+ * The models of a pipeline whose roles name a folder layout (stable-diffusion's export): the
+ * folders are checked against --allowed-roots before anything in them is read, then each graph,
+ * its external-data files and each text file are checked like any model file.
+ */
+async function layoutModels(ctx: LoadContext, step: string, layout: NonNullable<StepTypeInfo['layout']>, given: Record<string, string>, args: Record<string, unknown>): Promise<PlanModel[]> {
+  for (const [role, path] of Object.entries(given)) {
+    try {
+      await ctx.roots.check(path, `step "${step}": model "${role}"`);
+    } catch (err) {
+      if (!(err instanceof DwError)) throw err;
+      ctx.missing.push(err);
+      return [];
+    }
+  }
+  const { models, problems } = layout(given, args);
+  for (const p of problems) ctx.missing.push(new DwError('DW_ERR_MODEL_NOT_FOUND', `step "${step}": ${p}`, { step }));
+  const out: PlanModel[] = [];
+  for (const m of models) {
+    await checkFile(ctx, m.path, 'DW_ERR_MODEL_NOT_FOUND', `step "${step}": model "${m.role}"`);
+    for (const f of m.files ?? []) await checkFile(ctx, f, 'DW_ERR_MODEL_NOT_FOUND', `step "${step}": external data of "${m.role}"`);
+    out.push({ role: m.role, kind: m.kind, path: m.path, key: '', ...(m.files ? { files: m.files } : {}) });
+  }
+  return out;
+}
+
 function runtimePath(step: string, what: string): DwError {
   return new DwError('DW_ERR_WORKFLOW_INVALID', `step "${step}": ${what} cannot come from a step result (previous_result:); it must be known before the run`, { step });
 }
@@ -335,6 +361,7 @@ async function planSteps(wf: Workflow, path: string, vars: Record<string, Bound>
     }
 
     const models: PlanModel[] = [];
+    const given: Record<string, string> = {};
     for (const [role, raw] of Object.entries(step.pipeline?.models ?? {})) {
       const ref = parseReference(raw);
       const bound = ref?.kind === 'variable' ? vars[ref.name]! : { value: raw, base: dir };
@@ -344,10 +371,15 @@ async function planSteps(wf: Workflow, path: string, vars: Record<string, Bound>
         ctx.missing.push(new DwError('DW_ERR_MODEL_NOT_FOUND', `step "${name}", model "${role}": ${resolved.error}`, { step: name, role, ref: raw }));
         continue;
       }
+      if (info!.layout) {
+        given[role] = resolved.path;
+        continue;
+      }
       await checkFile(ctx, resolved.path, 'DW_ERR_MODEL_NOT_FOUND', `step "${name}": model "${role}"`);
-      const kindOf = info!.roles.find((r) => r.name === role)!.kind;
+      const kindOf = info!.roles.find((r) => r.name === role)!.kind as PlanModel['kind'];
       models.push({ role, kind: kindOf, path: resolved.path, key: '' });
     }
+    if (info!.layout) models.push(...(await layoutModels(ctx, name, info!.layout, given, argsOut)));
     for (const pattern of info!.fileArgs) {
       for (const at of fileArgPaths(argsOut, pattern.split('.'))) {
         const value = pickField(argsOut, at) as string;

@@ -7,6 +7,8 @@ export interface PlanModel {
   path: string;
   /** Filled by the daemon: sha256 of the file, plus the session options for onnx models. */
   key: string;
+  /** Files the model also reads (an onnx graph's external data): in its key, checked and watched with it. */
+  files?: string[];
 }
 
 export interface SessionOptionsSpec {

@@ -19,7 +19,7 @@ const resultSpec = z
 
 const pipelineSpec = z
   .object({
-    type: z.string().min(1).describe('pipeline type: "paddle-ocr", "silero-vad", "onnx", or a plugin module "./my-pipeline.js"'),
+    type: z.string().min(1).describe('pipeline type: "paddle-ocr", "silero-vad", "onnx", "stable-diffusion", or a plugin module "./my-pipeline.js"'),
     models: z.record(z.string(), z.string().min(1)).describe('role → model path: relative to the workflow file, absolute, or npm:PACKAGE/PATH'),
     providers: z.array(z.enum(PROVIDERS)).min(1).default(['cpu']).describe('execution providers to try, in order'),
     options: z

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { existsSync, renameSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { dirname, join } from 'node:path';
-import { alive, dw, dwJson, OCR_WORKFLOW, sandbox, spawnDw, startDaemon, tallImage } from '../helpers/env.js';
+import { alive, dw, dwJson, OCR_WORKFLOW, sandbox, spawnDw, startDaemon } from '../helpers/env.js';
 import { socketAccepts } from '../../src/daemon/listen.js';
 
 async function gone(pid: number, ms = 10_000): Promise<boolean> {
@@ -102,9 +102,8 @@ test('SIGTERM during shutdown ends the daemon at once, runner included', { timeo
   const sb = sandbox();
   const d = await startDaemon(sb, ['--grace', '60s']);
   try {
-    const tall = await tallImage(sb, 16);
-    const running = spawnDw(sb, ['run', OCR_WORKFLOW, '--arg', `image=${tall}`]);
-    await running.stderrMatches(/read: \d+\/\d+ boxes/);
+    const running = spawnDw(sb, ['run', slowWorkflow(sb.dir, 20)]);
+    await running.stderrMatches(/sleep: \d+\/\d+ ticks/);
     const runner = (await dwJson(sb, ['status'])).json.runner.pid as number;
     d.proc.kill('SIGTERM');
     await new Promise((r) => setTimeout(r, 300));

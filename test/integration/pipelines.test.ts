@@ -137,7 +137,7 @@ test('plugin results: a circular one is named before the step is done, undefined
   assert.equal(tooLarge.json.error.code, 'DW_ERR_RESULT_TOO_LARGE');
   assert.match(tooLarge.json.error.message, /step "x" \(\.\/big\.mjs\): its result is 70\.0 MB as JSON, more than the 16\.0 MB a run's results may take; save it to a file/);
   // Saved, it goes to its file, and the results say where instead of holding it.
-  const out = join(sb.dir, 'big-out');
+  const out = join(sb.dir, 'bigsaved-out');
   const saved = await dwJson(sb, ['run', pluginWorkflow('bigsaved', big, { content_type: 'application/json', save: 'big.json' }), '-o', out]);
   assert.equal(saved.ran.code, 0, saved.ran.stderr);
   assert.equal(saved.json.results.x.kind, 'saved');
