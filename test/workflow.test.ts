@@ -235,7 +235,7 @@ test('every missing model and input is named at once', async () => {
   wf.steps[0].pipeline.models.rec = './no-rec.onnx';
   wf.variables.image = './no-image.png';
   const err = await rejectsWith(loadPlan(tmpWorkflow(wf), {}, '/'), 'DW_ERR_MODEL_NOT_FOUND');
-  assert.match(err.message, /^3 files cannot be used:/);
+  assert.match(err.message, /wf\.json: 3 problems:/);
   for (const name of ['no-det.onnx', 'no-rec.onnx', 'no-image.png']) assert.match(err.message, new RegExp(name.replace('.', '\\.')));
 });
 
@@ -320,7 +320,7 @@ test('a UTF-8 byte order mark at the start of a workflow is accepted', async () 
 
 test('a number --arg is a decimal number: no hex, binary, padding or empty string', async () => {
   const cwd = mkdtempSync(join(tmpdir(), 'dwc-'));
-  for (const [raw, want] of [['0.8', 0.8], ['12', 12], ['-3', -3], ['1e-3', 0.001], ['.5', 0.5], ['+2', 2]] as const) {
+  for (const [raw, want] of [['0.8', 0.8], ['1', 1], ['-0', -0], ['1e-3', 0.001], ['.5', 0.5], ['+0.25', 0.25]] as const) {
     assert.equal((await loadPlan(OCR, { min_score: raw }, cwd)).steps[0]!.arguments.min_score, want, raw);
   }
   for (const raw of ['0x10', '0b1', '0o7', ' 5 ', '', 'Infinity', '1_000', '5e']) {
@@ -335,4 +335,52 @@ test('an npm: path stays inside its package: ".." and names npm does not allow a
     assert.ok('error' in r, ref);
     assert.match(r.error, /is not of the form npm:PACKAGE\/PATH/, ref);
   }
+});
+
+test('arguments are checked before the run by the rules the run uses: unknown names, wrong kinds, cross-argument rules, what a step can be saved as', async () => {
+  const dir = tmpFiles({
+    'a.png': 'x',
+    'wf.json': {
+      id: 'args',
+      variables: { image: 'a.png', left: 5 },
+      steps: [
+        { name: 'crop', task: { type: 'image_crop', arguments: { image: 'variable:image', left: '10', top: 0, width: 10, height: 10, colour: 'red' } } },
+        { name: 'resize', task: { type: 'image_resize', arguments: { image: 'previous_result:crop' } } },
+        { name: 'label', task: { type: 'text_template', arguments: { template: 'x{v}', values: { v: 'previous_result:crop' } } }, result: { content_type: 'image/png', save: true } },
+        { name: 'png', task: { type: 'image_save', arguments: { image: 'previous_result:crop', format: 'jpeg' } }, result: { content_type: 'image/png', save: true } },
+        // Values that come from an earlier step are left to the run; a variable is a literal.
+        { name: 'later', task: { type: 'image_crop', arguments: { image: 'previous_result:crop', left: 'variable:left', top: 'previous_result:crop', width: 1, height: 1 } } },
+      ],
+    },
+  });
+  const err = await rejectsWith(loadPlan(join(dir, 'wf.json'), {}, dir), 'DW_ERR_BAD_ARGUMENT');
+  const messages = (err.details!.problems as Array<{ message: string }>).map((p) => p.message);
+  assert.deepEqual(messages.length, 5, messages.join('\n'));
+  assert.match(messages[0]!, /step "crop": image_crop: unknown argument "colour"; accepted arguments: image, left, top, width, height/);
+  assert.match(messages[1]!, /step "crop": image_crop: "left" must be an integer from 0 to 16384, got string "10"/);
+  assert.match(messages[2]!, /step "resize": image_resize: give "width", "height" or both/);
+  assert.match(messages[3]!, /\$\.steps\[2\]\.result\.content_type: image\/png needs an image, but a text_template step gives text; it can be saved as application\/json or text\/plain/);
+  assert.match(messages[4]!, /\$\.steps\[3\]\.result\.content_type: step "png" \(image_save\) makes image\/jpeg, but its result is to be saved as image\/png/);
+});
+
+test('one report holds every problem: a missing sub-workflow does not hide bad model paths, nor a bad field a step of two kinds', async () => {
+  const dir = tmpFiles({
+    'wf.json': {
+      id: 'many',
+      steps: [
+        { name: 'sub', workflow: { path: 'nowhere.json' } },
+        { name: 'a', pipeline: { type: 'onnx', models: { model: './no-a.onnx' }, arguments: { inputs: {} } } },
+        { name: 'b', pipeline: { type: 'onnx', models: { model: './no-b.onnx' }, arguments: { inputs: {} } } },
+        { name: 'c', pipeline: { type: 'onnx', models: { model: 'npm:../../x.onnx' }, arguments: { inputs: {} } } },
+      ],
+    },
+    'shape.json': { id: 'shape', steps: [{ name: 'both', pipeline: { type: 'onnx', models: {}, bogus: 1 }, task: { type: 'text_join', arguments: {} } }] },
+  });
+  const err = await rejectsWith(loadPlan(join(dir, 'wf.json'), {}, dir), 'DW_ERR_FILE_NOT_FOUND');
+  assert.match(err.message, /wf\.json: 4 problems:/);
+  for (const what of [/cannot read workflow .*nowhere\.json/, /no-a\.onnx cannot be read/, /no-b\.onnx cannot be read/, /npm:\.\.\/\.\.\/x\.onnx" is not of the form/]) assert.match(err.message, what);
+  const shape = await rejectsWith(readWorkflow(join(dir, 'shape.json')), 'DW_ERR_WORKFLOW_INVALID');
+  const paths = (shape.details!.problems as Array<{ path: string; message: string }>).map((p) => `${p.path}: ${p.message}`);
+  assert.ok(paths.includes('$.steps[0]: a step needs exactly one of "pipeline", "task" or "workflow"'), paths.join('\n'));
+  assert.ok(paths.some((p) => p.startsWith('$.steps[0].pipeline')), 'the bad field too');
 });

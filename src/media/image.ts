@@ -2,24 +2,14 @@
 // with sharp. Steps pass these between each other inside the runner; only their size reaches a client.
 import sharp, { type OutputInfo, type Sharp } from 'sharp';
 import { DwError } from '../protocol/errors.js';
+import { isImage, type ImageFormat, type RawImage } from './image-value.js';
 import { readInput } from './read.js';
 
-export interface RawImage {
-  data: Uint8Array;
-  width: number;
-  height: number;
-  channels: number;
-}
+export { IMAGE_FORMATS, isImage, type ImageFormat, type RawImage } from './image-value.js';
 
 export type ImageMode = 'rgb' | 'rgba' | 'gray';
 export const CHANNELS: Record<ImageMode, number> = { gray: 1, rgb: 3, rgba: 4 };
-export const IMAGE_FORMATS = { png: 'image/png', jpeg: 'image/jpeg', webp: 'image/webp' } as const;
-export type ImageFormat = keyof typeof IMAGE_FORMATS;
 
-export function isImage(v: unknown): v is RawImage {
-  const o = v as RawImage | null;
-  return typeof o === 'object' && o !== null && o.data instanceof Uint8Array && Number.isInteger(o.width) && Number.isInteger(o.height) && [1, 3, 4].includes(o.channels);
-}
 
 function fromSharp(data: Buffer, info: OutputInfo): RawImage {
   return { data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength), width: info.width, height: info.height, channels: info.channels };

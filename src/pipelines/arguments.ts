@@ -3,7 +3,7 @@
 // what it got, and an unknown argument lists the accepted ones.
 import { DwError } from '../protocol/errors.js';
 import { isAudio } from '../media/audio.js';
-import { isImage } from '../media/image.js';
+import { isImage } from '../media/image-value.js';
 
 export interface ArgSpec {
   expected: string;
@@ -28,27 +28,51 @@ export function badArgument(owner: string, argument: string, expected: string, g
   return new DwError('DW_ERR_BAD_ARGUMENT', `${owner}: "${argument}" must be ${expected}, got ${describeValue(got)}`, { argument, expected, got: describeValue(got) });
 }
 
-/** Checks `args` against `spec`; returns them with defaults filled in. */
-export function checkArgs(owner: string, args: Record<string, unknown>, spec: Record<string, ArgSpec>): Record<string, unknown> {
+/**
+ * Every way `args` fails `spec`: unknown names, missing required ones, values of the wrong kind.
+ * The daemon asks this before a run (dw validate too), with `pending` telling which values are
+ * not known yet (they come from an earlier step): those are checked by the run itself.
+ */
+export function argProblems(owner: string, args: Record<string, unknown>, spec: Record<string, ArgSpec>, pending: (v: unknown) => boolean = () => false): DwError[] {
+  const problems: DwError[] = [];
   const accepted = Object.keys(spec);
   const unknown = Object.keys(args).filter((k) => !accepted.includes(k));
   if (unknown.length > 0) {
     const names = unknown.map((k) => `"${k}"`).join(', ');
-    throw new DwError('DW_ERR_BAD_ARGUMENT', `${owner}: unknown argument${unknown.length > 1 ? 's' : ''} ${names}; accepted arguments: ${accepted.join(', ')}`, { unknown, accepted });
+    problems.push(new DwError('DW_ERR_BAD_ARGUMENT', `${owner}: unknown argument${unknown.length > 1 ? 's' : ''} ${names}; accepted arguments: ${accepted.join(', ')}`, { unknown, accepted }));
   }
-  const out: Record<string, unknown> = {};
   for (const [name, s] of Object.entries(spec)) {
     const v = args[name];
     // null is a value (JSON has no "absent"), so `"min_score": null` is an error, not a default.
-    if (v === undefined) {
-      if ('default' in s) out[name] = s.default;
-      else if (!s.optional) throw badArgument(owner, name, s.expected, v);
-      continue;
-    }
-    if (!s.ok(v)) throw badArgument(owner, name, s.expected, v);
-    out[name] = v;
+    if (v === undefined ? !('default' in s) && !s.optional : !pending(v) && !s.ok(v)) problems.push(badArgument(owner, name, s.expected, v));
+  }
+  return problems;
+}
+
+/** Checks `args` against `spec` (the first problem is thrown); returns them with defaults filled in. */
+export function checkArgs(owner: string, args: Record<string, unknown>, spec: Record<string, ArgSpec>): Record<string, unknown> {
+  const [first] = argProblems(owner, args, spec);
+  if (first) throw first;
+  const out: Record<string, unknown> = {};
+  for (const [name, s] of Object.entries(spec)) {
+    const v = args[name];
+    if (v !== undefined) out[name] = v;
+    else if ('default' in s) out[name] = s.default;
   }
   return out;
+}
+
+/**
+ * A rule between arguments (one needs another): the problem in words, or null. Runs on checked
+ * arguments; before a run, a value from an earlier step is still its reference string, so a rule
+ * judges only values of the kind it expects (a number it compares, a value being there at all).
+ */
+export type ArgRule = (a: Record<string, unknown>) => string | null;
+
+/** Throws the rule's problem, if it has one, as a bad argument of `owner`. */
+export function checkRule(owner: string, a: Record<string, unknown>, rule: ArgRule | undefined): void {
+  const why = rule?.(a);
+  if (why) throw new DwError('DW_ERR_BAD_ARGUMENT', `${owner}: ${why}`, {});
 }
 
 // The usual argument kinds.

@@ -1,7 +1,28 @@
 // What the daemon needs to know about each pipeline and task type to validate a workflow before any
 // model loads, without importing the implementations (which pull in onnxruntime and sharp).
-import type { ModelRole } from './types.js';
+import { IMAGE_FORMATS } from '../media/image-value.js';
+import type { ArgRule, ArgSpec } from './arguments.js';
+import { ONNX_ARGS } from './onnx/args.js';
+import { OCR_ARGS } from './paddle-ocr/args.js';
+import { VAD_ARGS, VAD_RULE } from './silero-vad/args.js';
+import { SD_ARGS, SD_RULE } from './stable-diffusion/args.js';
 import { stableDiffusionLayout, type Layout } from './stable-diffusion/export-layout.js';
+import { TASK_ARGS, TASK_RULES, type TaskType } from './tasks/specs.js';
+import type { ModelRole } from './types.js';
+
+/** What a step's result holds besides plain JSON, which decides the content types it can be saved as. */
+export type ValueKind = 'text' | 'image' | 'audio' | 'tensor';
+
+/** The kind of value each content type needs (null: any value, as JSON); runner/encode.ts encodes them. */
+export const CONTENT_NEEDS: Record<string, ValueKind | null> = {
+  'application/json': null,
+  'text/plain': 'text',
+  'image/png': 'image',
+  'image/jpeg': 'image',
+  'image/webp': 'image',
+  'audio/wav': 'audio',
+  'application/x-npy': 'tensor',
+};
 
 export interface StepTypeInfo {
   /** Model roles; only pipelines have them. */
@@ -19,6 +40,11 @@ export interface StepTypeInfo {
    * files the given roles stand for, which the loader then checks, and the daemon keys, one by one.
    */
   layout?: (given: Record<string, string>, args: Record<string, unknown>) => Layout;
+  /** Its arguments, checked before the run (dw validate too) with the rules the run itself uses; absent: not known (plugins, sub-workflows). */
+  args?: Record<string, ArgSpec>;
+  rule?: ArgRule;
+  /** What its result holds besides JSON; absent: not known ahead (json_pick, plugins, sub-workflows). */
+  produces?: ValueKind;
 }
 
 export const PIPELINES: Record<string, StepTypeInfo> = {
@@ -31,16 +57,23 @@ export const PIPELINES: Record<string, StepTypeInfo> = {
     ],
     fileArgs: ['image'],
     summary: 'PaddleOCR v4: detect text boxes, fix their direction, recognise each line',
+    args: OCR_ARGS,
+    produces: 'text',
   },
   'silero-vad': {
     roles: [{ name: 'vad', kind: 'onnx', required: true }],
     fileArgs: ['audio'],
     summary: 'Silero VAD v4: speech segments of a recording, and the speech-only audio',
+    args: VAD_ARGS,
+    rule: VAD_RULE,
+    produces: 'audio',
   },
   onnx: {
     roles: [{ name: 'model', kind: 'onnx', required: true }],
     fileArgs: ['inputs.*', 'inputs.*.image'],
     summary: 'any ONNX model: inputs from JSON, .npy files or images; outputs as tensors',
+    args: ONNX_ARGS,
+    produces: 'tensor',
   },
   'stable-diffusion': {
     roles: [
@@ -56,25 +89,31 @@ export const PIPELINES: Record<string, StepTypeInfo> = {
     summary: 'Stable Diffusion (a diffusers/optimum ONNX export): text, or text and an image, to an image',
     saves: () => 'image/png',
     layout: (given, args) => stableDiffusionLayout(given, { image: args.image !== undefined && args.image !== null }),
+    args: SD_ARGS,
+    rule: SD_RULE,
+    produces: 'image',
   },
 };
 
-const IMAGE_TYPES: Record<string, string> = { png: 'image/png', jpeg: 'image/jpeg', webp: 'image/webp' };
 const image = ['image'];
 const audio = ['audio'];
+const IMAGE_TYPES: Record<string, string> = IMAGE_FORMATS;
+
+/** A task's entry: its arguments and rule come from tasks/specs.ts, which the task itself checks with. */
+const task = (type: TaskType, info: Omit<StepTypeInfo, 'roles' | 'args' | 'rule'>): StepTypeInfo => ({ roles: [], ...info, args: TASK_ARGS[type], rule: TASK_RULES[type] });
 
 export const TASKS: Record<string, StepTypeInfo> = {
-  image_load: { roles: [], fileArgs: image, summary: 'decode an image file (mode rgb, rgba or gray)' },
-  image_resize: { roles: [], fileArgs: image, summary: 'resize to width and/or height (fit: fill, contain, cover, inside, outside)' },
-  image_crop: { roles: [], fileArgs: image, summary: 'cut out left, top, width, height (pixels)' },
-  image_convert: { roles: [], fileArgs: image, summary: 'convert to rgb, rgba or gray' },
-  image_save: { roles: [], fileArgs: image, summary: 'encode as png, jpeg or webp (saved by default)', saves: (a) => IMAGE_TYPES[String(a.format ?? 'png')] ?? 'image/png' },
-  audio_load: { roles: [], fileArgs: audio, summary: 'decode a WAV file (optionally mixed to mono)' },
-  audio_resample: { roles: [], fileArgs: audio, summary: 'change the sample rate (optionally mixed to mono)' },
-  audio_save: { roles: [], fileArgs: audio, summary: 'encode as 16-bit WAV (saved by default)', saves: () => 'audio/wav' },
-  text_join: { roles: [], fileArgs: [], summary: 'join strings (or the "text" of results) with a separator' },
-  text_template: { roles: [], fileArgs: [], summary: 'fill {name} placeholders from values' },
-  json_pick: { roles: [], fileArgs: [], summary: 'pick a field from a value by a dotted path' },
+  image_load: task('image_load', { fileArgs: image, summary: 'decode an image file (mode rgb, rgba or gray)', produces: 'image' }),
+  image_resize: task('image_resize', { fileArgs: image, summary: 'resize to width and/or height (fit: fill, contain, cover, inside, outside)', produces: 'image' }),
+  image_crop: task('image_crop', { fileArgs: image, summary: 'cut out left, top, width, height (pixels)', produces: 'image' }),
+  image_convert: task('image_convert', { fileArgs: image, summary: 'convert to rgb, rgba or gray', produces: 'image' }),
+  image_save: task('image_save', { fileArgs: image, summary: 'encode as png, jpeg or webp (saved by default)', saves: (a) => IMAGE_TYPES[String(a.format ?? 'png')] ?? 'image/png' }),
+  audio_load: task('audio_load', { fileArgs: audio, summary: 'decode a WAV file (optionally mixed to mono)', produces: 'audio' }),
+  audio_resample: task('audio_resample', { fileArgs: audio, summary: 'change the sample rate (optionally mixed to mono)', produces: 'audio' }),
+  audio_save: task('audio_save', { fileArgs: audio, summary: 'encode as 16-bit WAV (saved by default)', saves: () => 'audio/wav' }),
+  text_join: task('text_join', { fileArgs: [], summary: 'join strings (or the "text" of results) with a separator', produces: 'text' }),
+  text_template: task('text_template', { fileArgs: [], summary: 'fill {name} placeholders from values', produces: 'text' }),
+  json_pick: task('json_pick', { fileArgs: [], summary: 'pick a field from a value by a dotted path' }),
 };
 
 /** A pipeline type that names a local ES module ("./my-pipeline.js") rather than a built-in. */

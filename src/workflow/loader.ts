@@ -4,8 +4,9 @@ import { readFile, access, stat } from 'node:fs/promises';
 import { constants } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { DwError } from '../protocol/errors.js';
-import { PIPELINES, TASKS, isPluginType, pluginInfo, type StepTypeInfo } from '../pipelines/catalog.js';
-import { workflowSchema, type Workflow, type VariableValue } from './schema.js';
+import { argProblems } from '../pipelines/arguments.js';
+import { CONTENT_NEEDS, PIPELINES, TASKS, isPluginType, pluginInfo, type StepTypeInfo } from '../pipelines/catalog.js';
+import { ONE_KIND, workflowSchema, type Workflow, type VariableValue } from './schema.js';
 import { collectReferences, jsonPath, parseReference, pickField, PREVIOUS, substitute } from './references.js';
 import { resolveModelPath } from './model-paths.js';
 import { jsonErrorOffset, lineCol } from './json-error.js';
@@ -74,7 +75,7 @@ export async function readWorkflow(path: string): Promise<Workflow> {
   const parsed = workflowSchema.safeParse(json);
   const problems: Problem[] = parsed.success
     ? semanticProblems(parsed.data)
-    : [...parsed.error.issues.map((i) => ({ path: jsonPath(i.path), message: i.message })), ...semanticProblemsOfDraft(json)];
+    : unique([...parsed.error.issues.map((i) => ({ path: jsonPath(i.path), message: i.message })), ...semanticProblemsOfDraft(json)]);
   if (problems.length > 0) throw invalid(path, problems);
   return parsed.data!;
 }
@@ -86,6 +87,10 @@ export async function readWorkflow(path: string): Promise<Workflow> {
 function semanticProblemsOfDraft(json: unknown): Problem[] {
   const rec = (x: unknown): x is Record<string, unknown> => typeof x === 'object' && x !== null && !Array.isArray(x);
   if (!rec(json) || !Array.isArray(json.steps)) return [];
+  // The schema checks this only on a step that is otherwise valid; next to another problem of the step it would go unsaid.
+  const shape = json.steps.flatMap((st: unknown, i: number) =>
+    rec(st) && ['pipeline', 'task', 'workflow'].filter((k) => k in st).length !== 1 ? [{ path: jsonPath(['steps', i]), message: ONE_KIND }] : [],
+  );
   const steps = json.steps.map((st: unknown) => {
     if (!rec(st)) return { name: '', task: { type: '', arguments: {} } };
     const spec = (x: unknown) => (rec(x) ? { ...x, type: String(x.type ?? ''), arguments: rec(x.arguments) ? x.arguments : {}, models: rec(x.models) ? x.models : {} } : undefined);
@@ -94,10 +99,16 @@ function semanticProblemsOfDraft(json: unknown): Problem[] {
   });
   try {
     // Type names that are missing or empty were already reported by the schema.
-    return semanticProblems({ ...json, variables: rec(json.variables) ? json.variables : {}, steps } as Workflow).filter((p) => !/unknown (pipeline|task) type ""/.test(p.message));
+    return [...shape, ...semanticProblems({ ...json, variables: rec(json.variables) ? json.variables : {}, steps } as Workflow).filter((p) => !/unknown (pipeline|task) type ""/.test(p.message))];
   } catch {
-    return [];
+    return shape;
   }
+}
+
+/** Problems once each (the schema and the semantic checks can find the same one). */
+function unique(problems: Problem[]): Problem[] {
+  const seen = new Set<string>();
+  return problems.filter((p) => !seen.has(`${p.path}\n${p.message}`) && seen.add(`${p.path}\n${p.message}`));
 }
 
 function invalid(path: string, problems: Problem[]): DwError {
@@ -165,25 +176,36 @@ function semanticProblems(wf: Workflow): Problem[] {
   return problems;
 }
 
-/** Applies --arg values, typed like the declared default (a number stays a number). */
-export function bindVariables(wf: Workflow, workflowDir: string, args: Record<string, string>, cwd: string): Record<string, Bound> {
+/**
+ * Applies --arg values, typed like the declared default (a number stays a number). Problems go to
+ * `problems` (the variable keeps its default then), so they are reported with the workflow's others.
+ */
+export function bindVariables(wf: Workflow, workflowDir: string, args: Record<string, string>, cwd: string, problems?: DwError[]): Record<string, Bound> {
+  const found: DwError[] = [];
   const declared = Object.keys(wf.variables);
   const unknown = Object.keys(args).filter((k) => !declared.includes(k));
   if (unknown.length > 0) {
-    throw new DwError(
-      'DW_ERR_UNKNOWN_VARIABLE',
-      `the workflow "${wf.id}" does not declare ${unknown.map((u) => `"${u}"`).join(', ')}; declared variables: ${declared.join(', ') || '(none)'}`,
-      { unknown, declared },
+    found.push(
+      new DwError('DW_ERR_UNKNOWN_VARIABLE', `the workflow "${wf.id}" does not declare ${unknown.map((u) => `"${u}"`).join(', ')}; declared variables: ${declared.join(', ') || '(none)'}`, { unknown, declared }),
     );
-  }
-  const refs = Object.entries(args).filter(([, v]) => parseReference(v) !== null);
-  if (refs.length > 0) {
-    throw new DwError('DW_ERR_BAD_ARGUMENT', `--arg ${refs[0]![0]}=${refs[0]![1]}: an --arg value is a literal; references (variable:, previous_result:) only work inside a workflow file`, { name: refs[0]![0] });
   }
   const bound: Record<string, Bound> = {};
   for (const [name, def] of Object.entries(wf.variables)) {
-    bound[name] = name in args ? { value: coerce(name, args[name]!, def), base: cwd } : { value: def, base: workflowDir };
+    bound[name] = { value: def, base: workflowDir };
+    if (!(name in args)) continue;
+    if (parseReference(args[name]) !== null) {
+      found.push(new DwError('DW_ERR_BAD_ARGUMENT', `--arg ${name}=${args[name]}: an --arg value is a literal; references (variable:, previous_result:) only work inside a workflow file`, { name }));
+      continue;
+    }
+    try {
+      bound[name] = { value: coerce(name, args[name]!, def), base: cwd };
+    } catch (err) {
+      if (!(err instanceof DwError)) throw err;
+      found.push(err);
+    }
   }
+  if (!problems && found.length > 0) throw found[0];
+  problems?.push(...found);
   return bound;
 }
 
@@ -238,8 +260,8 @@ interface LoadContext {
   /** Each sub-workflow file is read once per load, however often it is included. */
   files: Map<string, Promise<Workflow>>;
   count: number;
-  /** File problems are collected, so one `dw validate` names every missing model and input. */
-  missing: DwError[];
+  /** Every problem is collected, so one `dw validate` (or a failed run) names them all at once. */
+  problems: DwError[];
 }
 
 async function checkFile(ctx: LoadContext, file: string, code: 'DW_ERR_MODEL_NOT_FOUND' | 'DW_ERR_FILE_NOT_FOUND', what: string): Promise<boolean> {
@@ -249,7 +271,7 @@ async function checkFile(ctx: LoadContext, file: string, code: 'DW_ERR_MODEL_NOT
     return true;
   } catch (err) {
     if (!(err instanceof DwError)) throw err;
-    ctx.missing.push(err);
+    ctx.problems.push(err);
     return false;
   }
 }
@@ -265,12 +287,12 @@ async function layoutModels(ctx: LoadContext, step: string, layout: NonNullable<
       await ctx.roots.check(path, `step "${step}": model "${role}"`);
     } catch (err) {
       if (!(err instanceof DwError)) throw err;
-      ctx.missing.push(err);
+      ctx.problems.push(err);
       return [];
     }
   }
   const { models, problems } = layout(given, args);
-  for (const p of problems) ctx.missing.push(new DwError('DW_ERR_MODEL_NOT_FOUND', `step "${step}": ${p}`, { step }));
+  for (const p of problems) ctx.problems.push(new DwError('DW_ERR_MODEL_NOT_FOUND', `step "${step}": ${p}`, { step }));
   const out: PlanModel[] = [];
   for (const m of models) {
     await checkFile(ctx, m.path, 'DW_ERR_MODEL_NOT_FOUND', `step "${step}": model "${m.role}"`);
@@ -285,7 +307,7 @@ function runtimePath(step: string, what: string): DwError {
 }
 
 /** Every previous_result: reference names a step that runs earlier (inlined sub-steps included). */
-function checkOrder(steps: PlanStep[], path: string): void {
+function checkOrder(steps: PlanStep[], path: string, ctx: LoadContext): void {
   const done = new Set<string>();
   const problems: Problem[] = [];
   for (const step of steps) {
@@ -301,102 +323,149 @@ function checkOrder(steps: PlanStep[], path: string): void {
     if (other) problems.push({ path: `step "${step.name}"`, message: `saves to ${step.save.name}, as step "${other}" does; give one of them another file name` });
     names.set(step.save.name, step.name);
   }
-  if (problems.length > 0) throw invalid(path, problems);
+  if (problems.length > 0) ctx.problems.push(invalid(path, problems));
 }
 
 /**
  * The plan steps of one workflow. A sub-workflow's steps are inlined under "STEP/" names, with
  * their previous_result references renamed to match, followed by the workflow step itself, whose
- * result gathers theirs: the daemon and the engine then see one flat list of steps.
+ * result gathers theirs: the daemon and the engine then see one flat list of steps. A step with a
+ * problem adds it to the context and the next step is planned all the same: one report has them all.
  */
 async function planSteps(wf: Workflow, path: string, vars: Record<string, Bound>, prefix: string, stack: string[], ctx: LoadContext): Promise<PlanStep[]> {
-  const dir = dirname(path);
   const steps: PlanStep[] = [];
+  for (const [index, step] of wf.steps.entries()) {
+    try {
+      steps.push(...(await planStep(wf, index, path, vars, prefix, stack, ctx)));
+    } catch (err) {
+      if (!(err instanceof DwError) || err.details?.fatal) throw err;
+      ctx.problems.push(err);
+      // A stand-in, so later steps that refer to it are not reported as well; the plan never runs.
+      steps.push({ name: prefix + step.name, kind: 'workflow', type: '', models: [], session: { providers: ['cpu'] }, arguments: {}, save: null });
+    }
+  }
+  return steps;
+}
+
+/** Problems of a step's literal arguments, and of what it saves, by the same rules as its run. */
+function stepProblems(name: string, type: string, info: StepTypeInfo, args: Record<string, unknown>, save: PlanStep['save'], at: string): DwError[] {
+  const problems: DwError[] = [];
+  const owner = `step "${name}": ${type}`;
+  // A value that comes from an earlier step is known at the run only; the run checks it then.
+  const pending = (v: unknown) => collectReferences(v).some((r) => r.ref.kind === 'previous_result');
+  if (info.args) {
+    const found = argProblems(owner, args, info.args, pending);
+    problems.push(...found);
+    // As the run sees them: defaults filled in.
+    const filled = { ...Object.fromEntries(Object.entries(info.args).filter(([, sp]) => 'default' in sp).map(([k, sp]) => [k, sp.default])), ...args };
+    const why = found.length === 0 ? info.rule?.(filled) : null;
+    if (why) problems.push(new DwError('DW_ERR_BAD_ARGUMENT', `${owner}: ${why}`, { step: name }));
+  }
+  if (save) {
+    const produced = info.saves?.(args);
+    const needs = CONTENT_NEEDS[save.content_type];
+    if (produced !== undefined && produced !== save.content_type) {
+      problems.push(new DwError('DW_ERR_WORKFLOW_INVALID', `${at}.result.content_type: step "${name}" (${type}) makes ${produced}, but its result is to be saved as ${save.content_type}; make them agree`, { step: name }));
+    } else if (produced === undefined && needs && info.produces && info.produces !== needs) {
+      const fits = Object.entries(CONTENT_NEEDS).filter(([, k]) => k === null || k === info.produces).map(([c]) => c);
+      problems.push(new DwError('DW_ERR_WORKFLOW_INVALID', `${at}.result.content_type: ${save.content_type} needs ${A[needs]}, but a ${type} step gives ${A[info.produces]}; it can be saved as ${fits.join(' or ')}`, { step: name }));
+    }
+  }
+  return problems;
+}
+
+const A: Record<string, string> = { text: 'text', image: 'an image', audio: 'audio', tensor: 'a tensor' };
+
+/** The plan steps one step of a workflow makes: itself, or a sub-workflow's steps and then itself. */
+async function planStep(wf: Workflow, index: number, path: string, vars: Record<string, Bound>, prefix: string, stack: string[], ctx: LoadContext): Promise<PlanStep[]> {
+  const step = wf.steps[index]!;
+  const dir = dirname(path);
   // Variables become their values; references to earlier steps get this workflow's prefix. A
   // variable bound to a parent's previous_result is inserted as it is (already in the parent's names).
   const bind = (value: unknown) => substitute(value, (ref, raw) => (ref.kind === 'variable' ? vars[ref.name]!.value : PREVIOUS + prefix + raw.slice(PREVIOUS.length)));
-  for (const step of wf.steps) {
-    const { info, type, kind } = stepInfo(step);
-    const name = prefix + step.name;
-    const spec = (step.pipeline ?? step.task ?? step.workflow)!;
-    const argsOut = bind(spec.arguments) as Record<string, unknown>;
-    const save = step.result?.save ?? (info!.saves ? true : false);
-    const contentType = step.result?.content_type ?? info!.saves?.(argsOut) ?? 'application/json';
-    const saveSpec = save ? { name: typeof save === 'string' ? save : `${ctx.id}-${name.replaceAll('/', '-')}.${EXTENSIONS[contentType]}`, content_type: contentType } : null;
-    if (++ctx.count > MAX_STEPS) throw new DwError('DW_ERR_WORKFLOW_INVALID', `${path}: the workflow and its sub-workflows have more than ${MAX_STEPS} steps`, { path });
+  const { info, type, kind } = stepInfo(step);
+  const name = prefix + step.name;
+  const spec = (step.pipeline ?? step.task ?? step.workflow)!;
+  const argsOut = bind(spec.arguments) as Record<string, unknown>;
+  const save = step.result?.save ?? (info!.saves ? true : false);
+  const contentType = step.result?.content_type ?? info!.saves?.(argsOut) ?? 'application/json';
+  const saveSpec = save ? { name: typeof save === 'string' ? save : `${ctx.id}-${name.replaceAll('/', '-')}.${EXTENSIONS[contentType]}`, content_type: contentType } : null;
+  if (++ctx.count > MAX_STEPS) throw new DwError('DW_ERR_WORKFLOW_INVALID', `${path}: the workflow and its sub-workflows have more than ${MAX_STEPS} steps`, { path, fatal: true });
 
-    if (step.workflow) {
-      const subRaw = bind(step.workflow.path);
-      if (isRuntimeRef(subRaw)) throw runtimePath(name, 'its workflow path');
-      if (typeof subRaw !== 'string') throw invalid(path, [{ path: `$.steps[${wf.steps.indexOf(step)}].workflow.path`, message: `must be a file path, got ${JSON.stringify(subRaw)}` }]);
-      const subRef = parseReference(step.workflow.path);
-      const subPath = resolve(subRef?.kind === 'variable' ? vars[subRef.name]!.base : dir, subRaw);
-      if (stack.includes(subPath)) throw new DwError('DW_ERR_WORKFLOW_INVALID', `${path}: step "${step.name}" runs ${subPath}, which is already running it (${[...stack, subPath].join(' → ')})`, { path, cycle: [...stack, subPath] });
-      if (stack.length >= MAX_DEPTH) throw new DwError('DW_ERR_WORKFLOW_INVALID', `${path}: step "${step.name}": sub-workflows nest deeper than ${MAX_DEPTH}`, { path });
-      await ctx.roots.check(subPath, `step "${name}": workflow`);
-      if (!ctx.files.has(subPath)) ctx.files.set(subPath, readWorkflow(subPath));
-      const sub = await ctx.files.get(subPath)!;
-      const declared = Object.keys(sub.variables);
-      const unknown = Object.keys(argsOut).filter((k) => !declared.includes(k));
-      if (unknown.length > 0) {
-        throw new DwError('DW_ERR_UNKNOWN_VARIABLE', `step "${name}": ${subPath} does not declare ${unknown.map((u) => `"${u}"`).join(', ')}; declared variables: ${declared.join(', ') || '(none)'}`, { step: name, unknown, declared });
+  if (step.workflow) {
+    const subRaw = bind(step.workflow.path);
+    if (isRuntimeRef(subRaw)) throw runtimePath(name, 'its workflow path');
+    if (typeof subRaw !== 'string') throw invalid(path, [{ path: `$.steps[${index}].workflow.path`, message: `must be a file path, got ${JSON.stringify(subRaw)}` }]);
+    const subRef = parseReference(step.workflow.path);
+    const subPath = resolve(subRef?.kind === 'variable' ? vars[subRef.name]!.base : dir, subRaw);
+    if (stack.includes(subPath)) throw new DwError('DW_ERR_WORKFLOW_INVALID', `${path}: step "${step.name}" runs ${subPath}, which is already running it (${[...stack, subPath].join(' → ')})`, { path, cycle: [...stack, subPath] });
+    if (stack.length >= MAX_DEPTH) throw new DwError('DW_ERR_WORKFLOW_INVALID', `${path}: step "${step.name}": sub-workflows nest deeper than ${MAX_DEPTH}`, { path });
+    await ctx.roots.check(subPath, `step "${name}": workflow`);
+    if (!ctx.files.has(subPath)) ctx.files.set(subPath, readWorkflow(subPath));
+    const sub = await ctx.files.get(subPath)!;
+    const declared = Object.keys(sub.variables);
+    const unknown = Object.keys(argsOut).filter((k) => !declared.includes(k));
+    if (unknown.length > 0) {
+      throw new DwError('DW_ERR_UNKNOWN_VARIABLE', `step "${name}": ${subPath} does not declare ${unknown.map((u) => `"${u}"`).join(', ')}; declared variables: ${declared.join(', ') || '(none)'}`, { step: name, unknown, declared });
+    }
+    const subVars: Record<string, Bound> = {};
+    for (const [v, def] of Object.entries(sub.variables)) {
+      if (!(v in argsOut)) {
+        subVars[v] = { value: def, base: dirname(subPath) };
+        continue;
       }
-      const subVars: Record<string, Bound> = {};
-      for (const [v, def] of Object.entries(sub.variables)) {
-        if (!(v in argsOut)) {
-          subVars[v] = { value: def, base: dirname(subPath) };
-          continue;
-        }
-        const raw = parseReference(step.workflow.arguments[v]);
-        const base = raw?.kind === 'variable' ? vars[raw.name]!.base : dir;
-        subVars[v] = { value: isRuntimeRef(argsOut[v]) ? argsOut[v] : coerceValue(v, argsOut[v], def), base };
-      }
-      steps.push(...(await planSteps(sub, subPath, subVars, `${name}/`, [...stack, subPath], ctx)));
-      steps.push({
-        name, kind, type, models: [], session: { providers: ['cpu'] },
-        arguments: Object.fromEntries(sub.steps.map((s) => [s.name, `${PREVIOUS}${name}/${s.name}`])),
-        save: saveSpec,
-      });
+      const raw = parseReference(step.workflow.arguments[v]);
+      const base = raw?.kind === 'variable' ? vars[raw.name]!.base : dir;
+      subVars[v] = { value: isRuntimeRef(argsOut[v]) ? argsOut[v] : coerceValue(v, argsOut[v], def), base };
+    }
+    return [
+      ...(await planSteps(sub, subPath, subVars, `${name}/`, [...stack, subPath], ctx)),
+      { name, kind, type, models: [], session: { providers: ['cpu'] }, arguments: Object.fromEntries(sub.steps.map((s) => [s.name, `${PREVIOUS}${name}/${s.name}`])), save: saveSpec },
+    ];
+  }
+
+  const models: PlanModel[] = [];
+  const given: Record<string, string> = {};
+  for (const [role, raw] of Object.entries(step.pipeline?.models ?? {})) {
+    const ref = parseReference(raw);
+    const bound = ref?.kind === 'variable' ? vars[ref.name]! : { value: raw, base: dir };
+    if (isRuntimeRef(bound.value)) {
+      ctx.problems.push(runtimePath(name, `model "${role}"`));
       continue;
     }
-
-    const models: PlanModel[] = [];
-    const given: Record<string, string> = {};
-    for (const [role, raw] of Object.entries(step.pipeline?.models ?? {})) {
-      const ref = parseReference(raw);
-      const bound = ref?.kind === 'variable' ? vars[ref.name]! : { value: raw, base: dir };
-      if (isRuntimeRef(bound.value)) throw runtimePath(name, `model "${role}"`);
-      const resolved = resolveModelPath(String(bound.value), bound.base);
-      if ('error' in resolved) {
-        ctx.missing.push(new DwError('DW_ERR_MODEL_NOT_FOUND', `step "${name}", model "${role}": ${resolved.error}`, { step: name, role, ref: raw }));
-        continue;
-      }
-      if (info!.layout) {
-        given[role] = resolved.path;
-        continue;
-      }
-      await checkFile(ctx, resolved.path, 'DW_ERR_MODEL_NOT_FOUND', `step "${name}": model "${role}"`);
-      const kindOf = info!.roles.find((r) => r.name === role)!.kind as PlanModel['kind'];
-      models.push({ role, kind: kindOf, path: resolved.path, key: '' });
+    const resolved = resolveModelPath(String(bound.value), bound.base);
+    if ('error' in resolved) {
+      ctx.problems.push(new DwError('DW_ERR_MODEL_NOT_FOUND', `step "${name}", model "${role}": ${resolved.error}`, { step: name, role, ref: raw }));
+      continue;
     }
-    if (info!.layout) models.push(...(await layoutModels(ctx, name, info!.layout, given, argsOut)));
-    for (const pattern of info!.fileArgs) {
-      for (const at of fileArgPaths(argsOut, pattern.split('.'))) {
-        const value = pickField(argsOut, at) as string;
-        if (isRuntimeRef(value)) continue;
-        const raw = parseReference(pickField(spec.arguments, at));
-        const file = resolve(raw?.kind === 'variable' ? vars[raw.name]!.base : dir, value);
-        setField(argsOut, at, file);
-        await checkFile(ctx, file, 'DW_ERR_FILE_NOT_FOUND', `step "${name}": input "${at.join('.')}"`);
-      }
+    if (info!.layout) {
+      given[role] = resolved.path;
+      continue;
     }
-    let module: PlanStep['module'];
-    if (isPluginType(type)) {
-      if (!ctx.plugins) throw new DwError('DW_ERR_PLUGIN', `step "${name}": plugin pipelines (${type}) are off in this daemon: a plugin runs any code with the daemon's rights (dwd --plugins on allows them; with --allowed-roots they are off unless so)`, { step: name });
-      module = { path: resolve(dir, type), key: '' };
-      await checkFile(ctx, module.path, 'DW_ERR_FILE_NOT_FOUND', `step "${name}": plugin module`);
+    await checkFile(ctx, resolved.path, 'DW_ERR_MODEL_NOT_FOUND', `step "${name}": model "${role}"`);
+    const kindOf = info!.roles.find((r) => r.name === role)!.kind as PlanModel['kind'];
+    models.push({ role, kind: kindOf, path: resolved.path, key: '' });
+  }
+  if (info!.layout) models.push(...(await layoutModels(ctx, name, info!.layout, given, argsOut)));
+  for (const pattern of info!.fileArgs) {
+    for (const at of fileArgPaths(argsOut, pattern.split('.'))) {
+      const value = pickField(argsOut, at) as string;
+      if (isRuntimeRef(value)) continue;
+      const raw = parseReference(pickField(spec.arguments, at));
+      const file = resolve(raw?.kind === 'variable' ? vars[raw.name]!.base : dir, value);
+      setField(argsOut, at, file);
+      await checkFile(ctx, file, 'DW_ERR_FILE_NOT_FOUND', `step "${name}": input "${at.join('.')}"`);
     }
-    steps.push({
+  }
+  ctx.problems.push(...stepProblems(name, type, info!, argsOut, saveSpec, `${path}: $.steps[${index}]`));
+  let module: PlanStep['module'];
+  if (isPluginType(type)) {
+    if (!ctx.plugins) throw new DwError('DW_ERR_PLUGIN', `step "${name}": plugin pipelines (${type}) are off in this daemon: a plugin runs any code with the daemon's rights (dwd --plugins on allows them; with --allowed-roots they are off unless so)`, { step: name });
+    module = { path: resolve(dir, type), key: '' };
+    await checkFile(ctx, module.path, 'DW_ERR_FILE_NOT_FOUND', `step "${name}": plugin module`);
+  }
+  return [
+    {
       name,
       kind,
       type,
@@ -411,9 +480,8 @@ async function planSteps(wf: Workflow, path: string, vars: Record<string, Bound>
       },
       arguments: argsOut,
       save: saveSpec,
-    });
-  }
-  return steps;
+    },
+  ];
 }
 
 /** Reads, validates and resolves a workflow, checking every model and input file it names. */
@@ -422,15 +490,16 @@ export async function loadPlan(workflowPath: string, args: Record<string, string
   // Before reading: a refused file must not even be parsed (its content would show in errors).
   await roots.check(path, 'workflow');
   const wf = await readWorkflow(path);
-  const vars = bindVariables(wf, dirname(path), args, cwd);
-  const ctx: LoadContext = { roots, plugins: opts.plugins ?? true, id: wf.id, files: new Map(), count: 0, missing: [] };
+  const ctx: LoadContext = { roots, plugins: opts.plugins ?? true, id: wf.id, files: new Map(), count: 0, problems: [] };
+  const vars = bindVariables(wf, dirname(path), args, cwd, ctx.problems);
   const steps = await planSteps(wf, path, vars, '', [path], ctx);
-  checkOrder(steps, path);
-  const { missing } = ctx;
-  if (missing.length === 1) throw missing[0]!;
-  if (missing.length > 1) {
+  checkOrder(steps, path, ctx);
+  const { problems } = ctx;
+  if (problems.length === 1) throw problems[0]!;
+  if (problems.length > 1) {
     // The first problem's code decides the exit code; the message lists them all.
-    throw new DwError(missing[0]!.code, `${missing.length} files cannot be used:\n${missing.map((e) => `  ${e.message}`).join('\n')}`, { problems: missing.map((e) => e.toPayload()) });
+    const lines = problems.map((e) => `  - ${e.message.replaceAll('\n', '\n    ')}`);
+    throw new DwError(problems[0]!.code, `${path}: ${problems.length} problems:\n${lines.join('\n')}`, { problems: problems.map((e) => e.toPayload()) });
   }
   return {
     workflow: { id: wf.id, path },

@@ -33,7 +33,7 @@ const pipelineSpec = z
         intra_op_spinning: z
           .boolean()
           .optional()
-          .describe("let onnxruntime's idle operator threads spin instead of sleeping; absent: false (see README, Performance)"),
+          .describe("let onnxruntime's idle operator threads spin instead of sleeping; absent: false (see the README, Benchmarks, session setup)"),
       })
       .strict()
       .default({}),
@@ -55,6 +55,8 @@ const workflowStepSpec = z
   })
   .strict();
 
+export const ONE_KIND = 'a step needs exactly one of "pipeline", "task" or "workflow"';
+
 const stepSpec = z
   .object({
     name,
@@ -65,7 +67,7 @@ const stepSpec = z
     result: resultSpec.optional(),
   })
   .strict()
-  .refine((s) => [s.pipeline, s.task, s.workflow].filter((x) => x !== undefined).length === 1, { message: 'a step needs exactly one of "pipeline", "task" or "workflow"' });
+  .refine((s) => [s.pipeline, s.task, s.workflow].filter((x) => x !== undefined).length === 1, { message: ONE_KIND });
 
 export const workflowSchema = z
   .object({

@@ -15,7 +15,7 @@ let tall: string;
 before(async () => {
   tall = await tallImage(sb, 8);
   const warm = await dwJson(sb, ['run', OCR_WORKFLOW]);
-  assert.equal(warm.ran.code, 0, warm.ran.stderr);
+  assert.equal(warm.ran.code, 0, `${warm.ran.stderr}\ndaemon (exit ${daemon().proc.exitCode}, signal ${daemon().proc.signalCode}):\n${daemon().log()}`);
 });
 
 test('two clients at once both get their own answers; the second sees its queue position', async () => {

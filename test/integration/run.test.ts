@@ -156,3 +156,22 @@ test('dw validate: a valid workflow summarised, an invalid one with every proble
   assert.equal(b.code, 3);
   assert.match(b.stderr, /broken\.json:2:14: not valid JSON/);
 });
+
+test('dw validate refuses what a run would refuse, all at once, and the run refuses it the same way before loading a model', async () => {
+  const wf = join(sb.dir, 'args.json');
+  writeFileSync(wf, JSON.stringify({ id: 'args', variables: { image: join(ROOT, 'workflows', 'samples', 'receipt.png') }, steps: [
+    { name: 'crop', task: { type: 'image_crop', arguments: { image: 'variable:image', left: '10', top: 0, width: 10, height: 10, colour: 'red' } } },
+    { name: 'say', task: { type: 'text_template', arguments: { template: 'hi' } }, result: { content_type: 'image/png', save: true } },
+    { name: 'read', workflow: { path: 'missing.json' } },
+  ] }));
+  const v = await dw(sb, ['validate', wf]);
+  const r = await dw(sb, ['run', wf]);
+  assert.equal(v.code, 3, v.stderr);
+  assert.equal(r.code, 3, r.stderr);
+  for (const what of [/unknown argument "colour"/, /"left" must be an integer from 0 to 16384, got string "10"/, /image\/png needs an image, but a text_template step gives text/, /cannot read workflow .*missing\.json/]) {
+    assert.match(v.stderr, what);
+    assert.match(r.stderr, what);
+  }
+  assert.match(v.stderr, /args\.json: 4 problems:/);
+  assert.doesNotMatch(r.stderr, /loaded|started/, 'nothing ran');
+});

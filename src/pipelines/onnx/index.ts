@@ -5,16 +5,14 @@ import { DwError } from '../../protocol/errors.js';
 import type { TensorData, TensorType } from '../../media/npy.js';
 import type { Pipeline } from '../types.js';
 import { checkArgs } from '../arguments.js';
+import { ONNX_ARGS } from './args.js';
 import { buildInputs } from './inputs.js';
 
 export const onnxPipeline: Pipeline = {
   type: 'onnx',
   roles: [{ name: 'model', kind: 'onnx', required: true }],
   async run(args, ctx) {
-    const a = checkArgs('onnx', args, {
-      inputs: { expected: 'an object of input name → value', ok: (v) => typeof v === 'object' && !Array.isArray(v) },
-      outputs: { expected: 'an array of output names', ok: (v) => Array.isArray(v) && v.length > 0 && v.every((x) => typeof x === 'string'), optional: true },
-    });
+    const a = checkArgs('onnx', args, ONNX_ARGS);
     const session = await ctx.session('model');
     const known = session.outputNames;
     const wanted = (a.outputs as string[] | undefined) ?? [...known];

@@ -12,7 +12,7 @@ export interface OcrArgs {
   limit_side_len: number;
 }
 
-const SPEC = {
+export const OCR_ARGS = {
   image,
   min_score: { ...number(0, 1), default: 0.5 },
   box_thresh: { ...number(0, 1), default: 0.6 },
@@ -22,5 +22,5 @@ const SPEC = {
 };
 
 export function parseArgs(args: Record<string, unknown>): OcrArgs {
-  return checkArgs('paddle-ocr', args, SPEC) as unknown as OcrArgs;
+  return checkArgs('paddle-ocr', args, OCR_ARGS) as unknown as OcrArgs;
 }

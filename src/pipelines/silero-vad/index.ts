@@ -3,7 +3,8 @@
 import * as ort from 'onnxruntime-node';
 import { DwError } from '../../protocol/errors.js';
 import type { Pipeline, PipelineContext } from '../types.js';
-import { audio, checkArgs, number } from '../arguments.js';
+import { checkArgs, checkRule } from '../arguments.js';
+import { VAD_ARGS, VAD_RULE } from './args.js';
 import { audioArg } from '../../media/audio-file.js';
 import { durationS, resample, toMono, type Audio } from '../../media/audio.js';
 import { speechSpans, type SampleSpan } from './segments.js';
@@ -19,17 +20,6 @@ export interface VadResult {
   /** The speech only, segments back to back, at the recording's own rate and channels. */
   audio: Audio;
 }
-
-const ARGS = {
-  audio,
-  threshold: { ...number(0, 1, { above: true }), default: 0.5 },
-  neg_threshold: { ...number(0, 1), optional: true },
-  min_speech_ms: { ...number(0, 60000), default: 250 },
-  min_silence_ms: { ...number(0, 60000), default: 100 },
-  speech_pad_ms: { ...number(0, 10000), default: 30 },
-  // Silero v4 at 16 kHz takes 512, 1024 or 1536 samples; 512 (32 ms) gives the finest edges.
-  frame_samples: { expected: '512, 1024 or 1536', ok: (v: unknown) => v === 512 || v === 1024 || v === 1536, default: 512 },
-};
 
 async function probabilities(session: ort.InferenceSession, samples: Float32Array, frame: number, ctx: PipelineContext): Promise<Float32Array> {
   const n = Math.ceil(samples.length / frame);
@@ -68,10 +58,10 @@ export const sileroVad: Pipeline = {
   type: 'silero-vad',
   roles: [{ name: 'vad', kind: 'onnx', required: true }],
   async run(args, ctx): Promise<VadResult> {
-    const a = checkArgs('silero-vad', args, ARGS);
+    const a = checkArgs('silero-vad', args, VAD_ARGS);
+    checkRule('silero-vad', a, VAD_RULE);
     const threshold = a.threshold as number;
     const negThreshold = (a.neg_threshold as number | undefined) ?? Math.max(threshold - 0.15, 0.01);
-    if (negThreshold > threshold) throw new DwError('DW_ERR_BAD_ARGUMENT', `silero-vad: "neg_threshold" (${negThreshold}) must not exceed "threshold" (${threshold})`, { argument: 'neg_threshold' });
     const src = await audioArg(a.audio as string | Audio, 'silero-vad');
     const session = await ctx.session('vad');
     const mono = resample(toMono(src), RATE).samples;

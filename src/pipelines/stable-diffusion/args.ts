@@ -1,8 +1,7 @@
 // The stable-diffusion step's arguments (the interface of issue 12), checked before any model runs.
 import { randomInt } from 'node:crypto';
-import { DwError } from '../../protocol/errors.js';
 import type { RawImage } from '../../media/image.js';
-import { checkArgs, image, number, oneOf, text } from '../arguments.js';
+import { type ArgRule, checkArgs, checkRule, image, number, oneOf, text } from '../arguments.js';
 import { MAX_SEED } from './noise.js';
 import type { SchedulerName } from './scheduler-config.js';
 
@@ -10,7 +9,7 @@ export const OWNER = 'stable-diffusion';
 
 const size = { expected: 'a multiple of 8 from 8 to 8192', ok: (v: unknown) => Number.isInteger(v) && (v as number) % 8 === 0 && (v as number) >= 8 && (v as number) <= 8192, optional: true };
 
-const SPEC = {
+export const SD_ARGS = {
   prompt: text,
   negative_prompt: { ...text, default: '' },
   steps: { ...number(1, 1000, { int: true }), default: 20 },
@@ -22,6 +21,8 @@ const SPEC = {
   image: { ...image, optional: true },
   strength: { ...number(0, 1, { above: true }), optional: true },
 };
+
+export const SD_RULE: ArgRule = (a) => (a.strength !== undefined && a.image === undefined ? '"strength" is for image-to-image and needs "image"' : null);
 
 export interface SdArgs {
   prompt: string;
@@ -39,10 +40,8 @@ export interface SdArgs {
 }
 
 export function parseArgs(args: Record<string, unknown>): SdArgs {
-  const a = checkArgs(OWNER, args, SPEC);
-  if (a.strength !== undefined && a.image === undefined) {
-    throw new DwError('DW_ERR_BAD_ARGUMENT', `${OWNER}: "strength" is for image-to-image and needs "image"`, { argument: 'strength' });
-  }
+  const a = checkArgs(OWNER, args, SD_ARGS);
+  checkRule(OWNER, a, SD_RULE);
   const g = a.guidance_scale as number;
   return {
     prompt: a.prompt as string,

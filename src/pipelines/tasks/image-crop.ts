@@ -1,13 +1,11 @@
 import { DwError } from '../../protocol/errors.js';
-import { checkArgs, image, number } from '../arguments.js';
+import { checkArgs } from '../arguments.js';
+import { TASK_ARGS } from './specs.js';
 import { anyImage, type RawImage } from '../../media/image.js';
-
-const coord = number(0, 16384, { int: true });
-const size = number(1, 16384, { int: true });
 
 /** Cuts out a rectangle given in pixels; a rectangle reaching outside the image is an error, not a silent clamp. */
 export async function imageCrop(args: Record<string, unknown>): Promise<RawImage> {
-  const a = checkArgs('image_crop', args, { image, left: coord, top: coord, width: size, height: size });
+  const a = checkArgs('image_crop', args, TASK_ARGS.image_crop);
   const src = await anyImage(a.image as string | RawImage, 'image_crop');
   const [left, top, width, height] = [a.left, a.top, a.width, a.height] as number[];
   if (left! + width! > src.width || top! + height! > src.height) {

@@ -1,4 +1,5 @@
-import { checkArgs, image, number, oneOf } from '../arguments.js';
+import { checkArgs } from '../arguments.js';
+import { TASK_ARGS } from './specs.js';
 import { encodeImage, imageArg, IMAGE_FORMATS, isImage, type ImageFormat, type RawImage } from '../../media/image.js';
 import type { EncodedFile } from '../../media/file.js';
 
@@ -7,7 +8,7 @@ import type { EncodedFile } from '../../media/file.js';
  * which defaults to true for this task); the runner never writes files.
  */
 export async function imageSave(args: Record<string, unknown>): Promise<EncodedFile> {
-  const a = checkArgs('image_save', args, { image, format: { ...oneOf(...Object.keys(IMAGE_FORMATS)), default: 'png' }, quality: { ...number(1, 100, { int: true }), optional: true } });
+  const a = checkArgs('image_save', args, TASK_ARGS.image_save);
   const src = a.image as string | RawImage;
   const img = isImage(src) ? src : await imageArg(src, 'rgba', 'image_save');
   const format = a.format as ImageFormat;

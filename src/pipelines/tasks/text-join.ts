@@ -1,9 +1,10 @@
 import { DwError } from '../../protocol/errors.js';
-import { checkArgs, text } from '../arguments.js';
+import { checkArgs } from '../arguments.js';
+import { TASK_ARGS } from './specs.js';
 
 /** Joins strings, or the `text` field of step results, with a separator (default newline). */
 export function textJoin(args: Record<string, unknown>): { text: string } {
-  const a = checkArgs('text_join', args, { items: { expected: 'an array', ok: Array.isArray }, separator: { ...text, default: '\n' } });
+  const a = checkArgs('text_join', args, TASK_ARGS.text_join);
   const parts = (a.items as unknown[]).map((item, i) => {
     if (typeof item === 'string') return item;
     if (item !== null && typeof item === 'object' && typeof (item as { text?: unknown }).text === 'string') return (item as { text: string }).text;

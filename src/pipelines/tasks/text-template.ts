@@ -1,5 +1,6 @@
 import { DwError } from '../../protocol/errors.js';
-import { checkArgs, text } from '../arguments.js';
+import { checkArgs } from '../arguments.js';
+import { TASK_ARGS } from './specs.js';
 import { pickField } from '../../workflow/references.js';
 
 const PLACEHOLDER = /\{\{|\}\}|\{([A-Za-z_][\w-]*(?:\.[\w-]+)*)\}/g;
@@ -16,10 +17,7 @@ function show(v: unknown): string | undefined {
  * "text" field); `{{` and `}}` stand for literal braces. A placeholder with no value is an error.
  */
 export function textTemplate(args: Record<string, unknown>): { text: string } {
-  const a = checkArgs('text_template', args, {
-    template: text,
-    values: { expected: 'an object of name → value', ok: (v) => typeof v === 'object' && !Array.isArray(v), default: {} },
-  });
+  const a = checkArgs('text_template', args, TASK_ARGS.text_template);
   const values = a.values as Record<string, unknown>;
   const out = (a.template as string).replace(PLACEHOLDER, (m, path: string | undefined) => {
     if (!path) return m[0]!;
