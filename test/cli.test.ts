@@ -121,3 +121,13 @@ test('dw completion zsh describes every command and is valid zsh', () => {
   const zsh = spawnSync('zsh', ['-n'], { input: r.stdout, encoding: 'utf8' });
   if (zsh.error === undefined) assert.equal(zsh.status, 0, zsh.stderr);
 });
+
+test('hints name dw and dwd the way that works from where the user is', () => {
+  const run = (env: NodeJS.ProcessEnv) => spawnSync(process.execPath, [DW, 'run', 'x.json'], { encoding: 'utf8', env: { ...process.env, DW_AUTOSTART: 'off', DW_SOCKET: '/tmp/dw-no-such-dir/dwd.sock', ...env } }).stderr;
+  // Not on PATH (after npm ci): the daemon's own path.
+  const bare = run({ PATH: '/usr/bin:/bin', npm_lifecycle_event: '', npm_command: '' });
+  assert.match(bare, new RegExp(`Start one with \`${join(ROOT, 'dist', 'daemon', 'main.js').replaceAll('/', '\\/')} &\``));
+  assert.match(bare, /or unset DW_AUTOSTART/, 'DW_AUTOSTART=off is honoured and named');
+  // Through npx: npx's own words.
+  assert.match(run({ npm_lifecycle_event: 'npx' }), /Start one with `npx dwd &`/);
+});

@@ -20,13 +20,17 @@ function tensorLine(v: Record<string, Json>): string | null {
   return v.data.length <= 8 ? `${shape} = [${v.data.join(', ')}]` : `${shape}: ${v.data.length} values (dw run --json shows them; result.save keeps them)`;
 }
 
-/** Replaces tensors with their one-line description, deeply. */
-function withTensorsShort(value: Json): Json {
-  if (Array.isArray(value)) return value.map(withTensorsShort);
+/** Strings longer than this are cut in the text view (--json keeps them whole). */
+const LONG_STRING = 1000;
+
+/** Replaces tensors with their one-line description and cuts long strings, deeply. */
+function shortened(value: Json): Json {
+  if (typeof value === 'string' && value.length > LONG_STRING) return `${value.slice(0, LONG_STRING)}… (${value.length} characters; dw run --json shows them)`;
+  if (Array.isArray(value)) return value.map(shortened);
   if (!isObject(value)) return value;
   const line = tensorLine(value);
   if (line !== null) return line;
-  return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, withTensorsShort(v)]));
+  return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, shortened(v)]));
 }
 
 /** One line about any step value. */
@@ -34,13 +38,14 @@ export function summary(value: unknown): string {
   const text = textOf(value);
   if (text !== undefined) return JSON.stringify(text.length > 120 ? `${text.slice(0, 117)}...` : text);
   if (isObject(value)) {
-    if (value.kind === 'image') return `image ${value.width}x${value.height}, ${value.channels} channels`;
-    if (value.kind === 'audio') return `audio ${value.duration_s} s at ${value.sample_rate} Hz, ${value.channels} channels`;
+    const channels = `${value.channels} channel${value.channels === 1 ? '' : 's'}`;
+    if (value.kind === 'image') return `image ${value.width}x${value.height}, ${channels}`;
+    if (value.kind === 'audio') return `audio ${value.duration_s} s at ${value.sample_rate} Hz, ${channels}`;
     if (value.kind === 'file') return `${value.content_type}, ${value.bytes} bytes`;
     const tensor = tensorLine(value);
     if (tensor !== null) return tensor;
   }
-  const json = JSON.stringify(withTensorsShort(value as Json)) ?? 'null';
+  const json = JSON.stringify(shortened(value as Json)) ?? 'null';
   if (json.length <= 120) return json;
   return isObject(value) ? `{ ${Object.keys(value).join(', ')} } (dw run --json shows it)` : `${json.slice(0, 117)}...`;
 }
@@ -52,7 +57,7 @@ export function renderResults(results: Record<string, unknown>): string {
   const last = steps.at(-1)![1];
   const text = textOf(last);
   if (text !== undefined) return text === '' || text.endsWith('\n') ? text : `${text}\n`;
-  if (steps.length === 1) return `${JSON.stringify(withTensorsShort(last as Json), null, 2)}\n`;
+  if (steps.length === 1) return `${JSON.stringify(shortened(last as Json), null, 2)}\n`;
   const width = Math.max(...steps.map(([name]) => name.length));
   return `${steps.map(([name, value]) => `${name.padEnd(width)}  ${summary(value)}`).join('\n')}\n`;
 }

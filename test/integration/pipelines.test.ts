@@ -70,6 +70,8 @@ test('receipt-total.json crops, runs ocr.json as a sub-workflow on the pixels, a
   assert.equal(json.results.total.text, 'TOTAL 15.90');
   assert.deepEqual(json.models.map((m: any) => [m.step, m.role, m.cache]), [['ocr/read', 'det', 'hit'], ['ocr/read', 'cls', 'hit'], ['ocr/read', 'rec', 'hit']]);
   assert.equal(readFileSync(join(sb.dir, 'out', 'receipt-total-total.txt'), 'utf8'), 'TOTAL 15.90\n');
+  const text = await dw(sb, ['run', WF('receipt-total'), '--output-dir', join(sb.dir, 'out')]);
+  assert.equal(text.stdout, 'TOTAL 15.90\n', 'without --json: the last step\'s text, not every step\'s JSON');
 });
 
 test('text-direction.json runs the direction classifier through the generic onnx pipeline and saves .npy', async () => {
