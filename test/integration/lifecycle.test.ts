@@ -76,8 +76,11 @@ test('after kill -9 of an autostarted daemon, the next dw run starts a new one a
   const sb = sandbox();
   const auto = { env: { DW_AUTOSTART: '1' } };
   try {
-    assert.equal((await dw(sb, ['run', OCR_WORKFLOW, '-q'], auto)).code, 0);
+    const started = await dw(sb, ['run', OCR_WORKFLOW], auto);
+    assert.equal(started.code, 0, started.stderr);
     const first = (await dwJson(sb, ['status'])).json;
+    assert.match(started.stderr, new RegExp(`^dw: started dwd \\(pid ${first.pid}\\) in the background; its log: .*dwd\\.log$`, 'm'), 'a first autostart says so, once');
+    assert.equal(started.stderr.match(/started dwd/g)?.length, 1);
     process.kill(first.pid, 'SIGKILL');
     assert.ok(await gone(first.pid));
     const r = await dwJson(sb, ['run', OCR_WORKFLOW], auto);
@@ -117,6 +120,7 @@ test('ten parallel dw invocations autostart exactly one daemon, and all succeed'
     assert.match(shown.stdout, /^\d\d:\d\d:\d\d INFO  /m, 'dw logs shows the autostart log as readable lines');
     assert.equal(shown.stdout.trim().split('\n').length, 2);
     assert.equal(JSON.parse((await dw(sb, ['logs', '-n', '1', '--json'])).stdout).level, 30);
+    assert.equal((await dw(sb, ['logs', '-n', '0'])).stdout, '', '-n 0 shows no line');
     const st = await dwJson(sb, ['status']);
     assert.equal(st.json.runs_total, 0);
     const stop = await dw(sb, ['stop']);

@@ -122,6 +122,8 @@ test('a model file that is not ONNX fails with DW_ERR_MODEL_LOAD and leaves the 
   assert.equal(r.ran.code, 1);
   assert.equal(r.json.error.code, 'DW_ERR_MODEL_LOAD');
   assert.match(r.json.error.message, /bogus\.onnx/);
+  // cpu was the last provider to try: its failure is the error, not a fallback worth a log line.
+  assert.doesNotMatch(daemon().log(), /bogus\.onnx: loading with cpu failed, trying the next provider/);
   const again = await dwJson(sb, ['run', OCR_WORKFLOW]);
   assert.deepEqual(again.json.models.map((m: any) => m.cache), ['hit', 'hit', 'hit']);
 });
@@ -137,6 +139,11 @@ test('a provider that fails to load falls back to the next one, and the one used
   assert.deepEqual(r.json.models.map((m: any) => [m.provider, m.cache]), [['cpu', 'loaded'], ['cpu', 'loaded'], ['cpu', 'loaded']], 'other session options: other sessions');
   assert.match(daemon().log(), /loading with webgpu failed, trying the next provider/);
   assert.match(daemon().log(), /provider cuda not installed, skipped/);
+  // Each file now has two sessions: dw memory tells them apart by their options.
+  const shown = await dw(sb, ['memory']);
+  assert.match(shown.stdout, /MODEL +KEY +OPTIONS +PROVIDER/);
+  assert.match(shown.stdout, /ch_PP-OCRv4_det_infer\.onnx +\w{8} +webgpu,cpu +cpu/);
+  assert.match(shown.stdout, /ch_PP-OCRv4_det_infer\.onnx +\w{8} +cuda,cpu +cpu/);
 });
 
 test('dw validate: a valid workflow summarised, an invalid one with every problem and its JSON path, exit 3', async () => {
