@@ -53,5 +53,7 @@ console.log(`ab-checkouts: ${rounds} interleaved rounds, medians (${process.vers
 console.log('| checkout | one-shot ms | dw run warm ms | run_ms | one-shot / warm |');
 console.log('|---|---:|---:|---:|---:|');
 for (const s of setups) {
-  console.log(`| ${s.root} | ${median(s.oneshot).toFixed(1)} | ${median(s.warm).toFixed(1)} | ${median(s.run).toFixed(1)} | ${(median(s.oneshot) / median(s.warm)).toFixed(2)}x |`);
+  console.log(
+    `| ${s.root} | ${median(s.oneshot).toFixed(1)} | ${median(s.warm).toFixed(1)} | ${median(s.run).toFixed(1)} | ${(median(s.oneshot) / median(s.warm)).toFixed(2)}x |`,
+  );
 }

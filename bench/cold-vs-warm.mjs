@@ -73,19 +73,30 @@ const daemonSide = median(samples.daemon);
 console.log(`cold-vs-warm: ${rounds} interleaved rounds, median wall time per command (${process.version}, ${process.arch})\n`);
 console.log('| command | median ms | vs dw run |');
 console.log('|---|---:|---:|');
-for (const [k, v] of Object.entries(m)) console.log(`| ${k} | ${v.toFixed(1)} | ${(v / (k.startsWith('VAD') ? m['VAD dw run, warm daemon'] : warm)).toFixed(2)}x |`);
+for (const [k, v] of Object.entries(m))
+  console.log(`| ${k} | ${v.toFixed(1)} | ${(v / (k.startsWith('VAD') ? m['VAD dw run, warm daemon'] : warm)).toFixed(2)}x |`);
 console.log('');
 console.log(`one-shot / warm dw run: ${(oneshot / warm).toFixed(2)}x faster with dw (target ≥ 2.5x)`);
-console.log(`one-shot with dw's session setup / warm dw run: ${(m["one-shot process with dw's session setup"] / warm).toFixed(2)}x (what keeping the models loaded saves alone)`);
-console.log(`pipeline run inside the daemon (timings.run_ms): ${pipeline.toFixed(1)} ms; daemon-side total (timings.total_ms): ${daemonSide.toFixed(1)} ms`);
+console.log(
+  `one-shot with dw's session setup / warm dw run: ${(m["one-shot process with dw's session setup"] / warm).toFixed(2)}x (what keeping the models loaded saves alone)`,
+);
+console.log(
+  `pipeline run inside the daemon (timings.run_ms): ${pipeline.toFixed(1)} ms; daemon-side total (timings.total_ms): ${daemonSide.toFixed(1)} ms`,
+);
 // Paired within each round (the rounds interleave, so a busy spell of this shared machine hits
 // both), then the median: steadier than a difference of three medians.
 const overheads = results['dw run, warm daemon'].map((w, i) => w - results["node -e ''"][i] - samples.pipeline[i]);
-console.log(`CLI overhead = dw run - node -e '' - run_ms, median of the ${rounds} rounds: ${median(overheads).toFixed(1)} ms (target ≤ 25 ms)`);
+console.log(
+  `CLI overhead = dw run - node -e '' - run_ms, median of the ${rounds} rounds: ${median(overheads).toFixed(1)} ms (target ≤ 25 ms)`,
+);
 
 const vadOneshot = m['VAD one-shot process (load Silero + 375 frames)'];
 const vadWarm = m['VAD dw run, warm daemon'];
 const vadPipeline = median(vadSamples.pipeline);
 console.log('');
-console.log(`VAD: one-shot / warm dw run: ${(vadOneshot / vadWarm).toFixed(2)}x; pipeline run inside the daemon: ${vadPipeline.toFixed(1)} ms`);
-console.log(`VAD: of the warm dw run, node's own start is ${((100 * floor) / vadWarm).toFixed(0)}%, the CLI on top ${((100 * (vadWarm - floor - vadPipeline)) / vadWarm).toFixed(0)}%, the pipeline ${((100 * vadPipeline) / vadWarm).toFixed(0)}%`);
+console.log(
+  `VAD: one-shot / warm dw run: ${(vadOneshot / vadWarm).toFixed(2)}x; pipeline run inside the daemon: ${vadPipeline.toFixed(1)} ms`,
+);
+console.log(
+  `VAD: of the warm dw run, node's own start is ${((100 * floor) / vadWarm).toFixed(0)}%, the CLI on top ${((100 * (vadWarm - floor - vadPipeline)) / vadWarm).toFixed(0)}%, the pipeline ${((100 * vadPipeline) / vadWarm).toFixed(0)}%`,
+);

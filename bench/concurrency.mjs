@@ -25,7 +25,9 @@ function dw(args) {
     const p = spawn(process.execPath, [DW, ...args, '--quiet'], { env, stdio: ['ignore', 'ignore', 'pipe'] });
     let err = '';
     p.stderr.on('data', (d) => (err += d));
-    p.on('close', (code) => (code === 0 ? resolve(Number(process.hrtime.bigint() - t0) / 1e6) : reject(new Error(`dw ${args.join(' ')}: ${code} ${err}`))));
+    p.on('close', (code) =>
+      code === 0 ? resolve(Number(process.hrtime.bigint() - t0) / 1e6) : reject(new Error(`dw ${args.join(' ')}: ${code} ${err}`)),
+    );
   });
 }
 
@@ -52,17 +54,23 @@ try {
   await dw(['run', OCR, '--arg', `image=${tall}`]);
   await dw(['run', short]);
 
-  console.log(`concurrency: one warm daemon (--parallel 2), workflows/ocr.json on the sample, ${rounds} runs per client (${process.version}, ${process.arch})\n`);
+  console.log(
+    `concurrency: one warm daemon (--parallel 2), workflows/ocr.json on the sample, ${rounds} runs per client (${process.version}, ${process.arch})\n`,
+  );
   console.log('| clients | runs | wall s | runs/s | p50 ms | p99 ms |');
   console.log('|---:|---:|---:|---:|---:|---:|');
   for (const clients of [1, 2, 4, 8, 16]) {
     const lat = [];
     const t0 = Date.now();
-    await Promise.all(Array.from({ length: clients }, async () => {
-      for (let i = 0; i < rounds; i++) lat.push(await dw(['run', OCR]));
-    }));
+    await Promise.all(
+      Array.from({ length: clients }, async () => {
+        for (let i = 0; i < rounds; i++) lat.push(await dw(['run', OCR]));
+      }),
+    );
     const wall = (Date.now() - t0) / 1000;
-    console.log(`| ${clients} | ${lat.length} | ${wall.toFixed(1)} | ${(lat.length / wall).toFixed(2)} | ${pct(lat, 50).toFixed(0)} | ${pct(lat, 99).toFixed(0)} |`);
+    console.log(
+      `| ${clients} | ${lat.length} | ${wall.toFixed(1)} | ${(lat.length / wall).toFixed(2)} | ${pct(lat, 50).toFixed(0)} | ${pct(lat, 99).toFixed(0)} |`,
+    );
   }
 
   const alone = [];

@@ -21,7 +21,13 @@ const steps = Number(process.argv[2] ?? 50);
 const rounds = Number(process.argv[3] ?? 5);
 const dir = mkdtempSync(join(tmpdir(), 'dw-bench-sd-'));
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
-const SD = { num_train_timesteps: 1000, beta_start: 0.00085, beta_end: 0.012, beta_schedule: 'scaled_linear', timestep_spacing: 'trailing' };
+const SD = {
+  num_train_timesteps: 1000,
+  beta_start: 0.00085,
+  beta_end: 0.012,
+  beta_schedule: 'scaled_linear',
+  timestep_spacing: 'trailing',
+};
 
 async function measure({ side, dtype, guidance, scheduler }) {
   const ex = writeExport(join(dir, `${dtype}`), { ks: 0.5, dtype });
@@ -37,7 +43,15 @@ async function measure({ side, dtype, guidance, scheduler }) {
     const noise = new Noise(r);
     const latents = noise.randn(n).map((x) => x * s.initNoiseSigma);
     const t0 = performance.now();
-    await denoise({ scheduler: s, unet: call, latents, begin: 0, draw: () => noise.randn(n), signal: new AbortController().signal, onStep: () => {} });
+    await denoise({
+      scheduler: s,
+      unet: call,
+      latents,
+      begin: 0,
+      draw: () => noise.randn(n),
+      signal: new AbortController().signal,
+      onStep: () => {},
+    });
     const total = performance.now() - t0;
     // Round 0 warms up V8 and onnxruntime's arenas; it is not counted.
     if (r === 0) continue;
@@ -51,9 +65,21 @@ async function measure({ side, dtype, guidance, scheduler }) {
 const rows = [];
 for (const side of [64, 128]) {
   for (const dtype of ['float32', 'float16']) {
-    for (const [guidance, scheduler] of [[7.5, 'euler'], [null, 'euler'], [7.5, 'euler_a'], [7.5, 'ddim']]) {
+    for (const [guidance, scheduler] of [
+      [7.5, 'euler'],
+      [null, 'euler'],
+      [7.5, 'euler_a'],
+      [7.5, 'ddim'],
+    ]) {
       const m = await measure({ side, dtype, guidance, scheduler });
-      rows.push([`4x${side}x${side}`, dtype, guidance === null ? 'none (1 pass)' : 'CFG, batch 2', scheduler, m.outside.toFixed(2), m.inside.toFixed(2)]);
+      rows.push([
+        `4x${side}x${side}`,
+        dtype,
+        guidance === null ? 'none (1 pass)' : 'CFG, batch 2',
+        scheduler,
+        m.outside.toFixed(2),
+        m.inside.toFixed(2),
+      ]);
     }
   }
 }

@@ -39,11 +39,24 @@ const meta = await sharp(SAMPLE).metadata();
 const [cols, rows] = [Math.max(1, Math.round(side / meta.width)), Math.max(1, Math.round(side / meta.height))];
 const [pageW, pageH] = [cols * meta.width, rows * meta.height];
 await sharp({ create: { width: pageW, height: pageH, channels: 3, background: '#ffffff' } })
-  .composite(Array.from({ length: cols * rows }, (_, i) => ({ input: SAMPLE, top: Math.floor(i / cols) * meta.height, left: (i % cols) * meta.width })))
+  .composite(
+    Array.from({ length: cols * rows }, (_, i) => ({
+      input: SAMPLE,
+      top: Math.floor(i / cols) * meta.height,
+      left: (i % cols) * meta.width,
+    })),
+  )
   .png()
   .toFile(join(dir, 'page.png'));
 writeFileSync(join(dir, 'big.mjs'), 'export default { async run(args) { return { s: "x".repeat(args.mb * 1048576) }; } };\n');
-writeFileSync(join(dir, 'big.json'), JSON.stringify({ id: 'big', variables: { mb: 0 }, steps: [{ name: 'x', pipeline: { type: './big.mjs', models: {}, arguments: { mb: 'variable:mb' } } }] }));
+writeFileSync(
+  join(dir, 'big.json'),
+  JSON.stringify({
+    id: 'big',
+    variables: { mb: 0 },
+    steps: [{ name: 'x', pipeline: { type: './big.mjs', models: {}, arguments: { mb: 'variable:mb' } } }],
+  }),
+);
 
 const table = [];
 try {
@@ -61,7 +74,10 @@ try {
   }
   await sleep(1000); // its models are loaded again in the background
   now = memory().runners[0];
-  table.push([`runner after dwd replaced it (${now.pid === after.pid ? 'NOT replaced' : `within ${((performance.now() - t0) / 1000).toFixed(1)} s of the run's end`}), ${now.models.length} models loaded`, mb(now.rss)]);
+  table.push([
+    `runner after dwd replaced it (${now.pid === after.pid ? 'NOT replaced' : `within ${((performance.now() - t0) / 1000).toFixed(1)} s of the run's end`}), ${now.models.length} models loaded`,
+    mb(now.rss),
+  ]);
   const next = JSON.parse(dw('run', 'ocr.json', '--json'));
   table.push(['the next run', next.models.map((m) => m.cache).join(', ')]);
 

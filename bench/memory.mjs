@@ -56,7 +56,9 @@ console.log(`| runner RSS after dw clear | ${(afterClear / MB).toFixed(1)} MB |`
 console.log(`| after clear − fresh runner | ${((afterClear - fresh) / MB).toFixed(1)} MB (target within 10 MB) |`);
 
 // A small line chart of RSS per run, with the fresh and after-clear levels for reference.
-const W = 640, H = 240, P = 40;
+const W = 640,
+  H = 240,
+  P = 40;
 const hi = Math.max(...rss, fresh, afterClear) * 1.05;
 const x = (i) => P + ((W - 2 * P) * i) / Math.max(1, rss.length - 1);
 const y = (v) => H - P - ((H - 2 * P) * v) / hi;

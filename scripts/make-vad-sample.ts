@@ -49,7 +49,8 @@ function speak(text: string, dir: string, n: number): Audio {
     throw err;
   }
   const a = decodeWav(readFileSync(file), file);
-  if (a.sample_rate !== RATE || a.channels !== 1) throw new Error(`espeak-ng wrote ${a.sample_rate} Hz, ${a.channels} channels; expected ${RATE} Hz mono`);
+  if (a.sample_rate !== RATE || a.channels !== 1)
+    throw new Error(`espeak-ng wrote ${a.sample_rate} Hz, ${a.channels} channels; expected ${RATE} Hz mono`);
   return a;
 }
 
@@ -103,7 +104,8 @@ for (const [n, s] of segments.entries()) {
   const length = s.end_s - s.start_s;
   if (length < 1 || length > 2.5) throw new Error(`"${PHRASES[n]!.text}" lasts ${length.toFixed(2)} s; phrases should last 1 to 2.5 s`);
   const gap = (segments[n + 1]?.start_s ?? LENGTH_S) - s.end_s;
-  if (n + 1 < segments.length ? gap < 0.8 || gap > 2 : gap < 0.5) throw new Error(`${gap.toFixed(2)} s of silence after "${PHRASES[n]!.text}"; move the offsets`);
+  if (n + 1 < segments.length ? gap < 0.8 || gap > 2 : gap < 0.5)
+    throw new Error(`${gap.toFixed(2)} s of silence after "${PHRASES[n]!.text}"; move the offsets`);
 }
 
 const random = prng(SEED);

@@ -5,7 +5,9 @@ import assert from 'node:assert/strict';
 import { decodeWav, durationS, encodeWav, isAudio, resample, toMono, type Audio } from '../src/media/audio.js';
 import { DwError } from '../src/protocol/errors.js';
 
-const PCM = 1, FLOAT = 3, EXTENSIBLE = 0xfffe;
+const PCM = 1,
+  FLOAT = 3,
+  EXTENSIBLE = 0xfffe;
 
 function chunk(id: string, body: Uint8Array, size = body.length): Buffer {
   const head = Buffer.alloc(8);
@@ -66,20 +68,28 @@ function assertClose(actual: ArrayLike<number>, expected: number[], tolerance = 
 }
 
 function rejects(bytes: Uint8Array, message: RegExp): void {
-  assert.throws(() => decodeWav(bytes, 'in.wav'), (err: unknown) => {
-    assert.ok(err instanceof DwError);
-    assert.equal(err.code, 'DW_ERR_BAD_ARGUMENT');
-    assert.match(err.message, /^in\.wav: /);
-    assert.match(err.message, message);
-    return true;
-  });
+  assert.throws(
+    () => decodeWav(bytes, 'in.wav'),
+    (err: unknown) => {
+      assert.ok(err instanceof DwError);
+      assert.equal(err.code, 'DW_ERR_BAD_ARGUMENT');
+      assert.match(err.message, /^in\.wav: /);
+      assert.match(err.message, message);
+      return true;
+    },
+  );
 }
 
-const mono = (samples: number[] | Float32Array, sample_rate: number): Audio => ({ kind: 'audio', samples: Float32Array.from(samples), sample_rate, channels: 1 });
+const mono = (samples: number[] | Float32Array, sample_rate: number): Audio => ({
+  kind: 'audio',
+  samples: Float32Array.from(samples),
+  sample_rate,
+  channels: 1,
+});
 
 function sine(freq: number, rate: number, frames: number): Audio {
   const s = new Float32Array(frames);
-  for (let i = 0; i < frames; i++) s[i] = Math.sin(2 * Math.PI * freq * i / rate);
+  for (let i = 0; i < frames; i++) s[i] = Math.sin((2 * Math.PI * freq * i) / rate);
   return mono(s, rate);
 }
 
@@ -109,7 +119,10 @@ for (const bits of [16, 24, 32]) {
 
 for (const bits of [32, 64] as const) {
   test(`decodes ${bits}-bit float, clipping overshoot and NaN into [-1, 1]`, () => {
-    const a = decodeWav(riff(fmt(FLOAT, 1, 48000, bits), chunk('data', floats([0, 0.25, -0.75, 1.5, -3, NaN], (bits / 8) as 4 | 8))), 'in.wav');
+    const a = decodeWav(
+      riff(fmt(FLOAT, 1, 48000, bits), chunk('data', floats([0, 0.25, -0.75, 1.5, -3, NaN], (bits / 8) as 4 | 8))),
+      'in.wav',
+    );
     assert.deepEqual([a.sample_rate, a.channels], [48000, 1]);
     assertClose(a.samples, [0, 0.25, -0.75, 1, -1, 0]);
   });
@@ -143,7 +156,10 @@ test('reads what is there when the data size is 0xFFFFFFFF or past the end of th
   const samples = ints([100, -100, 200, -200], 2);
   for (const size of [0xffffffff, 1000]) {
     const a = decodeWav(riff(fmt(PCM, 1, 16000, 16), chunk('data', samples, size)), 'in.wav');
-    assertClose(a.samples, [100, -100, 200, -200].map((v) => v / 32768));
+    assertClose(
+      a.samples,
+      [100, -100, 200, -200].map((v) => v / 32768),
+    );
   }
   // A recording cut in the middle of a stereo frame loses only that frame.
   const torn = riff(fmt(PCM, 2, 16000, 16), chunk('data', samples, 0xffffffff)).subarray(0, -1);
@@ -177,7 +193,12 @@ test('says why a file cannot be read', () => {
 });
 
 test('encodeWav writes 16-bit PCM that decodes back, clipped and rounded', () => {
-  const a: Audio = { kind: 'audio', samples: Float32Array.from([0, 0.5, -0.5, 1.5, -2, 0.4 / 32768, 0.6 / 32768, -0.6 / 32768]), sample_rate: 22050, channels: 2 };
+  const a: Audio = {
+    kind: 'audio',
+    samples: Float32Array.from([0, 0.5, -0.5, 1.5, -2, 0.4 / 32768, 0.6 / 32768, -0.6 / 32768]),
+    sample_rate: 22050,
+    channels: 2,
+  };
   const wav = encodeWav(a);
   assert.equal(wav.length, 44 + 16);
   assert.equal(wav.toString('latin1', 0, 4), 'RIFF');
@@ -218,7 +239,7 @@ test('resample keeps the length ratio and returns audio at the same rate as is',
   assert.equal(resample(sine(440, 16000, 16000), 48000).samples.length, 48000);
   for (const frames of [44100, 44101, 12345, 1, 0, 441 * 7 + 3]) {
     const out = resample(mono(new Float32Array(frames), 44100), 16000).samples.length;
-    assert.ok(Math.abs(out - frames * 16000 / 44100) <= 1, `${frames} frames at 44.1 kHz gave ${out} at 16 kHz`);
+    assert.ok(Math.abs(out - (frames * 16000) / 44100) <= 1, `${frames} frames at 44.1 kHz gave ${out} at 16 kHz`);
   }
   assert.throws(() => resample(a, 0), /sample rates must be whole numbers from 1000 to 768000 Hz/);
   assert.throws(() => resample(a, 16000.5), /sample rates must be whole numbers from 1000 to 768000 Hz/);
@@ -229,8 +250,11 @@ test('a 1 kHz sine at 48 kHz is still a 1 kHz sine at 16 kHz', () => {
   const out = resample(sine(1000, 48000, 48000), 16000).samples;
   const ideal = sine(1000, 16000, 16000).samples;
   // Away from the ends, where the filter sees silence outside the signal.
-  const from = 200, to = out.length - 200;
-  let dot = 0, maxErr = 0, crossings = 0;
+  const from = 200,
+    to = out.length - 200;
+  let dot = 0,
+    maxErr = 0,
+    crossings = 0;
   for (let i = from; i < to; i++) {
     dot += out[i]! * ideal[i]!;
     maxErr = Math.max(maxErr, Math.abs(out[i]! - ideal[i]!));
@@ -240,7 +264,7 @@ test('a 1 kHz sine at 48 kHz is still a 1 kHz sine at 16 kHz', () => {
   assert.ok(correlation > 0.9999, `correlation ${correlation}`);
   assert.ok(maxErr < 1e-3, `max error ${maxErr}`);
   // Two zero crossings per cycle, 1000 cycles per second.
-  assert.ok(Math.abs(crossings - 2000 * (to - from) / 16000) <= 2, `${crossings} zero crossings`);
+  assert.ok(Math.abs(crossings - (2000 * (to - from)) / 16000) <= 2, `${crossings} zero crossings`);
 });
 
 test('resampling 48 kHz to 16 kHz removes what does not fit below the new Nyquist frequency', () => {

@@ -11,7 +11,10 @@ const COMMANDS = ['run', 'validate', 'memory', 'clear', 'status', 'stop', 'logs'
 const version = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')).version;
 
 function dw(...args: string[]) {
-  const r = spawnSync(process.execPath, [DW, ...args], { encoding: 'utf8', env: { ...process.env, DW_AUTOSTART: '0', DW_SOCKET: '/tmp/dw-no-such-dir/dwd.sock' } });
+  const r = spawnSync(process.execPath, [DW, ...args], {
+    encoding: 'utf8',
+    env: { ...process.env, DW_AUTOSTART: '0', DW_SOCKET: '/tmp/dw-no-such-dir/dwd.sock' },
+  });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
@@ -33,7 +36,15 @@ test('every command has --help that shows its usage, exit 0', () => {
 });
 
 test('usage errors exit 2 with a pointer to --help', () => {
-  const cases = [dw('frobnicate'), dw('run'), dw('run', 'a.json', '--bogus'), dw('run', 'a.json', '--arg', 'novalue'), dw('run', 'a.json', '--timeout', 'soon'), dw('completion'), dw('completion', 'fish')];
+  const cases = [
+    dw('frobnicate'),
+    dw('run'),
+    dw('run', 'a.json', '--bogus'),
+    dw('run', 'a.json', '--arg', 'novalue'),
+    dw('run', 'a.json', '--timeout', 'soon'),
+    dw('completion'),
+    dw('completion', 'fish'),
+  ];
   for (const r of cases) {
     assert.equal(r.code, 2, r.stderr);
     assert.match(r.stderr, /^dw: error \[DW_ERR_USAGE\]: /);
@@ -68,19 +79,28 @@ test("the CLI's import graph holds nothing heavy", () => {
   assert.ok(seen.size > 5, 'the walk followed the relative imports');
   const offending = [...bare].filter((s) => heavy.test(s));
   assert.deepEqual(offending, []);
-  assert.deepEqual([...bare].filter((s) => !s.startsWith('node:')), [], 'only node: built-ins outside the project');
+  assert.deepEqual(
+    [...bare].filter((s) => !s.startsWith('node:')),
+    [],
+    'only node: built-ins outside the project',
+  );
   for (const f of seen) assert.match(f, /dist\/(cli|protocol)\//, `${f} is outside cli/ and protocol/`);
   // The bundle is CommonJS (it starts faster than ESM): its imports are require() calls.
   const bundled = [...readFileSync(DW, 'utf8').matchAll(/(?:from|import|require)\s*\(?\s*["']([^"']+)["']/g)].map((m) => m[1]!);
   assert.ok(bundled.length > 0);
-  assert.deepEqual(bundled.filter((s) => !s.startsWith('node:')), [], 'the bundle imports only node: built-ins');
+  assert.deepEqual(
+    bundled.filter((s) => !s.startsWith('node:')),
+    [],
+    'the bundle imports only node: built-ins',
+  );
 });
 
 test('dwd: --help lists every setting with its environment variable and default; bad flags exit 2', () => {
   const dwd = (...args: string[]) => spawnSync(process.execPath, [join(ROOT, 'dist', 'daemon', 'main.js'), ...args], { encoding: 'utf8' });
   const help = dwd('--help');
   assert.equal(help.status, 0);
-  for (const env of ['DW_SOCKET', 'DWD_KEEP_ALIVE', 'DWD_MAX_MEMORY', 'DWD_TIMEOUT', 'DWD_PARALLEL', 'DWD_ALLOWED_ROOTS', 'DWD_PLUGINS']) assert.match(help.stdout, new RegExp(env));
+  for (const env of ['DW_SOCKET', 'DWD_KEEP_ALIVE', 'DWD_MAX_MEMORY', 'DWD_TIMEOUT', 'DWD_PARALLEL', 'DWD_ALLOWED_ROOTS', 'DWD_PLUGINS'])
+    assert.match(help.stdout, new RegExp(env));
   assert.match(help.stdout, /--keep-alive V +DWD_KEEP_ALIVE +.*\(default: 1800s\)/);
   assert.equal(dwd('--version').stdout.trim(), version);
   for (const bad of [['--bogus'], ['--keep-alive', '600h'], ['--max-memory', 'abc%'], ['--parallel', '0'], ['--log-level', 'loud']]) {
@@ -95,9 +115,21 @@ function bashCompletes(...typed: string[]): string[] {
   const script = dw('completion', 'bash');
   assert.equal(script.code, 0, script.stderr);
   const words = ['dw', ...typed].map((w) => `'${w}'`).join(' ');
-  const r = spawnSync('bash', ['--norc', '--noprofile', '-c', `${script.stdout}\nCOMP_WORDS=(${words}); COMP_CWORD=${typed.length}; _dw; printf '%s\\n' "\${COMPREPLY[@]}"`], { cwd: ROOT, encoding: 'utf8' });
+  const r = spawnSync(
+    'bash',
+    [
+      '--norc',
+      '--noprofile',
+      '-c',
+      `${script.stdout}\nCOMP_WORDS=(${words}); COMP_CWORD=${typed.length}; _dw; printf '%s\\n' "\${COMPREPLY[@]}"`,
+    ],
+    { cwd: ROOT, encoding: 'utf8' },
+  );
   assert.equal(r.status, 0, r.stderr);
-  return r.stdout.split('\n').filter((l) => l !== '').sort();
+  return r.stdout
+    .split('\n')
+    .filter((l) => l !== '')
+    .sort();
 }
 
 test('dw completion bash completes commands, options, workflow files and directories the way bash calls it', () => {
@@ -123,7 +155,11 @@ test('dw completion zsh describes every command and is valid zsh', () => {
 });
 
 test('hints name dw and dwd the way that works from where the user is', () => {
-  const run = (env: NodeJS.ProcessEnv) => spawnSync(process.execPath, [DW, 'run', 'x.json'], { encoding: 'utf8', env: { ...process.env, DW_AUTOSTART: 'off', DW_SOCKET: '/tmp/dw-no-such-dir/dwd.sock', ...env } }).stderr;
+  const run = (env: NodeJS.ProcessEnv) =>
+    spawnSync(process.execPath, [DW, 'run', 'x.json'], {
+      encoding: 'utf8',
+      env: { ...process.env, DW_AUTOSTART: 'off', DW_SOCKET: '/tmp/dw-no-such-dir/dwd.sock', ...env },
+    }).stderr;
   // Not on PATH (after npm ci): the daemon's own path.
   const bare = run({ PATH: '/usr/bin:/bin', npm_lifecycle_event: '', npm_command: '' });
   assert.match(bare, new RegExp(`Start one with \`${join(ROOT, 'dist', 'daemon', 'main.js').replaceAll('/', '\\/')} &\``));

@@ -7,7 +7,11 @@ import { checkRequest } from '../src/protocol/messages.js';
 function collect(max?: number) {
   const frames: unknown[] = [];
   const errors: DwError[] = [];
-  const reader = new FrameReader((f) => frames.push(f), (e) => errors.push(e), max);
+  const reader = new FrameReader(
+    (f) => frames.push(f),
+    (e) => errors.push(e),
+    max,
+  );
   return { reader, frames, errors };
 }
 
@@ -49,7 +53,10 @@ test('an oversized frame is refused even before its newline arrives', () => {
 });
 
 test('encodeFrame refuses to send a frame over the limit', () => {
-  assert.throws(() => encodeFrame({ x: 'a'.repeat(100) }, 50), (e: DwError) => e.code === 'DW_ERR_PROTOCOL');
+  assert.throws(
+    () => encodeFrame({ x: 'a'.repeat(100) }, 50),
+    (e: DwError) => e.code === 'DW_ERR_PROTOCOL',
+  );
 });
 
 test('checkRequest names what is wrong with a request', () => {

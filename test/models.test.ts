@@ -23,12 +23,24 @@ function plan(...models: Array<{ key: string; path: string }>): Plan {
   return {
     workflow: { id: 'w', path: join(dir, 'w.json') },
     variables: {},
-    steps: [{ name: 's', kind: 'pipeline', type: 'paddle-ocr', models: models.map((m) => ({ role: m.key, kind: 'onnx' as const, ...m })), session: { providers: ['cpu'] }, arguments: {}, save: null }],
+    steps: [
+      {
+        name: 's',
+        kind: 'pipeline',
+        type: 'paddle-ocr',
+        models: models.map((m) => ({ role: m.key, kind: 'onnx' as const, ...m })),
+        session: { providers: ['cpu'] },
+        arguments: {},
+        save: null,
+      },
+    ],
   };
 }
 
 /** A runner that "loads" whatever a run names, with the given measured costs. */
-function harness(opts: { maxMemory?: number | null; keepAliveMs?: number; costs?: Record<string, number>; loadMs?: Record<string, number> } = {}) {
+function harness(
+  opts: { maxMemory?: number | null; keepAliveMs?: number; costs?: Record<string, number>; loadMs?: Record<string, number> } = {},
+) {
   const held = new Map<string, LoadedModelInfo>();
   const released: string[][] = [];
   const registry = new ModelRegistry({
@@ -46,7 +58,15 @@ function harness(opts: { maxMemory?: number | null; keepAliveMs?: number; costs?
     const acquired = await registry.prepare(p);
     for (const m of p.steps[0]!.models) {
       const prev = held.get(m.key);
-      held.set(m.key, { key: m.key, path: m.path, provider: 'cpu', load_ms: opts.loadMs?.[m.key] ?? 10, cost_bytes: opts.costs?.[m.key] ?? MB, uses: (prev?.uses ?? 0) + 1, last_used: clock });
+      held.set(m.key, {
+        key: m.key,
+        path: m.path,
+        provider: 'cpu',
+        load_ms: opts.loadMs?.[m.key] ?? 10,
+        cost_bytes: opts.costs?.[m.key] ?? MB,
+        uses: (prev?.uses ?? 0) + 1,
+        last_used: clock,
+      });
     }
     clock += 1;
     await registry.finish(p, acquired, keepAlive);
@@ -80,7 +100,10 @@ test('keep-alive: 0 unloads right after the run, -1 pins, a short one expires', 
   await h.run(plan(c), 30);
   await new Promise((r) => setTimeout(r, 120));
   assert.deepEqual(h.released, [['a'], ['c']]);
-  assert.deepEqual(h.registry.snapshot().map((m) => [m.key, m.expires_at]), [['b', null]]);
+  assert.deepEqual(
+    h.registry.snapshot().map((m) => [m.key, m.expires_at]),
+    [['b', null]],
+  );
 });
 
 test('a model in use never expires: its timer starts when its run ends', async () => {
@@ -99,20 +122,33 @@ test('budget: evicts idle models least recently used first, among equals the qui
   const olds = ['slow', 'quick', 'mid'].map((k) => ({ key: k, path: modelFile(`${k}.onnx`, 10) }));
   const recent = { key: 'recent', path: modelFile('recent.onnx', 10) };
   const fresh = { key: 'fresh', path: modelFile('fresh.onnx', 5 * MB) }; // estimated at 2x its size: 10 MB
-  const h = harness({ maxMemory: 40 * MB, costs: { slow: 8 * MB, quick: 8 * MB, mid: 8 * MB, recent: 8 * MB }, loadMs: { slow: 900, quick: 5, mid: 50 } });
+  const h = harness({
+    maxMemory: 40 * MB,
+    costs: { slow: 8 * MB, quick: 8 * MB, mid: 8 * MB, recent: 8 * MB },
+    loadMs: { slow: 900, quick: 5, mid: 50 },
+  });
   await h.run(plan(...olds));
   await h.run(plan(recent));
   // 32 MB used + 10 MB needed > 40 MB: free 2 MB at least: one model, the quickest of the three oldest.
   await h.run(plan(fresh));
   assert.deepEqual(h.released, [['quick']]);
   assert.match(h.registry.evictions[0]!.reason, /evicted to fit 10\.0 MB under the 40\.0 MB budget/);
-  assert.deepEqual(h.registry.snapshot().map((m) => m.key).sort(), ['fresh', 'mid', 'recent', 'slow']);
+  assert.deepEqual(
+    h.registry
+      .snapshot()
+      .map((m) => m.key)
+      .sort(),
+    ['fresh', 'mid', 'recent', 'slow'],
+  );
 });
 
 test('budget: a model that cannot fit even alone fails with DW_ERR_NO_MEMORY naming need and budget', async () => {
   const big = { key: 'big', path: modelFile('big.onnx', 8 * MB) };
   const h = harness({ maxMemory: 10 * MB });
-  await assert.rejects(h.registry.prepare(plan(big)), (e: DwError) => e.code === 'DW_ERR_NO_MEMORY' && /16\.0 MB .* budget of 10\.0 MB/.test(e.message));
+  await assert.rejects(
+    h.registry.prepare(plan(big)),
+    (e: DwError) => e.code === 'DW_ERR_NO_MEMORY' && /16\.0 MB .* budget of 10\.0 MB/.test(e.message),
+  );
 });
 
 test('budget: models in use are never evicted', async () => {
@@ -121,7 +157,14 @@ test('budget: models in use are never evicted', async () => {
   const h = harness({ maxMemory: 10 * MB, costs: { a: 8 * MB } });
   await h.run(plan(a));
   // A run that uses a and needs b: a is pinned by this very run, so b cannot fit.
-  await assert.rejects(h.registry.prepare(plan(a, b)), (e: DwError) => e.code === 'DW_ERR_NO_MEMORY' && /8\.0 MB are models this run uses as well \(a\.onnx\)/.test(e.message) && !/other runs/.test(e.message) && e.details!.in_use_bytes === 0);
+  await assert.rejects(
+    h.registry.prepare(plan(a, b)),
+    (e: DwError) =>
+      e.code === 'DW_ERR_NO_MEMORY' &&
+      /8\.0 MB are models this run uses as well \(a\.onnx\)/.test(e.message) &&
+      !/other runs/.test(e.message) &&
+      e.details!.in_use_bytes === 0,
+  );
   assert.deepEqual(h.released, []);
   assert.equal(h.registry.snapshot()[0]!.in_use, false, 'a failed prepare unpins what it pinned');
 });
@@ -136,8 +179,18 @@ test('invalidation drops idle sessions of other content now, running ones when t
   await h.registry.finish(plan(a), acquired, undefined);
   assert.deepEqual(h.released, [['aaa:o']]);
   const cache = (status: 'hit' | 'loaded', key: string) =>
-    h.registry.noteCache({ kind: 'cache', step: 's', role: 'r', path: a.path, status }, { key, path: a.path, role: 'r', session: { providers: ['cpu'] }, workflow: 'w.json' });
-  assert.deepEqual(cache('loaded', 'bbb:o'), { kind: 'cache', step: 's', role: 'r', path: a.path, status: 'invalidated', reason: 'model file changed on disk' });
+    h.registry.noteCache(
+      { kind: 'cache', step: 's', role: 'r', path: a.path, status },
+      { key, path: a.path, role: 'r', session: { providers: ['cpu'] }, workflow: 'w.json' },
+    );
+  assert.deepEqual(cache('loaded', 'bbb:o'), {
+    kind: 'cache',
+    step: 's',
+    role: 'r',
+    path: a.path,
+    status: 'invalidated',
+    reason: 'model file changed on disk',
+  });
   assert.equal(cache('loaded', 'bbb:o'), null, 'said once');
   // The file changed before the watcher noticed: the run that loads the new content says so itself.
   assert.match((cache('loaded', 'ccc:o') as { reason: string }).reason, /model file changed on disk \(sha256 bbb… → ccc…\)/);
@@ -156,7 +209,10 @@ test('a watcher that confirms a change drops only sessions of other content, not
   // The watcher hashed the file (new content) and names the sessions of other content.
   await h.registry.invalidate(path, ['old:o'], 'model file changed on disk');
   assert.deepEqual(h.released, [['old:o']]);
-  assert.deepEqual(h.registry.snapshot().map((m) => m.key), ['new:o']);
+  assert.deepEqual(
+    h.registry.snapshot().map((m) => m.key),
+    ['new:o'],
+  );
 });
 
 test('a run that fails with DW_ERR_NO_MEMORY leaves the models it touched with their keep-alive', async () => {
@@ -172,7 +228,7 @@ test('a run that fails with DW_ERR_NO_MEMORY leaves the models it touched with t
   assert.deepEqual(h.released, [['a']], 'and it does unload');
 });
 
-test('budget: evicts no more than needed; a model\'s cost is the largest of its measurements', async () => {
+test("budget: evicts no more than needed; a model's cost is the largest of its measurements", async () => {
   // det (costly, slow to load) and cls (cheap, quick) were last used by the same run.
   const det = { key: 'det', path: modelFile('det.onnx', 10) };
   const cls = { key: 'cls', path: modelFile('cls.onnx', 10) };
@@ -196,7 +252,10 @@ test('reconciles with what the runner holds: a crash forgets everything', async 
   await h.run(plan(a));
   h.held.clear();
   await h.run(plan({ key: 'b', path: modelFile('b.onnx', 10) }));
-  assert.deepEqual(h.registry.snapshot().map((m) => m.key), ['b']);
+  assert.deepEqual(
+    h.registry.snapshot().map((m) => m.key),
+    ['b'],
+  );
   h.registry.reset();
   assert.deepEqual(h.registry.snapshot(), []);
 });

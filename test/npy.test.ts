@@ -46,8 +46,7 @@ const NUMPY: Record<string, string> = {
   b1_1x3:
     '934e554d5059010076007b276465736372273a20277c6231272c2027666f727472616e5f6f72646572273a2046616c73652c20277368617065273a2028312c2033292c207d202020202020202020202020202020202020202020202020202020202020202020202020202020202020202020202020202020202020202020200a010001',
   // np.array([1.0, -2.0, 65504.0], dtype='<f2')
-  f2:
-    '934e554d5059010076007b276465736372273a20273c6632272c2027666f727472616e5f6f72646572273a2046616c73652c20277368617065273a2028332c292c207d2020202020202020202020202020202020202020202020202020202020202020202020202020202020202020202020202020202020202020202020200a003c00c0ff7b',
+  f2: '934e554d5059010076007b276465736372273a20273c6632272c2027666f727472616e5f6f72646572273a2046616c73652c20277368617065273a2028332c292c207d2020202020202020202020202020202020202020202020202020202020202020202020202020202020202020202020202020202020202020202020200a003c00c0ff7b',
   // np.float64(-0.25)
   f8_scalar:
     '934e554d5059010076007b276465736372273a20273c6638272c2027666f727472616e5f6f72646572273a2046616c73652c20277368617065273a2028292c207d20202020202020202020202020202020202020202020202020202020202020202020202020202020202020202020202020202020202020202020202020200a000000000000d0bf',
@@ -187,30 +186,55 @@ test('bool bytes other than 0 and 1 read as 1', () => {
 });
 
 test('big-endian, Fortran-order, object and structured arrays are refused, naming what was found', () => {
-  const header = (descr: string, fortran = 'False', shape = '(3,)') => `{'descr': ${descr}, 'fortran_order': ${fortran}, 'shape': ${shape}, }`;
-  refusal(() => readNpy(npyFile(1, header("'>i4'"), new Uint8Array(12)), 'be.npy'), /^be\.npy: big-endian dtype '>i4' is not supported; only little-endian dtypes are \(<f4 .*\)/);
-  refusal(() => readNpy(npyFile(1, header("'<f4'", 'True', '(2, 3)'), new Uint8Array(24)), 'f.npy'), /^f\.npy: Fortran-order \(column-major\) arrays are not supported, only C order/);
-  refusal(() => readNpy(npyFile(1, header("'|O'"), new Uint8Array(8)), 'o.npy'), /^o\.npy: object arrays \(dtype '\|O'\) are not supported/);
+  const header = (descr: string, fortran = 'False', shape = '(3,)') =>
+    `{'descr': ${descr}, 'fortran_order': ${fortran}, 'shape': ${shape}, }`;
+  refusal(
+    () => readNpy(npyFile(1, header("'>i4'"), new Uint8Array(12)), 'be.npy'),
+    /^be\.npy: big-endian dtype '>i4' is not supported; only little-endian dtypes are \(<f4 .*\)/,
+  );
+  refusal(
+    () => readNpy(npyFile(1, header("'<f4'", 'True', '(2, 3)'), new Uint8Array(24)), 'f.npy'),
+    /^f\.npy: Fortran-order \(column-major\) arrays are not supported, only C order/,
+  );
+  refusal(
+    () => readNpy(npyFile(1, header("'|O'"), new Uint8Array(8)), 'o.npy'),
+    /^o\.npy: object arrays \(dtype '\|O'\) are not supported/,
+  );
   refusal(
     () => readNpy(npyFile(1, header("[('a', '<i4'), ('b', '<f4')]"), new Uint8Array(24)), 's.npy'),
     /^s\.npy: structured dtype \[\('a', '<i4'\), \('b', '<f4'\)\] is not supported/,
   );
-  refusal(() => readNpy(npyFile(1, header("'<c8'"), new Uint8Array(24)), 'c.npy'), /dtype '<c8' is not supported; supported dtypes: <f4 <f8 <f2 \|i1 <i2 <i4 <i8 \|u1 <u2 <u4 <u8 \|b1/);
+  refusal(
+    () => readNpy(npyFile(1, header("'<c8'"), new Uint8Array(24)), 'c.npy'),
+    /dtype '<c8' is not supported; supported dtypes: <f4 <f8 <f2 \|i1 <i2 <i4 <i8 \|u1 <u2 <u4 <u8 \|b1/,
+  );
   refusal(() => readNpy(npyFile(1, header("'=f4'"), new Uint8Array(12)), 'n.npy'), /dtype '=f4' does not state little-endian/);
   refusal(() => readNpy(npyFile(1, header("'|f4'"), new Uint8Array(12)), 'n.npy'), /dtype '\|f4' does not state little-endian/);
 });
 
 test('bad magic, unknown versions and truncated files are refused', () => {
   const good = Buffer.from(NUMPY.f4_2x3, 'hex');
-  refusal(() => readNpy(Buffer.from('PK\x03\x04 this is a zip', 'latin1'), 'x.npz'), /^x\.npz: not a \.npy file \(expected the magic bytes .*found 504b0304/);
+  refusal(
+    () => readNpy(Buffer.from('PK\x03\x04 this is a zip', 'latin1'), 'x.npz'),
+    /^x\.npz: not a \.npy file \(expected the magic bytes .*found 504b0304/,
+  );
   refusal(() => readNpy(new Uint8Array(0), 'empty.npy'), /not a \.npy file .*found nothing/);
   const v4 = Buffer.from(good);
   v4[6] = 4;
   refusal(() => readNpy(v4, 'v4.npy'), /^v4\.npy: \.npy format version 4\.0 is not supported; versions 1\.0, 2\.0 and 3\.0 are/);
-  refusal(() => readNpy(good.subarray(0, 60), 'cut.npy'), /^cut\.npy: \.npy file is truncated: the header says it is 118 bytes but only 50 follow/);
-  refusal(() => readNpy(good.subarray(0, good.length - 1), 'short.npy'), /^short\.npy: \.npy data is truncated: shape \(2, 3\) of <f4 needs 24 bytes, found 23/);
+  refusal(
+    () => readNpy(good.subarray(0, 60), 'cut.npy'),
+    /^cut\.npy: \.npy file is truncated: the header says it is 118 bytes but only 50 follow/,
+  );
+  refusal(
+    () => readNpy(good.subarray(0, good.length - 1), 'short.npy'),
+    /^short\.npy: \.npy data is truncated: shape \(2, 3\) of <f4 needs 24 bytes, found 23/,
+  );
   refusal(() => readNpy(good.subarray(0, 128), 'nodata.npy'), /needs 24 bytes, found 0/);
-  refusal(() => readNpy(Buffer.concat([good, Buffer.from([0])]), 'long.npy'), /data is longer than its header says: .* needs 24 bytes, found 25/);
+  refusal(
+    () => readNpy(Buffer.concat([good, Buffer.from([0])]), 'long.npy'),
+    /data is longer than its header says: .* needs 24 bytes, found 25/,
+  );
 });
 
 test('malformed headers are refused', () => {
@@ -221,7 +245,10 @@ test('malformed headers are refused', () => {
   refusal(bad("{'descr': '<f4', 'fortran_order': False, 'shape': (-1,)}"), /shape must be a tuple of non-negative integers, found \(-1,\)/);
   refusal(bad("{'descr': '<f4', 'fortran_order': False, 'shape': [1]}"), /shape must be a tuple .* found \[1\]/);
   refusal(bad("{'descr': '<f4', 'fortran_order': False, 'shape': (1)}"), /shape must be a tuple .* found 1/);
-  refusal(bad("{'descr': '<f4', 'fortran_order': False, 'shape': (1,), } junk"), /malformed \.npy header \(unexpected text after the header dict/);
+  refusal(
+    bad("{'descr': '<f4', 'fortran_order': False, 'shape': (1,), } junk"),
+    /malformed \.npy header \(unexpected text after the header dict/,
+  );
   refusal(bad("{'descr': '<f4', 'fortran_order': False, 'shape': (1,"), /malformed \.npy header/);
   refusal(bad("{'descr': '<f4', 'descr': '<f4', 'fortran_order': False, 'shape': (1,)}"), /duplicate key 'descr'/);
   refusal(bad("('<f4', False, (1,))"), /expected a dict/);
@@ -229,10 +256,19 @@ test('malformed headers are refused', () => {
 });
 
 test('writeNpy refuses tensors whose data does not match their type or dims', () => {
-  refusal(() => writeNpy({ kind: 'tensor', type: 'float32', dims: [2], data: new Float64Array(2) }), /a float32 tensor needs its data in a Float32Array, found Float64Array/);
-  refusal(() => writeNpy({ kind: 'tensor', type: 'int32', dims: [2, 2], data: new Int32Array(3) }), /dims \[2, 2\] need 4 elements, data has 3/);
+  refusal(
+    () => writeNpy({ kind: 'tensor', type: 'float32', dims: [2], data: new Float64Array(2) }),
+    /a float32 tensor needs its data in a Float32Array, found Float64Array/,
+  );
+  refusal(
+    () => writeNpy({ kind: 'tensor', type: 'int32', dims: [2, 2], data: new Int32Array(3) }),
+    /dims \[2, 2\] need 4 elements, data has 3/,
+  );
   refusal(() => writeNpy({ kind: 'tensor', type: 'int32', dims: [-1], data: new Int32Array(0) }), /dims must be non-negative integers/);
-  refusal(() => writeNpy({ kind: 'tensor', type: 'complex64' as 'float32', dims: [], data: new Float32Array(1) }), /unknown tensor type 'complex64'/);
+  refusal(
+    () => writeNpy({ kind: 'tensor', type: 'complex64' as 'float32', dims: [], data: new Float32Array(1) }),
+    /unknown tensor type 'complex64'/,
+  );
 });
 
 test('writeNpy takes data from a subarray view, not its whole buffer', () => {

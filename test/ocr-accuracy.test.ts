@@ -85,8 +85,14 @@ const read = async (args: Record<string, unknown>, ctx = context()) => (await pa
  * else, including the order of the lines, still counts.
  */
 function cer(got: string, truth: string): number {
-  const norm = (s: string) => s.split('\n').map((l) => l.replace(/\s+/g, ' ').trim()).filter((l) => l !== '').join(' ');
-  const a = norm(got), b = norm(truth);
+  const norm = (s: string) =>
+    s
+      .split('\n')
+      .map((l) => l.replace(/\s+/g, ' ').trim())
+      .filter((l) => l !== '')
+      .join(' ');
+  const a = norm(got),
+    b = norm(truth);
   let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
   for (let i = 1; i <= a.length; i++) {
     const cur = [i];
@@ -103,7 +109,9 @@ test('the CER measure counts reading errors, not spacing or row splits', () => {
   assert.equal(cer('', 'abcd'), 1);
 });
 
-const samples = readdirSync(SAMPLES).filter((f) => f.endsWith('.png') && readdirSync(SAMPLES).includes(f.replace(/\.png$/, '.txt'))).sort();
+const samples = readdirSync(SAMPLES)
+  .filter((f) => f.endsWith('.png') && readdirSync(SAMPLES).includes(f.replace(/\.png$/, '.txt')))
+  .sort();
 
 test('there are samples with truth text, the receipt among them', () => {
   assert.ok(samples.length >= 4, samples.join(', '));
@@ -125,10 +133,16 @@ for (const name of samples) {
     for (const line of result.lines) {
       assert.equal(line.box.length, 4);
       for (const [x, y] of line.box) {
-        assert.ok(Number.isInteger(x) && Number.isInteger(y) && x >= 0 && y >= 0 && x < width! && y < height!, `corner ${x},${y} outside ${width}x${height}`);
+        assert.ok(
+          Number.isInteger(x) && Number.isInteger(y) && x >= 0 && y >= 0 && x < width! && y < height!,
+          `corner ${x},${y} outside ${width}x${height}`,
+        );
       }
       const [tl, tr, br, bl] = line.box;
-      assert.ok(tl![0] < tr![0] && bl![0] < br![0] && tl![1] < bl![1] && tr![1] < br![1], `corners clockwise from top-left: ${JSON.stringify(line.box)}`);
+      assert.ok(
+        tl![0] < tr![0] && bl![0] < br![0] && tl![1] < bl![1] && tr![1] < br![1],
+        `corners clockwise from top-left: ${JSON.stringify(line.box)}`,
+      );
       assert.ok(line.score >= 0.5 && line.score <= 1, `score ${line.score}`);
     }
     // Reading order: each line starts below the previous one or on its row to the right of it.
@@ -156,11 +170,14 @@ test('the receipt still reads without the direction classifier', async () => {
 test('min_score drops the lines below it and nothing else', async () => {
   const all = await read({ image: RECEIPT, min_score: 0 });
   const strict = await read({ image: RECEIPT, min_score: 0.99 });
-  assert.deepEqual(strict.lines, all.lines.filter((l) => l.score >= 0.99));
+  assert.deepEqual(
+    strict.lines,
+    all.lines.filter((l) => l.score >= 0.99),
+  );
   assert.ok(strict.lines.length > 0 && strict.lines.length < all.lines.length, `${strict.lines.length} of ${all.lines.length} lines`);
 });
 
-test('the keys give exactly the recogniser\'s classes; other keys are refused', async () => {
+test("the keys give exactly the recogniser's classes; other keys are refused", async () => {
   const rec = await session('rec');
   const out = await rec.run({ x: new ort.Tensor('float32', new Float32Array(3 * 48 * 320), [1, 3, 48, 320]) });
   const dims = out[rec.outputNames[0]!]!.dims;
@@ -182,11 +199,15 @@ test('an already-aborted signal rejects with its reason before any work', async 
   assert.deepEqual(ctx.runs, {});
 });
 
-test('aborting between boxes stops the run with the signal\'s reason', async () => {
+test("aborting between boxes stops the run with the signal's reason", async () => {
   const reason = new Error('stop');
   const ctx = context({ onProgress: (c) => c.controller.abort(reason) });
   await assert.rejects(read({ image: RECEIPT }, ctx), (err: unknown) => err === reason);
-  assert.deepEqual(ctx.calls.map((c) => c[0]), [0], 'aborted at the first progress report');
+  assert.deepEqual(
+    ctx.calls.map((c) => c[0]),
+    [0],
+    'aborted at the first progress report',
+  );
   assert.equal(ctx.runs.det, 1);
   assert.equal(ctx.runs.rec, undefined, 'no recognition batch ran after the abort');
 });
@@ -202,13 +223,17 @@ test('bad arguments are DW_ERR_BAD_ARGUMENT naming the argument, the expectation
     [{}, 'image', /"image" must be .* got undefined/],
   ];
   for (const [args, argument, message] of cases) {
-    await assert.rejects(read(args), (err: unknown) => {
-      assert.ok(err instanceof DwError, String(err));
-      assert.equal(err.code, 'DW_ERR_BAD_ARGUMENT');
-      assert.equal(err.details?.argument, argument);
-      assert.match(err.message, message);
-      return true;
-    }, JSON.stringify(args));
+    await assert.rejects(
+      read(args),
+      (err: unknown) => {
+        assert.ok(err instanceof DwError, String(err));
+        assert.equal(err.code, 'DW_ERR_BAD_ARGUMENT');
+        assert.equal(err.details?.argument, argument);
+        assert.match(err.message, message);
+        return true;
+      },
+      JSON.stringify(args),
+    );
   }
   await assert.rejects(read({ image: RECEIPT, imgae: 'x.png' }), (err: unknown) => {
     assert.ok(err instanceof DwError);
@@ -216,7 +241,10 @@ test('bad arguments are DW_ERR_BAD_ARGUMENT naming the argument, the expectation
     assert.match(err.message, /unknown argument "imgae"; accepted arguments: image, min_score, box_thresh, unclip_ratio, limit_side_len/);
     return true;
   });
-  await assert.rejects(read({ image: RECEIPT.replace(/\.png$/, '.txt') }), (err: unknown) => err instanceof DwError && err.code === 'DW_ERR_BAD_ARGUMENT' && /not a readable image/.test(err.message));
+  await assert.rejects(
+    read({ image: RECEIPT.replace(/\.png$/, '.txt') }),
+    (err: unknown) => err instanceof DwError && err.code === 'DW_ERR_BAD_ARGUMENT' && /not a readable image/.test(err.message),
+  );
 });
 
 test('a missing image is DW_ERR_FILE_NOT_FOUND naming the path', async () => {

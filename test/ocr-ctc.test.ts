@@ -33,27 +33,72 @@ test('the dictionary is blank, the keys in order, then a space', () => {
 });
 
 test('repeated classes on consecutive steps collapse to one character', () => {
-  assert.equal(decode([[1, 0.9], [1, 0.9], [1, 0.9], [2, 0.9], [2, 0.9], [3, 0.9]]).text, 'abc');
+  assert.equal(
+    decode([
+      [1, 0.9],
+      [1, 0.9],
+      [1, 0.9],
+      [2, 0.9],
+      [2, 0.9],
+      [3, 0.9],
+    ]).text,
+    'abc',
+  );
 });
 
 test('a blank between two equal classes keeps both characters', () => {
-  assert.equal(decode([[1, 0.9], [0, 0.9], [1, 0.9]]).text, 'aa');
-  assert.equal(decode([[1, 0.9], [1, 0.9], [0, 0.9], [0, 0.9], [1, 0.9], [2, 0.9]]).text, 'aab');
+  assert.equal(
+    decode([
+      [1, 0.9],
+      [0, 0.9],
+      [1, 0.9],
+    ]).text,
+    'aa',
+  );
+  assert.equal(
+    decode([
+      [1, 0.9],
+      [1, 0.9],
+      [0, 0.9],
+      [0, 0.9],
+      [1, 0.9],
+      [2, 0.9],
+    ]).text,
+    'aab',
+  );
 });
 
 test('the last class decodes to a space', () => {
-  assert.equal(decode([[1, 0.9], [4, 0.9], [2, 0.9]]).text, 'a b');
+  assert.equal(
+    decode([
+      [1, 0.9],
+      [4, 0.9],
+      [2, 0.9],
+    ]).text,
+    'a b',
+  );
 });
 
 test('the score is the mean winning probability of the kept steps only', () => {
   // Kept: the first "a" (0.9) and "b" (0.6); the repeated "a" and the blank do not count.
-  const { text, score } = decode([[1, 0.9], [1, 0.7], [0, 0.99], [2, 0.6]]);
+  const { text, score } = decode([
+    [1, 0.9],
+    [1, 0.7],
+    [0, 0.99],
+    [2, 0.6],
+  ]);
   assert.equal(text, 'ab');
   assert.ok(Math.abs(score - 0.75) < 1e-6, `score ${score}`);
 });
 
 test('all blanks give empty text with score 0', () => {
-  assert.deepEqual(decode([[0, 0.99], [0, 0.8]]), { text: '', score: 0 });
+  assert.deepEqual(
+    decode([
+      [0, 0.99],
+      [0, 0.8],
+    ]),
+    { text: '', score: 0 },
+  );
   assert.deepEqual(ctcGreedyDecode(new Float32Array(0), 0, C, DICT), { text: '', score: 0 });
 });
 
@@ -64,7 +109,16 @@ test('the arg-max decides, not the first class above one half', () => {
 });
 
 test('a sequence is decoded from its offset in a batch buffer', () => {
-  const batch = new Float32Array([...rows([[1, 0.9], [0, 0.9]]), ...rows([[3, 0.8], [2, 0.8]])]);
+  const batch = new Float32Array([
+    ...rows([
+      [1, 0.9],
+      [0, 0.9],
+    ]),
+    ...rows([
+      [3, 0.8],
+      [2, 0.8],
+    ]),
+  ]);
   assert.equal(ctcGreedyDecode(batch, 2, C, DICT, 0).text, 'a');
   assert.equal(ctcGreedyDecode(batch, 2, C, DICT, 2 * C).text, 'cb');
 });

@@ -1,8 +1,23 @@
 // DB post-processing on synthetic probability maps, and the geometry and pixel helpers under it.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { boxesFromProbability, boxScore, DB_DEFAULTS, finishBoxes, regions, type ScoredBox } from '../src/pipelines/paddle-ocr/db-postprocess.js';
-import { convexHull, expandRect, minAreaRect, orderClockwise, sortReadingOrder, type Point, type Quad } from '../src/pipelines/paddle-ocr/geometry.js';
+import {
+  boxesFromProbability,
+  boxScore,
+  DB_DEFAULTS,
+  finishBoxes,
+  regions,
+  type ScoredBox,
+} from '../src/pipelines/paddle-ocr/db-postprocess.js';
+import {
+  convexHull,
+  expandRect,
+  minAreaRect,
+  orderClockwise,
+  sortReadingOrder,
+  type Point,
+  type Quad,
+} from '../src/pipelines/paddle-ocr/geometry.js';
 import { cropTextLine, growQuad, rotate90ccw, warpQuad } from '../src/pipelines/paddle-ocr/crop.js';
 import { detInputSize } from '../src/pipelines/paddle-ocr/detect.js';
 import { DET_NORM, resizeBilinear, writeChw } from '../src/pipelines/paddle-ocr/image.js';
@@ -24,10 +39,13 @@ function fillRect(m: Map2D, x0: number, y0: number, x1: number, y1: number, p: n
 
 /** Sets the pixels whose centre lies in a length x thickness bar centred at (cx, cy), turned by `deg` (clockwise on screen). */
 function fillBar(m: Map2D, cx: number, cy: number, length: number, thickness: number, deg: number, p: number): Map2D {
-  const a = (deg * Math.PI) / 180, ux = Math.cos(a), uy = Math.sin(a);
+  const a = (deg * Math.PI) / 180,
+    ux = Math.cos(a),
+    uy = Math.sin(a);
   for (let y = 0; y < m.height; y++) {
     for (let x = 0; x < m.width; x++) {
-      const u = (x - cx) * ux + (y - cy) * uy, v = -(x - cx) * uy + (y - cy) * ux;
+      const u = (x - cx) * ux + (y - cy) * uy,
+        v = -(x - cx) * uy + (y - cy) * ux;
       if (Math.abs(u) <= length / 2 && Math.abs(v) <= thickness / 2) m.data[y * m.width + x] = p;
     }
   }
@@ -37,7 +55,8 @@ function fillBar(m: Map2D, cx: number, cy: number, length: number, thickness: nu
 const detectIn = (m: Map2D, destW = m.width, destH = m.height, opts = DB_DEFAULTS): ScoredBox[] =>
   finishBoxes(boxesFromProbability(m.data, m.width, m.height, destW, destH, opts), destW, destH);
 
-const near = (a: number, b: number, tol: number, what: string) => assert.ok(Math.abs(a - b) <= tol, `${what}: ${a} is not within ${tol} of ${b}`);
+const near = (a: number, b: number, tol: number, what: string) =>
+  assert.ok(Math.abs(a - b) <= tol, `${what}: ${a} is not within ${tol} of ${b}`);
 const dist = (a: Point, b: Point) => Math.hypot(a[0] - b[0], a[1] - b[1]);
 
 test('an axis-aligned blob gives one box, grown by area * unclip_ratio / perimeter on each side', () => {
@@ -45,12 +64,27 @@ test('an axis-aligned blob gives one box, grown by area * unclip_ratio / perimet
   const m = fillRect(blank(200, 100), 50, 40, 149, 49, 0.9);
   const boxes = detectIn(m);
   assert.equal(boxes.length, 1);
-  assert.deepEqual(boxes[0]!.box, [[44, 34], [155, 34], [155, 55], [44, 55]]);
+  assert.deepEqual(boxes[0]!.box, [
+    [44, 34],
+    [155, 34],
+    [155, 55],
+    [44, 55],
+  ]);
   near(boxes[0]!.score, 0.9, 1e-6, 'score');
   // The same map for an image twice the size: coordinates scale with it before rounding.
-  assert.deepEqual(detectIn(m, 400, 200)[0]!.box, [[88, 68], [310, 68], [310, 110], [88, 110]]);
+  assert.deepEqual(detectIn(m, 400, 200)[0]!.box, [
+    [88, 68],
+    [310, 68],
+    [310, 110],
+    [88, 110],
+  ]);
   // A larger unclip_ratio grows the box further: offset 99*9*3 / 216 = 12.375.
-  assert.deepEqual(detectIn(m, 200, 100, { ...DB_DEFAULTS, unclipRatio: 3 })[0]!.box, [[38, 28], [161, 28], [161, 61], [38, 61]]);
+  assert.deepEqual(detectIn(m, 200, 100, { ...DB_DEFAULTS, unclipRatio: 3 })[0]!.box, [
+    [38, 28],
+    [161, 28],
+    [161, 61],
+    [38, 61],
+  ]);
 });
 
 test('a rotated blob gives a box rotated with it', () => {
@@ -111,16 +145,66 @@ test('a ring is one region: its hole does not become a box', () => {
 
 test('box score is the mean probability inside the quad, borders included', () => {
   const m = fillRect(blank(20, 10), 0, 0, 9, 9, 1);
-  near(boxScore(m.data, 20, 10, [[0, 0], [19, 0], [19, 9], [0, 9]]), 0.5, 1e-9, 'half the box is 1');
-  near(boxScore(m.data, 20, 10, [[2, 2], [7, 2], [7, 7], [2, 7]]), 1, 1e-9, 'all inside the blob');
+  near(
+    boxScore(m.data, 20, 10, [
+      [0, 0],
+      [19, 0],
+      [19, 9],
+      [0, 9],
+    ]),
+    0.5,
+    1e-9,
+    'half the box is 1',
+  );
+  near(
+    boxScore(m.data, 20, 10, [
+      [2, 2],
+      [7, 2],
+      [7, 7],
+      [2, 7],
+    ]),
+    1,
+    1e-9,
+    'all inside the blob',
+  );
 });
 
 test('finished boxes are clockwise from top-left, clamped into the image, and thin ones dropped', () => {
-  const boxes = finishBoxes([
-    { box: [[130, 40], [-5, 40], [-5, 10], [130, 10]], score: 0.9 },
-    { box: [[10, 50], [60, 50], [60, 53], [10, 53]], score: 0.9 },
-  ], 100, 80);
-  assert.deepEqual(boxes, [{ box: [[0, 10], [99, 10], [99, 40], [0, 40]], score: 0.9 }]);
+  const boxes = finishBoxes(
+    [
+      {
+        box: [
+          [130, 40],
+          [-5, 40],
+          [-5, 10],
+          [130, 10],
+        ],
+        score: 0.9,
+      },
+      {
+        box: [
+          [10, 50],
+          [60, 50],
+          [60, 53],
+          [10, 53],
+        ],
+        score: 0.9,
+      },
+    ],
+    100,
+    80,
+  );
+  assert.deepEqual(boxes, [
+    {
+      box: [
+        [0, 10],
+        [99, 10],
+        [99, 40],
+        [0, 40],
+      ],
+      score: 0.9,
+    },
+  ]);
 });
 
 test('convex hull keeps the corners only', () => {
@@ -128,8 +212,23 @@ test('convex hull keeps the corners only', () => {
   for (let x = 0; x <= 4; x++) for (let y = 0; y <= 4; y++) grid.push([x, y]);
   const hull = convexHull(grid);
   assert.equal(hull.length, 4);
-  assert.deepEqual([...hull].sort((a, b) => a[0] - b[0] || a[1] - b[1]), [[0, 0], [0, 4], [4, 0], [4, 4]]);
-  assert.deepEqual(convexHull([[1, 1], [1, 1]]), [[1, 1]], 'duplicates collapse');
+  assert.deepEqual(
+    [...hull].sort((a, b) => a[0] - b[0] || a[1] - b[1]),
+    [
+      [0, 0],
+      [0, 4],
+      [4, 0],
+      [4, 4],
+    ],
+  );
+  assert.deepEqual(
+    convexHull([
+      [1, 1],
+      [1, 1],
+    ]),
+    [[1, 1]],
+    'duplicates collapse',
+  );
 });
 
 test('the minimum-area rectangle of a rotated rectangle is that rectangle', () => {
@@ -141,33 +240,96 @@ test('the minimum-area rectangle of a rotated rectangle is that rectangle', () =
   const sides = [...rect.sides].sort((x, y) => x - y);
   near(sides[0]!, 10, 1e-9, 'short side');
   near(sides[1]!, 40, 1e-9, 'long side');
-  for (const c of corners) assert.ok(rect.corners.some((r) => dist(r, c) < 1e-9), `corner ${c} is a corner of the fit`);
-  const axis = minAreaRect([[2, 3], [12, 3], [12, 8], [2, 8], [5, 5]]);
-  assert.deepEqual([...axis.sides].sort((x, y) => x - y), [5, 10]);
+  for (const c of corners)
+    assert.ok(
+      rect.corners.some((r) => dist(r, c) < 1e-9),
+      `corner ${c} is a corner of the fit`,
+    );
+  const axis = minAreaRect([
+    [2, 3],
+    [12, 3],
+    [12, 8],
+    [2, 8],
+    [5, 5],
+  ]);
+  assert.deepEqual(
+    [...axis.sides].sort((x, y) => x - y),
+    [5, 10],
+  );
 });
 
 test('a rectangle grows by the same distance on every side', () => {
-  const grown = expandRect(minAreaRect([[10, 10], [50, 10], [50, 20], [10, 20]]), 2);
-  assert.deepEqual([...grown.sides].sort((x, y) => x - y), [14, 44]);
+  const grown = expandRect(
+    minAreaRect([
+      [10, 10],
+      [50, 10],
+      [50, 20],
+      [10, 20],
+    ]),
+    2,
+  );
+  assert.deepEqual(
+    [...grown.sides].sort((x, y) => x - y),
+    [14, 44],
+  );
   const q = orderClockwise(grown.corners).map((p) => p.map((v) => Math.round(v * 1e9) / 1e9));
-  assert.deepEqual(q, [[8, 8], [52, 8], [52, 22], [8, 22]]);
+  assert.deepEqual(q, [
+    [8, 8],
+    [52, 8],
+    [52, 22],
+    [8, 22],
+  ]);
 });
 
 test('corners are ordered clockwise from top-left whatever order they come in', () => {
-  assert.deepEqual(orderClockwise([[50, 20], [10, 10], [10, 20], [50, 10]]), [[10, 10], [50, 10], [50, 20], [10, 20]]);
+  assert.deepEqual(
+    orderClockwise([
+      [50, 20],
+      [10, 10],
+      [10, 20],
+      [50, 10],
+    ]),
+    [
+      [10, 10],
+      [50, 10],
+      [50, 20],
+      [10, 20],
+    ],
+  );
   // A box tilted down to the right.
-  assert.deepEqual(orderClockwise([[12, 30], [100, 40], [98, 60], [10, 50]]), [[12, 30], [100, 40], [98, 60], [10, 50]]);
+  assert.deepEqual(
+    orderClockwise([
+      [12, 30],
+      [100, 40],
+      [98, 60],
+      [10, 50],
+    ]),
+    [
+      [12, 30],
+      [100, 40],
+      [98, 60],
+      [10, 50],
+    ],
+  );
 });
 
 test('reading order: top to bottom, and left to right for tops within 10 px', () => {
-  const box = (x: number, y: number): Quad => [[x, y], [x + 30, y], [x + 30, y + 10], [x, y + 10]];
+  const box = (x: number, y: number): Quad => [
+    [x, y],
+    [x + 30, y],
+    [x + 30, y + 10],
+    [x, y + 10],
+  ];
   const items = [
     { id: 'right', box: box(100, 10) },
     { id: 'below', box: box(5, 40) },
     { id: 'left', box: box(10, 15) },
     { id: 'lower-left', box: box(0, 26) },
   ];
-  assert.deepEqual(sortReadingOrder(items).map((i) => i.id), ['left', 'right', 'lower-left', 'below']);
+  assert.deepEqual(
+    sortReadingOrder(items).map((i) => i.id),
+    ['left', 'right', 'lower-left', 'below'],
+  );
 });
 
 test('detector input: longer side limited, each side a multiple of 32 rounded like Python', () => {
@@ -187,9 +349,15 @@ const img = (width: number, height: number, f: (x: number, y: number) => [number
 test('bilinear resize samples like cv2.INTER_LINEAR', () => {
   const row = img(4, 1, (x) => [x * 60, 0, 0]);
   // Halving: destination pixel 0 samples source x 0.5, pixel 1 samples 2.5.
-  assert.deepEqual([...resizeBilinear(row, 2, 1).data].filter((_, i) => i % 3 === 0), [30, 150]);
+  assert.deepEqual(
+    [...resizeBilinear(row, 2, 1).data].filter((_, i) => i % 3 === 0),
+    [30, 150],
+  );
   // Doubling: sources -0.25, 0.25, ..., 3.25; the ends clamp to the edge pixels.
-  assert.deepEqual([...resizeBilinear(row, 8, 1).data].filter((_, i) => i % 3 === 0), [0, 15, 45, 75, 105, 135, 165, 180]);
+  assert.deepEqual(
+    [...resizeBilinear(row, 8, 1).data].filter((_, i) => i % 3 === 0),
+    [0, 15, 45, 75, 105, 135, 165, 180],
+  );
 });
 
 test('tensors are normalised planar BGR, as PaddleOCR feeds cv2 images', () => {
@@ -202,9 +370,24 @@ test('tensors are normalised planar BGR, as PaddleOCR feeds cv2 images', () => {
 
 test('an axis-aligned quad crops the exact pixels; a tall crop is turned on its side', () => {
   const page = img(20, 10, (x, y) => [x * 10, y * 20, 7]);
-  const crop = warpQuad(page, [[3, 2], [11, 2], [11, 6], [3, 6]], 8, 4);
+  const crop = warpQuad(
+    page,
+    [
+      [3, 2],
+      [11, 2],
+      [11, 6],
+      [3, 6],
+    ],
+    8,
+    4,
+  );
   assert.deepEqual(crop.data, img(8, 4, (x, y) => [(x + 3) * 10, (y + 2) * 20, 7]).data);
-  const tall = cropTextLine(page, [[2, 0], [6, 0], [6, 9], [2, 9]]);
+  const tall = cropTextLine(page, [
+    [2, 0],
+    [6, 0],
+    [6, 9],
+    [2, 9],
+  ]);
   assert.deepEqual([tall.width, tall.height], [9, 4]);
   // Counter-clockwise: the input's top-right pixel ends at the output's top-left.
   const turned = rotate90ccw(img(3, 2, (x, y) => [x, y, 0]));
@@ -214,5 +397,21 @@ test('an axis-aligned quad crops the exact pixels; a tall crop is turned on its 
 });
 
 test('growQuad pushes every side out along the quad axes', () => {
-  assert.deepEqual(growQuad([[10, 10], [50, 10], [50, 20], [10, 20]], 3), [[7, 7], [53, 7], [53, 23], [7, 23]]);
+  assert.deepEqual(
+    growQuad(
+      [
+        [10, 10],
+        [50, 10],
+        [50, 20],
+        [10, 20],
+      ],
+      3,
+    ),
+    [
+      [7, 7],
+      [53, 7],
+      [53, 23],
+      [7, 23],
+    ],
+  );
 });

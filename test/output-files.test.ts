@@ -30,7 +30,10 @@ test('pieces of several outputs, interleaved, land in their files in order; an e
     files.piece(0, b64('world'));
     files.piece(1, b64('34'));
     const written = files.finish([out('a.txt', 11), out('b.txt', 4), out('empty.txt', 0)]);
-    assert.deepEqual(written.map((w) => w.bytes), [11, 4, 0]);
+    assert.deepEqual(
+      written.map((w) => w.bytes),
+      [11, 4, 0],
+    );
     assert.equal(readFileSync(join(dir, 'out', 'a.txt'), 'utf8'), 'hello world');
     assert.equal(readFileSync(join(dir, 'out', 'b.txt'), 'utf8'), '1234');
     assert.deepEqual(readdirSync(join(dir, 'out')).sort(), ['a.txt', 'b.txt', 'empty.txt']);
@@ -49,7 +52,11 @@ test('a byte count that does not match, a name with a folder, or a bogus piece: 
     inDir((dir) => {
       const files = new OutputFiles(dir);
       feed(files);
-      assert.throws(() => files.finish(outputs), (e: unknown) => e instanceof DwError && e.code === code, why);
+      assert.throws(
+        () => files.finish(outputs),
+        (e: unknown) => e instanceof DwError && e.code === code,
+        why,
+      );
       assert.deepEqual(readdirSync(dir), [], why);
     });
   }
@@ -71,17 +78,26 @@ test('an output folder that cannot be written fails the run with DW_ERR_OUTPUT a
     writeFileSync(join(dir, 'a-file'), '');
     const files = new OutputFiles(join(dir, 'a-file', 'out'));
     files.piece(0, b64('x'));
-    assert.throws(() => files.finish([out('a.txt', 1)]), (e: unknown) => e instanceof DwError && e.code === 'DW_ERR_OUTPUT');
+    assert.throws(
+      () => files.finish([out('a.txt', 1)]),
+      (e: unknown) => e instanceof DwError && e.code === 'DW_ERR_OUTPUT',
+    );
     assert.deepEqual(readdirSync(dir), ['a-file']);
   });
 });
 
 test('an output folder where mkdir keeps failing with ENOENT (under /proc) is an error, not a hang', () => {
   // Node 20's recursive mkdir loops forever on this path; dw's makeDirs gives up on the second failure.
-  assert.throws(() => makeDirs('/proc/no-such/dir'), (e: NodeJS.ErrnoException) => e.code === 'ENOENT');
+  assert.throws(
+    () => makeDirs('/proc/no-such/dir'),
+    (e: NodeJS.ErrnoException) => e.code === 'ENOENT',
+  );
   const files = new OutputFiles('/proc/no-such/dir');
   files.piece(0, b64('x'));
-  assert.throws(() => files.finish([out('a.txt', 1)]), (e: unknown) => e instanceof DwError && e.code === 'DW_ERR_OUTPUT');
+  assert.throws(
+    () => files.finish([out('a.txt', 1)]),
+    (e: unknown) => e instanceof DwError && e.code === 'DW_ERR_OUTPUT',
+  );
 });
 
 test('makeDirs makes missing parents, accepts a folder that exists, and refuses a file in the way', () => {
@@ -90,8 +106,14 @@ test('makeDirs makes missing parents, accepts a folder that exists, and refuses 
     makeDirs(join(dir, 'a', 'b', 'c'));
     assert.deepEqual(readdirSync(join(dir, 'a', 'b')), ['c']);
     writeFileSync(join(dir, 'f'), '');
-    assert.throws(() => makeDirs(join(dir, 'f')), (e: NodeJS.ErrnoException) => e.code === 'EEXIST');
-    assert.throws(() => makeDirs(join(dir, 'f', 'g')), (e: NodeJS.ErrnoException) => e.code === 'ENOTDIR');
+    assert.throws(
+      () => makeDirs(join(dir, 'f')),
+      (e: NodeJS.ErrnoException) => e.code === 'EEXIST',
+    );
+    assert.throws(
+      () => makeDirs(join(dir, 'f', 'g')),
+      (e: NodeJS.ErrnoException) => e.code === 'ENOTDIR',
+    );
   });
 });
 
@@ -101,7 +123,10 @@ test('a run whose second output is short replaces none of the files already ther
     const files = new OutputFiles(dir);
     files.piece(0, b64('new a'));
     files.piece(1, b64('abc'));
-    assert.throws(() => files.finish([out('a.txt', 5), out('b.txt', 4)]), (e: unknown) => e instanceof DwError && e.code === 'DW_ERR_PROTOCOL');
+    assert.throws(
+      () => files.finish([out('a.txt', 5), out('b.txt', 4)]),
+      (e: unknown) => e instanceof DwError && e.code === 'DW_ERR_PROTOCOL',
+    );
     assert.deepEqual(readdirSync(dir), ['a.txt']);
     assert.equal(readFileSync(join(dir, 'a.txt'), 'utf8'), 'yours');
   });
@@ -118,7 +143,10 @@ test('a disk that fills up mid-piece fails the output instead of saving it short
       files.piece(0, piece);
       try { files.finish([{ step: 's', name: 'out.bin', content_type: 'application/octet-stream', bytes: 12000 }]); console.log('saved'); }
       catch (e) { console.log(e.code); }`;
-    const r = spawnSync('bash', ['-c', `ulimit -f 8; exec "${process.execPath}" --import tsx --input-type=module -e "$0"`, script], { encoding: 'utf8', cwd: join(import.meta.dirname, '..') });
+    const r = spawnSync('bash', ['-c', `ulimit -f 8; exec "${process.execPath}" --import tsx --input-type=module -e "$0"`, script], {
+      encoding: 'utf8',
+      cwd: join(import.meta.dirname, '..'),
+    });
     assert.equal(r.stdout.trim(), 'DW_ERR_OUTPUT', r.stderr);
     assert.deepEqual(readdirSync(dir), []);
   });
@@ -135,6 +163,12 @@ test('temporary outputs left by a dw that was killed (its pid is gone) are remov
     const files = new OutputFiles(dir);
     files.piece(0, b64('new'));
     files.finish([out('a.txt', 3)]);
-    assert.deepEqual(readdirSync(dir).sort(), [live, unrelated].map((f) => f.slice(dir.length + 1)).concat('a.txt').sort());
+    assert.deepEqual(
+      readdirSync(dir).sort(),
+      [live, unrelated]
+        .map((f) => f.slice(dir.length + 1))
+        .concat('a.txt')
+        .sort(),
+    );
   });
 });

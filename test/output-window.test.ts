@@ -20,7 +20,10 @@ test('pieces go out a window ahead of the acks, in order', async () => {
   w.acked();
   w.acked();
   await all;
-  assert.deepEqual(sent, Array.from({ length: OUTPUT_WINDOW + 3 }, (_, i) => piece(i)));
+  assert.deepEqual(
+    sent,
+    Array.from({ length: OUTPUT_WINDOW + 3 }, (_, i) => piece(i)),
+  );
 });
 
 test('a run cancelled while it waits for an ack stops with the cancel reason', async () => {

@@ -5,7 +5,11 @@ import { collectReferences, jsonPath, parseReference, pickField, substitute } fr
 test('parses variable and previous_result references, with fields', () => {
   assert.deepEqual(parseReference('variable:image'), { kind: 'variable', name: 'image' });
   assert.deepEqual(parseReference('previous_result:read'), { kind: 'previous_result', step: 'read', field: [] });
-  assert.deepEqual(parseReference('previous_result:read.lines.0.text'), { kind: 'previous_result', step: 'read', field: ['lines', '0', 'text'] });
+  assert.deepEqual(parseReference('previous_result:read.lines.0.text'), {
+    kind: 'previous_result',
+    step: 'read',
+    field: ['lines', '0', 'text'],
+  });
   assert.equal(parseReference('plain text'), null);
   assert.equal(parseReference(42), null);
 });

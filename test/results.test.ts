@@ -7,7 +7,23 @@ import { renderResults, summary } from '../src/cli/results.js';
 test("a multi-step workflow prints its last step's text, not every step's JSON", () => {
   const results = {
     crop: { kind: 'image', width: 600, height: 45, channels: 3 },
-    ocr: { read: { text: 'TOTAL 15.90', lines: [{ text: 'TOTAL 15.90', score: 0.99, box: [[0, 0], [1, 0], [1, 1], [0, 1]] }] } },
+    ocr: {
+      read: {
+        text: 'TOTAL 15.90',
+        lines: [
+          {
+            text: 'TOTAL 15.90',
+            score: 0.99,
+            box: [
+              [0, 0],
+              [1, 0],
+              [1, 1],
+              [0, 1],
+            ],
+          },
+        ],
+      },
+    },
     total: { text: 'TOTAL 15.90' },
   };
   assert.equal(renderResults(results), 'TOTAL 15.90\n');
@@ -31,9 +47,14 @@ test('without a text at the end: one short line per step', () => {
 });
 
 test('one step without text: its JSON, tensors by shape and long strings cut', () => {
-  const out = renderResults({ net: { out: { kind: 'tensor', type: 'int64', dims: [3, 4], data: Array.from({ length: 12 }, (_, i) => i) }, note: 'x'.repeat(5000) } });
+  const out = renderResults({
+    net: { out: { kind: 'tensor', type: 'int64', dims: [3, 4], data: Array.from({ length: 12 }, (_, i) => i) }, note: 'x'.repeat(5000) },
+  });
   const parsed = JSON.parse(out);
   assert.equal(parsed.out, 'int64 [3, 4]: 12 values (dw run --json shows them; result.save keeps them)');
   assert.match(parsed.note, /^x{1000}… \(5000 characters; dw run --json shows them\)$/);
-  assert.equal(summary({ type: 'float32', dims: [2], data_omitted: '70000 values; save the step' }), 'float32 [2] (70000 values; save the step)');
+  assert.equal(
+    summary({ type: 'float32', dims: [2], data_omitted: '70000 values; save the step' }),
+    'float32 [2] (70000 values; save the step)',
+  );
 });

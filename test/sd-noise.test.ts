@@ -7,9 +7,21 @@ import assert from 'node:assert/strict';
 import { Noise } from '../src/pipelines/stable-diffusion/noise.js';
 
 const NUMPY: Record<number, { first: number[]; last: number; sum: number }> = {
-  0: { first: [1.764052391052246, 0.40015721321105957, 0.978738009929657, 2.2408931255340576, 1.8675580024719238, -0.9772778749465942], last: -0.7699160575866699, sum: 17.69480682630092 },
-  42: { first: [0.49671414494514465, -0.13826429843902588, 0.6476885676383972, 1.5230298042297363, -0.2341533750295639, -0.23413695394992828], last: -1.5506634712219238, sum: -10.351707434747368 },
-  4294967295: { first: [0.6484086513519287, 0.6693235039710999, -1.0805437564849854, 0.2845010459423065, 0.1138877347111702, 0.867621898651123], last: 0.6869894862174988, sum: -10.214387053158134 },
+  0: {
+    first: [1.764052391052246, 0.40015721321105957, 0.978738009929657, 2.2408931255340576, 1.8675580024719238, -0.9772778749465942],
+    last: -0.7699160575866699,
+    sum: 17.69480682630092,
+  },
+  42: {
+    first: [0.49671414494514465, -0.13826429843902588, 0.6476885676383972, 1.5230298042297363, -0.2341533750295639, -0.23413695394992828],
+    last: -1.5506634712219238,
+    sum: -10.351707434747368,
+  },
+  4294967295: {
+    first: [0.6484086513519287, 0.6693235039710999, -1.0805437564849854, 0.2845010459423065, 0.1138877347111702, 0.867621898651123],
+    last: 0.6869894862174988,
+    sum: -10.214387053158134,
+  },
 };
 
 test('randn matches NumPy RandomState(seed).randn as float32, value for value', () => {
@@ -29,7 +41,7 @@ test('uniform doubles and raw outputs are MT19937 as NumPy has them', () => {
   assert.equal(new Noise(42).uint32(), 1608637542);
 });
 
-test('draws continue across calls (a step\'s fresh noise follows the initial latents), and seeds outside 0..2^32-1 are refused', () => {
+test("draws continue across calls (a step's fresh noise follows the initial latents), and seeds outside 0..2^32-1 are refused", () => {
   const a = new Noise(7);
   const whole = new Noise(7).randn(10);
   assert.deepEqual([...a.randn(3), ...a.randn(7)], [...whole]);

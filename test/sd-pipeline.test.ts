@@ -19,7 +19,22 @@ import { makeScheduler } from '../src/pipelines/stable-diffusion/schedulers.js';
 import { schedulerConfig } from '../src/pipelines/stable-diffusion/scheduler-config.js';
 import { toHalf } from '../src/pipelines/stable-diffusion/float16.js';
 import type { PipelineContext, RawImage } from '../src/pipelines/types.js';
-import { decoded, NEGATIVE_IDS, PROMPT_IDS, SCALING, STRIP, STRIP_NEGATIVE, STRIP_PROMPT, stripExpected, tokenValues, writeExport, BOS, EOS, pad, type ExportOptions } from './helpers/sd-export.js';
+import {
+  decoded,
+  NEGATIVE_IDS,
+  PROMPT_IDS,
+  SCALING,
+  STRIP,
+  STRIP_NEGATIVE,
+  STRIP_PROMPT,
+  stripExpected,
+  tokenValues,
+  writeExport,
+  BOS,
+  EOS,
+  pad,
+  type ExportOptions,
+} from './helpers/sd-export.js';
 
 const root = mkdtempSync(join(tmpdir(), 'dw-sd-'));
 test.after(() => rmSync(root, { recursive: true, force: true }));
@@ -56,7 +71,10 @@ function assertImage(got: RawImage, want: Uint8Array, w: number, h: number, tole
     const d = Math.abs(got.data[i]! - want[i]!);
     if (d > worst) [worst, at] = [d, i];
   }
-  assert.ok(worst <= tolerance, `pixel value ${at} (x ${Math.floor(at / 3) % w}, channel ${at % 3}) is ${got.data[at]}, expected ${want[at]}`);
+  assert.ok(
+    worst <= tolerance,
+    `pixel value ${at} (x ${Math.floor(at / 3) % w}, channel ${at % 3}) is ${got.data[at]}, expected ${want[at]}`,
+  );
 }
 
 const run = (ctx: PipelineContext, args: Record<string, unknown>) => stableDiffusion.run(args, ctx) as Promise<SdResult>;
@@ -65,9 +83,12 @@ test('each token of the prompt reaches the image through text encoder, guided UN
   for (const scheduler of ['euler', 'ddim']) {
     const { ctx, progress } = exportCtx(STRIP);
     const r = await run(ctx, { prompt: PROMPT, negative_prompt: NEGATIVE, steps: 3, guidance_scale: 2, seed: 1, scheduler });
-    assert.deepEqual([r.width, r.height, r.scheduler, r.seed, r.steps], [640, 8, scheduler, 1, 3], 'the UNet\'s fixed size is the default');
+    assert.deepEqual([r.width, r.height, r.scheduler, r.seed, r.steps], [640, 8, scheduler, 1, 3], "the UNet's fixed size is the default");
     assertImage(r.image, stripImage(2), 640, 8);
-    assert.deepEqual(progress.map(([d, t]) => `${d}/${t}`), ['1/3', '2/3', '3/3']);
+    assert.deepEqual(
+      progress.map(([d, t]) => `${d}/${t}`),
+      ['1/3', '2/3', '3/3'],
+    );
     assert.match(progress[0]![2], /^steps, \d+ ms\/step$/);
   }
   // diffusers' default guidance pushes values past ±1: the image clips them to 0 and 255
@@ -117,7 +138,11 @@ test('one Euler step by hand, epsilon prediction: init_noise_sigma, scale_model_
   const want = decoded(x0, 2, 2);
   assert.ok(new Set(want).size > 8, 'the expected image is not clipped flat');
   // The timestep as each export declares it: float32 [batch], int64 scalar, float16 [1] with a fixed batch.
-  for (const timestep of [{ type: 'float32', shape: 'batch' }, { type: 'int64', shape: 'scalar' }, { type: 'float16', shape: 'one' }] as const) {
+  for (const timestep of [
+    { type: 'float32', shape: 'batch' },
+    { type: 'int64', shape: 'scalar' },
+    { type: 'float16', shape: 'one' },
+  ] as const) {
     const { ctx } = exportCtx({ ...o, timestep, fixedBatch: timestep.shape === 'one' });
     const r = await run(ctx, { prompt: PROMPT, negative_prompt: NEGATIVE, steps: 1, guidance_scale: 3, seed, width: 16, height: 16 });
     assertImage(r.image, want, 16, 16, 1);
@@ -153,7 +178,12 @@ test('sizes are checked against what the UNet declares before anything runs, nam
 
 test('a scheduler class dw does not implement is refused with the ones it does; "scheduler" overrides it', async () => {
   const { ctx } = exportCtx({ ...STRIP, scheduler: { _class_name: 'PNDMScheduler', prediction_type: 'sample', clip_sample: false } });
-  await assert.rejects(run(ctx, { prompt: PROMPT, steps: 2 }), (e: any) => e.code === 'DW_ERR_BAD_ARGUMENT' && /"PNDMScheduler", which dw does not implement; give "scheduler": one of "euler" \(EulerDiscreteScheduler\)/.test(e.message));
+  await assert.rejects(
+    run(ctx, { prompt: PROMPT, steps: 2 }),
+    (e: any) =>
+      e.code === 'DW_ERR_BAD_ARGUMENT' &&
+      /"PNDMScheduler", which dw does not implement; give "scheduler": one of "euler" \(EulerDiscreteScheduler\)/.test(e.message),
+  );
   const r = await run(ctx, { prompt: PROMPT, negative_prompt: NEGATIVE, guidance_scale: 2, steps: 2, scheduler: 'ddim', seed: 2 });
   assertImage(r.image, stripImage(2), 640, 8);
 });
@@ -171,13 +201,29 @@ test('image-to-image by hand: VAE encoder mean (logvar -30), scaled, noised to t
   const o: ExportOptions = { ks: 0.5, vaeEncoder: true, scheduler: { prediction_type: 'sample' } };
   const { ctx } = exportCtx(o, { image: true });
   // A 16×16 image: four 8×8 blocks of flat colour, so each block's mean is its colour.
-  const colours = [[255, 0, 0], [0, 255, 0], [0, 0, 255], [128, 64, 32]];
+  const colours = [
+    [255, 0, 0],
+    [0, 255, 0],
+    [0, 0, 255],
+    [128, 64, 32],
+  ];
   const data = new Uint8Array(16 * 16 * 3);
   for (let y = 0; y < 16; y++) for (let x = 0; x < 16; x++) data.set(colours[2 * (y >> 3) + (x >> 3)]!, 3 * (16 * y + x));
   const seed = 9;
-  const r = await run(ctx, { prompt: 'a', image: { data, width: 16, height: 16, channels: 3 }, strength: 0.25, steps: 4, guidance_scale: 0, seed });
-  assert.deepEqual([r.width, r.height], [16, 16], 'the image\'s size by default');
-  const s = makeScheduler('euler', schedulerConfig('euler', { beta_start: 0.00085, beta_end: 0.012, beta_schedule: 'scaled_linear', timestep_spacing: 'trailing' }), 4);
+  const r = await run(ctx, {
+    prompt: 'a',
+    image: { data, width: 16, height: 16, channels: 3 },
+    strength: 0.25,
+    steps: 4,
+    guidance_scale: 0,
+    seed,
+  });
+  assert.deepEqual([r.width, r.height], [16, 16], "the image's size by default");
+  const s = makeScheduler(
+    'euler',
+    schedulerConfig('euler', { beta_start: 0.00085, beta_end: 0.012, beta_schedule: 'scaled_linear', timestep_spacing: 'trailing' }),
+    4,
+  );
   const sigma = s.sigmas[3]!; // strength 0.25 of 4 steps: the last step only
   const noise = new Noise(seed);
   const sampleDraw = noise.randn(16); // latent_dist.sample: std e^-15, invisible
@@ -197,6 +243,9 @@ test('exports that do not fit are refused with what is wrong', async () => {
   // vae_encoder is not in a text-to-image layout, and image-to-image needs it
   assert.match(stableDiffusionLayout({ export: join(root, 'e0') }, { image: true }).problems.join(), /vae_encoder/);
   const noUnet = { ...ctx, session: async (r: string) => (r === 'unet' ? ctx.session('text_encoder') : ctx.session(r)) };
-  await assert.rejects(run(noUnet, { prompt: 'x' }), (e: any) => e.code === 'DW_ERR_RUN_FAILED' && /unet: the graph has no input "sample" \(it has input_ids\)/.test(e.message));
+  await assert.rejects(
+    run(noUnet, { prompt: 'x' }),
+    (e: any) => e.code === 'DW_ERR_RUN_FAILED' && /unet: the graph has no input "sample" \(it has input_ids\)/.test(e.message),
+  );
   assert.equal(toHalf(1), 0x3c00);
 });

@@ -7,16 +7,34 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { alphasCumprod, schedulerConfig, schedulerOfClass, type SchedulerName } from '../src/pipelines/stable-diffusion/scheduler-config.js';
+import {
+  alphasCumprod,
+  schedulerConfig,
+  schedulerOfClass,
+  type SchedulerName,
+} from '../src/pipelines/stable-diffusion/scheduler-config.js';
 import { beginIndex, makeScheduler, roundHalfEven, stepsProblem } from '../src/pipelines/stable-diffusion/schedulers.js';
 import { ROOT } from './helpers/env.js';
 
-interface Case { scheduler: SchedulerName; config: Record<string, unknown>; steps: number; strength?: number; timesteps: number[]; sigmas?: number[]; init_noise_sigma?: number }
-const REF = JSON.parse(readFileSync(join(ROOT, 'test', 'fixtures', 'diffusers-schedules.json'), 'utf8')) as { alphas_cumprod_at: number[]; alphas_cumprod: Record<string, number[]>; cases: Case[] };
+interface Case {
+  scheduler: SchedulerName;
+  config: Record<string, unknown>;
+  steps: number;
+  strength?: number;
+  timesteps: number[];
+  sigmas?: number[];
+  init_noise_sigma?: number;
+}
+const REF = JSON.parse(readFileSync(join(ROOT, 'test', 'fixtures', 'diffusers-schedules.json'), 'utf8')) as {
+  alphas_cumprod_at: number[];
+  alphas_cumprod: Record<string, number[]>;
+  cases: Case[];
+};
 /** diffusers' alphas_cumprod[t] of SD's scaled_linear schedule, for the t the fixture has. */
 const AC = (t: number) => REF.alphas_cumprod.scaled_linear![REF.alphas_cumprod_at.indexOf(t)]!;
 
-const close = (got: number, want: number, rel: number, what: string) => assert.ok(Math.abs(got - want) <= rel * Math.max(1, Math.abs(want)), `${what}: ${got} vs ${want}`);
+const close = (got: number, want: number, rel: number, what: string) =>
+  assert.ok(Math.abs(got - want) <= rel * Math.max(1, Math.abs(want)), `${what}: ${got} vs ${want}`);
 const SD = { num_train_timesteps: 1000, beta_start: 0.00085, beta_end: 0.012, beta_schedule: 'scaled_linear', steps_offset: 1 };
 
 test('alphas_cumprod of the linear and scaled_linear beta schedules match diffusers', () => {
@@ -33,7 +51,11 @@ test(`timesteps, sigmas and init_noise_sigma of every scheduler and spacing matc
     const s = makeScheduler(k.scheduler, schedulerConfig(k.scheduler, k.config), k.steps, k.strength ?? 1);
     assert.equal(s.timesteps.length, k.timesteps.length, what);
     // Integer schedules are exact; Euler's float timesteps agree to float32 precision.
-    k.timesteps.forEach((t, i) => (k.scheduler === 'ddim' || k.scheduler === 'lcm' ? assert.equal(s.timesteps[i], t, `${what} t[${i}]`) : close(s.timesteps[i]!, t, 1e-6, `${what} t[${i}]`)));
+    k.timesteps.forEach((t, i) =>
+      k.scheduler === 'ddim' || k.scheduler === 'lcm'
+        ? assert.equal(s.timesteps[i], t, `${what} t[${i}]`)
+        : close(s.timesteps[i]!, t, 1e-6, `${what} t[${i}]`),
+    );
     if (k.sigmas) {
       assert.equal(s.sigmas.length, k.sigmas.length, what);
       k.sigmas.forEach((sg, i) => close(s.sigmas[i]!, sg, 1e-5, `${what} sigma[${i}]`));
@@ -107,7 +129,11 @@ test('one DDIM step, by hand (eta 0): to the timestep T//n earlier, then to the 
   const eps = (0 - Math.sqrt(a499) * 4) / Math.sqrt(1 - a499);
   close(x[0]!, 1 * 1 + 0 * eps, 1e-6, 'x0 clipped to 1, final alpha 1');
   // v_prediction: x0 = √ᾱ·x − √(1−ᾱ)·v, ε = √ᾱ·v + √(1−ᾱ)·x
-  const v = makeScheduler('ddim', schedulerConfig('ddim', { ...SD, timestep_spacing: 'trailing', prediction_type: 'v_prediction', clip_sample: false }), 2);
+  const v = makeScheduler(
+    'ddim',
+    schedulerConfig('ddim', { ...SD, timestep_spacing: 'trailing', prediction_type: 'v_prediction', clip_sample: false }),
+    2,
+  );
   const xv = Float32Array.of(0.5);
   v.step(0, Float32Array.of(-0.25), xv, () => new Float32Array(1));
   const [v0, ve] = [Math.sqrt(a999) * 0.5 + Math.sqrt(1 - a999) * 0.25, Math.sqrt(a999) * -0.25 + Math.sqrt(1 - a999) * 0.5];
@@ -138,15 +164,21 @@ test('one LCM step, by hand: boundary-condition scalings, fresh noise except on 
   assert.equal(draws, 1);
 });
 
-test('configs: class defaults under the file\'s keys, as from_config; unsupported settings and bad values are named', () => {
+test("configs: class defaults under the file's keys, as from_config; unsupported settings and bad values are named", () => {
   // DDIM's own default spacing is leading, Euler's linspace; keys a class does not take are ignored.
   assert.equal(schedulerConfig('ddim', {}).timestep_spacing, 'leading');
   assert.equal(schedulerConfig('euler', {}).timestep_spacing, 'linspace');
   assert.equal(schedulerConfig('euler', { set_alpha_to_one: false, timestep_spacing: 'trailing' }).timestep_spacing, 'trailing');
   assert.equal(schedulerConfig('lcm', {}).beta_schedule, 'scaled_linear');
   assert.throws(() => schedulerConfig('ddim', { thresholding: true }), /"thresholding": true is not supported/);
-  assert.throws(() => schedulerConfig('euler', { beta_schedule: 'squaredcos_cap_v2' }), /"beta_schedule" must be one of "linear", "scaled_linear", got "squaredcos_cap_v2"/);
-  assert.throws(() => schedulerConfig('euler_a', { prediction_type: 'sample' }), /euler_a scheduler cannot take "prediction_type": "sample"/);
+  assert.throws(
+    () => schedulerConfig('euler', { beta_schedule: 'squaredcos_cap_v2' }),
+    /"beta_schedule" must be one of "linear", "scaled_linear", got "squaredcos_cap_v2"/,
+  );
+  assert.throws(
+    () => schedulerConfig('euler_a', { prediction_type: 'sample' }),
+    /euler_a scheduler cannot take "prediction_type": "sample"/,
+  );
   assert.throws(() => schedulerConfig('euler', { num_train_timesteps: 1.5 }), /"num_train_timesteps" must be an integer/);
   assert.equal(schedulerOfClass('EulerAncestralDiscreteScheduler'), 'euler_a');
   assert.equal(schedulerOfClass('PNDMScheduler'), undefined);

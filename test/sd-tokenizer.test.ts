@@ -27,7 +27,18 @@ test('lower case, whitespace runs cleaned, punctuation as its own piece', () => 
   assert.equal(ClipTokenizer.clean('  A \t LOW\n\nFox!  '), 'a low fox!');
   // "'t" is its own piece by CLIP's pattern; a run of punctuation stays one piece, digits go one by one.
   const t = (s: string) => s.charCodeAt(0) - 33;
-  assert.deepEqual(tok.tokenize("don't...42"), [t('d'), t('o'), v.id('n</w>'), v.id("'"), v.id('t</w>'), v.id('.'), v.id('.'), v.id('.</w>'), v.id('4</w>'), v.id('2</w>')]);
+  assert.deepEqual(tok.tokenize("don't...42"), [
+    t('d'),
+    t('o'),
+    v.id('n</w>'),
+    v.id("'"),
+    v.id('t</w>'),
+    v.id('.'),
+    v.id('.'),
+    v.id('.</w>'),
+    v.id('4</w>'),
+    v.id('2</w>'),
+  ]);
 });
 
 test('an unknown word is split into the pieces its merges make, best rank first', () => {
@@ -53,7 +64,10 @@ test('start, end, padding with <|endoftext|> to 77, or with the pad_token the ex
   assert.deepEqual(ids.slice(0, 5), [tok.bos, A_W, FOX_W, tok.eos, tok.eos]);
   assert.ok(ids.slice(3).every((i) => i === tok.eos));
   // SD 2.x: pad_token "!" (id 0), as a string in tokenizer_config.json or an AddedToken in special_tokens_map.json
-  for (const files of [{ config: JSON.stringify({ pad_token: '!' }) }, { specialTokens: JSON.stringify({ pad_token: { content: '!', lstrip: false } }) }]) {
+  for (const files of [
+    { config: JSON.stringify({ pad_token: '!' }) },
+    { specialTokens: JSON.stringify({ pad_token: { content: '!', lstrip: false } }) },
+  ]) {
     const t2 = new ClipTokenizer({ vocab: v.vocab, merges: v.merges, ...files });
     assert.deepEqual(t2.encode('a fox').slice(0, 6), [tok.bos, A_W, FOX_W, tok.eos, 0, 0]);
   }
@@ -69,7 +83,10 @@ test('truncation keeps the start token, the first 75 tokens and the end token', 
 });
 
 test('a vocabulary without a token the text needs, or a broken merges file, is a clear error', () => {
-  assert.throws(() => new ClipTokenizer({ vocab: JSON.stringify({ a: 1 }), merges: '' }), /start token "<\|startoftext\|>" is not in tokenizer\/vocab.json/);
+  assert.throws(
+    () => new ClipTokenizer({ vocab: JSON.stringify({ a: 1 }), merges: '' }),
+    /start token "<\|startoftext\|>" is not in tokenizer\/vocab.json/,
+  );
   assert.throws(() => new ClipTokenizer({ vocab: v.vocab, merges: '#version: 0.2\na b c\n' }), /merges.txt: "a b c" is not a pair/);
   assert.throws(() => new ClipTokenizer({ vocab: '[1]', merges: '' }), /vocab.json is not a JSON object/);
 });

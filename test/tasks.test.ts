@@ -26,12 +26,22 @@ function ramp(): RawImage {
   return { data, width: 4, height: 2, channels: 3 };
 }
 
-const rejects = (p: Promise<unknown> | (() => unknown), re: RegExp) => assert.rejects(async () => (typeof p === 'function' ? p() : p), (e: any) => e.code === 'DW_ERR_BAD_ARGUMENT' && re.test(e.message));
+const rejects = (p: Promise<unknown> | (() => unknown), re: RegExp) =>
+  assert.rejects(
+    async () => (typeof p === 'function' ? p() : p),
+    (e: any) => e.code === 'DW_ERR_BAD_ARGUMENT' && re.test(e.message),
+  );
 
 test('image_crop cuts the exact pixels and refuses a rectangle outside the image', async () => {
   const out = await imageCrop({ image: ramp(), left: 1, top: 1, width: 2, height: 1 });
   assert.deepEqual([out.width, out.height, ...out.data], [2, 1, 10, 100, 7, 20, 100, 7]);
-  const rgba = await imageCrop({ image: { data: new Uint8Array(4 * 2 * 4).fill(9), width: 4, height: 2, channels: 4 }, left: 0, top: 0, width: 1, height: 1 });
+  const rgba = await imageCrop({
+    image: { data: new Uint8Array(4 * 2 * 4).fill(9), width: 4, height: 2, channels: 4 },
+    left: 0,
+    top: 0,
+    width: 1,
+    height: 1,
+  });
   assert.deepEqual([rgba.channels, ...rgba.data], [4, 9, 9, 9, 9], 'an image value keeps its alpha');
   await rejects(imageCrop({ image: ramp(), left: 3, top: 0, width: 2, height: 1 }), /2x1 at \(3, 0\) reaches outside the 4x2 image/);
   await rejects(imageCrop({ image: ramp(), left: -1, top: 0, width: 2, height: 1 }), /"left" must be an integer from 0/);
@@ -41,7 +51,10 @@ test('image_resize keeps the aspect ratio given one side and needs at least one'
   const img = { data: new Uint8Array(40 * 20 * 3).fill(200), width: 40, height: 20, channels: 3 };
   const out = await imageResize({ image: img, width: 10 });
   assert.deepEqual([out.width, out.height, out.channels], [10, 5, 3]);
-  assert.ok(out.data.every((v) => v === 200), 'a flat image stays flat');
+  assert.ok(
+    out.data.every((v) => v === 200),
+    'a flat image stays flat',
+  );
   const fill = await imageResize({ image: img, width: 8, height: 8 });
   assert.deepEqual([fill.width, fill.height], [8, 8]);
   await rejects(imageResize({ image: img }), /give "width", "height" or both/);
@@ -74,7 +87,12 @@ test('image_convert to gray and back to rgb, image_save encodes, image_load read
 });
 
 test('audio_load, audio_resample and audio_save', async () => {
-  const stereo: Audio = { kind: 'audio', samples: Float32Array.from({ length: 4800 * 2 }, (_, i) => (i % 2 ? 0.5 : -0.5) * Math.sin(i / 20)), sample_rate: 48000, channels: 2 };
+  const stereo: Audio = {
+    kind: 'audio',
+    samples: Float32Array.from({ length: 4800 * 2 }, (_, i) => (i % 2 ? 0.5 : -0.5) * Math.sin(i / 20)),
+    sample_rate: 48000,
+    channels: 2,
+  };
   const dir = mkdtempSync(join(tmpdir(), 'dw-tasks-'));
   try {
     const file = join(dir, 'a.wav');
@@ -97,10 +115,15 @@ test('audio_load, audio_resample and audio_save', async () => {
 });
 
 test('text_template fills placeholders from values and results, and names a missing one', () => {
-  assert.deepEqual(textTemplate({ template: 'total: {ocr.text} ({n} lines) {{x}}', values: { ocr: { text: '15.90' }, n: 2 } }), { text: 'total: 15.90 (2 lines) {x}' });
+  assert.deepEqual(textTemplate({ template: 'total: {ocr.text} ({n} lines) {{x}}', values: { ocr: { text: '15.90' }, n: 2 } }), {
+    text: 'total: 15.90 (2 lines) {x}',
+  });
   assert.deepEqual(textTemplate({ template: '{r}', values: { r: { text: 'from a result' } } }), { text: 'from a result' });
   assert.throws(() => textTemplate({ template: 'hi {who}', values: { name: 'x' } }), /"\{who\}" has no text value; values: name/);
-  assert.throws(() => textTemplate({ template: 'x', values: {}, extra: 1 }), /unknown argument "extra"; accepted arguments: template, values/);
+  assert.throws(
+    () => textTemplate({ template: 'x', values: {}, extra: 1 }),
+    /unknown argument "extra"; accepted arguments: template, values/,
+  );
 });
 
 test('text_join and json_pick', () => {

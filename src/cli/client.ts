@@ -5,7 +5,15 @@
 import { createConnection, type Socket } from 'node:net';
 import { DwError } from '../protocol/errors.js';
 import { encodeFrame, FrameReader } from '../protocol/framing.js';
-import { isServerFrame, type HelloResult, type Request, type RequestType, type ResultMap, type RunEvent, type ServerFrame } from '../protocol/messages.js';
+import {
+  isServerFrame,
+  type HelloResult,
+  type Request,
+  type RequestType,
+  type ResultMap,
+  type RunEvent,
+  type ServerFrame,
+} from '../protocol/messages.js';
 import { lockPathFor } from '../protocol/paths.js';
 import { readPidFile } from '../protocol/pids.js';
 import { PACKAGE_VERSION, PROTOCOL_VERSION } from '../protocol/version.js';
@@ -45,7 +53,14 @@ export class Client {
     );
     socket.on('data', (chunk) => reader.push(chunk));
     socket.on('error', () => {});
-    socket.on('close', () => this.failAll(new DwError('DW_ERR_DAEMON_UNREACHABLE', 'dwd closed the connection before answering (did it stop or crash? see `dw logs` or its journal)')));
+    socket.on('close', () =>
+      this.failAll(
+        new DwError(
+          'DW_ERR_DAEMON_UNREACHABLE',
+          'dwd closed the connection before answering (did it stop or crash? see `dw logs` or its journal)',
+        ),
+      ),
+    );
   }
 
   /** Connects without a hello; rejects with the socket error code (ENOENT, ECONNREFUSED…), or ETIMEDOUT. */
@@ -80,7 +95,12 @@ export class Client {
   }
 
   /** Sends a request; resolves with its result frame, rejects with its error frame. Returns the id too. */
-  send<T extends RequestType>(type: T, body: Body<T>, onEvent?: (e: RunEvent) => void, opts: SendOptions = {}): { id: number; done: Promise<ResultMap[T]> } {
+  send<T extends RequestType>(
+    type: T,
+    body: Body<T>,
+    onEvent?: (e: RunEvent) => void,
+    opts: SendOptions = {},
+  ): { id: number; done: Promise<ResultMap[T]> } {
     const id = ++this.seq;
     const done = new Promise<ResultMap[T]>((resolve, reject) => {
       if (this.closedError) return reject(this.closedError);
@@ -125,30 +145,39 @@ export class Client {
     const w = this.waiters.get(id);
     if (!w) return;
     this.settle(id);
-    w.reject(new DwError('DW_ERR_DAEMON_UNREACHABLE', `${this.who()} did not answer the ${w.type} request within ${(ms / 1000).toFixed(0)} s; see \`dw logs\` (or its journal)`, { pid: this.daemonPid, socket: this.path, request: w.type }));
+    w.reject(
+      new DwError(
+        'DW_ERR_DAEMON_UNREACHABLE',
+        `${this.who()} did not answer the ${w.type} request within ${(ms / 1000).toFixed(0)} s; see \`dw logs\` (or its journal)`,
+        { pid: this.daemonPid, socket: this.path, request: w.type },
+      ),
+    );
   }
 
   /** Checks, while requests wait, that dwd has been heard from recently. */
   private watch(): void {
     if (this.watchdog) return;
-    this.watchdog = setInterval(() => {
-      if (Date.now() - this.lastHeard <= this.silenceMs) return;
-      // Timers run before pending socket data is read: if dw itself was busy (writing a big output),
-      // frames may be waiting. Decide after the next poll of the socket, not before.
-      setImmediate(() => {
-        if (this.waiters.size === 0 || Date.now() - this.lastHeard <= this.silenceMs) return;
-        const pid = this.daemonPid;
-        const how = pid ? `: \`kill -CONT ${pid}\` resumes a stopped one, \`kill ${pid}\` ends it` : '';
-        this.failAll(
-          new DwError(
-            'DW_ERR_DAEMON_UNREACHABLE',
-            `${this.who()} does not answer: nothing came from it for ${(this.silenceMs / 1000).toFixed(1)} s (DW_CONNECT_TIMEOUT). It may be stopped or stuck${how}`,
-            { pid, socket: this.path, silent_ms: Date.now() - this.lastHeard },
-          ),
-        );
-        this.socket.destroy();
-      });
-    }, Math.max(50, Math.min(500, this.silenceMs / 4)));
+    this.watchdog = setInterval(
+      () => {
+        if (Date.now() - this.lastHeard <= this.silenceMs) return;
+        // Timers run before pending socket data is read: if dw itself was busy (writing a big output),
+        // frames may be waiting. Decide after the next poll of the socket, not before.
+        setImmediate(() => {
+          if (this.waiters.size === 0 || Date.now() - this.lastHeard <= this.silenceMs) return;
+          const pid = this.daemonPid;
+          const how = pid ? `: \`kill -CONT ${pid}\` resumes a stopped one, \`kill ${pid}\` ends it` : '';
+          this.failAll(
+            new DwError(
+              'DW_ERR_DAEMON_UNREACHABLE',
+              `${this.who()} does not answer: nothing came from it for ${(this.silenceMs / 1000).toFixed(1)} s (DW_CONNECT_TIMEOUT). It may be stopped or stuck${how}`,
+              { pid, socket: this.path, silent_ms: Date.now() - this.lastHeard },
+            ),
+          );
+          this.socket.destroy();
+        });
+      },
+      Math.max(50, Math.min(500, this.silenceMs / 4)),
+    );
     this.watchdog.unref();
   }
 

@@ -73,10 +73,16 @@ async function main(argv: string[]): Promise<number> {
     return EXIT.OK;
   }
   const command = BY_NAME.get(name);
-  if (!command) throw new DwError('DW_ERR_USAGE', `unknown command "${name}"; commands: ${COMMANDS.map((c) => c.name).join(', ')} (dw --help)`);
+  if (!command)
+    throw new DwError('DW_ERR_USAGE', `unknown command "${name}"; commands: ${COMMANDS.map((c) => c.name).join(', ')} (dw --help)`);
   let parsed;
   try {
-    parsed = parseArgs({ args: joinNegativeValues(rest, command), options: { ...COMMON, ...command.options }, allowPositionals: true, strict: true });
+    parsed = parseArgs({
+      args: joinNegativeValues(rest, command),
+      options: { ...COMMON, ...command.options },
+      allowPositionals: true,
+      strict: true,
+    });
   } catch (err) {
     throw new DwError('DW_ERR_USAGE', `${(err as Error).message}; see dw ${command.name} --help`);
   }
@@ -85,7 +91,10 @@ async function main(argv: string[]): Promise<number> {
     return EXIT.OK;
   }
   if (parsed.positionals.length > command.positionals) {
-    throw new DwError('DW_ERR_USAGE', `dw ${command.name} takes ${command.positionals === 0 ? 'no arguments' : `at most ${command.positionals}`}, got ${parsed.positionals.map((p) => `"${p}"`).join(' ')}; see dw ${command.name} --help`);
+    throw new DwError(
+      'DW_ERR_USAGE',
+      `dw ${command.name} takes ${command.positionals === 0 ? 'no arguments' : `at most ${command.positionals}`}, got ${parsed.positionals.map((p) => `"${p}"`).join(' ')}; see dw ${command.name} --help`,
+    );
   }
   return command.run(parsed.values, parsed.positionals);
 }

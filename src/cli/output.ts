@@ -108,14 +108,18 @@ export class OutputFiles {
       const names = new Set<string>();
       const ready = outputs.map((out, index) => {
         // The daemon already restricts names to bare, distinct file names; this keeps a hostile one from choosing a folder.
-        if (basename(out.name) !== out.name || out.name === '.' || out.name === '..' || names.has(out.name)) throw new DwError('DW_ERR_OUTPUT', `refusing output name "${out.name}": not a plain, distinct file name`);
+        if (basename(out.name) !== out.name || out.name === '.' || out.name === '..' || names.has(out.name))
+          throw new DwError('DW_ERR_OUTPUT', `refusing output name "${out.name}": not a plain, distinct file name`);
         names.add(out.name);
         // An empty output has no pieces: its file is made here.
         if (!this.partial.has(index)) this.piece(index, '');
         if (this.failure) throw this.failure;
         const p = this.partial.get(index)!;
         const size = fstatSync(p.fd).size;
-        if (p.bytes !== out.bytes || size !== out.bytes) throw new DwError('DW_ERR_PROTOCOL', `output ${out.name}: ${size} bytes arrived, the result says ${out.bytes}`, { name: out.name });
+        if (p.bytes !== out.bytes || size !== out.bytes)
+          throw new DwError('DW_ERR_PROTOCOL', `output ${out.name}: ${size} bytes arrived, the result says ${out.bytes}`, {
+            name: out.name,
+          });
         return { out, p, target: resolve(this.dir, out.name) };
       });
       return ready.map(({ out, p, target }, index) => {

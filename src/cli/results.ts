@@ -17,7 +17,9 @@ function tensorLine(v: Record<string, Json>): string | null {
   if (typeof v.type !== 'string' || !Array.isArray(v.dims) || !('data' in v || 'data_omitted' in v)) return null;
   const shape = `${v.type} [${v.dims.join(', ')}]`;
   if (!Array.isArray(v.data)) return `${shape} (${v.data_omitted ?? 'values not sent'})`;
-  return v.data.length <= 8 ? `${shape} = [${v.data.join(', ')}]` : `${shape}: ${v.data.length} values (dw run --json shows them; result.save keeps them)`;
+  return v.data.length <= 8
+    ? `${shape} = [${v.data.join(', ')}]`
+    : `${shape}: ${v.data.length} values (dw run --json shows them; result.save keeps them)`;
 }
 
 /** Strings longer than this are cut in the text view (--json keeps them whole). */
@@ -25,7 +27,8 @@ const LONG_STRING = 1000;
 
 /** Replaces tensors with their one-line description and cuts long strings, deeply. */
 function shortened(value: Json): Json {
-  if (typeof value === 'string' && value.length > LONG_STRING) return `${value.slice(0, LONG_STRING)}… (${value.length} characters; dw run --json shows them)`;
+  if (typeof value === 'string' && value.length > LONG_STRING)
+    return `${value.slice(0, LONG_STRING)}… (${value.length} characters; dw run --json shows them)`;
   if (Array.isArray(value)) return value.map(shortened);
   if (!isObject(value)) return value;
   const line = tensorLine(value);

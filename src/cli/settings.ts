@@ -5,9 +5,15 @@ import { delimiter, dirname, join } from 'node:path';
 import { parseDuration } from '../protocol/units.js';
 
 export const ENV_DOCS: Array<[string, string]> = [
-  ['DW_SOCKET', 'socket of the daemon (default: $XDG_RUNTIME_DIR/dw/dwd.sock, else /tmp/dw-$UID/dwd.sock;\nthe system service\'s /run/dwd/dwd.sock is used when no per-user daemon runs)'],
+  [
+    'DW_SOCKET',
+    "socket of the daemon (default: $XDG_RUNTIME_DIR/dw/dwd.sock, else /tmp/dw-$UID/dwd.sock;\nthe system service's /run/dwd/dwd.sock is used when no per-user daemon runs)",
+  ],
   ['DW_AUTOSTART', '0, false, no or off: never start a daemon; fail with exit code 4 instead'],
-  ['DW_CONNECT_TIMEOUT', 'how long dw waits for the daemon to answer: to connect and greet, and between\nits messages during a request (it sends one every second); default 5s'],
+  [
+    'DW_CONNECT_TIMEOUT',
+    'how long dw waits for the daemon to answer: to connect and greet, and between\nits messages during a request (it sends one every second); default 5s',
+  ],
 ];
 
 /** Whether dw may start a daemon when none answers: DW_AUTOSTART=0/false/no/off says not. */

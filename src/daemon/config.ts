@@ -45,13 +45,25 @@ const LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'];
 
 export const SETTINGS: { [K in keyof Config]: Setting<K> } = {
   socket: { flag: 'socket', env: 'DW_SOCKET', doc: 'Unix socket to listen on', default: () => defaultSocketPath(), parse: (raw) => raw },
-  keep_alive_ms: { flag: 'keep-alive', env: 'DWD_KEEP_ALIVE', doc: 'unload a model idle this long (-1: never, 0: right after its run)', default: () => 30 * 60_000, parse: parseKeepAlive },
+  keep_alive_ms: {
+    flag: 'keep-alive',
+    env: 'DWD_KEEP_ALIVE',
+    doc: 'unload a model idle this long (-1: never, 0: right after its run)',
+    default: () => 30 * 60_000,
+    parse: parseKeepAlive,
+  },
   max_memory: {
-    flag: 'max-memory', env: 'DWD_MAX_MEMORY', doc: 'memory budget for loaded models: bytes, 8G, 50% (of RAM) or 80%gpu; idle models are evicted to fit', default: () => null,
+    flag: 'max-memory',
+    env: 'DWD_MAX_MEMORY',
+    doc: 'memory budget for loaded models: bytes, 8G, 50% (of RAM) or 80%gpu; idle models are evicted to fit',
+    default: () => null,
     parse: (raw, name) => {
       const pct = /^(\d+(?:\.\d+)?)%(gpu)?$/i.exec(raw.trim());
       if (raw.includes('%') && !(pct && Number(pct[1]) > 0 && Number(pct[1]) <= 100)) {
-        throw new DwError('DW_ERR_USAGE', `${name}: "${raw}" is not a percentage between 0 and 100, e.g. 50% (of RAM) or 80%gpu (of GPU memory)`);
+        throw new DwError(
+          'DW_ERR_USAGE',
+          `${name}: "${raw}" is not a percentage between 0 and 100, e.g. 50% (of RAM) or 80%gpu (of GPU memory)`,
+        );
       }
       const gpu = pct?.[2] ? gpuMemoryTotal() : null;
       if (pct?.[2] && gpu === null) throw new DwError('DW_ERR_USAGE', `${name}: "${raw}" needs a GPU, but nvidia-smi does not answer`);
@@ -60,25 +72,41 @@ export const SETTINGS: { [K in keyof Config]: Setting<K> } = {
       return bytes;
     },
   },
-  growth_warn_bytes: { flag: 'growth-warn', env: 'DWD_GROWTH_WARN', doc: 'warn when the runner grows by more than this across warm runs', default: () => 500 * 1024 * 1024, parse: parseSize },
+  growth_warn_bytes: {
+    flag: 'growth-warn',
+    env: 'DWD_GROWTH_WARN',
+    doc: 'warn when the runner grows by more than this across warm runs',
+    default: () => 500 * 1024 * 1024,
+    parse: parseSize,
+  },
   recycle_above_bytes: {
-    flag: 'recycle-above', env: 'DWD_RECYCLE_ABOVE',
+    flag: 'recycle-above',
+    env: 'DWD_RECYCLE_ABOVE',
     doc: 'replace an idle runner that holds this much more than its models (or twice their size, if more) after a large run, and load its models again; 0: never',
-    default: () => 1024 * 1024 * 1024, parse: parseSize,
+    default: () => 1024 * 1024 * 1024,
+    parse: parseSize,
   },
   prewarm: {
-    flag: 'prewarm', env: 'DWD_PREWARM', boolean: true, doc: 'load a model again in the background when its file changes', default: () => false,
+    flag: 'prewarm',
+    env: 'DWD_PREWARM',
+    boolean: true,
+    doc: 'load a model again in the background when its file changes',
+    default: () => false,
     parse: (raw, name) => {
       if (!/^(1|0|true|false)$/.test(raw)) throw new DwError('DW_ERR_USAGE', `${name}: "${raw}" is not 1, 0, true or false`);
       return raw === '1' || raw === 'true';
     },
   },
   allowed_roots: {
-    flag: 'allowed-roots', env: 'DWD_ALLOWED_ROOTS', doc: 'colon-separated folders that workflows, models and inputs must lie in', default: () => null,
+    flag: 'allowed-roots',
+    env: 'DWD_ALLOWED_ROOTS',
+    doc: 'colon-separated folders that workflows, models and inputs must lie in',
+    default: () => null,
     parse: (raw) => raw.split(':').filter(Boolean),
   },
   plugins: {
-    flag: 'plugins', env: 'DWD_PLUGINS',
+    flag: 'plugins',
+    env: 'DWD_PLUGINS',
     doc: 'run plugin pipelines ("type": "./x.mjs"): on, off, or auto = on unless --allowed-roots is set (a plugin runs any code)',
     default: () => 'auto',
     parse: (raw, name) => {
@@ -86,18 +114,51 @@ export const SETTINGS: { [K in keyof Config]: Setting<K> } = {
       return raw as Config['plugins'];
     },
   },
-  parallel: { flag: 'parallel', env: 'DWD_PARALLEL', doc: 'runs of different models at once (the CPU plus one)', default: () => 2, parse: positiveInt },
-  max_queue: { flag: 'max-queue', env: 'DWD_MAX_QUEUE', doc: 'runs that may wait; past it a run is refused with DW_ERR_BUSY', default: () => 64, parse: positiveInt },
-  timeout_ms: { flag: 'timeout', env: 'DWD_TIMEOUT', doc: 'default deadline of a run (dw run --timeout overrides it per run)', default: () => 300_000, parse: parseDuration },
-  grace_ms: { flag: 'grace', env: 'DWD_GRACE', doc: 'how long shutdown waits for runs in flight before cancelling them', default: () => 10_000, parse: parseDuration },
+  parallel: {
+    flag: 'parallel',
+    env: 'DWD_PARALLEL',
+    doc: 'runs of different models at once (the CPU plus one)',
+    default: () => 2,
+    parse: positiveInt,
+  },
+  max_queue: {
+    flag: 'max-queue',
+    env: 'DWD_MAX_QUEUE',
+    doc: 'runs that may wait; past it a run is refused with DW_ERR_BUSY',
+    default: () => 64,
+    parse: positiveInt,
+  },
+  timeout_ms: {
+    flag: 'timeout',
+    env: 'DWD_TIMEOUT',
+    doc: 'default deadline of a run (dw run --timeout overrides it per run)',
+    default: () => 300_000,
+    parse: parseDuration,
+  },
+  grace_ms: {
+    flag: 'grace',
+    env: 'DWD_GRACE',
+    doc: 'how long shutdown waits for runs in flight before cancelling them',
+    default: () => 10_000,
+    parse: parseDuration,
+  },
   log_level: {
-    flag: 'log-level', env: 'DWD_LOG_LEVEL', doc: `log level: ${LEVELS.join(', ')}`, default: () => 'info',
+    flag: 'log-level',
+    env: 'DWD_LOG_LEVEL',
+    doc: `log level: ${LEVELS.join(', ')}`,
+    default: () => 'info',
     parse: (raw, name) => {
       if (!LEVELS.includes(raw)) throw new DwError('DW_ERR_USAGE', `${name}: "${raw}" is not one of ${LEVELS.join(', ')}`);
       return raw;
     },
   },
-  max_frame: { flag: 'max-frame', env: 'DWD_MAX_FRAME', doc: 'largest protocol frame accepted or sent', default: () => DEFAULT_MAX_FRAME, parse: parseSize },
+  max_frame: {
+    flag: 'max-frame',
+    env: 'DWD_MAX_FRAME',
+    doc: 'largest protocol frame accepted or sent',
+    default: () => DEFAULT_MAX_FRAME,
+    parse: parseSize,
+  },
 };
 
 export function usage(): string {
@@ -107,12 +168,18 @@ export function usage(): string {
   const width = Math.max(...flags.map((f) => f.length));
   const envWidth = Math.max(...settings.map((s) => s.env.length));
   const shown = (key: string, v: unknown) =>
-    v === null ? 'none'
-    : typeof v !== 'number' ? String(v)
-    : key.endsWith('_ms') ? `${v / 1000}s`
-    : /frame|bytes|memory/.test(key) ? `${v / 1048576}M`
-    : String(v);
-  const rows = settings.map((s, i) => `  ${flags[i]!.padEnd(width)}  ${s.env.padEnd(envWidth)}  ${s.doc} (default: ${shown(keys[i]!, s.default())})`);
+    v === null
+      ? 'none'
+      : typeof v !== 'number'
+        ? String(v)
+        : key.endsWith('_ms')
+          ? `${v / 1000}s`
+          : /frame|bytes|memory/.test(key)
+            ? `${v / 1048576}M`
+            : String(v);
+  const rows = settings.map(
+    (s, i) => `  ${flags[i]!.padEnd(width)}  ${s.env.padEnd(envWidth)}  ${s.doc} (default: ${shown(keys[i]!, s.default())})`,
+  );
   return [
     'Usage: dwd [options]',
     '',
@@ -127,10 +194,17 @@ export function usage(): string {
 }
 
 export function loadConfig(argv: string[], env: NodeJS.ProcessEnv = process.env): Config | 'help' | 'version' {
-  const options = Object.fromEntries(Object.values(SETTINGS).map((s) => [s.flag, { type: s.boolean ? ('boolean' as const) : ('string' as const) }]));
+  const options = Object.fromEntries(
+    Object.values(SETTINGS).map((s) => [s.flag, { type: s.boolean ? ('boolean' as const) : ('string' as const) }]),
+  );
   let values: Record<string, string | boolean | undefined>;
   try {
-    ({ values } = parseArgs({ args: argv, options: { ...options, help: { type: 'boolean' }, version: { type: 'boolean' } }, strict: true, allowPositionals: false }));
+    ({ values } = parseArgs({
+      args: argv,
+      options: { ...options, help: { type: 'boolean' }, version: { type: 'boolean' } },
+      strict: true,
+      allowPositionals: false,
+    }));
   } catch (err) {
     throw new DwError('DW_ERR_USAGE', `${(err as Error).message}\n\n${usage()}`);
   }

@@ -64,15 +64,19 @@ export class Daemon {
     // A plugin runs any code as the daemon; with roots set, the operator meant to contain requests.
     this.pluginsAllowed = config.plugins === 'on' || (config.plugins === 'auto' && !this.roots.active);
     this.growth = new GrowthTracker(config.growth_warn_bytes);
-    this.supervisor = new Supervisor(log, {
-      exited: (crashed) => {
-        // Remember what the dead runner held, so the next one can load it again unasked.
-        // A runner that dies during the previous recovery must not make us forget what it was recovering.
-        if (crashed) this.lost = [...new Map([...this.lost, ...this.registry.snapshot()].map((m) => [m.key, m])).values()];
-        this.registry.reset();
+    this.supervisor = new Supervisor(
+      log,
+      {
+        exited: (crashed) => {
+          // Remember what the dead runner held, so the next one can load it again unasked.
+          // A runner that dies during the previous recovery must not make us forget what it was recovering.
+          if (crashed) this.lost = [...new Map([...this.lost, ...this.registry.snapshot()].map((m) => [m.key, m])).values()];
+          this.registry.reset();
+        },
+        ready: () => void this.recover(),
       },
-      ready: () => void this.recover(),
-    }, Math.min(MAX_RESULT_BYTES, config.max_frame - Math.min(RESULT_FRAME_OVERHEAD, config.max_frame / 4)));
+      Math.min(MAX_RESULT_BYTES, config.max_frame - Math.min(RESULT_FRAME_OVERHEAD, config.max_frame / 4)),
+    );
     this.registry = new ModelRegistry({
       release: (keys) => this.supervisor.release(keys),
       loaded: async () => (await this.supervisor.snapshot())?.models ?? null,
@@ -167,16 +171,35 @@ export class Daemon {
     this.log.info({ ...facts, models: held.length }, 'the idle runner holds far more memory than its models: replacing it');
     await this.scheduler.exclusive('recycle', () => this.supervisor.replace());
     this.growth.reset();
-    const reloaded = await this.preload(held.map((m) => ({ ...m, session: m.session! })), 'runner replaced');
-    this.log.info({ rss_before: facts.rss, rss_after: (await this.supervisor.snapshot())?.rss ?? null, models: held.length, reloaded }, 'runner replaced: memory given back, models loaded again');
+    const reloaded = await this.preload(
+      held.map((m) => ({ ...m, session: m.session! })),
+      'runner replaced',
+    );
+    this.log.info(
+      { rss_before: facts.rss, rss_after: (await this.supervisor.snapshot())?.rss ?? null, models: held.length, reloaded },
+      'runner replaced: memory given back, models loaded again',
+    );
   }
 
   /** Loads models in the background, ahead of any run that will ask for them; false if any failed. */
-  private async preload(models: Array<{ key: string; path: string; files?: string[]; role: string; session: SessionOptionsSpec; workflows: string[]; keep_alive_ms?: number }>, why: string): Promise<boolean> {
+  private async preload(
+    models: Array<{
+      key: string;
+      path: string;
+      files?: string[];
+      role: string;
+      session: SessionOptionsSpec;
+      workflows: string[];
+      keep_alive_ms?: number;
+    }>,
+    why: string,
+  ): Promise<boolean> {
     let ok = true;
     for (const m of models) {
       const model = { role: m.role, kind: 'onnx' as const, path: m.path, key: m.key, ...(m.files?.length ? { files: m.files } : {}) };
-      const reply = await this.scheduler.background(`preload:${m.key}`, [m.key], () => this.supervisor.preload(model, m.session)).catch(() => null);
+      const reply = await this.scheduler
+        .background(`preload:${m.key}`, [m.key], () => this.supervisor.preload(model, m.session))
+        .catch(() => null);
       if (!reply || reply.error) {
         this.log.warn({ path: m.path, why, err: reply?.error?.message ?? 'no runner' }, 'background load failed');
         ok = false;
@@ -189,7 +212,9 @@ export class Daemon {
 
   /** --prewarm: after a model file changed, load its new content before anyone asks. */
   private async prewarm(path: string, dropped: Array<ModelSnapshot & { digest: string }>): Promise<void> {
-    const models = dropped.filter((m) => m.session).map((m) => ({ ...m, key: `${m.digest}:${optionsDigest(m.session!)}`, session: m.session! }));
+    const models = dropped
+      .filter((m) => m.session)
+      .map((m) => ({ ...m, key: `${m.digest}:${optionsDigest(m.session!)}`, session: m.session! }));
     if (await this.preload(models, 'prewarm')) this.log.info({ path, sessions: models.length }, 'model prewarmed after its file changed');
   }
 

@@ -29,7 +29,10 @@ export class GrowthTracker {
     const was = this.report.warning;
     this.report.latest_rss = rss;
     const grown = rss - this.report.baseline_rss;
-    this.report.warning = grown > this.warnBytes ? `runner memory grew by ${mb(grown)} across warm runs of the same models (from ${mb(this.report.baseline_rss)} to ${mb(rss)}); \`dw clear\` gives it back` : null;
+    this.report.warning =
+      grown > this.warnBytes
+        ? `runner memory grew by ${mb(grown)} across warm runs of the same models (from ${mb(this.report.baseline_rss)} to ${mb(rss)}); \`dw clear\` gives it back`
+        : null;
     return was === null ? this.report.warning : null;
   }
 

@@ -14,7 +14,13 @@ import type { HandlerTable, Connection } from './server.js';
 import type { Daemon } from './daemon.js';
 
 export function optionsDigest(session: Plan['steps'][number]['session']): string {
-  const canonical = JSON.stringify([session.providers, session.intra_op_threads ?? 0, session.graph_optimization ?? 'all', session.intra_op_spinning ?? false, session.graph_rewrites ?? true]);
+  const canonical = JSON.stringify([
+    session.providers,
+    session.intra_op_threads ?? 0,
+    session.graph_optimization ?? 'all',
+    session.intra_op_spinning ?? false,
+    session.graph_rewrites ?? true,
+  ]);
   return createHash('sha256').update(canonical).digest('hex').slice(0, 8);
 }
 
@@ -36,7 +42,13 @@ export function runId(conn: Connection, id: string | number): string {
 export function createHandlers(d: Daemon): HandlerTable {
   return {
     hello: async (req, conn) => {
-      const mine: ResultMap['hello'] = { protocol: PROTOCOL_VERSION, version: PACKAGE_VERSION, pid: process.pid, autostarted: d.autostarted, timeout_ms: d.config.timeout_ms };
+      const mine: ResultMap['hello'] = {
+        protocol: PROTOCOL_VERSION,
+        version: PACKAGE_VERSION,
+        pid: process.pid,
+        autostarted: d.autostarted,
+        timeout_ms: d.config.timeout_ms,
+      };
       if (req.protocol !== PROTOCOL_VERSION || req.version !== PACKAGE_VERSION) {
         throw new DwError(
           'DW_ERR_VERSION_MISMATCH',
@@ -52,7 +64,8 @@ export function createHandlers(d: Daemon): HandlerTable {
       if (d.shuttingDown) throw new DwError('DW_ERR_SHUTTING_DOWN', 'dwd is shutting down and takes no new runs');
       const t0 = performance.now();
       const id = runId(conn, req.id);
-      if (conn.runs.has(id)) throw new DwError('DW_ERR_PROTOCOL', `request id ${JSON.stringify(req.id)} is already running on this connection`);
+      if (conn.runs.has(id))
+        throw new DwError('DW_ERR_PROTOCOL', `request id ${JSON.stringify(req.id)} is already running on this connection`);
       // Registered before the checks (hashing a big model takes a while), so a cancel or a
       // disconnect during them is not lost.
       const mine = { cancelled: null as DwError | null };
@@ -62,7 +75,13 @@ export function createHandlers(d: Daemon): HandlerTable {
         plan = await loadPlan(req.workflow, req.args, req.cwd, d.roots, { plugins: d.pluginsAllowed });
         await assignKeys(plan, d, (e) => conn.event(req.id, e));
         if (mine.cancelled) throw mine.cancelled;
-        const r = await d.scheduler.submit({ id, plan, timeout_ms: req.timeout_ms ?? d.config.timeout_ms, keep_alive_ms: req.keep_alive_ms, emit: (e) => conn.event(req.id, e) });
+        const r = await d.scheduler.submit({
+          id,
+          plan,
+          timeout_ms: req.timeout_ms ?? d.config.timeout_ms,
+          keep_alive_ms: req.keep_alive_ms,
+          emit: (e) => conn.event(req.id, e),
+        });
         d.noteRunnerRss(r.rss);
         d.log.info({ run: id, workflow: plan.workflow.path, load_ms: r.load_ms, run_ms: r.run_ms, queue_ms: r.queue_ms }, 'run done');
         return {
@@ -74,7 +93,10 @@ export function createHandlers(d: Daemon): HandlerTable {
           timings: { total_ms: Math.round(performance.now() - t0), queue_ms: r.queue_ms, load_ms: r.load_ms, run_ms: r.run_ms },
         };
       } catch (err) {
-        d.log.info({ run: id, workflow: plan?.workflow.path ?? req.workflow, code: (err as DwError).code, err: (err as Error).message }, 'run failed');
+        d.log.info(
+          { run: id, workflow: plan?.workflow.path ?? req.workflow, code: (err as DwError).code, err: (err as Error).message },
+          'run failed',
+        );
         throw err;
       } finally {
         conn.runs.delete(id);
@@ -123,7 +145,12 @@ export function createHandlers(d: Daemon): HandlerTable {
       const growth = d.growth.snapshot();
       const providers = [...new Set(models.map((m) => m.provider))];
       return {
-        daemon: { pid: process.pid, version: PACKAGE_VERSION, rss: process.memoryUsage.rss(), uptime_s: Math.round((Date.now() - d.startedAt) / 1000) },
+        daemon: {
+          pid: process.pid,
+          version: PACKAGE_VERSION,
+          rss: process.memoryUsage.rss(),
+          uptime_s: Math.round((Date.now() - d.startedAt) / 1000),
+        },
         host,
         budget: {
           max_bytes: d.registry.budget,
@@ -139,8 +166,21 @@ export function createHandlers(d: Daemon): HandlerTable {
             fresh_rss: d.supervisor.freshRss,
             growth: growth && { ...growth, warn_bytes: d.config.growth_warn_bytes },
             models: models.map((m) => ({
-              path: m.path, key: m.key, role: m.role, provider: m.provider, options: m.session, size_bytes: m.size_bytes, cost_bytes: m.cost_bytes, load_ms: m.load_ms,
-              uses: m.uses, loaded_at: m.loaded_at, last_used: m.last_used, keep_alive_ms: m.keep_alive_ms, expires_at: m.expires_at, in_use: m.in_use, workflows: m.workflows,
+              path: m.path,
+              key: m.key,
+              role: m.role,
+              provider: m.provider,
+              options: m.session,
+              size_bytes: m.size_bytes,
+              cost_bytes: m.cost_bytes,
+              load_ms: m.load_ms,
+              uses: m.uses,
+              loaded_at: m.loaded_at,
+              last_used: m.last_used,
+              keep_alive_ms: m.keep_alive_ms,
+              expires_at: m.expires_at,
+              in_use: m.in_use,
+              workflows: m.workflows,
             })),
           },
         ],
@@ -153,7 +193,10 @@ export function createHandlers(d: Daemon): HandlerTable {
 
     clear: async (req) => {
       if (!req.path) {
-        if (req.no_wait && d.scheduler.running) throw new DwError('DW_ERR_MODEL_IN_USE', 'a run is in progress; drop --no-wait to clear once it ends', { active: d.scheduler.activeJobs().map((j) => j.plan.workflow.path) });
+        if (req.no_wait && d.scheduler.running)
+          throw new DwError('DW_ERR_MODEL_IN_USE', 'a run is in progress; drop --no-wait to clear once it ends', {
+            active: d.scheduler.activeJobs().map((j) => j.plan.workflow.path),
+          });
         return d.scheduler.exclusive('clear', async (): Promise<ResultMap['clear']> => {
           const before = (await d.supervisor.snapshot())?.rss ?? null;
           const released = d.registry.snapshot().map((m) => ({ key: m.key, path: m.path }));
@@ -161,26 +204,45 @@ export function createHandlers(d: Daemon): HandlerTable {
           d.growth.reset();
           const after = (await d.supervisor.snapshot())?.rss ?? null;
           d.log.info({ released: released.length, rss_before: before, rss_after: after }, 'cleared: runner replaced');
-          return { scope: 'all', released, rss_before: before, rss_after: after, freed_bytes: before !== null && after !== null ? before - after : null };
+          return {
+            scope: 'all',
+            released,
+            rss_before: before,
+            rss_after: after,
+            freed_bytes: before !== null && after !== null ? before - after : null,
+          };
         });
       }
       const target = resolve(req.cwd ?? '/', req.path);
       await d.roots.check(target, 'path');
-      const exists = await stat(target).then((s) => s.isFile(), () => false);
+      const exists = await stat(target).then(
+        (s) => s.isFile(),
+        () => false,
+      );
       const isWorkflow = exists && target.endsWith('.json');
       if (!exists && !d.registry.hasPath(target)) {
         throw new DwError('DW_ERR_FILE_NOT_FOUND', `${target} does not exist and no loaded model comes from it`, { path: target });
       }
       const paths = new Set(isWorkflow ? await modelPathsOf(target) : [target]);
       if (req.no_wait && d.registry.pathsInUse(paths)) {
-        throw new DwError('DW_ERR_MODEL_IN_USE', `a run is using ${isWorkflow ? 'a model of ' : ''}${target}; drop --no-wait to clear once it ends`, { path: target });
+        throw new DwError(
+          'DW_ERR_MODEL_IN_USE',
+          `a run is using ${isWorkflow ? 'a model of ' : ''}${target}; drop --no-wait to clear once it ends`,
+          { path: target },
+        );
       }
       return d.scheduler.exclusive('clear', async (): Promise<ResultMap['clear']> => {
         const keys = d.registry.keysFor(paths);
         const before = (await d.supervisor.snapshot())?.rss ?? null;
         const gone = await d.registry.drop(keys, `dw clear ${req.path}`, false);
         const after = (await d.supervisor.snapshot())?.rss ?? null;
-        return { scope: 'path', released: gone.map((e) => ({ key: e.key, path: e.path })), rss_before: before, rss_after: after, freed_bytes: before !== null && after !== null ? before - after : null };
+        return {
+          scope: 'path',
+          released: gone.map((e) => ({ key: e.key, path: e.path })),
+          rss_before: before,
+          rss_after: after,
+          freed_bytes: before !== null && after !== null ? before - after : null,
+        };
       });
     },
 

@@ -4,7 +4,12 @@ import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
 
-interface Memo { size: number; mtimeMs: number; ino: number; sha256: Promise<string> }
+interface Memo {
+  size: number;
+  mtimeMs: number;
+  ino: number;
+  sha256: Promise<string>;
+}
 
 export class FileHasher {
   private readonly memo = new Map<string, Memo>();

@@ -42,9 +42,14 @@ function unlinkQuiet(path: string): void {
 function ensureSocketDir(dir: string): void {
   if (!existsSync(dir)) makeDirs(dir, 0o700);
   const st = statSync(dir);
-  if (!st.isDirectory()) throw new DwError('DW_ERR_USAGE', `${dir} is not a directory; set DW_SOCKET to a path in a directory of your own`, { dir });
+  if (!st.isDirectory())
+    throw new DwError('DW_ERR_USAGE', `${dir} is not a directory; set DW_SOCKET to a path in a directory of your own`, { dir });
   if (st.uid !== uid() && (st.mode & 0o1000) === 0) {
-    throw new DwError('DW_ERR_USAGE', `socket directory ${dir} belongs to uid ${st.uid}, not to you (uid ${uid()}); set DW_SOCKET to a path in a directory of your own`, { dir });
+    throw new DwError(
+      'DW_ERR_USAGE',
+      `socket directory ${dir} belongs to uid ${st.uid}, not to you (uid ${uid()}); set DW_SOCKET to a path in a directory of your own`,
+      { dir },
+    );
   }
 }
 
@@ -96,10 +101,17 @@ async function takeLock(lock: string, socket: string, opts: BindOptions): Promis
     const holder = readPidFile(lock);
     if (holder && holder.pid !== process.pid && recordAlive(holder)) {
       if (await socketAccepts(socket)) {
-        throw new DwError('DW_ERR_USAGE', `dwd is already running (pid ${holder.pid}) on ${socket}; stop it with \`dw stop\` first`, { pid: holder.pid, socket });
+        throw new DwError('DW_ERR_USAGE', `dwd is already running (pid ${holder.pid}) on ${socket}; stop it with \`dw stop\` first`, {
+          pid: holder.pid,
+          socket,
+        });
       }
       if (Date.now() > deadline) {
-        throw new DwError('DW_ERR_USAGE', `dwd pid ${holder.pid} holds ${lock} but does not answer on ${socket}, and did not exit within ${Math.round(waitMs / 1000)} s; end it (kill ${holder.pid}) and try again`, { pid: holder.pid, socket });
+        throw new DwError(
+          'DW_ERR_USAGE',
+          `dwd pid ${holder.pid} holds ${lock} but does not answer on ${socket}, and did not exit within ${Math.round(waitMs / 1000)} s; end it (kill ${holder.pid}) and try again`,
+          { pid: holder.pid, socket },
+        );
       }
       if (!told) opts.waiting?.(holder.pid, waitMs);
       told = true;

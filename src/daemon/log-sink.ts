@@ -61,7 +61,9 @@ export class LogSink {
       // The destination took lines again: say in the log itself what is missing from it.
       const n = this.droppedSinceTold;
       this.droppedSinceTold = 0;
-      this.queue.unshift(`${JSON.stringify({ level: 40, time: new Date().toISOString(), pid: process.pid, dropped: n, reason: this.health.last_error, msg: 'log lines were dropped' })}\n`);
+      this.queue.unshift(
+        `${JSON.stringify({ level: 40, time: new Date().toISOString(), pid: process.pid, dropped: n, reason: this.health.last_error, msg: 'log lines were dropped' })}\n`,
+      );
     }
     const text = this.queue.join('');
     this.queue = [];

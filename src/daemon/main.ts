@@ -89,7 +89,17 @@ async function main(): Promise<void> {
     startFailed(err, log);
   }
   const runnerUp = daemon.start();
-  log.info({ version: PACKAGE_VERSION, protocol: PROTOCOL_VERSION, socket: daemon.socket, socket_activated: daemon.activated, settings: config, node: process.version }, 'dwd listening');
+  log.info(
+    {
+      version: PACKAGE_VERSION,
+      protocol: PROTOCOL_VERSION,
+      socket: daemon.socket,
+      socket_activated: daemon.activated,
+      settings: config,
+      node: process.version,
+    },
+    'dwd listening',
+  );
 
   let exitCode = 0;
   void daemon.stopped.then(async () => {

@@ -20,13 +20,25 @@ interface Model {
  * The digest of the model's files. With `step` and `emit`, a big file being read for the first
  * time is announced and its progress reported (the first load of a 3 GB UNet spends a while here).
  */
-export async function modelDigest(hasher: FileHasher, model: Model, step?: string, emit: (e: RunEvent) => void = () => {}): Promise<string> {
+export async function modelDigest(
+  hasher: FileHasher,
+  model: Model,
+  step?: string,
+  emit: (e: RunEvent) => void = () => {},
+): Promise<string> {
   const hashOne = (file: string) => {
     const what = file === model.path ? (model.role ?? basename(file)) : `${model.role ?? 'model'} data ${basename(file)}`;
     let shown = -1;
     return hasher.sha256(
       file,
-      (size) => size >= BIG_FILE && step !== undefined && emit({ kind: 'log', level: 'info', message: `${step}: hashing ${what} (${(size / 1048576).toFixed(0)} MB), once per file version` }),
+      (size) =>
+        size >= BIG_FILE &&
+        step !== undefined &&
+        emit({
+          kind: 'log',
+          level: 'info',
+          message: `${step}: hashing ${what} (${(size / 1048576).toFixed(0)} MB), once per file version`,
+        }),
       (done, size) => {
         if (size < BIG_FILE || step === undefined) return;
         // Twenty updates at most: enough for a live line, few enough for a log.

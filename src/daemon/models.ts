@@ -38,7 +38,13 @@ export interface ModelEntry {
 
 export type ModelSnapshot = Omit<ModelEntry, 'timer' | 'workflows'> & { workflows: string[]; in_use: boolean };
 
-export interface Eviction { at: number; key: string; path: string; reason: string; cost_bytes: number }
+export interface Eviction {
+  at: number;
+  key: string;
+  path: string;
+  reason: string;
+  cost_bytes: number;
+}
 
 export interface RegistryDeps {
   release: (keys: string[]) => Promise<unknown>;
@@ -54,17 +60,32 @@ export interface RegistryDeps {
 /** Before a model was ever measured, its memory is estimated from its file size: weights plus arenas. */
 export const COST_PER_FILE_BYTE = 2;
 
-interface PlannedModel { key: string; path: string; files: string[]; role: string; session: SessionOptionsSpec }
+interface PlannedModel {
+  key: string;
+  path: string;
+  files: string[];
+  role: string;
+  session: SessionOptionsSpec;
+}
 
 function onnxModels(plan: Plan): PlannedModel[] {
   const seen = new Map<string, PlannedModel>();
-  for (const step of plan.steps) for (const m of step.models) if (m.kind === 'onnx') seen.set(m.key, { key: m.key, path: m.path, files: m.files ?? [], role: m.role, session: step.session });
+  for (const step of plan.steps)
+    for (const m of step.models)
+      if (m.kind === 'onnx') seen.set(m.key, { key: m.key, path: m.path, files: m.files ?? [], role: m.role, session: step.session });
   return [...seen.values()];
 }
 
 /** The bytes of a model's files (its graph and external data), 0 for those that are gone. */
 async function sizeOf(m: { path: string; files?: string[] }): Promise<number> {
-  const sizes = await Promise.all([m.path, ...(m.files ?? [])].map((p) => stat(p).then((s) => s.size, () => 0)));
+  const sizes = await Promise.all(
+    [m.path, ...(m.files ?? [])].map((p) =>
+      stat(p).then(
+        (s) => s.size,
+        () => 0,
+      ),
+    ),
+  );
   return sizes.reduce((a, b) => a + b, 0);
 }
 
@@ -127,7 +148,10 @@ export class ModelRegistry {
       if (e) this.clearTimer(e);
     }
     try {
-      await this.makeRoom(models.filter((m) => !this.entries.has(m.key)), new Set(acquired));
+      await this.makeRoom(
+        models.filter((m) => !this.entries.has(m.key)),
+        new Set(acquired),
+      );
     } catch (err) {
       // A run that never ran still touched its loaded models: they get their keep-alive back.
       this.unpin(acquired);
@@ -145,7 +169,10 @@ export class ModelRegistry {
    * loaded again, to go before it, when that is so. Also keeps what status reports show during
    * the run (a model just loaded, its cost; uses).
    */
-  noteCache(e: Extract<RunEvent, { kind: 'cache' }>, m: { key: string; path: string; files?: string[]; role: string; session: SessionOptionsSpec; workflow: string; cost_bytes?: number }): RunEvent | null {
+  noteCache(
+    e: Extract<RunEvent, { kind: 'cache' }>,
+    m: { key: string; path: string; files?: string[]; role: string; session: SessionOptionsSpec; workflow: string; cost_bytes?: number },
+  ): RunEvent | null {
     const sha = shaOf(m.key);
     const before = this.lastSha.get(m.path);
     const note = this.notes.get(m.path);
@@ -162,8 +189,23 @@ export class ModelRegistry {
       const cost = this.remember(m.key, m.cost_bytes ?? 0);
       const now = Date.now();
       this.entries.set(m.key, {
-        key: m.key, path: m.path, files: m.files ?? [], role: m.role, session: m.session, provider: e.provider ?? '', size_bytes: sizeOfSync(m), cost_bytes: cost, load_ms: e.load_ms ?? 0,
-        loaded_at: now, last_used: now, uses: 1, keep_alive_ms: this.deps.keepAliveMs, expires_at: null, workflows: new Set([m.workflow]), stale: null, timer: null,
+        key: m.key,
+        path: m.path,
+        files: m.files ?? [],
+        role: m.role,
+        session: m.session,
+        provider: e.provider ?? '',
+        size_bytes: sizeOfSync(m),
+        cost_bytes: cost,
+        load_ms: e.load_ms ?? 0,
+        loaded_at: now,
+        last_used: now,
+        uses: 1,
+        keep_alive_ms: this.deps.keepAliveMs,
+        expires_at: null,
+        workflows: new Set([m.workflow]),
+        stale: null,
+        timer: null,
       });
     }
     const reason = note ?? (before !== undefined && before !== sha ? changed(before, sha) : undefined);
@@ -203,7 +245,11 @@ export class ModelRegistry {
    */
   private async evictFor(need: number, max: number, mine: Set<string>, reserving: Set<string>): Promise<void> {
     if (need > max) {
-      throw new DwError('DW_ERR_NO_MEMORY', `the run needs about ${mb(need)} for models not loaded yet, more than the whole budget of ${mb(max)} (dwd --max-memory)`, { need_bytes: need, budget_bytes: max });
+      throw new DwError(
+        'DW_ERR_NO_MEMORY',
+        `the run needs about ${mb(need)} for models not loaded yet, more than the whole budget of ${mb(max)} (dwd --max-memory)`,
+        { need_bytes: need, budget_bytes: max },
+      );
     }
     // Loaded models at their measured cost, plus what other lanes are loading right now (their estimate).
     const loading = [...this.reserved].filter(([k]) => !reserving.has(k)).reduce((sum, [, c]) => sum + c, 0);
@@ -241,7 +287,12 @@ export class ModelRegistry {
         freed -= v.cost_bytes;
       }
     }
-    if (victims.length > 0) await this.drop(victims.map((v) => v.key), `evicted to fit ${mb(need)} under the ${mb(max)} budget (least recently used first)`, true);
+    if (victims.length > 0)
+      await this.drop(
+        victims.map((v) => v.key),
+        `evicted to fit ${mb(need)} under the ${mb(max)} budget (least recently used first)`,
+        true,
+      );
   }
 
   /** After a run, successful or not: records what the runner now holds and starts keep-alive timers. */
@@ -267,7 +318,9 @@ export class ModelRegistry {
   }
 
   /** After a background load (--prewarm, recovery, a replaced runner): adopt what the runner now holds, with the default keep-alive unless told. */
-  async adopt(extra: Array<{ key: string; role: string; session: SessionOptionsSpec; workflows: string[]; keep_alive_ms?: number }>): Promise<void> {
+  async adopt(
+    extra: Array<{ key: string; role: string; session: SessionOptionsSpec; workflows: string[]; keep_alive_ms?: number }>,
+  ): Promise<void> {
     const held = await this.deps.loaded();
     if (held) await this.reconcile(held);
     for (const x of extra) {
@@ -295,9 +348,23 @@ export class ModelRegistry {
       const size = await sizeOf(h);
       this.generation += 1;
       this.entries.set(h.key, {
-        key: h.key, path: h.path, files: h.files ?? [], role: '', session: null, provider: h.provider, size_bytes: size, cost_bytes: this.remember(h.key, h.cost_bytes), load_ms: h.load_ms,
-        loaded_at: Date.now(), last_used: h.last_used, uses: h.uses, keep_alive_ms: this.deps.keepAliveMs, expires_at: null,
-        workflows: new Set(), stale: null, timer: null,
+        key: h.key,
+        path: h.path,
+        files: h.files ?? [],
+        role: '',
+        session: null,
+        provider: h.provider,
+        size_bytes: size,
+        cost_bytes: this.remember(h.key, h.cost_bytes),
+        load_ms: h.load_ms,
+        loaded_at: Date.now(),
+        last_used: h.last_used,
+        uses: h.uses,
+        keep_alive_ms: this.deps.keepAliveMs,
+        expires_at: null,
+        workflows: new Set(),
+        stale: null,
+        timer: null,
       });
     }
     for (const key of [...this.entries.keys()]) if (!keys.has(key)) this.forget(key);
@@ -321,7 +388,8 @@ export class ModelRegistry {
     e.expires_at = Date.now() + e.keep_alive_ms;
     e.timer = setTimeout(() => {
       e.timer = null;
-      if (!this.busy(e.key) && this.entries.get(e.key) === e) void this.drop([e.key], `idle for its keep-alive of ${e.keep_alive_ms} ms`, false);
+      if (!this.busy(e.key) && this.entries.get(e.key) === e)
+        void this.drop([e.key], `idle for its keep-alive of ${e.keep_alive_ms} ms`, false);
     }, e.keep_alive_ms);
     e.timer.unref();
   }
@@ -361,12 +429,18 @@ export class ModelRegistry {
    * the run using them ends. The run that next loads each model's path says why.
    */
   async invalidate(path: string, keys: string[] | null, cause: string): Promise<ModelSnapshot[]> {
-    const hit = [...this.entries.values()].filter((e) => (e.path === path || e.files.includes(path)) && (keys === null || keys.includes(e.key)));
+    const hit = [...this.entries.values()].filter(
+      (e) => (e.path === path || e.files.includes(path)) && (keys === null || keys.includes(e.key)),
+    );
     if (hit.length === 0) return [];
     const before = this.snapshot().filter((m) => hit.some((e) => e.key === m.key));
     for (const e of hit) this.notes.set(e.path, cause);
     for (const e of hit.filter((x) => this.busy(x.key))) e.stale = cause;
-    await this.drop(hit.filter((x) => !this.busy(x.key)).map((x) => x.key), cause, false);
+    await this.drop(
+      hit.filter((x) => !this.busy(x.key)).map((x) => x.key),
+      cause,
+      false,
+    );
     return before;
   }
 
@@ -399,6 +473,10 @@ export class ModelRegistry {
   }
 
   snapshot(): ModelSnapshot[] {
-    return [...this.entries.values()].map(({ timer: _t, workflows, ...rest }) => ({ ...rest, workflows: [...workflows], in_use: this.busy(rest.key) }));
+    return [...this.entries.values()].map(({ timer: _t, workflows, ...rest }) => ({
+      ...rest,
+      workflows: [...workflows],
+      in_use: this.busy(rest.key),
+    }));
   }
 }

@@ -45,6 +45,10 @@ export function gpuMemoryOfPid(pid: number): number | null {
 export function gpuMemoryTotal(): number | null {
   const out = query(['--query-gpu=memory.total', '--format=csv,noheader,nounits']);
   if (out === null) return null;
-  const mib = out.trim().split('\n').map((x) => Number(x.trim())).filter(Number.isFinite);
+  const mib = out
+    .trim()
+    .split('\n')
+    .map((x) => Number(x.trim()))
+    .filter(Number.isFinite);
   return mib.length > 0 ? mib.reduce((a, b) => a + b, 0) * 1024 * 1024 : null;
 }

@@ -40,12 +40,16 @@ const ANSI = /\x1b\[[0-9;]*[A-Za-z]/g;
 
 /** Every line a runner prints (onnxruntime's native messages, a plugin's console.log) as a log record. */
 function capture(child: ChildProcess, log: Logger): void {
-  for (const [stream, level] of [['stdout', 'info'], ['stderr', 'warn']] as const) {
+  for (const [stream, level] of [
+    ['stdout', 'info'],
+    ['stderr', 'warn'],
+  ] as const) {
     const input = child[stream];
     if (!input) continue;
     createInterface({ input, crlfDelay: Infinity }).on('line', (raw) => {
       const line = raw.replace(ANSI, '').trimEnd();
-      if (line !== '') log[level]({ source: 'runner', runner_pid: child.pid, stream }, line.length > MAX_LINE ? `${line.slice(0, MAX_LINE)}…` : line);
+      if (line !== '')
+        log[level]({ source: 'runner', runner_pid: child.pid, stream }, line.length > MAX_LINE ? `${line.slice(0, MAX_LINE)}…` : line);
     });
   }
 }

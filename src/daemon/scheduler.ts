@@ -62,11 +62,24 @@ export class Scheduler {
 
   submit(job: Job): Promise<RunOutcome> {
     if (this.queue.length >= this.limits.maxQueue) {
-      return Promise.reject(new DwError('DW_ERR_BUSY', `the queue is full (${this.limits.maxQueue} runs waiting, dwd --max-queue); try again later`, { queued: this.queue.length }));
+      return Promise.reject(
+        new DwError('DW_ERR_BUSY', `the queue is full (${this.limits.maxQueue} runs waiting, dwd --max-queue); try again later`, {
+          queued: this.queue.length,
+        }),
+      );
     }
     return new Promise((resolve, reject) => {
       const keys = new Set(job.plan.steps.flatMap((s) => s.models.filter((m) => m.kind === 'onnx').map((m) => m.key)));
-      const entry: Entry = { id: job.id, enqueued: Date.now(), job, keys, timers: [], execute: () => this.execute(entry, job), resolve: resolve as (r: unknown) => void, reject };
+      const entry: Entry = {
+        id: job.id,
+        enqueued: Date.now(),
+        job,
+        keys,
+        timers: [],
+        execute: () => this.execute(entry, job),
+        resolve: resolve as (r: unknown) => void,
+        reject,
+      };
       this.queue.push(entry);
       this.next();
       if (this.queue.includes(entry)) this.announcePositions();
@@ -77,7 +90,15 @@ export class Scheduler {
   exclusive<T>(id: string, fn: () => Promise<T>): Promise<T> {
     return new Promise((resolve, reject) => {
       const i = this.queue.findIndex((q) => q.job);
-      this.queue.splice(i < 0 ? this.queue.length : i, 0, { id, enqueued: Date.now(), keys: new Set(), timers: [], execute: fn, resolve: resolve as (r: unknown) => void, reject });
+      this.queue.splice(i < 0 ? this.queue.length : i, 0, {
+        id,
+        enqueued: Date.now(),
+        keys: new Set(),
+        timers: [],
+        execute: fn,
+        resolve: resolve as (r: unknown) => void,
+        reject,
+      });
       this.next();
     });
   }
@@ -88,7 +109,16 @@ export class Scheduler {
    */
   background<T>(id: string, keys: string[], fn: () => Promise<T>): Promise<T> {
     return new Promise((resolve, reject) => {
-      this.queue.push({ id, enqueued: Date.now(), lane: true, keys: new Set(keys), timers: [], execute: fn, resolve: resolve as (r: unknown) => void, reject });
+      this.queue.push({
+        id,
+        enqueued: Date.now(),
+        lane: true,
+        keys: new Set(keys),
+        timers: [],
+        execute: fn,
+        resolve: resolve as (r: unknown) => void,
+        reject,
+      });
       this.next();
     });
   }
@@ -103,7 +133,10 @@ export class Scheduler {
         // run is replaced by one that loads it again, and dw memory shows it meanwhile.
         const step = job.plan.steps.find((s) => s.name === e.step);
         const model = step?.models.find((m) => m.role === e.role);
-        const why = step && model ? this.registry.noteCache(e, { ...model, session: step.session, workflow: job.plan.workflow.path, cost_bytes: e.cost_bytes }) : null;
+        const why =
+          step && model
+            ? this.registry.noteCache(e, { ...model, session: step.session, workflow: job.plan.workflow.path, cost_bytes: e.cost_bytes })
+            : null;
         if (why) void job.emit(why);
       }
       return job.emit(e);
@@ -164,14 +197,22 @@ export class Scheduler {
       this.runsTotal += 1;
       job.emit({ kind: 'started' });
       const timedOut = () => {
-        const what = entry.step ? `while running step "${entry.step}" of ${job.plan.workflow.path}` : `before its first step (${job.plan.workflow.path})`;
-        return new DwError('DW_ERR_TIMEOUT', `the run exceeded its ${job.timeout_ms / 1000} s deadline ${what} and was cancelled`, { timeout_ms: job.timeout_ms, workflow: job.plan.workflow.path, step: entry.step ?? null });
+        const what = entry.step
+          ? `while running step "${entry.step}" of ${job.plan.workflow.path}`
+          : `before its first step (${job.plan.workflow.path})`;
+        return new DwError('DW_ERR_TIMEOUT', `the run exceeded its ${job.timeout_ms / 1000} s deadline ${what} and was cancelled`, {
+          timeout_ms: job.timeout_ms,
+          workflow: job.plan.workflow.path,
+          step: entry.step ?? null,
+        });
       };
       entry.timers.push(setTimeout(() => this.abort(job.id, timedOut()), job.timeout_ms));
     }
     entry
       .execute()
-      .then(entry.resolve, (err: unknown) => entry.reject(err instanceof DwError ? err : new DwError('DW_ERR_INTERNAL', String((err as Error)?.message ?? err))))
+      .then(entry.resolve, (err: unknown) =>
+        entry.reject(err instanceof DwError ? err : new DwError('DW_ERR_INTERNAL', String((err as Error)?.message ?? err))),
+      )
       .finally(() => {
         entry.timers.forEach(clearTimeout);
         this.active.delete(entry.id);

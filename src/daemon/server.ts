@@ -157,4 +157,3 @@ export function serve(server: Server, opts: ServeOptions): { connections: Set<So
   });
   return { connections: sockets, stop: () => clearInterval(heartbeat) };
 }
-

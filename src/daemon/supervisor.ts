@@ -128,7 +128,12 @@ export class Supervisor {
       answer(null);
     }
     for (const [runId, p] of this.pending) {
-      p.reject(p.killReason ?? new DwError('DW_ERR_RUNNER_CRASHED', `the runner died during the run (${this.lastExit}); it is being restarted`, { exit: this.lastExit }));
+      p.reject(
+        p.killReason ??
+          new DwError('DW_ERR_RUNNER_CRASHED', `the runner died during the run (${this.lastExit}); it is being restarted`, {
+            exit: this.lastExit,
+          }),
+      );
       this.pending.delete(runId);
     }
     this.hooks.exited?.(!this.stopping && !this.replacing);
@@ -186,7 +191,10 @@ export class Supervisor {
   }
 
   /** Asks the runner something and waits for its reply; null when there is no runner or it does not answer. */
-  private call<R extends FromRunner>(msg: DistributiveOmit<Extract<ToRunner, { reqId: number }>, 'reqId'>, timeoutMs = 5000): Promise<R | null> {
+  private call<R extends FromRunner>(
+    msg: DistributiveOmit<Extract<ToRunner, { reqId: number }>, 'reqId'>,
+    timeoutMs = 5000,
+  ): Promise<R | null> {
     if (!this.child || this.state !== 'ready') return Promise.resolve(null);
     const reqId = ++this.callSeq;
     return new Promise((resolve) => {

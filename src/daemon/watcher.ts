@@ -51,7 +51,9 @@ export class ModelWatcher {
   private onEvent(ev: 'add' | 'change' | 'unlink', path: string): void {
     // Serialise per path: a burst of events is checked once each, in order.
     const prev = this.pending.get(path) ?? Promise.resolve();
-    const next = prev.then(() => this.check(ev, path)).catch((err: unknown) => this.deps.log.warn({ err: String(err), path }, 'checking a changed file failed'));
+    const next = prev
+      .then(() => this.check(ev, path))
+      .catch((err: unknown) => this.deps.log.warn({ err: String(err), path }, 'checking a changed file failed'));
     this.pending.set(path, next);
     void next.finally(() => this.pending.get(path) === next && this.pending.delete(path));
   }
@@ -83,9 +85,20 @@ export class ModelWatcher {
     }
     const cause = changed(shaOf(stale[0]!.key), stale[0]!.digest);
     // Only sessions of other content go: one a run already loaded from the new file stays.
-    const dropped = new Set((await registry.invalidate(path, stale.map((m) => m.key), cause)).map((m) => m.key));
+    const dropped = new Set(
+      (
+        await registry.invalidate(
+          path,
+          stale.map((m) => m.key),
+          cause,
+        )
+      ).map((m) => m.key),
+    );
     log.info({ path, sessions: dropped.size, cause }, 'model file changed: sessions dropped');
-    this.deps.changed?.(path, stale.filter((m) => dropped.has(m.key)));
+    this.deps.changed?.(
+      path,
+      stale.filter((m) => dropped.has(m.key)),
+    );
   }
 
   /** Resolves when every change seen so far has been checked (tests, shutdown). */

@@ -13,9 +13,15 @@ export interface Audio {
 export function isAudio(v: unknown): v is Audio {
   if (typeof v !== 'object' || v === null) return false;
   const a = v as Partial<Audio>;
-  return a.kind === 'audio' && a.samples instanceof Float32Array &&
-    typeof a.sample_rate === 'number' && a.sample_rate > 0 &&
-    Number.isInteger(a.channels) && a.channels! >= 1 && a.samples.length % a.channels! === 0;
+  return (
+    a.kind === 'audio' &&
+    a.samples instanceof Float32Array &&
+    typeof a.sample_rate === 'number' &&
+    a.sample_rate > 0 &&
+    Number.isInteger(a.channels) &&
+    a.channels! >= 1 &&
+    a.samples.length % a.channels! === 0
+  );
 }
 
 export function durationS(a: Audio): number {
@@ -68,7 +74,7 @@ export function decodeWav(bytes: Uint8Array, source: string): Audio {
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   let fmt: { at: number; size: number } | undefined;
   let data: { at: number; size: number } | undefined;
-  for (let at = 12; at + 8 <= bytes.length;) {
+  for (let at = 12; at + 8 <= bytes.length; ) {
     const id = fourcc(bytes, at);
     const size = view.getUint32(at + 4, true);
     const body = at + 8;
@@ -94,12 +100,16 @@ export function decodeWav(bytes: Uint8Array, source: string): Audio {
     format = view.getUint16(guid, true);
   }
   if (format !== PCM && format !== FLOAT) {
-    throw bad(source, COMPRESSED[format] ? `compressed format ${hex(format)} (${COMPRESSED[format]})` : `unsupported format ${hex(format)}`);
+    throw bad(
+      source,
+      COMPRESSED[format] ? `compressed format ${hex(format)} (${COMPRESSED[format]})` : `unsupported format ${hex(format)}`,
+    );
   }
   if (channels === 0) throw bad(source, 'zero channels');
   // A header's rate decides how much resampling produces: a forged 3 Hz would turn 200 KB into
   // gigabytes. Real recordings lie between telephone and studio rates.
-  if (sampleRate < MIN_RATE || sampleRate > MAX_RATE) throw bad(source, `sample rate ${sampleRate} Hz (supported: ${MIN_RATE} to ${MAX_RATE})`);
+  if (sampleRate < MIN_RATE || sampleRate > MAX_RATE)
+    throw bad(source, `sample rate ${sampleRate} Hz (supported: ${MIN_RATE} to ${MAX_RATE})`);
   // PCM narrower than its container (12-bit, 20-bit) is stored left-justified, so reading the
   // whole container gives the right value.
   const width = format === FLOAT ? bits / 8 : Math.ceil(bits / 8);
@@ -108,7 +118,11 @@ export function decodeWav(bytes: Uint8Array, source: string): Audio {
   }
 
   const frames = Math.floor(data.size / (width * channels)); // a torn last frame is dropped
-  if (frames * channels > MAX_SAMPLES) throw bad(source, `${(frames / sampleRate / 3600).toFixed(1)} h of ${channels}-channel audio is more than dw decodes at once (${MAX_SAMPLES} samples); split the file`);
+  if (frames * channels > MAX_SAMPLES)
+    throw bad(
+      source,
+      `${(frames / sampleRate / 3600).toFixed(1)} h of ${channels}-channel audio is more than dw decodes at once (${MAX_SAMPLES} samples); split the file`,
+    );
   const samples = new Float32Array(frames * channels);
   const at = data.at;
   if (format === FLOAT) {
@@ -123,7 +137,7 @@ export function decodeWav(bytes: Uint8Array, source: string): Audio {
     for (let i = 0; i < samples.length; i++) samples[i] = view.getInt16(at + 2 * i, true) / 0x8000;
   } else if (width === 3) {
     for (let i = 0, p = at; i < samples.length; i++, p += 3) {
-      samples[i] = ((bytes[p]! | (bytes[p + 1]! << 8) | (bytes[p + 2]! << 16)) << 8 >> 8) / 0x800000;
+      samples[i] = (((bytes[p]! | (bytes[p + 1]! << 8) | (bytes[p + 2]! << 16)) << 8) >> 8) / 0x800000;
     }
   } else {
     for (let i = 0; i < samples.length; i++) samples[i] = view.getInt32(at + 4 * i, true) / 0x80000000;
@@ -132,14 +146,20 @@ export function decodeWav(bytes: Uint8Array, source: string): Audio {
 }
 
 function checkAudio(a: Audio, what: string): void {
-  if (!isAudio(a)) throw new DwError('DW_ERR_BAD_ARGUMENT', `${what}: not audio (need Float32Array samples, a positive sample rate and whole frames)`, { argument: 'audio' });
+  if (!isAudio(a))
+    throw new DwError('DW_ERR_BAD_ARGUMENT', `${what}: not audio (need Float32Array samples, a positive sample rate and whole frames)`, {
+      argument: 'audio',
+    });
 }
 
 /** 16-bit PCM WAV; samples are clipped to [-1, 1] and rounded to the nearest step. */
 export function encodeWav(a: Audio): Buffer {
   checkAudio(a, 'encodeWav');
   const dataSize = a.samples.length * 2;
-  if (dataSize > 0xffffffff - 36) throw new DwError('DW_ERR_BAD_ARGUMENT', `encodeWav: ${durationS(a).toFixed(0)} s of audio does not fit in a 4 GB WAV file`, { argument: 'audio' });
+  if (dataSize > 0xffffffff - 36)
+    throw new DwError('DW_ERR_BAD_ARGUMENT', `encodeWav: ${durationS(a).toFixed(0)} s of audio does not fit in a 4 GB WAV file`, {
+      argument: 'audio',
+    });
   const out = Buffer.alloc(44 + dataSize);
   out.write('RIFF', 0, 'latin1');
   out.writeUInt32LE(36 + dataSize, 4);
@@ -190,7 +210,8 @@ let kernel: Float32Array | undefined;
 function kernelTable(): Float32Array {
   if (kernel) return kernel;
   const i0 = (x: number): number => {
-    let sum = 1, term = 1;
+    let sum = 1,
+      term = 1;
     for (let k = 1; term > 1e-12 * sum; k++) {
       term *= (x / (2 * k)) ** 2;
       sum += term;
@@ -201,7 +222,7 @@ function kernelTable(): Float32Array {
   for (let j = 0; j <= ZEROS * STEPS; j++) {
     const u = j / STEPS;
     const sinc = j === 0 ? 1 : Math.sin(Math.PI * u) / (Math.PI * u);
-    kernel[j] = sinc * i0(BETA * Math.sqrt(1 - (u / ZEROS) ** 2)) / i0(BETA);
+    kernel[j] = (sinc * i0(BETA * Math.sqrt(1 - (u / ZEROS) ** 2))) / i0(BETA);
   }
   return kernel;
 }
@@ -218,23 +239,40 @@ function gcd(a: number, b: number): number {
  */
 export function resample(a: Audio, rate: number): Audio {
   checkAudio(a, 'resample');
-  if (!Number.isInteger(rate) || rate < MIN_RATE || rate > MAX_RATE || !Number.isInteger(a.sample_rate) || a.sample_rate < MIN_RATE || a.sample_rate > MAX_RATE) {
-    throw new DwError('DW_ERR_BAD_ARGUMENT', `resample: sample rates must be whole numbers from ${MIN_RATE} to ${MAX_RATE} Hz, got ${a.sample_rate} -> ${rate}`, { argument: 'sample_rate' });
+  if (
+    !Number.isInteger(rate) ||
+    rate < MIN_RATE ||
+    rate > MAX_RATE ||
+    !Number.isInteger(a.sample_rate) ||
+    a.sample_rate < MIN_RATE ||
+    a.sample_rate > MAX_RATE
+  ) {
+    throw new DwError(
+      'DW_ERR_BAD_ARGUMENT',
+      `resample: sample rates must be whole numbers from ${MIN_RATE} to ${MAX_RATE} Hz, got ${a.sample_rate} -> ${rate}`,
+      { argument: 'sample_rate' },
+    );
   }
   if (rate === a.sample_rate) return a;
   const table = kernelTable();
   const c = a.channels;
   const x = a.samples;
   const inFrames = x.length / c;
-  const outFrames = Math.round(inFrames * rate / a.sample_rate);
-  if (outFrames * c > MAX_SAMPLES) throw new DwError('DW_ERR_BAD_ARGUMENT', `resample: ${outFrames * c} samples at ${rate} Hz is more than dw holds at once (${MAX_SAMPLES})`, { argument: 'sample_rate' });
+  const outFrames = Math.round((inFrames * rate) / a.sample_rate);
+  if (outFrames * c > MAX_SAMPLES)
+    throw new DwError(
+      'DW_ERR_BAD_ARGUMENT',
+      `resample: ${outFrames * c} samples at ${rate} Hz is more than dw holds at once (${MAX_SAMPLES})`,
+      { argument: 'sample_rate' },
+    );
   // In input samples: the sinc's zero crossings are 1/scale apart and it reaches `half` each way.
   const scale = Math.min(1, rate / a.sample_rate) * 2 * CUTOFF;
   const half = ZEROS / scale;
   // Output sample i sits at input position i * up / down. Its weights depend only on the fraction
   // of that position, of which there are `down` kinds, so each set is computed once, when first met.
   const g = gcd(a.sample_rate, rate);
-  const up = a.sample_rate / g, down = rate / g;
+  const up = a.sample_rate / g,
+    down = rate / g;
   const phases: { first: number; w: Float32Array }[] = [];
   const phase = (p: number) => {
     const frac = p / down;
@@ -249,11 +287,12 @@ export function resample(a: Audio, rate: number): Audio {
   };
   const y = new Float32Array(outFrames * c);
   for (let i = 0; i < outFrames; i++) {
-    const q = Math.floor(i * up / down);
+    const q = Math.floor((i * up) / down);
     const p = i * up - q * down;
     const { first, w } = phases[p] ?? phase(p);
     const k0 = q + first;
-    const j0 = Math.max(0, -k0), j1 = Math.min(w.length, inFrames - k0);
+    const j0 = Math.max(0, -k0),
+      j1 = Math.min(w.length, inFrames - k0);
     for (let ch = 0; ch < c; ch++) {
       let acc = 0;
       for (let j = j0, xi = (k0 + j0) * c + ch; j < j1; j++, xi += c) acc += x[xi]! * w[j]!;

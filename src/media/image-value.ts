@@ -11,7 +11,14 @@ export interface RawImage {
 
 export function isImage(v: unknown): v is RawImage {
   const o = v as RawImage | null;
-  return typeof o === 'object' && o !== null && o.data instanceof Uint8Array && Number.isInteger(o.width) && Number.isInteger(o.height) && [1, 3, 4].includes(o.channels);
+  return (
+    typeof o === 'object' &&
+    o !== null &&
+    o.data instanceof Uint8Array &&
+    Number.isInteger(o.width) &&
+    Number.isInteger(o.height) &&
+    [1, 3, 4].includes(o.channels)
+  );
 }
 
 export const IMAGE_FORMATS = { png: 'image/png', jpeg: 'image/jpeg', webp: 'image/webp' } as const;

@@ -10,9 +10,13 @@ export { IMAGE_FORMATS, isImage, type ImageFormat, type RawImage } from './image
 export type ImageMode = 'rgb' | 'rgba' | 'gray';
 export const CHANNELS: Record<ImageMode, number> = { gray: 1, rgb: 3, rgba: 4 };
 
-
 function fromSharp(data: Buffer, info: OutputInfo): RawImage {
-  return { data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength), width: info.width, height: info.height, channels: info.channels };
+  return {
+    data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength),
+    width: info.width,
+    height: info.height,
+    channels: info.channels,
+  };
 }
 
 export function toSharp(img: RawImage): Sharp {
@@ -35,7 +39,11 @@ export async function readImage(path: string, mode: ImageMode, owner: string): P
   try {
     return await pixels(sharp(bytes).rotate(), mode);
   } catch (err) {
-    throw new DwError('DW_ERR_BAD_ARGUMENT', `${owner}: ${path} is not a readable image (png, jpeg, webp, gif or tiff): ${(err as Error).message}`, { path });
+    throw new DwError(
+      'DW_ERR_BAD_ARGUMENT',
+      `${owner}: ${path} is not a readable image (png, jpeg, webp, gif or tiff): ${(err as Error).message}`,
+      { path },
+    );
   }
 }
 
@@ -58,11 +66,16 @@ export type Fit = 'fill' | 'contain' | 'cover' | 'inside' | 'outside';
 
 /** Resizes with sharp (lanczos3); `contain` letterboxes onto black. */
 export async function resizeImage(img: RawImage, size: { width?: number; height?: number }, fit: Fit): Promise<RawImage> {
-  const { data, info } = await toSharp(img).resize({ ...size, fit, background: { r: 0, g: 0, b: 0, alpha: 1 } }).raw().toBuffer({ resolveWithObject: true });
+  const { data, info } = await toSharp(img)
+    .resize({ ...size, fit, background: { r: 0, g: 0, b: 0, alpha: 1 } })
+    .raw()
+    .toBuffer({ resolveWithObject: true });
   return fromSharp(data, info);
 }
 
 export async function encodeImage(img: RawImage, format: ImageFormat, quality?: number): Promise<Buffer> {
   const s = toSharp(img);
-  return (format === 'png' ? s.png() : format === 'jpeg' ? s.jpeg({ quality: quality ?? 90 }) : s.webp({ quality: quality ?? 90 })).toBuffer();
+  return (
+    format === 'png' ? s.png() : format === 'jpeg' ? s.jpeg({ quality: quality ?? 90 }) : s.webp({ quality: quality ?? 90 })
+  ).toBuffer();
 }

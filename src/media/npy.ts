@@ -51,7 +51,13 @@ interface Dtype {
   size: number;
 }
 
-const dtypeOf = (type: TensorType, descr: string, array: ArrayClass): Dtype => ({ type, descr, array, kind: descr[1]!, size: Number(descr.slice(2)) });
+const dtypeOf = (type: TensorType, descr: string, array: ArrayClass): Dtype => ({
+  type,
+  descr,
+  array,
+  kind: descr[1]!,
+  size: Number(descr.slice(2)),
+});
 
 const DTYPES: readonly Dtype[] = [
   dtypeOf('float32', '<f4', Float32Array),
@@ -244,7 +250,10 @@ function dtypeFor(descr: PyValue, source: string): Dtype {
   const size = Number(m?.[3] || '0');
   const details = { source, descr, supported: SUPPORTED.split(' ') };
   if (kind === 'O') {
-    fail(`${source}: object arrays (dtype '${descr}') are not supported: their data is a Python pickle; only plain numeric dtypes are (${SUPPORTED})`, details);
+    fail(
+      `${source}: object arrays (dtype '${descr}') are not supported: their data is a Python pickle; only plain numeric dtypes are (${SUPPORTED})`,
+      details,
+    );
   }
   const dtype = DTYPES.find((d) => d.kind === kind && d.size === size);
   if (!m || !dtype) {
@@ -253,7 +262,10 @@ function dtypeFor(descr: PyValue, source: string): Dtype {
   // Byte order is meaningless for one-byte items, so any marker is fine there.
   if (dtype.size > 1 && order !== '<') {
     if (order === '>') {
-      fail(`${source}: big-endian dtype '${descr}' is not supported; only little-endian dtypes are (${SUPPORTED}); convert with arr.astype(arr.dtype.newbyteorder('<'))`, details);
+      fail(
+        `${source}: big-endian dtype '${descr}' is not supported; only little-endian dtypes are (${SUPPORTED}); convert with arr.astype(arr.dtype.newbyteorder('<'))`,
+        details,
+      );
     }
     fail(`${source}: dtype '${descr}' does not state little-endian byte order ('<'); supported dtypes: ${SUPPORTED}`, details);
   }
@@ -341,10 +353,13 @@ export function readNpy(bytes: Uint8Array, source: string): TensorData {
   const actual = bytes.length - dataStart;
   if (!Number.isSafeInteger(expected) || expected !== actual) {
     const what = actual < expected ? 'truncated' : 'longer than its header says';
-    fail(
-      `${source}: .npy data is ${what}: shape ${shapeRepr(dims)} of ${dtype.descr} needs ${expected} bytes, found ${actual}`,
-      { source, shape: dims, descr: dtype.descr, expectedBytes: expected, actualBytes: actual },
-    );
+    fail(`${source}: .npy data is ${what}: shape ${shapeRepr(dims)} of ${dtype.descr} needs ${expected} bytes, found ${actual}`, {
+      source,
+      shape: dims,
+      descr: dtype.descr,
+      expectedBytes: expected,
+      actualBytes: actual,
+    });
   }
 
   // Always copy: the caller's buffer may be reused, and the data offset inside it is only
@@ -374,7 +389,9 @@ export function isTensorData(v: unknown): v is TensorData {
 export function writeNpy(t: TensorData): Buffer {
   const dtype = BY_TYPE.get(t.type);
   if (!dtype) {
-    fail(`cannot write .npy: unknown tensor type '${String(t.type)}'; supported: ${DTYPES.map((d) => d.type).join(', ')}`, { type: t.type });
+    fail(`cannot write .npy: unknown tensor type '${String(t.type)}'; supported: ${DTYPES.map((d) => d.type).join(', ')}`, {
+      type: t.type,
+    });
   }
   if (!validDims(t.dims)) {
     fail(`cannot write .npy: dims must be non-negative integers, found ${JSON.stringify(t.dims)}`, { dims: t.dims });

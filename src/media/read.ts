@@ -8,6 +8,9 @@ export async function readInput(path: string, owner: string, what: string): Prom
     return await readFile(path);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    throw new DwError('DW_ERR_FILE_NOT_FOUND', `${owner}: cannot read ${what} ${path}: ${code ?? (err as Error).message}`, { path, ...(code ? { errno: code } : {}) });
+    throw new DwError('DW_ERR_FILE_NOT_FOUND', `${owner}: cannot read ${what} ${path}: ${code ?? (err as Error).message}`, {
+      path,
+      ...(code ? { errno: code } : {}),
+    });
   }
 }

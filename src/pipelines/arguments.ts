@@ -25,7 +25,11 @@ export function describeValue(v: unknown): string {
 }
 
 export function badArgument(owner: string, argument: string, expected: string, got: unknown): DwError {
-  return new DwError('DW_ERR_BAD_ARGUMENT', `${owner}: "${argument}" must be ${expected}, got ${describeValue(got)}`, { argument, expected, got: describeValue(got) });
+  return new DwError('DW_ERR_BAD_ARGUMENT', `${owner}: "${argument}" must be ${expected}, got ${describeValue(got)}`, {
+    argument,
+    expected,
+    got: describeValue(got),
+  });
 }
 
 /**
@@ -33,18 +37,30 @@ export function badArgument(owner: string, argument: string, expected: string, g
  * The daemon asks this before a run (dw validate too), with `pending` telling which values are
  * not known yet (they come from an earlier step): those are checked by the run itself.
  */
-export function argProblems(owner: string, args: Record<string, unknown>, spec: Record<string, ArgSpec>, pending: (v: unknown) => boolean = () => false): DwError[] {
+export function argProblems(
+  owner: string,
+  args: Record<string, unknown>,
+  spec: Record<string, ArgSpec>,
+  pending: (v: unknown) => boolean = () => false,
+): DwError[] {
   const problems: DwError[] = [];
   const accepted = Object.keys(spec);
   const unknown = Object.keys(args).filter((k) => !accepted.includes(k));
   if (unknown.length > 0) {
     const names = unknown.map((k) => `"${k}"`).join(', ');
-    problems.push(new DwError('DW_ERR_BAD_ARGUMENT', `${owner}: unknown argument${unknown.length > 1 ? 's' : ''} ${names}; accepted arguments: ${accepted.join(', ')}`, { unknown, accepted }));
+    problems.push(
+      new DwError(
+        'DW_ERR_BAD_ARGUMENT',
+        `${owner}: unknown argument${unknown.length > 1 ? 's' : ''} ${names}; accepted arguments: ${accepted.join(', ')}`,
+        { unknown, accepted },
+      ),
+    );
   }
   for (const [name, s] of Object.entries(spec)) {
     const v = args[name];
     // null is a value (JSON has no "absent"), so `"min_score": null` is an error, not a default.
-    if (v === undefined ? !('default' in s) && !s.optional : !pending(v) && !s.ok(v)) problems.push(badArgument(owner, name, s.expected, v));
+    if (v === undefined ? !('default' in s) && !s.optional : !pending(v) && !s.ok(v))
+      problems.push(badArgument(owner, name, s.expected, v));
   }
   return problems;
 }
@@ -77,8 +93,13 @@ export function checkRule(owner: string, a: Record<string, unknown>, rule: ArgRu
 
 // The usual argument kinds.
 export const number = (min: number, max: number, opts: { int?: boolean; above?: boolean } = {}): Pick<ArgSpec, 'expected' | 'ok'> => ({
-  expected: `${opts.int ? 'an integer' : 'a number'} ${opts.above ? `above ${min}` : `from ${min}`} ${max === Infinity ? 'up' : `to ${max}`}`.replace(' up', ' or more'),
-  ok: (v) => typeof v === 'number' && Number.isFinite(v) && (opts.above ? v > min : v >= min) && v <= max && (!opts.int || Number.isInteger(v)),
+  expected:
+    `${opts.int ? 'an integer' : 'a number'} ${opts.above ? `above ${min}` : `from ${min}`} ${max === Infinity ? 'up' : `to ${max}`}`.replace(
+      ' up',
+      ' or more',
+    ),
+  ok: (v) =>
+    typeof v === 'number' && Number.isFinite(v) && (opts.above ? v > min : v >= min) && v <= max && (!opts.int || Number.isInteger(v)),
 });
 export const oneOf = (...choices: string[]): Pick<ArgSpec, 'expected' | 'ok'> => ({
   expected: `one of ${choices.map((c) => `"${c}"`).join(', ')}`,
@@ -87,5 +108,11 @@ export const oneOf = (...choices: string[]): Pick<ArgSpec, 'expected' | 'ok'> =>
 export const text: Pick<ArgSpec, 'expected' | 'ok'> = { expected: 'a string', ok: (v) => typeof v === 'string' };
 export const boolean: Pick<ArgSpec, 'expected' | 'ok'> = { expected: 'true or false', ok: (v) => typeof v === 'boolean' };
 /** A path (resolved by the daemon before the run) or an image from an earlier step. */
-export const image: Pick<ArgSpec, 'expected' | 'ok'> = { expected: 'an image file or an image from an earlier step', ok: (v) => (typeof v === 'string' && v !== '') || isImage(v) };
-export const audio: Pick<ArgSpec, 'expected' | 'ok'> = { expected: 'a WAV file or audio from an earlier step', ok: (v) => (typeof v === 'string' && v !== '') || isAudio(v) };
+export const image: Pick<ArgSpec, 'expected' | 'ok'> = {
+  expected: 'an image file or an image from an earlier step',
+  ok: (v) => (typeof v === 'string' && v !== '') || isImage(v),
+};
+export const audio: Pick<ArgSpec, 'expected' | 'ok'> = {
+  expected: 'a WAV file or audio from an earlier step',
+  ok: (v) => (typeof v === 'string' && v !== '') || isAudio(v),
+};

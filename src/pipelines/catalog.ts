@@ -100,16 +100,33 @@ const audio = ['audio'];
 const IMAGE_TYPES: Record<string, string> = IMAGE_FORMATS;
 
 /** A task's entry: its arguments and rule come from tasks/specs.ts, which the task itself checks with. */
-const task = (type: TaskType, info: Omit<StepTypeInfo, 'roles' | 'args' | 'rule'>): StepTypeInfo => ({ roles: [], ...info, args: TASK_ARGS[type], rule: TASK_RULES[type] });
+const task = (type: TaskType, info: Omit<StepTypeInfo, 'roles' | 'args' | 'rule'>): StepTypeInfo => ({
+  roles: [],
+  ...info,
+  args: TASK_ARGS[type],
+  rule: TASK_RULES[type],
+});
 
 export const TASKS: Record<string, StepTypeInfo> = {
   image_load: task('image_load', { fileArgs: image, summary: 'decode an image file (mode rgb, rgba or gray)', produces: 'image' }),
-  image_resize: task('image_resize', { fileArgs: image, summary: 'resize to width and/or height (fit: fill, contain, cover, inside, outside)', produces: 'image' }),
+  image_resize: task('image_resize', {
+    fileArgs: image,
+    summary: 'resize to width and/or height (fit: fill, contain, cover, inside, outside)',
+    produces: 'image',
+  }),
   image_crop: task('image_crop', { fileArgs: image, summary: 'cut out left, top, width, height (pixels)', produces: 'image' }),
   image_convert: task('image_convert', { fileArgs: image, summary: 'convert to rgb, rgba or gray', produces: 'image' }),
-  image_save: task('image_save', { fileArgs: image, summary: 'encode as png, jpeg or webp (saved by default)', saves: (a) => IMAGE_TYPES[String(a.format ?? 'png')] ?? 'image/png' }),
+  image_save: task('image_save', {
+    fileArgs: image,
+    summary: 'encode as png, jpeg or webp (saved by default)',
+    saves: (a) => IMAGE_TYPES[String(a.format ?? 'png')] ?? 'image/png',
+  }),
   audio_load: task('audio_load', { fileArgs: audio, summary: 'decode a WAV file (optionally mixed to mono)', produces: 'audio' }),
-  audio_resample: task('audio_resample', { fileArgs: audio, summary: 'change the sample rate (optionally mixed to mono)', produces: 'audio' }),
+  audio_resample: task('audio_resample', {
+    fileArgs: audio,
+    summary: 'change the sample rate (optionally mixed to mono)',
+    produces: 'audio',
+  }),
   audio_save: task('audio_save', { fileArgs: audio, summary: 'encode as 16-bit WAV (saved by default)', saves: () => 'audio/wav' }),
   text_join: task('text_join', { fileArgs: [], summary: 'join strings (or the "text" of results) with a separator', produces: 'text' }),
   text_template: task('text_template', { fileArgs: [], summary: 'fill {name} placeholders from values', produces: 'text' }),
@@ -127,7 +144,11 @@ export const ONNX_EXTENSIONS = ['.onnx', '.ort'];
 /** A plugin's roles are whatever its step gives: .onnx files become sessions, the rest text assets. */
 export function pluginInfo(models: Record<string, string>): StepTypeInfo {
   return {
-    roles: Object.entries(models).map(([name, path]) => ({ name, kind: ONNX_EXTENSIONS.some((e) => path.endsWith(e)) ? 'onnx' : 'text', required: false })),
+    roles: Object.entries(models).map(([name, path]) => ({
+      name,
+      kind: ONNX_EXTENSIONS.some((e) => path.endsWith(e)) ? 'onnx' : 'text',
+      required: false,
+    })),
     fileArgs: [],
     summary: 'a plugin pipeline (local ES module)',
   };

@@ -12,7 +12,10 @@ export const PIPELINE_IMPLS: Record<string, () => Promise<Pipeline>> = {
 
 export type Task = (args: Record<string, unknown>) => unknown;
 
-const task = <K extends string>(file: string, name: K) => async (): Promise<Task> => (await import(`./tasks/${file}.js`))[name] as Task;
+const task =
+  <K extends string>(file: string, name: K) =>
+  async (): Promise<Task> =>
+    (await import(`./tasks/${file}.js`))[name] as Task;
 
 export const TASK_IMPLS: Record<string, () => Promise<Task>> = {
   image_load: task('image-load', 'imageLoad'),

@@ -8,7 +8,10 @@ export const DEFAULT_MAX_FRAME = 64 * 1024 * 1024;
 export function encodeFrame(msg: object, maxFrame = DEFAULT_MAX_FRAME): string {
   const line = JSON.stringify(msg);
   if (line.length + 1 > maxFrame) {
-    throw new DwError('DW_ERR_PROTOCOL', `frame of ${line.length} bytes exceeds the ${maxFrame}-byte limit`, { size: line.length, max: maxFrame });
+    throw new DwError('DW_ERR_PROTOCOL', `frame of ${line.length} bytes exceeds the ${maxFrame}-byte limit`, {
+      size: line.length,
+      max: maxFrame,
+    });
   }
   return line + '\n';
 }

@@ -10,7 +10,13 @@ export type RequestId = string | number;
 export const REQUEST_TYPES = ['hello', 'run', 'validate', 'status', 'stop', 'cancel', 'memory', 'clear'] as const;
 export type RequestType = (typeof REQUEST_TYPES)[number];
 
-export interface HelloRequest { id: RequestId; type: 'hello'; protocol: number; version: string; client?: string }
+export interface HelloRequest {
+  id: RequestId;
+  type: 'hello';
+  protocol: number;
+  version: string;
+  client?: string;
+}
 export interface RunRequest {
   id: RequestId;
   type: 'run';
@@ -24,15 +30,48 @@ export interface RunRequest {
   /** How long this run's models stay loaded when idle; -1 pins them, 0 unloads them after the run. */
   keep_alive_ms?: number;
 }
-export interface ValidateRequest { id: RequestId; type: 'validate'; workflow: string; args?: Record<string, string>; cwd?: string }
-export interface StatusRequest { id: RequestId; type: 'status' }
-export interface StopRequest { id: RequestId; type: 'stop' }
-export interface CancelRequest { id: RequestId; type: 'cancel'; target: RequestId }
-export interface MemoryRequest { id: RequestId; type: 'memory' }
+export interface ValidateRequest {
+  id: RequestId;
+  type: 'validate';
+  workflow: string;
+  args?: Record<string, string>;
+  cwd?: string;
+}
+export interface StatusRequest {
+  id: RequestId;
+  type: 'status';
+}
+export interface StopRequest {
+  id: RequestId;
+  type: 'stop';
+}
+export interface CancelRequest {
+  id: RequestId;
+  type: 'cancel';
+  target: RequestId;
+}
+export interface MemoryRequest {
+  id: RequestId;
+  type: 'memory';
+}
 /** Without a path: replace the runner (all memory back). With one: the sessions of that model file, or of every model of that workflow file. */
-export interface ClearRequest { id: RequestId; type: 'clear'; path?: string; cwd?: string; no_wait?: boolean }
+export interface ClearRequest {
+  id: RequestId;
+  type: 'clear';
+  path?: string;
+  cwd?: string;
+  no_wait?: boolean;
+}
 
-export type Request = HelloRequest | RunRequest | ValidateRequest | StatusRequest | StopRequest | CancelRequest | MemoryRequest | ClearRequest;
+export type Request =
+  | HelloRequest
+  | RunRequest
+  | ValidateRequest
+  | StatusRequest
+  | StopRequest
+  | CancelRequest
+  | MemoryRequest
+  | ClearRequest;
 
 // ---- events -------------------------------------------------------------------------------
 
@@ -43,7 +82,17 @@ export type RunEvent =
   | { kind: 'started' }
   | { kind: 'step'; step: string; state: 'start' | 'done'; ms?: number }
   /** `cost_bytes` (loaded): the runner's RSS growth across the load. `invalidated`: why the model is loaded again. */
-  | { kind: 'cache'; step: string; role: string; path: string; status: 'hit' | 'loaded' | 'invalidated'; provider?: string; load_ms?: number; cost_bytes?: number; reason?: string }
+  | {
+      kind: 'cache';
+      step: string;
+      role: string;
+      path: string;
+      status: 'hit' | 'loaded' | 'invalidated';
+      provider?: string;
+      load_ms?: number;
+      cost_bytes?: number;
+      reason?: string;
+    }
   | { kind: 'progress'; step: string; done: number; total: number; unit: string }
   | { kind: 'log'; level: 'info' | 'warn'; message: string }
   /**
@@ -203,9 +252,21 @@ export interface ResultMap {
 
 // ---- frames -------------------------------------------------------------------------------
 
-export interface EventFrame { id: RequestId; type: 'event'; event: RunEvent }
-export interface ResultFrame<T = unknown> { id: RequestId; type: 'result'; result: T }
-export interface ErrorFrame { id: RequestId | null; type: 'error'; error: ErrorPayload }
+export interface EventFrame {
+  id: RequestId;
+  type: 'event';
+  event: RunEvent;
+}
+export interface ResultFrame<T = unknown> {
+  id: RequestId;
+  type: 'result';
+  result: T;
+}
+export interface ErrorFrame {
+  id: RequestId | null;
+  type: 'error';
+  error: ErrorPayload;
+}
 export type ServerFrame = EventFrame | ResultFrame | ErrorFrame;
 
 // ---- guards -------------------------------------------------------------------------------
@@ -222,24 +283,39 @@ function isStringMap(x: unknown): x is Record<string, string> {
 
 /** Why a frame is not a valid request, or null when it is. Checked before any handler sees it. */
 const REQUEST_CHECKS: Record<RequestType, (f: Record<string, unknown>) => string | null> = {
-  hello: (f) => (typeof f.protocol === 'number' && typeof f.version === 'string' ? null : 'hello needs numeric "protocol" and string "version"'),
+  hello: (f) =>
+    typeof f.protocol === 'number' && typeof f.version === 'string' ? null : 'hello needs numeric "protocol" and string "version"',
   run: (f) =>
-    typeof f.workflow !== 'string' ? 'run needs a string "workflow" path'
-    : !isStringMap(f.args) ? 'run needs "args" as an object of strings'
-    : typeof f.cwd !== 'string' ? 'run needs a string "cwd"'
-    : f.timeout_ms !== undefined && !(typeof f.timeout_ms === 'number' && f.timeout_ms > 0 && f.timeout_ms <= MAX_DURATION_MS) ? `"timeout_ms" must be a positive number up to ${MAX_DURATION_MS}`
-    : f.keep_alive_ms !== undefined && !(typeof f.keep_alive_ms === 'number' && f.keep_alive_ms >= -1 && f.keep_alive_ms <= MAX_DURATION_MS) ? `"keep_alive_ms" must be -1, 0 or a positive number up to ${MAX_DURATION_MS}`
-    : null,
-  validate: (f) => (typeof f.workflow !== 'string' ? 'validate needs a string "workflow" path' : f.args !== undefined && !isStringMap(f.args) ? '"args" must be an object of strings' : null),
+    typeof f.workflow !== 'string'
+      ? 'run needs a string "workflow" path'
+      : !isStringMap(f.args)
+        ? 'run needs "args" as an object of strings'
+        : typeof f.cwd !== 'string'
+          ? 'run needs a string "cwd"'
+          : f.timeout_ms !== undefined && !(typeof f.timeout_ms === 'number' && f.timeout_ms > 0 && f.timeout_ms <= MAX_DURATION_MS)
+            ? `"timeout_ms" must be a positive number up to ${MAX_DURATION_MS}`
+            : f.keep_alive_ms !== undefined &&
+                !(typeof f.keep_alive_ms === 'number' && f.keep_alive_ms >= -1 && f.keep_alive_ms <= MAX_DURATION_MS)
+              ? `"keep_alive_ms" must be -1, 0 or a positive number up to ${MAX_DURATION_MS}`
+              : null,
+  validate: (f) =>
+    typeof f.workflow !== 'string'
+      ? 'validate needs a string "workflow" path'
+      : f.args !== undefined && !isStringMap(f.args)
+        ? '"args" must be an object of strings'
+        : null,
   status: () => null,
   stop: () => null,
   cancel: (f) => (isId(f.target) ? null : 'cancel needs a "target" request id'),
   memory: () => null,
   clear: (f) =>
-    f.path !== undefined && typeof f.path !== 'string' ? '"path" must be a string'
-    : f.cwd !== undefined && typeof f.cwd !== 'string' ? '"cwd" must be a string'
-    : f.no_wait !== undefined && typeof f.no_wait !== 'boolean' ? '"no_wait" must be a boolean'
-    : null,
+    f.path !== undefined && typeof f.path !== 'string'
+      ? '"path" must be a string'
+      : f.cwd !== undefined && typeof f.cwd !== 'string'
+        ? '"cwd" must be a string'
+        : f.no_wait !== undefined && typeof f.no_wait !== 'boolean'
+          ? '"no_wait" must be a boolean'
+          : null,
 };
 
 export function checkRequest(frame: unknown): { ok: true; request: Request } | { ok: false; id: RequestId | null; reason: string } {

@@ -11,7 +11,11 @@ export function parseDuration(raw: string, name: string): number {
   const ms = Math.round(Number(m[1]) * unit);
   if (ms <= 0) throw new DwError('DW_ERR_USAGE', `${name}: "${raw}" must be longer than zero`);
   // Node's timers fire at once past 2^31-1 ms (about 24.8 days) instead of waiting that long.
-  if (ms > MAX_DURATION_MS) throw new DwError('DW_ERR_USAGE', `${name}: "${raw}" is longer than the 24-day maximum${name.includes('keep-alive') || name.includes('KEEP_ALIVE') ? '; use -1 to keep models loaded until cleared' : ''}`);
+  if (ms > MAX_DURATION_MS)
+    throw new DwError(
+      'DW_ERR_USAGE',
+      `${name}: "${raw}" is longer than the 24-day maximum${name.includes('keep-alive') || name.includes('KEEP_ALIVE') ? '; use -1 to keep models loaded until cleared' : ''}`,
+    );
   return ms;
 }
 

@@ -27,7 +27,10 @@ function textOf(value: unknown): string | undefined {
 const line = (s: string) => Buffer.from(s.endsWith('\n') ? s : s + '\n');
 
 /** An encoder for values `find` can locate with `is`; undefined (cannot encode) otherwise. */
-function via<T>(is: (v: unknown) => v is T, encode: (x: T) => Buffer | Promise<Buffer>): (value: unknown) => Buffer | Promise<Buffer> | undefined {
+function via<T>(
+  is: (v: unknown) => v is T,
+  encode: (x: T) => Buffer | Promise<Buffer>,
+): (value: unknown) => Buffer | Promise<Buffer> | undefined {
   return (value) => {
     const x = find(value, is);
     return x === undefined ? undefined : encode(x);
@@ -36,26 +39,43 @@ function via<T>(is: (v: unknown) => v is T, encode: (x: T) => Buffer | Promise<B
 
 const ENCODERS: Record<string, { needs: string; encode: (value: unknown) => Buffer | Promise<Buffer> | undefined }> = {
   'application/json': { needs: 'any result', encode: (value) => line(JSON.stringify(toJson(value), null, 2)) },
-  'text/plain': { needs: 'a string result or one with a "text" field', encode: (v) => { const t = textOf(v); return t === undefined ? undefined : line(t); } },
+  'text/plain': {
+    needs: 'a string result or one with a "text" field',
+    encode: (v) => {
+      const t = textOf(v);
+      return t === undefined ? undefined : line(t);
+    },
+  },
   'image/png': { needs: 'an image', encode: via(isImage, (img) => encodeImage(img, 'png')) },
   'image/jpeg': { needs: 'an image', encode: via(isImage, (img) => encodeImage(img, 'jpeg')) },
   'image/webp': { needs: 'an image', encode: via(isImage, (img) => encodeImage(img, 'webp')) },
   'audio/wav': { needs: 'audio (or a result with one audio field)', encode: via(isAudio, encodeWav) },
-  'application/x-npy': { needs: 'a tensor (or a result with exactly one tensor, e.g. an onnx step with one output)', encode: via(isTensorData, writeNpy) },
+  'application/x-npy': {
+    needs: 'a tensor (or a result with exactly one tensor, e.g. an onnx step with one output)',
+    encode: via(isTensorData, writeNpy),
+  },
 };
 
 export async function encodeResult(value: unknown, contentType: string, step: string): Promise<Buffer> {
   // A step that encoded its own file (image_save, audio_save) is saved as it is.
   if (isEncodedFile(value)) {
     if (value.content_type !== contentType) {
-      throw new DwError('DW_ERR_OUTPUT', `step "${step}": it produced ${value.content_type} but result.content_type is ${contentType}; make them agree`, { step, content_type: contentType, produced: value.content_type });
+      throw new DwError(
+        'DW_ERR_OUTPUT',
+        `step "${step}": it produced ${value.content_type} but result.content_type is ${contentType}; make them agree`,
+        { step, content_type: contentType, produced: value.content_type },
+      );
     }
     return Buffer.from(value.data.buffer, value.data.byteOffset, value.data.byteLength);
   }
   const enc = ENCODERS[contentType];
   const bytes = enc ? await enc.encode(value) : undefined;
   if (!bytes) {
-    throw new DwError('DW_ERR_OUTPUT', `step "${step}": its result cannot be saved as ${contentType}, which needs ${enc?.needs ?? 'a known content type'}`, { step, content_type: contentType });
+    throw new DwError(
+      'DW_ERR_OUTPUT',
+      `step "${step}": its result cannot be saved as ${contentType}, which needs ${enc?.needs ?? 'a known content type'}`,
+      { step, content_type: contentType },
+    );
   }
   return bytes;
 }

@@ -52,8 +52,26 @@ async function loadStepModels(step: PlanStep, deps: RunDeps, uses: ModelUse[]): 
   for (const model of step.models.filter((m) => m.kind === 'onnx')) {
     const got = await deps.sessions.session(model, step.session);
     loaded.set(model.role, got.session);
-    uses.push({ step: step.name, role: model.role, path: model.path, key: model.key, provider: got.provider, cache: got.cache, load_ms: got.load_ms, ...(got.cache === 'loaded' ? { cost_bytes: got.cost_bytes } : {}) });
-    deps.emit({ kind: 'cache', step: step.name, role: model.role, path: model.path, status: got.cache, provider: got.provider, load_ms: got.load_ms, ...(got.cache === 'loaded' ? { cost_bytes: got.cost_bytes } : {}) });
+    uses.push({
+      step: step.name,
+      role: model.role,
+      path: model.path,
+      key: model.key,
+      provider: got.provider,
+      cache: got.cache,
+      load_ms: got.load_ms,
+      ...(got.cache === 'loaded' ? { cost_bytes: got.cost_bytes } : {}),
+    });
+    deps.emit({
+      kind: 'cache',
+      step: step.name,
+      role: model.role,
+      path: model.path,
+      status: got.cache,
+      provider: got.provider,
+      load_ms: got.load_ms,
+      ...(got.cache === 'loaded' ? { cost_bytes: got.cost_bytes } : {}),
+    });
   }
   return loaded;
 }
@@ -72,7 +90,12 @@ async function pipelineOf(step: PlanStep): Promise<Pipeline> {
   if (!step.module) return PIPELINE_IMPLS[step.type]!();
   const plugin = await loadPlugin(step.module);
   const missing = plugin.roles.filter((r) => r.required && !step.models.some((m) => m.role === r.name));
-  if (missing.length > 0) throw new DwError('DW_ERR_WORKFLOW_INVALID', `step "${step.name}": the plugin ${step.type} needs model role${missing.length > 1 ? 's' : ''} ${missing.map((r) => `"${r.name}"`).join(', ')}`, { step: step.name });
+  if (missing.length > 0)
+    throw new DwError(
+      'DW_ERR_WORKFLOW_INVALID',
+      `step "${step.name}": the plugin ${step.type} needs model role${missing.length > 1 ? 's' : ''} ${missing.map((r) => `"${r.name}"`).join(', ')}`,
+      { step: step.name },
+    );
   return plugin;
 }
 
@@ -85,13 +108,22 @@ function checkFileArgs(step: PlanStep, args: Record<string, unknown>): void {
   for (const pattern of info?.fileArgs ?? []) {
     for (const at of fileArgPaths(args, pattern.split('.'))) {
       if (pickField(step.arguments, at) !== pickField(args, at)) {
-        throw new DwError('DW_ERR_BAD_ARGUMENT', `step "${step.name}": "${at.join('.')}" got a file path from a step result; a file must be named in the workflow or an --arg, so the daemon can check it (pass the image, audio or tensor itself instead)`, { step: step.name, argument: at.join('.') });
+        throw new DwError(
+          'DW_ERR_BAD_ARGUMENT',
+          `step "${step.name}": "${at.join('.')}" got a file path from a step result; a file must be named in the workflow or an --arg, so the daemon can check it (pass the image, audio or tensor itself instead)`,
+          { step: step.name, argument: at.join('.') },
+        );
       }
     }
   }
 }
 
-async function runStep(step: PlanStep, args: Record<string, unknown>, deps: RunDeps, uses: ModelUse[]): Promise<{ value: unknown; load_ms: number }> {
+async function runStep(
+  step: PlanStep,
+  args: Record<string, unknown>,
+  deps: RunDeps,
+  uses: ModelUse[],
+): Promise<{ value: unknown; load_ms: number }> {
   checkFileArgs(step, args);
   if (step.kind === 'workflow') return { value: args, load_ms: 0 };
   if (step.kind === 'task') return { value: await (await TASK_IMPLS[step.type]!())(args), load_ms: 0 };
@@ -104,12 +136,22 @@ async function runStep(step: PlanStep, args: Record<string, unknown>, deps: RunD
     has: (role) => byRole.has(role),
     session: async (role) => {
       const s = sessions.get(role);
-      if (!s) throw new DwError('DW_ERR_WORKFLOW_INVALID', `step "${step.name}": pipeline "${step.type}" needs an onnx model for role "${role}"; the step gives: ${[...byRole.keys()].join(', ') || '(none)'}`, { role });
+      if (!s)
+        throw new DwError(
+          'DW_ERR_WORKFLOW_INVALID',
+          `step "${step.name}": pipeline "${step.type}" needs an onnx model for role "${role}"; the step gives: ${[...byRole.keys()].join(', ') || '(none)'}`,
+          { role },
+        );
       return s;
     },
     text: async (role) => {
       const m = byRole.get(role);
-      if (!m) throw new DwError('DW_ERR_WORKFLOW_INVALID', `step "${step.name}": pipeline "${step.type}" needs a file for role "${role}"; the step gives: ${[...byRole.keys()].join(', ') || '(none)'}`, { role });
+      if (!m)
+        throw new DwError(
+          'DW_ERR_WORKFLOW_INVALID',
+          `step "${step.name}": pipeline "${step.type}" needs a file for role "${role}"; the step gives: ${[...byRole.keys()].join(', ') || '(none)'}`,
+          { role },
+        );
       return deps.sessions.text(m);
     },
     progress: progressReporter(step.name, deps.emit),
@@ -125,7 +167,11 @@ function shownResult(value: unknown, step: PlanStep): unknown {
     return toJson(value, RESULT_TENSOR_LIMIT);
   } catch (err) {
     if (!(err instanceof CircularValue)) throw err;
-    throw new DwError('DW_ERR_RUN_FAILED', `step "${step.name}" (${step.type}): its result refers to itself (at ${err.path}), so it cannot be sent as JSON; return a plain value`, { step: step.name, at: err.path });
+    throw new DwError(
+      'DW_ERR_RUN_FAILED',
+      `step "${step.name}" (${step.type}): its result refers to itself (at ${err.path}), so it cannot be sent as JSON; return a plain value`,
+      { step: step.name, at: err.path },
+    );
   }
 }
 
@@ -160,15 +206,24 @@ export async function runPlan(plan: Plan, deps: RunDeps): Promise<RunnerResult> 
           shown[step.name] = json;
           shownBytes += bytes;
         } else if (step.save) {
-          shown[step.name] = { kind: 'saved', name: step.save.name, note: `${mb(bytes)} as JSON, too large to send back; it is in the saved file` };
+          shown[step.name] = {
+            kind: 'saved',
+            name: step.save.name,
+            note: `${mb(bytes)} as JSON, too large to send back; it is in the saved file`,
+          };
         } else {
-          throw new DwError('DW_ERR_RESULT_TOO_LARGE', `step "${step.name}" (${step.type}): its result is ${mb(bytes)} as JSON, more than the ${mb(room)} a run's results may take; save it to a file with "result": {"save": true}`, { step: step.name, bytes, max_bytes: room });
+          throw new DwError(
+            'DW_ERR_RESULT_TOO_LARGE',
+            `step "${step.name}" (${step.type}): its result is ${mb(bytes)} as JSON, more than the ${mb(room)} a run's results may take; save it to a file with "result": {"save": true}`,
+            { step: step.name, bytes, max_bytes: room },
+          );
         }
       }
       if (step.save) {
         const bytes = await encodeResult(value, step.save.content_type, step.name);
         const index = outputs.length;
-        for (let at = 0; at < bytes.length; at += OUTPUT_PIECE_BYTES) await deps.emit({ kind: 'output', index, data_base64: bytes.subarray(at, at + OUTPUT_PIECE_BYTES).toString('base64') });
+        for (let at = 0; at < bytes.length; at += OUTPUT_PIECE_BYTES)
+          await deps.emit({ kind: 'output', index, data_base64: bytes.subarray(at, at + OUTPUT_PIECE_BYTES).toString('base64') });
         outputs.push({ step: step.name, name: step.save.name, content_type: step.save.content_type, bytes: bytes.length });
       }
     } catch (err) {

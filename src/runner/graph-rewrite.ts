@@ -48,7 +48,8 @@ function knownRank(g: OnnxGraph, value: string): number | null {
  */
 function fuseHardSwish(g: OnnxGraph, edits: Edits): number {
   let count = 0;
-  const clipBounds = (clip: Node) => (g.opset < 11 ? [g.floatAttr(clip, 'min'), g.floatAttr(clip, 'max')] : [g.constant(clip.inputs[1]), g.constant(clip.inputs[2])]);
+  const clipBounds = (clip: Node) =>
+    g.opset < 11 ? [g.floatAttr(clip, 'min'), g.floatAttr(clip, 'max')] : [g.constant(clip.inputs[1]), g.constant(clip.inputs[2])];
   for (const div of g.nodes) {
     if (!OnnxGraph.is(div, 'Div') || div.inputs.length !== 2 || div.outputs.length !== 1) continue;
     const six = g.scalar(div.inputs[1]);
@@ -70,10 +71,13 @@ function fuseHardSwish(g: OnnxGraph, edits: Edits): number {
     const gate = `${div.outputs[0]}/dw_hard_sigmoid`;
     const name = div.name || div.outputs[0]!;
     if ([gate, `${name}/dw_hard_sigmoid`, `${name}/dw_hard_swish`].some((taken) => g.has(taken))) continue;
-    edits.replaced.set(div, Buffer.concat([
-      newNode('HardSigmoid', `${name}/dw_hard_sigmoid`, [x], [gate], { alpha: 1 / 6, beta: 0.5 }),
-      newNode('Mul', `${name}/dw_hard_swish`, [x, gate], [div.outputs[0]!]),
-    ]));
+    edits.replaced.set(
+      div,
+      Buffer.concat([
+        newNode('HardSigmoid', `${name}/dw_hard_sigmoid`, [x], [gate], { alpha: 1 / 6, beta: 0.5 }),
+        newNode('Mul', `${name}/dw_hard_swish`, [x, gate], [div.outputs[0]!]),
+      ]),
+    );
     for (const n of [add, clip, mul]) edits.removed.add(n);
     edits.reads.push(x);
     count++;
@@ -97,7 +101,8 @@ function scalarAffineAsPerChannel(g: OnnxGraph, edits: Edits): number {
     const weights = g.constantDims(convBehind(g, x)?.inputs[1]);
     const perChannel = `${n.outputs[0]}/dw_per_channel`;
     // The Conv's output has the weights' rank; a scalar of higher rank would have widened it.
-    if (!weights || weights.length < 3 || weights[0]! > MAX_CHANNELS || g.scalar(n.inputs[at])!.rank > weights.length || g.has(perChannel)) continue;
+    if (!weights || weights.length < 3 || weights[0]! > MAX_CHANNELS || g.scalar(n.inputs[at])!.rank > weights.length || g.has(perChannel))
+      continue;
     added.push(floatTensor(perChannel, [weights[0]!, ...weights.slice(2).map(() => 1)], g.constant(n.inputs[at])!));
     edits.replaced.set(n, newNode(n.op, n.name, [x, perChannel], n.outputs));
     edits.reads.push(x);

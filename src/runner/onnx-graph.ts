@@ -1,7 +1,18 @@
 // An ONNX model's top-level graph, read in place from its bytes (protobuf.ts), with what a rewrite
 // needs to look at (nodes, who produces and reads each value, float constants, weight shapes) and
 // a writer that copies every untouched field byte for byte.
-import { bytesField, fieldsOf, floatField, intField, lengthPrefix, messageField, packedVarints, stringOf, WIRE, type Field } from './protobuf.js';
+import {
+  bytesField,
+  fieldsOf,
+  floatField,
+  intField,
+  lengthPrefix,
+  messageField,
+  packedVarints,
+  stringOf,
+  WIRE,
+  type Field,
+} from './protobuf.js';
 
 const MODEL = { GRAPH: 7, OPSET_IMPORT: 8 } as const;
 const OPSET = { DOMAIN: 1, VERSION: 2 } as const;
@@ -78,7 +89,8 @@ function tensorInfo(buf: Uint8Array, tensor: Field): TensorInfo {
     }
   }
   if (raw && floats > 0) throw new NotRewritable('raw_data and float_data both set');
-  if (raw) return { type, dims, elements: Math.floor((raw.end - raw.start) / 4), first: raw.end - raw.start >= 4 ? view(buf, raw.start) : null };
+  if (raw)
+    return { type, dims, elements: Math.floor((raw.end - raw.start) / 4), first: raw.end - raw.start >= 4 ? view(buf, raw.start) : null };
   return { type, dims, elements: floats, first };
 }
 
@@ -148,7 +160,8 @@ export class OnnxGraph {
     this.graphField = expect(graphs[0]!, WIRE.LEN);
     let opset = 0;
     for (const f of this.modelFields.filter((m) => m.no === MODEL.OPSET_IMPORT)) {
-      let domain = '', version = 0;
+      let domain = '',
+        version = 0;
       for (const o of fieldsOf(buf, expect(f, WIRE.LEN).start, f.end)) {
         if (o.no === OPSET.DOMAIN) domain = stringOf(buf, expect(o, WIRE.LEN));
         if (o.no === OPSET.VERSION) version = expect(o, WIRE.VARINT).value;
@@ -171,12 +184,14 @@ export class OnnxGraph {
         }
       } else if (e.no === GRAPH.INITIALIZER) {
         let name = '';
-        for (const t of fieldsOf(buf, expect(e, WIRE.LEN).start, e.end)) if (t.no === TENSOR.NAME) name = stringOf(buf, expect(t, WIRE.LEN));
+        for (const t of fieldsOf(buf, expect(e, WIRE.LEN).start, e.end))
+          if (t.no === TENSOR.NAME) name = stringOf(buf, expect(t, WIRE.LEN));
         tensorInfo(buf, e);
         this.initializers.set(name, e);
       } else if (e.no === GRAPH.INPUT || e.no === GRAPH.OUTPUT) {
         const into = e.no === GRAPH.INPUT ? this.graphInputs : this.graphOutputs;
-        for (const v of fieldsOf(buf, expect(e, WIRE.LEN).start, e.end)) if (v.no === VALUE_INFO_NAME) into.add(stringOf(buf, expect(v, WIRE.LEN)));
+        for (const v of fieldsOf(buf, expect(e, WIRE.LEN).start, e.end))
+          if (v.no === VALUE_INFO_NAME) into.add(stringOf(buf, expect(v, WIRE.LEN)));
       } else if (e.no === GRAPH.SPARSE_INITIALIZER) {
         throw new NotRewritable('sparse initializer');
       }
@@ -189,7 +204,13 @@ export class OnnxGraph {
 
   /** Whether `name` is taken by a value or a node in the graph. */
   has(name: string): boolean {
-    return this.producers.has(name) || this.readers.has(name) || this.initializers.has(name) || this.graphInputs.has(name) || this.nodeNames.has(name);
+    return (
+      this.producers.has(name) ||
+      this.readers.has(name) ||
+      this.initializers.has(name) ||
+      this.graphInputs.has(name) ||
+      this.nodeNames.has(name)
+    );
   }
 
   /** A standard-domain node of this op type. */
@@ -225,7 +246,9 @@ export class OnnxGraph {
     const tensor = this.tensorOf(value);
     if (tensor) {
       const t = this.infoOf(tensor);
-      return t.type === FLOAT && t.elements === 1 && t.first !== null && t.dims.every((d) => d === 1) ? { value: t.first, rank: t.dims.length } : null;
+      return t.type === FLOAT && t.elements === 1 && t.first !== null && t.dims.every((d) => d === 1)
+        ? { value: t.first, rank: t.dims.length }
+        : null;
     }
     const c = this.producer(value);
     const f = OnnxGraph.is(c, 'Constant') && !this.graphInputs.has(value!) ? this.floatAttr(c, 'value_float') : null;
@@ -252,7 +275,9 @@ export class OnnxGraph {
     const stillRead = new Set(edits.reads);
     for (const n of this.nodes) if (!edits.removed.has(n) && !edits.replaced.has(n)) for (const i of n.inputs) stillRead.add(i);
     const orphans = new Set(
-      [...edits.removed, ...edits.replaced.keys()].flatMap((n) => n.inputs).filter((i) => !stillRead.has(i) && !this.graphOutputs.has(i) && !this.graphInputs.has(i)),
+      [...edits.removed, ...edits.replaced.keys()]
+        .flatMap((n) => n.inputs)
+        .filter((i) => !stillRead.has(i) && !this.graphOutputs.has(i) && !this.graphInputs.has(i)),
     );
     const orphanInits = new Set([...orphans].map((o) => this.initializers.get(o)));
     // The graph as spans of the original bytes (runs of untouched entries copied in one go) and new parts.
@@ -272,9 +297,17 @@ export class OnnxGraph {
     }
     parts.push(...edits.added);
     const size = (p: Uint8Array | [number, number]) => (Array.isArray(p) ? p[1] - p[0] : p.length);
-    const graph = lengthPrefix(MODEL.GRAPH, parts.reduce((sum, p) => sum + size(p), 0));
+    const graph = lengthPrefix(
+      MODEL.GRAPH,
+      parts.reduce((sum, p) => sum + size(p), 0),
+    );
     // The model: its fields before the graph, the graph, its fields after, in one buffer.
-    const all: Array<Uint8Array | [number, number]> = [[0, this.graphField.rawStart], graph, ...parts, [this.graphField.rawEnd, this.buf.length]];
+    const all: Array<Uint8Array | [number, number]> = [
+      [0, this.graphField.rawStart],
+      graph,
+      ...parts,
+      [this.graphField.rawEnd, this.buf.length],
+    ];
     const out = Buffer.allocUnsafe(all.reduce((sum, p) => sum + size(p), 0));
     let at = 0;
     for (const p of all) {
@@ -288,8 +321,17 @@ export class OnnxGraph {
 
 /** An encoded standard-domain node. */
 export function newNode(op: string, name: string, inputs: string[], outputs: string[], floatAttrs: Record<string, number> = {}): Buffer {
-  const attrs = Object.entries(floatAttrs).map(([k, v]) => messageField(NODE.ATTRIBUTE, bytesField(ATTR.NAME, k), floatField(ATTR.F, v), intField(ATTR.TYPE, ATTR_FLOAT)));
-  return messageField(GRAPH.NODE, ...inputs.map((i) => bytesField(NODE.INPUT, i)), ...outputs.map((o) => bytesField(NODE.OUTPUT, o)), bytesField(NODE.NAME, name), bytesField(NODE.OP_TYPE, op), ...attrs);
+  const attrs = Object.entries(floatAttrs).map(([k, v]) =>
+    messageField(NODE.ATTRIBUTE, bytesField(ATTR.NAME, k), floatField(ATTR.F, v), intField(ATTR.TYPE, ATTR_FLOAT)),
+  );
+  return messageField(
+    GRAPH.NODE,
+    ...inputs.map((i) => bytesField(NODE.INPUT, i)),
+    ...outputs.map((o) => bytesField(NODE.OUTPUT, o)),
+    bytesField(NODE.NAME, name),
+    bytesField(NODE.OP_TYPE, op),
+    ...attrs,
+  );
 }
 
 /** An encoded float initializer of these dims, every element `value`. */
@@ -297,5 +339,11 @@ export function floatTensor(name: string, dims: number[], value: number): Buffer
   const count = dims.reduce((a, b) => a * b, 1);
   const raw = Buffer.alloc(4 * count);
   for (let i = 0; i < count; i++) raw.writeFloatLE(value, 4 * i);
-  return messageField(GRAPH.INITIALIZER, ...dims.map((d) => intField(TENSOR.DIMS, d)), intField(TENSOR.DATA_TYPE, FLOAT), bytesField(TENSOR.NAME, name), bytesField(TENSOR.RAW_DATA, raw));
+  return messageField(
+    GRAPH.INITIALIZER,
+    ...dims.map((d) => intField(TENSOR.DIMS, d)),
+    intField(TENSOR.DATA_TYPE, FLOAT),
+    bytesField(TENSOR.NAME, name),
+    bytesField(TENSOR.RAW_DATA, raw),
+  );
 }

@@ -17,9 +17,14 @@ async function importPlugin(path: string, key: string): Promise<Pipeline> {
   }
   const p = (mod.default ?? mod.pipeline) as Partial<Pipeline> | undefined;
   if (!p || typeof p.run !== 'function') {
-    throw new DwError('DW_ERR_PLUGIN', `plugin ${path} must export a pipeline (default export or "pipeline") with a run(args, ctx) function; it exports: ${Object.keys(mod).join(', ') || '(nothing)'}`, { path });
+    throw new DwError(
+      'DW_ERR_PLUGIN',
+      `plugin ${path} must export a pipeline (default export or "pipeline") with a run(args, ctx) function; it exports: ${Object.keys(mod).join(', ') || '(nothing)'}`,
+      { path },
+    );
   }
-  if (p.roles !== undefined && !Array.isArray(p.roles)) throw new DwError('DW_ERR_PLUGIN', `plugin ${path}: "roles" must be an array`, { path });
+  if (p.roles !== undefined && !Array.isArray(p.roles))
+    throw new DwError('DW_ERR_PLUGIN', `plugin ${path}: "roles" must be an array`, { path });
   return { type: p.type ?? path, roles: p.roles ?? [], run: p.run.bind(p) };
 }
 

@@ -69,7 +69,11 @@ async function rewritten(model: PlanModel, log: LogFn): Promise<Uint8Array | nul
     log('warn', `${model.path}: graph rewrite failed, loading the file as it is: ${(err as Error).message}`);
     return null;
   }
-  if (result) log('info', `${model.path}: graph rewrites: ${result.hardSwish} hard-swish chains as x*HardSigmoid(x), ${result.perChannel} scalar affines per channel`);
+  if (result)
+    log(
+      'info',
+      `${model.path}: graph rewrites: ${result.hardSwish} hard-swish chains as x*HardSigmoid(x), ${result.perChannel} scalar affines per channel`,
+    );
   return result?.bytes ?? null;
 }
 
@@ -83,7 +87,13 @@ export class SessionCache {
     let entry = this.sessions.get(model.key);
     const cache = entry ? 'hit' : 'loaded';
     if (!entry) {
-      entry = { path: model.path, ...(model.files ? { files: model.files } : {}), pending: this.load(model, spec), uses: 0, last_used: Date.now() };
+      entry = {
+        path: model.path,
+        ...(model.files ? { files: model.files } : {}),
+        pending: this.load(model, spec),
+        uses: 0,
+        last_used: Date.now(),
+      };
       this.sessions.set(model.key, entry);
       // A failed load must not poison the cache: the next run tries again.
       entry.pending.catch(() => this.sessions.delete(model.key));
@@ -115,10 +125,15 @@ export class SessionCache {
       } catch (err) {
         failures.push(`${provider}: ${(err as Error).message}`);
         // The last one's failure is the load's error, told to the run; only a fallback is worth a log line.
-        if (provider !== tryOrder.at(-1)) this.log('warn', `${model.path}: loading with ${provider} failed, trying the next provider: ${(err as Error).message}`);
+        if (provider !== tryOrder.at(-1))
+          this.log('warn', `${model.path}: loading with ${provider} failed, trying the next provider: ${(err as Error).message}`);
       }
     }
-    throw new DwError('DW_ERR_MODEL_LOAD', `cannot load ${model.path} with any provider (${tryOrder.join(', ')}):\n  ${failures.join('\n  ')}`, { path: model.path, failures });
+    throw new DwError(
+      'DW_ERR_MODEL_LOAD',
+      `cannot load ${model.path} with any provider (${tryOrder.join(', ')}):\n  ${failures.join('\n  ')}`,
+      { path: model.path, failures },
+    );
   }
 
   /**
@@ -126,7 +141,11 @@ export class SessionCache {
    * the rewritten graph where the file itself loads, the file is used, and the log says so: a
    * rewrite must never cost a model that loads without it.
    */
-  private async create(model: PlanModel, source: Uint8Array | null, options: ort.InferenceSession.SessionOptions): Promise<ort.InferenceSession> {
+  private async create(
+    model: PlanModel,
+    source: Uint8Array | null,
+    options: ort.InferenceSession.SessionOptions,
+  ): Promise<ort.InferenceSession> {
     if (!source) return ort.InferenceSession.create(model.path, options);
     try {
       return await ort.InferenceSession.create(source, options);
@@ -162,6 +181,15 @@ export class SessionCache {
   snapshot(): LoadedModelInfo[] {
     return [...this.sessions.entries()]
       .filter(([, e]) => e.made !== undefined)
-      .map(([key, e]) => ({ key, path: e.path, ...(e.files ? { files: e.files } : {}), provider: e.made!.provider, load_ms: e.made!.load_ms, cost_bytes: e.made!.cost_bytes, uses: e.uses, last_used: e.last_used }));
+      .map(([key, e]) => ({
+        key,
+        path: e.path,
+        ...(e.files ? { files: e.files } : {}),
+        provider: e.made!.provider,
+        load_ms: e.made!.load_ms,
+        cost_bytes: e.made!.cost_bytes,
+        uses: e.uses,
+        last_used: e.last_used,
+      }));
   }
 }

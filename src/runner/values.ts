@@ -19,7 +19,13 @@ export class CircularValue extends Error {
 
 export function toJson(value: unknown, tensorLimit = Infinity, path = '$', ancestors: object[] = []): unknown {
   if (isImage(value)) return { kind: 'image', width: value.width, height: value.height, channels: value.channels };
-  if (isAudio(value)) return { kind: 'audio', sample_rate: value.sample_rate, channels: value.channels, duration_s: Math.round(durationS(value) * 1000) / 1000 };
+  if (isAudio(value))
+    return {
+      kind: 'audio',
+      sample_rate: value.sample_rate,
+      channels: value.channels,
+      duration_s: Math.round(durationS(value) * 1000) / 1000,
+    };
   if (isEncodedFile(value)) return { kind: 'file', content_type: value.content_type, bytes: value.data.byteLength };
   if (isTensorData(value)) return { kind: 'tensor', ...tensorToJson(value, tensorLimit) };
   if (typeof value === 'bigint') return Number.isSafeInteger(Number(value)) ? Number(value) : value.toString();

@@ -14,10 +14,19 @@ import { AllowedRoots } from './roots.js';
 import { fileArgPaths } from './file-args.js';
 import type { Plan, PlanModel, PlanStep } from './plan.js';
 
-export interface Problem { path: string; message: string }
+export interface Problem {
+  path: string;
+  message: string;
+}
 
 const EXTENSIONS: Record<string, string> = {
-  'application/json': 'json', 'text/plain': 'txt', 'image/png': 'png', 'image/jpeg': 'jpg', 'image/webp': 'webp', 'audio/wav': 'wav', 'application/x-npy': 'npy',
+  'application/json': 'json',
+  'text/plain': 'txt',
+  'image/png': 'png',
+  'image/jpeg': 'jpg',
+  'image/webp': 'webp',
+  'audio/wav': 'wav',
+  'application/x-npy': 'npy',
 };
 
 /**
@@ -25,7 +34,10 @@ const EXTENSIONS: Record<string, string> = {
  * variable may be bound to an earlier step's result: then the value is that previous_result:
  * reference, left for the engine to resolve at run time.
  */
-interface Bound { value: unknown; base: string }
+interface Bound {
+  value: unknown;
+  base: string;
+}
 
 /** JSON nesting a workflow may have: a tensor of the highest rank onnxruntime takes, inside a step, fits. */
 const MAX_JSON_DEPTH = 64;
@@ -56,7 +68,11 @@ export async function readWorkflow(path: string): Promise<Workflow> {
   try {
     text = await readFile(path, 'utf8');
   } catch (err) {
-    throw new DwError('DW_ERR_FILE_NOT_FOUND', `cannot read workflow ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, { path });
+    throw new DwError(
+      'DW_ERR_FILE_NOT_FOUND',
+      `cannot read workflow ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
+      { path },
+    );
   }
   // Editors on Windows save UTF-8 with a byte order mark; JSON.parse refuses it, a person should not.
   if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
@@ -67,7 +83,12 @@ export async function readWorkflow(path: string): Promise<Workflow> {
     const msg = (err as Error).message;
     const offset = jsonErrorOffset(text);
     const at = lineCol(text, offset < 0 ? text.length : offset);
-    throw new DwError('DW_ERR_WORKFLOW_INVALID', `${path}:${at.line}:${at.column}: not valid JSON: ${msg}`, { path, line: at.line, column: at.column, problems: [{ path: '$', message: msg }] });
+    throw new DwError('DW_ERR_WORKFLOW_INVALID', `${path}:${at.line}:${at.column}: not valid JSON: ${msg}`, {
+      path,
+      line: at.line,
+      column: at.column,
+      problems: [{ path: '$', message: msg }],
+    });
   }
   // Checked before anything walks the value recursively (the schema, references): 3000 levels overflow the stack.
   const tooDeep = deeperThan(json, MAX_JSON_DEPTH);
@@ -89,17 +110,35 @@ function semanticProblemsOfDraft(json: unknown): Problem[] {
   if (!rec(json) || !Array.isArray(json.steps)) return [];
   // The schema checks this only on a step that is otherwise valid; next to another problem of the step it would go unsaid.
   const shape = json.steps.flatMap((st: unknown, i: number) =>
-    rec(st) && ['pipeline', 'task', 'workflow'].filter((k) => k in st).length !== 1 ? [{ path: jsonPath(['steps', i]), message: ONE_KIND }] : [],
+    rec(st) && ['pipeline', 'task', 'workflow'].filter((k) => k in st).length !== 1
+      ? [{ path: jsonPath(['steps', i]), message: ONE_KIND }]
+      : [],
   );
   const steps = json.steps.map((st: unknown) => {
     if (!rec(st)) return { name: '', task: { type: '', arguments: {} } };
-    const spec = (x: unknown) => (rec(x) ? { ...x, type: String(x.type ?? ''), arguments: rec(x.arguments) ? x.arguments : {}, models: rec(x.models) ? x.models : {} } : undefined);
-    const workflow = rec(st.workflow) ? { ...st.workflow, path: String(st.workflow.path ?? ''), arguments: rec(st.workflow.arguments) ? st.workflow.arguments : {} } : undefined;
-    return { ...st, name: String(st.name ?? ''), pipeline: spec(st.pipeline), workflow, task: st.pipeline || workflow ? undefined : spec(st.task) ?? { type: '', arguments: {} } };
+    const spec = (x: unknown) =>
+      rec(x)
+        ? { ...x, type: String(x.type ?? ''), arguments: rec(x.arguments) ? x.arguments : {}, models: rec(x.models) ? x.models : {} }
+        : undefined;
+    const workflow = rec(st.workflow)
+      ? { ...st.workflow, path: String(st.workflow.path ?? ''), arguments: rec(st.workflow.arguments) ? st.workflow.arguments : {} }
+      : undefined;
+    return {
+      ...st,
+      name: String(st.name ?? ''),
+      pipeline: spec(st.pipeline),
+      workflow,
+      task: st.pipeline || workflow ? undefined : (spec(st.task) ?? { type: '', arguments: {} }),
+    };
   });
   try {
     // Type names that are missing or empty were already reported by the schema.
-    return [...shape, ...semanticProblems({ ...json, variables: rec(json.variables) ? json.variables : {}, steps } as Workflow).filter((p) => !/unknown (pipeline|task) type ""/.test(p.message))];
+    return [
+      ...shape,
+      ...semanticProblems({ ...json, variables: rec(json.variables) ? json.variables : {}, steps } as Workflow).filter(
+        (p) => !/unknown (pipeline|task) type ""/.test(p.message),
+      ),
+    ];
   } catch {
     return shape;
   }
@@ -113,7 +152,11 @@ function unique(problems: Problem[]): Problem[] {
 
 function invalid(path: string, problems: Problem[]): DwError {
   const list = problems.map((p) => `  ${p.path}: ${p.message}`).join('\n');
-  return new DwError('DW_ERR_WORKFLOW_INVALID', `${path} is not a valid workflow (${problems.length} problem${problems.length === 1 ? '' : 's'}):\n${list}`, { path, problems });
+  return new DwError(
+    'DW_ERR_WORKFLOW_INVALID',
+    `${path} is not a valid workflow (${problems.length} problem${problems.length === 1 ? '' : 's'}):\n${list}`,
+    { path, problems },
+  );
 }
 
 type StepKind = 'pipeline' | 'task' | 'workflow';
@@ -146,10 +189,15 @@ function semanticProblems(wf: Workflow): Problem[] {
     if (info && step.pipeline) {
       const roles = info.roles.map((r) => r.name);
       for (const role of Object.keys(step.pipeline.models)) {
-        if (!roles.includes(role)) problems.push({ path: at('pipeline', 'models', role), message: `"${type}" has no model role "${role}"; roles: ${roles.join(', ')}` });
+        if (!roles.includes(role))
+          problems.push({
+            path: at('pipeline', 'models', role),
+            message: `"${type}" has no model role "${role}"; roles: ${roles.join(', ')}`,
+          });
       }
       for (const r of info.roles) {
-        if (r.required && !(r.name in step.pipeline.models)) problems.push({ path: at('pipeline', 'models'), message: `"${type}" needs a "${r.name}" model` });
+        if (r.required && !(r.name in step.pipeline.models))
+          problems.push({ path: at('pipeline', 'models'), message: `"${type}" needs a "${r.name}" model` });
       }
     }
     const args = (step.pipeline ?? step.task ?? step.workflow)!.arguments;
@@ -162,13 +210,22 @@ function semanticProblems(wf: Workflow): Problem[] {
       if (ref.kind === 'variable' && !declared.includes(ref.name)) {
         problems.push({ path: at(...path), message: `unknown variable "${ref.name}"; declared: ${declared.join(', ') || '(none)'}` });
       }
-      if (ref.kind === 'previous_result' && ((path[0] === 'workflow' && path[1] === 'path') || (path[0] === 'pipeline' && path[1] === 'models'))) {
-        problems.push({ path: at(...path), message: 'model files and sub-workflow paths must be known before the run; they cannot come from previous_result:' });
+      if (
+        ref.kind === 'previous_result' &&
+        ((path[0] === 'workflow' && path[1] === 'path') || (path[0] === 'pipeline' && path[1] === 'models'))
+      ) {
+        problems.push({
+          path: at(...path),
+          message: 'model files and sub-workflow paths must be known before the run; they cannot come from previous_result:',
+        });
         continue;
       }
       // "previous_result:sub/read" reaches into the sub-workflow step "sub"; checkOrder checks the rest.
       if (ref.kind === 'previous_result' && !seen.has(ref.step) && !(ref.step.includes('/') && seen.has(ref.step.split('/')[0]!))) {
-        problems.push({ path: at(...path), message: `"previous_result:${ref.step}" must name an earlier step; earlier steps: ${[...seen].join(', ') || '(none)'}` });
+        problems.push({
+          path: at(...path),
+          message: `"previous_result:${ref.step}" must name an earlier step; earlier steps: ${[...seen].join(', ') || '(none)'}`,
+        });
       }
     }
     seen.add(step.name);
@@ -180,13 +237,23 @@ function semanticProblems(wf: Workflow): Problem[] {
  * Applies --arg values, typed like the declared default (a number stays a number). Problems go to
  * `problems` (the variable keeps its default then), so they are reported with the workflow's others.
  */
-export function bindVariables(wf: Workflow, workflowDir: string, args: Record<string, string>, cwd: string, problems?: DwError[]): Record<string, Bound> {
+export function bindVariables(
+  wf: Workflow,
+  workflowDir: string,
+  args: Record<string, string>,
+  cwd: string,
+  problems?: DwError[],
+): Record<string, Bound> {
   const found: DwError[] = [];
   const declared = Object.keys(wf.variables);
   const unknown = Object.keys(args).filter((k) => !declared.includes(k));
   if (unknown.length > 0) {
     found.push(
-      new DwError('DW_ERR_UNKNOWN_VARIABLE', `the workflow "${wf.id}" does not declare ${unknown.map((u) => `"${u}"`).join(', ')}; declared variables: ${declared.join(', ') || '(none)'}`, { unknown, declared }),
+      new DwError(
+        'DW_ERR_UNKNOWN_VARIABLE',
+        `the workflow "${wf.id}" does not declare ${unknown.map((u) => `"${u}"`).join(', ')}; declared variables: ${declared.join(', ') || '(none)'}`,
+        { unknown, declared },
+      ),
     );
   }
   const bound: Record<string, Bound> = {};
@@ -194,7 +261,13 @@ export function bindVariables(wf: Workflow, workflowDir: string, args: Record<st
     bound[name] = { value: def, base: workflowDir };
     if (!(name in args)) continue;
     if (parseReference(args[name]) !== null) {
-      found.push(new DwError('DW_ERR_BAD_ARGUMENT', `--arg ${name}=${args[name]}: an --arg value is a literal; references (variable:, previous_result:) only work inside a workflow file`, { name }));
+      found.push(
+        new DwError(
+          'DW_ERR_BAD_ARGUMENT',
+          `--arg ${name}=${args[name]}: an --arg value is a literal; references (variable:, previous_result:) only work inside a workflow file`,
+          { name },
+        ),
+      );
       continue;
     }
     try {
@@ -215,13 +288,22 @@ function coerce(name: string, raw: string, def: VariableValue): VariableValue {
   if (typeof def === 'number') {
     // Decimal only: Number() would also take "0x10", "0b1", " 5 " and "" (as 0).
     const n = DECIMAL.test(raw) ? Number(raw) : Number.NaN;
-    if (!Number.isFinite(n)) throw new DwError('DW_ERR_BAD_ARGUMENT', `--arg ${name}=${raw}: "${name}" is a number (default ${def}), got "${raw}"; write a decimal number such as 0.8, 12 or 1e-3`, { name, expected: 'number', got: raw });
+    if (!Number.isFinite(n))
+      throw new DwError(
+        'DW_ERR_BAD_ARGUMENT',
+        `--arg ${name}=${raw}: "${name}" is a number (default ${def}), got "${raw}"; write a decimal number such as 0.8, 12 or 1e-3`,
+        { name, expected: 'number', got: raw },
+      );
     return n;
   }
   if (typeof def === 'boolean') {
     if (/^(true|1|yes)$/i.test(raw)) return true;
     if (/^(false|0|no)$/i.test(raw)) return false;
-    throw new DwError('DW_ERR_BAD_ARGUMENT', `--arg ${name}=${raw}: "${name}" is a boolean (true/false), got "${raw}"`, { name, expected: 'boolean', got: raw });
+    throw new DwError('DW_ERR_BAD_ARGUMENT', `--arg ${name}=${raw}: "${name}" is a boolean (true/false), got "${raw}"`, {
+      name,
+      expected: 'boolean',
+      got: raw,
+    });
   }
   return raw;
 }
@@ -247,7 +329,11 @@ function setField(obj: Record<string, unknown>, path: string[], value: unknown):
 function coerceValue(name: string, value: unknown, def: VariableValue): unknown {
   if (typeof value === 'string' && typeof def !== 'string' && def !== null) return coerce(name, value, def);
   if (def !== null && value !== null && typeof value !== typeof def) {
-    throw new DwError('DW_ERR_BAD_ARGUMENT', `sub-workflow argument "${name}" is a ${typeof def} (default ${JSON.stringify(def)}), got ${JSON.stringify(value)}`, { name, expected: typeof def });
+    throw new DwError(
+      'DW_ERR_BAD_ARGUMENT',
+      `sub-workflow argument "${name}" is a ${typeof def} (default ${JSON.stringify(def)}), got ${JSON.stringify(value)}`,
+      { name, expected: typeof def },
+    );
   }
   return value;
 }
@@ -264,7 +350,12 @@ interface LoadContext {
   problems: DwError[];
 }
 
-async function checkFile(ctx: LoadContext, file: string, code: 'DW_ERR_MODEL_NOT_FOUND' | 'DW_ERR_FILE_NOT_FOUND', what: string): Promise<boolean> {
+async function checkFile(
+  ctx: LoadContext,
+  file: string,
+  code: 'DW_ERR_MODEL_NOT_FOUND' | 'DW_ERR_FILE_NOT_FOUND',
+  what: string,
+): Promise<boolean> {
   try {
     await ctx.roots.check(file, what);
     await checkReadable(file, code, what);
@@ -281,7 +372,13 @@ async function checkFile(ctx: LoadContext, file: string, code: 'DW_ERR_MODEL_NOT
  * folders are checked against --allowed-roots before anything in them is read, then each graph,
  * its external-data files and each text file are checked like any model file.
  */
-async function layoutModels(ctx: LoadContext, step: string, layout: NonNullable<StepTypeInfo['layout']>, given: Record<string, string>, args: Record<string, unknown>): Promise<PlanModel[]> {
+async function layoutModels(
+  ctx: LoadContext,
+  step: string,
+  layout: NonNullable<StepTypeInfo['layout']>,
+  given: Record<string, string>,
+  args: Record<string, unknown>,
+): Promise<PlanModel[]> {
   for (const [role, path] of Object.entries(given)) {
     try {
       await ctx.roots.check(path, `step "${step}": model "${role}"`);
@@ -303,7 +400,11 @@ async function layoutModels(ctx: LoadContext, step: string, layout: NonNullable<
 }
 
 function runtimePath(step: string, what: string): DwError {
-  return new DwError('DW_ERR_WORKFLOW_INVALID', `step "${step}": ${what} cannot come from a step result (previous_result:); it must be known before the run`, { step });
+  return new DwError(
+    'DW_ERR_WORKFLOW_INVALID',
+    `step "${step}": ${what} cannot come from a step result (previous_result:); it must be known before the run`,
+    { step },
+  );
 }
 
 /** Every previous_result: reference names a step that runs earlier (inlined sub-steps included). */
@@ -312,7 +413,8 @@ function checkOrder(steps: PlanStep[], path: string, ctx: LoadContext): void {
   const problems: Problem[] = [];
   for (const step of steps) {
     for (const { ref, path: at } of collectReferences(step.arguments)) {
-      if (ref.kind === 'previous_result' && !done.has(ref.step)) problems.push({ path: `step "${step.name}" ${jsonPath(at)}`, message: `previous_result:${ref.step} names no earlier step` });
+      if (ref.kind === 'previous_result' && !done.has(ref.step))
+        problems.push({ path: `step "${step.name}" ${jsonPath(at)}`, message: `previous_result:${ref.step} names no earlier step` });
     }
     done.add(step.name);
   }
@@ -320,7 +422,11 @@ function checkOrder(steps: PlanStep[], path: string, ctx: LoadContext): void {
   for (const step of steps) {
     if (!step.save) continue;
     const other = names.get(step.save.name);
-    if (other) problems.push({ path: `step "${step.name}"`, message: `saves to ${step.save.name}, as step "${other}" does; give one of them another file name` });
+    if (other)
+      problems.push({
+        path: `step "${step.name}"`,
+        message: `saves to ${step.save.name}, as step "${other}" does; give one of them another file name`,
+      });
     names.set(step.save.name, step.name);
   }
   if (problems.length > 0) ctx.problems.push(invalid(path, problems));
@@ -332,7 +438,14 @@ function checkOrder(steps: PlanStep[], path: string, ctx: LoadContext): void {
  * result gathers theirs: the daemon and the engine then see one flat list of steps. A step with a
  * problem adds it to the context and the next step is planned all the same: one report has them all.
  */
-async function planSteps(wf: Workflow, path: string, vars: Record<string, Bound>, prefix: string, stack: string[], ctx: LoadContext): Promise<PlanStep[]> {
+async function planSteps(
+  wf: Workflow,
+  path: string,
+  vars: Record<string, Bound>,
+  prefix: string,
+  stack: string[],
+  ctx: LoadContext,
+): Promise<PlanStep[]> {
   const steps: PlanStep[] = [];
   for (const [index, step] of wf.steps.entries()) {
     try {
@@ -341,14 +454,29 @@ async function planSteps(wf: Workflow, path: string, vars: Record<string, Bound>
       if (!(err instanceof DwError) || err.details?.fatal) throw err;
       ctx.problems.push(err);
       // A stand-in, so later steps that refer to it are not reported as well; the plan never runs.
-      steps.push({ name: prefix + step.name, kind: 'workflow', type: '', models: [], session: { providers: ['cpu'] }, arguments: {}, save: null });
+      steps.push({
+        name: prefix + step.name,
+        kind: 'workflow',
+        type: '',
+        models: [],
+        session: { providers: ['cpu'] },
+        arguments: {},
+        save: null,
+      });
     }
   }
   return steps;
 }
 
 /** Problems of a step's literal arguments, and of what it saves, by the same rules as its run. */
-function stepProblems(name: string, type: string, info: StepTypeInfo, args: Record<string, unknown>, save: PlanStep['save'], at: string): DwError[] {
+function stepProblems(
+  name: string,
+  type: string,
+  info: StepTypeInfo,
+  args: Record<string, unknown>,
+  save: PlanStep['save'],
+  at: string,
+): DwError[] {
   const problems: DwError[] = [];
   const owner = `step "${name}": ${type}`;
   // A value that comes from an earlier step is known at the run only; the run checks it then.
@@ -357,7 +485,14 @@ function stepProblems(name: string, type: string, info: StepTypeInfo, args: Reco
     const found = argProblems(owner, args, info.args, pending);
     problems.push(...found);
     // As the run sees them: defaults filled in.
-    const filled = { ...Object.fromEntries(Object.entries(info.args).filter(([, sp]) => 'default' in sp).map(([k, sp]) => [k, sp.default])), ...args };
+    const filled = {
+      ...Object.fromEntries(
+        Object.entries(info.args)
+          .filter(([, sp]) => 'default' in sp)
+          .map(([k, sp]) => [k, sp.default]),
+      ),
+      ...args,
+    };
     const why = found.length === 0 ? info.rule?.(filled) : null;
     if (why) problems.push(new DwError('DW_ERR_BAD_ARGUMENT', `${owner}: ${why}`, { step: name }));
   }
@@ -365,10 +500,24 @@ function stepProblems(name: string, type: string, info: StepTypeInfo, args: Reco
     const produced = info.saves?.(args);
     const needs = CONTENT_NEEDS[save.content_type];
     if (produced !== undefined && produced !== save.content_type) {
-      problems.push(new DwError('DW_ERR_WORKFLOW_INVALID', `${at}.result.content_type: step "${name}" (${type}) makes ${produced}, but its result is to be saved as ${save.content_type}; make them agree`, { step: name }));
+      problems.push(
+        new DwError(
+          'DW_ERR_WORKFLOW_INVALID',
+          `${at}.result.content_type: step "${name}" (${type}) makes ${produced}, but its result is to be saved as ${save.content_type}; make them agree`,
+          { step: name },
+        ),
+      );
     } else if (produced === undefined && needs && info.produces && info.produces !== needs) {
-      const fits = Object.entries(CONTENT_NEEDS).filter(([, k]) => k === null || k === info.produces).map(([c]) => c);
-      problems.push(new DwError('DW_ERR_WORKFLOW_INVALID', `${at}.result.content_type: ${save.content_type} needs ${A[needs]}, but a ${type} step gives ${A[info.produces]}; it can be saved as ${fits.join(' or ')}`, { step: name }));
+      const fits = Object.entries(CONTENT_NEEDS)
+        .filter(([, k]) => k === null || k === info.produces)
+        .map(([c]) => c);
+      problems.push(
+        new DwError(
+          'DW_ERR_WORKFLOW_INVALID',
+          `${at}.result.content_type: ${save.content_type} needs ${A[needs]}, but a ${type} step gives ${A[info.produces]}; it can be saved as ${fits.join(' or ')}`,
+          { step: name },
+        ),
+      );
     }
   }
   return problems;
@@ -377,36 +526,65 @@ function stepProblems(name: string, type: string, info: StepTypeInfo, args: Reco
 const A: Record<string, string> = { text: 'text', image: 'an image', audio: 'audio', tensor: 'a tensor' };
 
 /** The plan steps one step of a workflow makes: itself, or a sub-workflow's steps and then itself. */
-async function planStep(wf: Workflow, index: number, path: string, vars: Record<string, Bound>, prefix: string, stack: string[], ctx: LoadContext): Promise<PlanStep[]> {
+async function planStep(
+  wf: Workflow,
+  index: number,
+  path: string,
+  vars: Record<string, Bound>,
+  prefix: string,
+  stack: string[],
+  ctx: LoadContext,
+): Promise<PlanStep[]> {
   const step = wf.steps[index]!;
   const dir = dirname(path);
   // Variables become their values; references to earlier steps get this workflow's prefix. A
   // variable bound to a parent's previous_result is inserted as it is (already in the parent's names).
-  const bind = (value: unknown) => substitute(value, (ref, raw) => (ref.kind === 'variable' ? vars[ref.name]!.value : PREVIOUS + prefix + raw.slice(PREVIOUS.length)));
+  const bind = (value: unknown) =>
+    substitute(value, (ref, raw) => (ref.kind === 'variable' ? vars[ref.name]!.value : PREVIOUS + prefix + raw.slice(PREVIOUS.length)));
   const { info, type, kind } = stepInfo(step);
   const name = prefix + step.name;
   const spec = (step.pipeline ?? step.task ?? step.workflow)!;
   const argsOut = bind(spec.arguments) as Record<string, unknown>;
   const save = step.result?.save ?? (info!.saves ? true : false);
   const contentType = step.result?.content_type ?? info!.saves?.(argsOut) ?? 'application/json';
-  const saveSpec = save ? { name: typeof save === 'string' ? save : `${ctx.id}-${name.replaceAll('/', '-')}.${EXTENSIONS[contentType]}`, content_type: contentType } : null;
-  if (++ctx.count > MAX_STEPS) throw new DwError('DW_ERR_WORKFLOW_INVALID', `${path}: the workflow and its sub-workflows have more than ${MAX_STEPS} steps`, { path, fatal: true });
+  const saveSpec = save
+    ? {
+        name: typeof save === 'string' ? save : `${ctx.id}-${name.replaceAll('/', '-')}.${EXTENSIONS[contentType]}`,
+        content_type: contentType,
+      }
+    : null;
+  if (++ctx.count > MAX_STEPS)
+    throw new DwError('DW_ERR_WORKFLOW_INVALID', `${path}: the workflow and its sub-workflows have more than ${MAX_STEPS} steps`, {
+      path,
+      fatal: true,
+    });
 
   if (step.workflow) {
     const subRaw = bind(step.workflow.path);
     if (isRuntimeRef(subRaw)) throw runtimePath(name, 'its workflow path');
-    if (typeof subRaw !== 'string') throw invalid(path, [{ path: `$.steps[${index}].workflow.path`, message: `must be a file path, got ${JSON.stringify(subRaw)}` }]);
+    if (typeof subRaw !== 'string')
+      throw invalid(path, [{ path: `$.steps[${index}].workflow.path`, message: `must be a file path, got ${JSON.stringify(subRaw)}` }]);
     const subRef = parseReference(step.workflow.path);
     const subPath = resolve(subRef?.kind === 'variable' ? vars[subRef.name]!.base : dir, subRaw);
-    if (stack.includes(subPath)) throw new DwError('DW_ERR_WORKFLOW_INVALID', `${path}: step "${step.name}" runs ${subPath}, which is already running it (${[...stack, subPath].join(' → ')})`, { path, cycle: [...stack, subPath] });
-    if (stack.length >= MAX_DEPTH) throw new DwError('DW_ERR_WORKFLOW_INVALID', `${path}: step "${step.name}": sub-workflows nest deeper than ${MAX_DEPTH}`, { path });
+    if (stack.includes(subPath))
+      throw new DwError(
+        'DW_ERR_WORKFLOW_INVALID',
+        `${path}: step "${step.name}" runs ${subPath}, which is already running it (${[...stack, subPath].join(' → ')})`,
+        { path, cycle: [...stack, subPath] },
+      );
+    if (stack.length >= MAX_DEPTH)
+      throw new DwError('DW_ERR_WORKFLOW_INVALID', `${path}: step "${step.name}": sub-workflows nest deeper than ${MAX_DEPTH}`, { path });
     await ctx.roots.check(subPath, `step "${name}": workflow`);
     if (!ctx.files.has(subPath)) ctx.files.set(subPath, readWorkflow(subPath));
     const sub = await ctx.files.get(subPath)!;
     const declared = Object.keys(sub.variables);
     const unknown = Object.keys(argsOut).filter((k) => !declared.includes(k));
     if (unknown.length > 0) {
-      throw new DwError('DW_ERR_UNKNOWN_VARIABLE', `step "${name}": ${subPath} does not declare ${unknown.map((u) => `"${u}"`).join(', ')}; declared variables: ${declared.join(', ') || '(none)'}`, { step: name, unknown, declared });
+      throw new DwError(
+        'DW_ERR_UNKNOWN_VARIABLE',
+        `step "${name}": ${subPath} does not declare ${unknown.map((u) => `"${u}"`).join(', ')}; declared variables: ${declared.join(', ') || '(none)'}`,
+        { step: name, unknown, declared },
+      );
     }
     const subVars: Record<string, Bound> = {};
     for (const [v, def] of Object.entries(sub.variables)) {
@@ -420,7 +598,15 @@ async function planStep(wf: Workflow, index: number, path: string, vars: Record<
     }
     return [
       ...(await planSteps(sub, subPath, subVars, `${name}/`, [...stack, subPath], ctx)),
-      { name, kind, type, models: [], session: { providers: ['cpu'] }, arguments: Object.fromEntries(sub.steps.map((s) => [s.name, `${PREVIOUS}${name}/${s.name}`])), save: saveSpec },
+      {
+        name,
+        kind,
+        type,
+        models: [],
+        session: { providers: ['cpu'] },
+        arguments: Object.fromEntries(sub.steps.map((s) => [s.name, `${PREVIOUS}${name}/${s.name}`])),
+        save: saveSpec,
+      },
     ];
   }
 
@@ -435,7 +621,9 @@ async function planStep(wf: Workflow, index: number, path: string, vars: Record<
     }
     const resolved = resolveModelPath(String(bound.value), bound.base);
     if ('error' in resolved) {
-      ctx.problems.push(new DwError('DW_ERR_MODEL_NOT_FOUND', `step "${name}", model "${role}": ${resolved.error}`, { step: name, role, ref: raw }));
+      ctx.problems.push(
+        new DwError('DW_ERR_MODEL_NOT_FOUND', `step "${name}", model "${role}": ${resolved.error}`, { step: name, role, ref: raw }),
+      );
       continue;
     }
     if (info!.layout) {
@@ -460,7 +648,12 @@ async function planStep(wf: Workflow, index: number, path: string, vars: Record<
   ctx.problems.push(...stepProblems(name, type, info!, argsOut, saveSpec, `${path}: $.steps[${index}]`));
   let module: PlanStep['module'];
   if (isPluginType(type)) {
-    if (!ctx.plugins) throw new DwError('DW_ERR_PLUGIN', `step "${name}": plugin pipelines (${type}) are off in this daemon: a plugin runs any code with the daemon's rights (dwd --plugins on allows them; with --allowed-roots they are off unless so)`, { step: name });
+    if (!ctx.plugins)
+      throw new DwError(
+        'DW_ERR_PLUGIN',
+        `step "${name}": plugin pipelines (${type}) are off in this daemon: a plugin runs any code with the daemon's rights (dwd --plugins on allows them; with --allowed-roots they are off unless so)`,
+        { step: name },
+      );
     module = { path: resolve(dir, type), key: '' };
     await checkFile(ctx, module.path, 'DW_ERR_FILE_NOT_FOUND', `step "${name}": plugin module`);
   }
@@ -485,7 +678,13 @@ async function planStep(wf: Workflow, index: number, path: string, vars: Record<
 }
 
 /** Reads, validates and resolves a workflow, checking every model and input file it names. */
-export async function loadPlan(workflowPath: string, args: Record<string, string>, cwd: string, roots: AllowedRoots = new AllowedRoots(null), opts: { plugins?: boolean } = {}): Promise<Plan> {
+export async function loadPlan(
+  workflowPath: string,
+  args: Record<string, string>,
+  cwd: string,
+  roots: AllowedRoots = new AllowedRoots(null),
+  opts: { plugins?: boolean } = {},
+): Promise<Plan> {
   const path = resolve(cwd, workflowPath);
   // Before reading: a refused file must not even be parsed (its content would show in errors).
   await roots.check(path, 'workflow');
@@ -499,7 +698,9 @@ export async function loadPlan(workflowPath: string, args: Record<string, string
   if (problems.length > 1) {
     // The first problem's code decides the exit code; the message lists them all.
     const lines = problems.map((e) => `  - ${e.message.replaceAll('\n', '\n    ')}`);
-    throw new DwError(problems[0]!.code, `${path}: ${problems.length} problems:\n${lines.join('\n')}`, { problems: problems.map((e) => e.toPayload()) });
+    throw new DwError(problems[0]!.code, `${path}: ${problems.length} problems:\n${lines.join('\n')}`, {
+      problems: problems.map((e) => e.toPayload()),
+    });
   }
   return {
     workflow: { id: wf.id, path },

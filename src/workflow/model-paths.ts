@@ -38,10 +38,15 @@ function findPackageDir(pkg: string, from: string): string | null {
 export function resolveModelPath(ref: string, workflowDir: string): { path: string } | { error: string } {
   if (!ref.startsWith(NPM)) return { path: isAbsolute(ref) ? ref : resolve(workflowDir, ref) };
   const split = splitPackage(ref.slice(NPM.length));
-  if (!split) return { error: `"${ref}" is not of the form npm:PACKAGE/PATH (a package name as npm allows it, then a path inside the package, without "..")` };
+  if (!split)
+    return {
+      error: `"${ref}" is not of the form npm:PACKAGE/PATH (a package name as npm allows it, then a path inside the package, without "..")`,
+    };
   for (const from of [workflowDir, OWN_ROOT]) {
     const dir = findPackageDir(split.pkg, from);
     if (dir) return { path: join(dir, split.sub) };
   }
-  return { error: `package ${split.pkg} is not installed (looked from ${workflowDir} and ${OWN_ROOT}); install it with npm install ${split.pkg}` };
+  return {
+    error: `package ${split.pkg} is not installed (looked from ${workflowDir} and ${OWN_ROOT}); install it with npm install ${split.pkg}`,
+  };
 }

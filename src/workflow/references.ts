@@ -1,8 +1,6 @@
 // `variable:NAME` and `previous_result:STEP[.field…]` references inside step arguments.
 
-export type Reference =
-  | { kind: 'variable'; name: string }
-  | { kind: 'previous_result'; step: string; field: string[] };
+export type Reference = { kind: 'variable'; name: string } | { kind: 'previous_result'; step: string; field: string[] };
 
 const VARIABLE = 'variable:';
 export const PREVIOUS = 'previous_result:';
@@ -52,5 +50,12 @@ export function pickField(value: unknown, field: string[]): unknown {
 }
 
 export function jsonPath(path: readonly (string | number | symbol)[]): string {
-  return '$' + path.map((p) => (typeof p === 'number' ? `[${p}]` : /^[A-Za-z_$][\w$]*$/.test(String(p)) ? `.${String(p)}` : `[${JSON.stringify(String(p))}]`)).join('');
+  return (
+    '$' +
+    path
+      .map((p) =>
+        typeof p === 'number' ? `[${p}]` : /^[A-Za-z_$][\w$]*$/.test(String(p)) ? `.${String(p)}` : `[${JSON.stringify(String(p))}]`,
+      )
+      .join('')
+  );
 }

@@ -34,6 +34,10 @@ export class AllowedRoots {
     if (!this.active) return;
     const real = await realpath(path).catch(async () => join(await realpath(dirname(path)).catch(() => dirname(path)), basename(path)));
     if (this.roots.some((r) => real === r || real.startsWith(r + sep))) return;
-    throw new DwError('DW_ERR_PATH_FORBIDDEN', `${what} ${path}${real !== path ? ` (really ${real})` : ''} is outside the daemon's allowed roots: ${this.roots.slice(0, -1).join(', ')}`, { path, real });
+    throw new DwError(
+      'DW_ERR_PATH_FORBIDDEN',
+      `${what} ${path}${real !== path ? ` (really ${real})` : ''} is outside the daemon's allowed roots: ${this.roots.slice(0, -1).join(', ')}`,
+      { path, real },
+    );
   }
 }

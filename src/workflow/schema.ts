@@ -2,7 +2,15 @@
 // (npm run schema) so editors validate and complete workflow files with the same rules.
 import { z } from 'zod';
 
-export const CONTENT_TYPES = ['application/json', 'text/plain', 'image/png', 'image/jpeg', 'image/webp', 'audio/wav', 'application/x-npy'] as const;
+export const CONTENT_TYPES = [
+  'application/json',
+  'text/plain',
+  'image/png',
+  'image/jpeg',
+  'image/webp',
+  'audio/wav',
+  'application/x-npy',
+] as const;
 export const PROVIDERS = ['cuda', 'tensorrt', 'webgpu', 'cpu'] as const;
 
 const name = z.string().regex(/^[A-Za-z_][A-Za-z0-9_-]*$/, 'use letters, digits, "_" or "-", starting with a letter or "_"');
@@ -19,8 +27,13 @@ const resultSpec = z
 
 const pipelineSpec = z
   .object({
-    type: z.string().min(1).describe('pipeline type: "paddle-ocr", "silero-vad", "onnx", "stable-diffusion", or a plugin module "./my-pipeline.js"'),
-    models: z.record(z.string(), z.string().min(1)).describe('role → model path: relative to the workflow file, absolute, or npm:PACKAGE/PATH'),
+    type: z
+      .string()
+      .min(1)
+      .describe('pipeline type: "paddle-ocr", "silero-vad", "onnx", "stable-diffusion", or a plugin module "./my-pipeline.js"'),
+    models: z
+      .record(z.string(), z.string().min(1))
+      .describe('role → model path: relative to the workflow file, absolute, or npm:PACKAGE/PATH'),
     providers: z.array(z.enum(PROVIDERS)).min(1).default(['cpu']).describe('execution providers to try, in order'),
     options: z
       .object({
@@ -29,11 +42,15 @@ const pipelineSpec = z
         graph_rewrites: z
           .boolean()
           .optional()
-          .describe("dw's exact rewrites before onnxruntime's (hard-swish chains to x*HardSigmoid(x)); absent: true, false: the file as it is"),
+          .describe(
+            "dw's exact rewrites before onnxruntime's (hard-swish chains to x*HardSigmoid(x)); absent: true, false: the file as it is",
+          ),
         intra_op_spinning: z
           .boolean()
           .optional()
-          .describe("let onnxruntime's idle operator threads spin instead of sleeping; absent: false (see the README, Benchmarks, session setup)"),
+          .describe(
+            "let onnxruntime's idle operator threads spin instead of sleeping; absent: false (see the README, Benchmarks, session setup)",
+          ),
       })
       .strict()
       .default({}),
@@ -51,7 +68,10 @@ const taskSpec = z
 const workflowStepSpec = z
   .object({
     path: z.string().min(1).describe('the sub-workflow file, relative to this one (or a variable: reference)'),
-    arguments: z.record(z.string(), z.unknown()).default({}).describe("values for the sub-workflow's variables; previous_result: references pass earlier results in"),
+    arguments: z
+      .record(z.string(), z.unknown())
+      .default({})
+      .describe("values for the sub-workflow's variables; previous_result: references pass earlier results in"),
   })
   .strict();
 

@@ -41,4 +41,20 @@ export function clipVocab(merges: string[]): ClipFiles {
 }
 
 /** The merges the tests' exports use: enough for whole words, pieces of unknown words and a repeated pair. */
-export const TEST_MERGES = ['l o', 'lo w</w>', 'e r</w>', 'lo w', 'e s', 'es t</w>', 'r e', 'e d</w>', 'f o', 'fo x</w>', 'a a', 'c a', 'ca t</w>', 're d</w>', 'w e'];
+export const TEST_MERGES = [
+  'l o',
+  'lo w</w>',
+  'e r</w>',
+  'lo w',
+  'e s',
+  'es t</w>',
+  'r e',
+  'e d</w>',
+  'f o',
+  'fo x</w>',
+  'a a',
+  'c a',
+  'ca t</w>',
+  're d</w>',
+  'w e',
+];

@@ -39,11 +39,16 @@ export interface Daemon {
 
 /** Starts dwd in the foreground and resolves when it reports ready (on the DWD_READY_FD pipe). */
 export function startDaemon(sb: Sandbox, args: string[] = [], extraEnv: NodeJS.ProcessEnv = {}, entry = DWD): Promise<Daemon> {
-  const proc = spawn(process.execPath, [entry, ...args], { env: { ...sb.env, ...extraEnv, DWD_READY_FD: '3' }, stdio: ['ignore', 'pipe', 'pipe', 'pipe'] });
+  const proc = spawn(process.execPath, [entry, ...args], {
+    env: { ...sb.env, ...extraEnv, DWD_READY_FD: '3' },
+    stdio: ['ignore', 'pipe', 'pipe', 'pipe'],
+  });
   let out = '';
   proc.stdout!.on('data', (d) => (out += d));
   proc.stderr!.on('data', (d) => (out += d));
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) => proc.once('exit', (code, signal) => r({ code, signal })));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) =>
+    proc.once('exit', (code, signal) => r({ code, signal })),
+  );
   const daemon: Daemon = {
     proc,
     log: () => out,
@@ -90,7 +95,11 @@ export interface Running {
 
 /** Starts the real dw binary; the caller decides when to wait or kill. */
 export function spawnDw(sb: Sandbox, args: string[], opts: { env?: NodeJS.ProcessEnv; cwd?: string } = {}): Running {
-  const proc = spawn(process.execPath, [DW, ...args], { env: { ...sb.env, ...opts.env }, cwd: opts.cwd ?? sb.dir, stdio: ['ignore', 'pipe', 'pipe'] });
+  const proc = spawn(process.execPath, [DW, ...args], {
+    env: { ...sb.env, ...opts.env },
+    cwd: opts.cwd ?? sb.dir,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let stdout = '';
   let stderr = '';
   const watchers: Array<() => void> = [];
@@ -123,7 +132,11 @@ export function dw(sb: Sandbox, args: string[], opts: { env?: NodeJS.ProcessEnv;
 }
 
 /** dw run --json, parsed. */
-export async function dwJson(sb: Sandbox, args: string[], opts: { env?: NodeJS.ProcessEnv; cwd?: string } = {}): Promise<{ ran: Ran; json: any }> {
+export async function dwJson(
+  sb: Sandbox,
+  args: string[],
+  opts: { env?: NodeJS.ProcessEnv; cwd?: string } = {},
+): Promise<{ ran: Ran; json: any }> {
   const ran = await dw(sb, [...args, '--json'], opts);
   let json: unknown;
   try {

@@ -19,7 +19,14 @@ export function tensorFloat(name: string, values: number[], dims: number[]): Buf
   return Buffer.concat([...dims.map((d) => int(1, d)), int(2, FLOAT), bytes(8, name), bytes(9, raw)]);
 }
 
-export interface Attr { name: string; f?: number; i?: number; ints?: number[]; t?: Buffer; g?: Buffer }
+export interface Attr {
+  name: string;
+  f?: number;
+  i?: number;
+  ints?: number[];
+  t?: Buffer;
+  g?: Buffer;
+}
 export function node(op: string, inputs: string[], outputs: string[], attrs: Attr[] = []): Field {
   const attr = attrs.map((a) => {
     const body = [bytes(1, a.name)];
@@ -30,7 +37,14 @@ export function node(op: string, inputs: string[], outputs: string[], attrs: Att
     if (a.t) body.push(msg(5, a.t), int(20, 4));
     return msg(5, ...body);
   });
-  return msg(1, ...inputs.map((x) => bytes(1, x)), ...outputs.map((x) => bytes(2, x)), bytes(3, `${op}_${outputs[0]}`), bytes(4, op), ...attr);
+  return msg(
+    1,
+    ...inputs.map((x) => bytes(1, x)),
+    ...outputs.map((x) => bytes(2, x)),
+    bytes(3, `${op}_${outputs[0]}`),
+    bytes(4, op),
+    ...attr,
+  );
 }
 
 export function valueInfo(field: number, name: string, dims: Array<number | string>): Field {
@@ -55,7 +69,15 @@ export function slowClassifier(size = 4096, rounds = 12): Buffer {
   nodes.push(
     node('ReduceSum', [`m${rounds}`], ['total'], [{ name: 'keepdims', i: 0 }]),
     node('Mul', ['total', 'zero'], ['nothing']),
-    node('ReduceMean', ['x'], ['mean'], [{ name: 'axes', ints: [2, 3] }, { name: 'keepdims', i: 0 }]),
+    node(
+      'ReduceMean',
+      ['x'],
+      ['mean'],
+      [
+        { name: 'axes', ints: [2, 3] },
+        { name: 'keepdims', i: 0 },
+      ],
+    ),
     node('Slice', ['mean', 'starts', 'ends', 'axes'], ['two']),
     node('Add', ['two', 'nothing'], ['y']),
   );

@@ -33,7 +33,15 @@ function tensorInt64(name: string, values: number[], dims = [values.length]): Bu
 /** A float32 initializer whose data sit in a file beside the model (ONNX external data). */
 function externalFloat(name: string, dims: number[], location: string, offset: number, length: number): Buffer {
   const entry = (k: string, v: string) => msg(13, bytes(1, k), bytes(2, v));
-  return Buffer.concat([...dims.map((d) => int(1, d)), int(2, T.float32), bytes(8, name), entry('location', location), entry('offset', String(offset)), entry('length', String(length)), int(14, 1)]);
+  return Buffer.concat([
+    ...dims.map((d) => int(1, d)),
+    int(2, T.float32),
+    bytes(8, name),
+    entry('location', location),
+    entry('offset', String(offset)),
+    entry('length', String(length)),
+    int(14, 1),
+  ]);
 }
 
 function model(nodes: Buffer[], inits: Buffer[], inputs: Buffer[], outputs: Buffer[]): Buffer {
@@ -50,9 +58,18 @@ export function tokenValues(id: number): number[] {
 
 /** DECODER · (latents / scaling_factor), with scaling_factor 0.5: sample = [l0, l1, l2 + l3/2]. */
 export const SCALING = 0.5;
-export const DECODER = [[0.25, 0, 0, 0], [0, 0.25, 0, 0], [0, 0, 0.25, 0.125]];
+export const DECODER = [
+  [0.25, 0, 0, 0],
+  [0, 0.25, 0, 0],
+  [0, 0, 0.25, 0.125],
+];
 /** Latent channel c of the encoder is the mean of image channel c (c < 3), and 0 for channel 3. */
-const ENCODER = [[1, 0, 0], [0, 1, 0], [0, 0, 1], [0, 0, 0]];
+const ENCODER = [
+  [1, 0, 0],
+  [0, 1, 0],
+  [0, 0, 1],
+  [0, 0, 0],
+];
 
 export interface ExportOptions {
   /** Element type of the float tensors at the graphs' edges. */
@@ -90,7 +107,12 @@ function textEncoder(o: ExportOptions, vocabSize: number): Buffer {
   const nodes = [node('Gather', ['table', 'input_ids'], [f === 'float16' ? 'h32' : 'last_hidden_state'], [{ name: 'axis', i: 0 }])];
   if (f === 'float16') nodes.push(cast('h32', 'last_hidden_state', 'float16'));
   const batch = o.fixedBatch ? 1 : 'batch';
-  return model(nodes, [tensorFloat('table', table, [vocabSize, 4])], [valueInfo(11, 'input_ids', o.inputIds ?? 'int64', [batch, 77])], [valueInfo(12, 'last_hidden_state', f, [batch, 77, 4])]);
+  return model(
+    nodes,
+    [tensorFloat('table', table, [vocabSize, 4])],
+    [valueInfo(11, 'input_ids', o.inputIds ?? 'int64', [batch, 77])],
+    [valueInfo(12, 'last_hidden_state', f, [batch, 77, 4])],
+  );
 }
 
 function unet(o: ExportOptions): Buffer {
@@ -109,7 +131,18 @@ function unet(o: ExportOptions): Buffer {
   if (o.latent && o.latent.h === 1 && o.latent.w === 80) {
     nodes.push(node('Unsqueeze', ['e_t', 'ax2'], ['e_4d']), node('Pad', ['e_4d', 'pads'], ['tokens']));
   } else {
-    nodes.push(node('ReduceMean', ['e_t'], ['e_mean'], [{ name: 'axes', ints: [2] }, { name: 'keepdims', i: 0 }]), node('Unsqueeze', ['e_mean', 'ax23'], ['tokens']));
+    nodes.push(
+      node(
+        'ReduceMean',
+        ['e_t'],
+        ['e_mean'],
+        [
+          { name: 'axes', ints: [2] },
+          { name: 'keepdims', i: 0 },
+        ],
+      ),
+      node('Unsqueeze', ['e_mean', 'ax23'], ['tokens']),
+    );
   }
   nodes.push(ts.type === 'float32' ? node('Identity', ['timestep'], ['t_f']) : cast('timestep', 't_f', 'float32'));
   nodes.push(
@@ -123,17 +156,27 @@ function unet(o: ExportOptions): Buffer {
   );
   if (f === 'float16') nodes.push(cast('out32', 'out_sample', 'float16'));
   const inits = [
-    tensorInt64('ax2', [2]), tensorInt64('ax23', [2, 3]), tensorInt64('pads', [0, 0, 0, 0, 0, 0, 0, 3]), tensorInt64('t_shape', [-1, 1, 1, 1]),
-    tensorFloat('ks', [o.ks ?? 0], []), tensorFloat('kt', [o.kt ?? 0], []), tensorFloat('bias', o.bias ?? [0, 0, 0, 0], [1, 4, 1, 1]),
+    tensorInt64('ax2', [2]),
+    tensorInt64('ax23', [2, 3]),
+    tensorInt64('pads', [0, 0, 0, 0, 0, 0, 0, 3]),
+    tensorInt64('t_shape', [-1, 1, 1, 1]),
+    tensorFloat('ks', [o.ks ?? 0], []),
+    tensorFloat('kt', [o.kt ?? 0], []),
+    tensorFloat('bias', o.bias ?? [0, 0, 0, 0], [1, 4, 1, 1]),
     externalFloat('scale', [1, 4, 1, 1], 'model.onnx_data', 0, 16),
   ];
   const [h, w] = o.latent ? [o.latent.h, o.latent.w] : ['height', 'width'];
   const tdims = ts.shape === 'scalar' ? [] : ts.shape === 'one' ? [1] : [batch];
-  return model(nodes, inits, [
-    valueInfo(11, 'sample', f, [batch, 4, h, w]),
-    valueInfo(11, 'timestep', ts.type, tdims),
-    valueInfo(11, 'encoder_hidden_states', f, [batch, 77, 4]),
-  ], [valueInfo(12, 'out_sample', f, [batch, 4, h, w])]);
+  return model(
+    nodes,
+    inits,
+    [
+      valueInfo(11, 'sample', f, [batch, 4, h, w]),
+      valueInfo(11, 'timestep', ts.type, tdims),
+      valueInfo(11, 'encoder_hidden_states', f, [batch, 77, 4]),
+    ],
+    [valueInfo(12, 'out_sample', f, [batch, 4, h, w])],
+  );
 }
 
 function vaeDecoder(o: ExportOptions): Buffer {
@@ -144,8 +187,12 @@ function vaeDecoder(o: ExportOptions): Buffer {
   nodes.push(node('Conv', [x, 'w'], ['c']), node('Resize', ['c', '', 'scales'], [f === 'float32' ? 'sample' : 's32']));
   if (f === 'float16') nodes.push(cast('s32', 'sample', 'float16'));
   const batch = o.fixedBatch ? 1 : 'batch';
-  return model(nodes, [tensorFloat('w', DECODER.flat(), [3, 4, 1, 1]), tensorFloat('scales', [1, 1, 8, 8], [4])],
-    [valueInfo(11, 'latent_sample', f, [batch, 4, 'lh', 'lw'])], [valueInfo(12, 'sample', f, [batch, 3, 'h', 'w'])]);
+  return model(
+    nodes,
+    [tensorFloat('w', DECODER.flat(), [3, 4, 1, 1]), tensorFloat('scales', [1, 1, 8, 8], [4])],
+    [valueInfo(11, 'latent_sample', f, [batch, 4, 'lh', 'lw'])],
+    [valueInfo(12, 'sample', f, [batch, 3, 'h', 'w'])],
+  );
 }
 
 function vaeEncoder(o: ExportOptions): Buffer {
@@ -155,15 +202,27 @@ function vaeEncoder(o: ExportOptions): Buffer {
   if (f === 'float16') nodes.push(cast(x, (x = 's32'), 'float32'));
   // mean of each 8×8 block → 4 latent channels, then a logvar of −30 (std e^-15): a sample is the mean.
   nodes.push(
-    node('AveragePool', [x], ['pooled'], [{ name: 'kernel_shape', ints: [8, 8] }, { name: 'strides', ints: [8, 8] }]),
+    node(
+      'AveragePool',
+      [x],
+      ['pooled'],
+      [
+        { name: 'kernel_shape', ints: [8, 8] },
+        { name: 'strides', ints: [8, 8] },
+      ],
+    ),
     node('Conv', ['pooled', 'w'], ['mean']),
     node('Mul', ['mean', 'zero'], ['z']),
     node('Add', ['z', 'logvar'], ['lv']),
     node('Concat', ['mean', 'lv'], [f === 'float32' ? 'latent_parameters' : 'p32'], [{ name: 'axis', i: 1 }]),
   );
   if (f === 'float16') nodes.push(cast('p32', 'latent_parameters', 'float16'));
-  return model(nodes, [tensorFloat('w', ENCODER.flat(), [4, 3, 1, 1]), tensorFloat('zero', [0], []), tensorFloat('logvar', [-30], [])],
-    [valueInfo(11, 'sample', f, ['batch', 3, 'h', 'w'])], [valueInfo(12, 'latent_parameters', f, ['batch', 8, 'lh', 'lw'])]);
+  return model(
+    nodes,
+    [tensorFloat('w', ENCODER.flat(), [4, 3, 1, 1]), tensorFloat('zero', [0], []), tensorFloat('logvar', [-30], [])],
+    [valueInfo(11, 'sample', f, ['batch', 3, 'h', 'w'])],
+    [valueInfo(12, 'latent_parameters', f, ['batch', 8, 'lh', 'lw'])],
+  );
 }
 
 const json = (v: unknown) => JSON.stringify(v, null, 2);
@@ -172,12 +231,23 @@ const json = (v: unknown) => JSON.stringify(v, null, 2);
 export function writeExport(dir: string, o: ExportOptions = {}): Export {
   const vocab = clipVocab(TEST_MERGES);
   const size = Object.keys(JSON.parse(vocab.vocab) as object).length;
-  for (const sub of ['scheduler', 'tokenizer', 'text_encoder', 'unet', 'vae_decoder', ...(o.vaeEncoder ? ['vae_encoder'] : [])]) mkdirSync(join(dir, sub), { recursive: true });
+  for (const sub of ['scheduler', 'tokenizer', 'text_encoder', 'unet', 'vae_decoder', ...(o.vaeEncoder ? ['vae_encoder'] : [])])
+    mkdirSync(join(dir, sub), { recursive: true });
   writeFileSync(join(dir, 'model_index.json'), json({ _class_name: 'ORTStableDiffusionPipeline', _diffusers_version: '0.30.0' }));
-  writeFileSync(join(dir, 'scheduler', 'scheduler_config.json'), json({
-    _class_name: 'EulerDiscreteScheduler', num_train_timesteps: 1000, beta_start: 0.00085, beta_end: 0.012, beta_schedule: 'scaled_linear',
-    prediction_type: 'epsilon', timestep_spacing: 'trailing', steps_offset: 1, ...o.scheduler,
-  }));
+  writeFileSync(
+    join(dir, 'scheduler', 'scheduler_config.json'),
+    json({
+      _class_name: 'EulerDiscreteScheduler',
+      num_train_timesteps: 1000,
+      beta_start: 0.00085,
+      beta_end: 0.012,
+      beta_schedule: 'scaled_linear',
+      prediction_type: 'epsilon',
+      timestep_spacing: 'trailing',
+      steps_offset: 1,
+      ...o.scheduler,
+    }),
+  );
   writeFileSync(join(dir, 'tokenizer', 'vocab.json'), vocab.vocab);
   writeFileSync(join(dir, 'tokenizer', 'merges.txt'), vocab.merges);
   writeFileSync(join(dir, 'tokenizer', 'tokenizer_config.json'), json({ model_max_length: 77, ...o.tokenizerConfig }));
@@ -192,7 +262,8 @@ export function writeExport(dir: string, o: ExportOptions = {}): Export {
   };
   setScale(o.scale ?? [1, 1, 1, 1]);
   writeFileSync(join(dir, 'vae_decoder', 'model.onnx'), vaeDecoder(o));
-  if (o.vaeConfig !== false) writeFileSync(join(dir, 'vae_decoder', 'config.json'), json({ _class_name: 'AutoencoderKL', scaling_factor: SCALING }));
+  if (o.vaeConfig !== false)
+    writeFileSync(join(dir, 'vae_decoder', 'config.json'), json({ _class_name: 'AutoencoderKL', scaling_factor: SCALING }));
   if (o.vaeEncoder) writeFileSync(join(dir, 'vae_encoder', 'model.onnx'), vaeEncoder(o));
   return { dir, vocab, unetData, setScale };
 }
@@ -214,7 +285,11 @@ export const STRIP_NEGATIVE = 'low';
 export const NEGATIVE_IDS = pad([BOS, 512 + 1, EOS]);
 
 /** The token-strip export: a fixed 1×80 latent, a UNet predicting the sample, so the image is independent of the noise. */
-export const STRIP: ExportOptions = { latent: { h: 1, w: 80 }, bias: [1 / 64, -1 / 64, 1 / 32, 0], scheduler: { prediction_type: 'sample', clip_sample: false } };
+export const STRIP: ExportOptions = {
+  latent: { h: 1, w: 80 },
+  bias: [1 / 64, -1 / 64, 1 / 32, 0],
+  scheduler: { prediction_type: 'sample', clip_sample: false },
+};
 
 /** The decoder's image of final latents [4, h, w]: DECODER · latents / SCALING, each latent an 8×8 block. */
 export function decoded(lat: (c: number, y: number, x: number) => number, h: number, w: number): Uint8Array {
@@ -237,11 +312,15 @@ export function decoded(lat: (c: number, y: number, x: number) => number, h: num
  */
 export function stripExpected(g: number | null, scale = [1, 1, 1, 1]): Uint8Array {
   const bias = STRIP.bias!;
-  return decoded((c, _y, x) => {
-    if (x >= 77) return scale[c]! * bias[c]!;
-    const cond = tokenValues(PROMPT_IDS[x]!)[c]!;
-    if (g === null) return scale[c]! * (bias[c]! + cond);
-    const uncond = tokenValues(NEGATIVE_IDS[x]!)[c]!;
-    return scale[c]! * (bias[c]! + uncond + g * (cond - uncond));
-  }, 1, 80);
+  return decoded(
+    (c, _y, x) => {
+      if (x >= 77) return scale[c]! * bias[c]!;
+      const cond = tokenValues(PROMPT_IDS[x]!)[c]!;
+      if (g === null) return scale[c]! * (bias[c]! + cond);
+      const uncond = tokenValues(NEGATIVE_IDS[x]!)[c]!;
+      return scale[c]! * (bias[c]! + uncond + g * (cond - uncond));
+    },
+    1,
+    80,
+  );
 }

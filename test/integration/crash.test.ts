@@ -4,7 +4,19 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { closeSync, existsSync, openSync, readFileSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { alive, dw, dwJson, eventually, OCR_WORKFLOW, SAMPLE, sandbox, spawnDw, startDaemon, tallImage, withDaemon } from '../helpers/env.js';
+import {
+  alive,
+  dw,
+  dwJson,
+  eventually,
+  OCR_WORKFLOW,
+  SAMPLE,
+  sandbox,
+  spawnDw,
+  startDaemon,
+  tallImage,
+  withDaemon,
+} from '../helpers/env.js';
 import { slowClassifier } from '../helpers/onnx.js';
 
 test('SIGKILL of the runner mid-run: that run fails, the runner is back with its models, the next run hits', async () => {
@@ -33,7 +45,11 @@ test('SIGKILL of the runner mid-run: that run fails, the runner is back with its
     assert.equal(st.pid, d.proc.pid, 'the daemon itself never went down');
     const next = await dwJson(sb, ['run', OCR_WORKFLOW]);
     assert.equal(next.ran.code, 0, next.ran.stderr);
-    assert.deepEqual(next.json.models.map((m: any) => m.cache), ['hit', 'hit', 'hit'], 'reloaded without a client asking');
+    assert.deepEqual(
+      next.json.models.map((m: any) => m.cache),
+      ['hit', 'hit', 'hit'],
+      'reloaded without a client asking',
+    );
     assert.match(d.log(), /reloaded the models the crashed runner held/);
   });
 });
@@ -133,7 +149,10 @@ test('a runner that keeps crashing is restarted with backoff, and dw status says
     const ok = await eventually('a runner again', async () => (await dwJson(sb, ['status'])).json.runner.state === 'ready');
     assert.ok(ok);
     const ready = await dw(sb, ['status']);
-    assert.match(ready.stdout, /^runner +ready, pid \d+, restarted 4x \(last: killed by SIGKILL\); it crashed 4 times in a row within 30 s of starting$/m);
+    assert.match(
+      ready.stdout,
+      /^runner +ready, pid \d+, restarted 4x \(last: killed by SIGKILL\); it crashed 4 times in a row within 30 s of starting$/m,
+    );
     assert.doesNotMatch(ready.stdout, /backing off/, 'a ready runner is not said to be backing off');
     assert.equal((await dwJson(sb, ['run', OCR_WORKFLOW])).ran.code, 0, 'and it works again');
     assert.equal((await dwJson(sb, ['status'])).json.pid, d.proc.pid);
@@ -168,6 +187,10 @@ test('a run stuck inside one native call past its deadline: the runner is killed
     });
     const ok = await dwJson(sb, ['run', OCR_WORKFLOW]);
     assert.equal(ok.ran.code, 0, ok.ran.stderr);
-    assert.deepEqual(ok.json.models.filter((m: any) => m.role !== 'cls').map((m: any) => m.cache), ['hit', 'hit'], 'det and rec were reloaded after the kill');
+    assert.deepEqual(
+      ok.json.models.filter((m: any) => m.role !== 'cls').map((m: any) => m.cache),
+      ['hit', 'hit'],
+      'det and rec were reloaded after the kill',
+    );
   });
 });

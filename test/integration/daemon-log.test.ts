@@ -6,7 +6,9 @@ import { mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from
 import { join } from 'node:path';
 import { alive, dw, dwJson, OCR_WORKFLOW, sandbox, startDaemon } from '../helpers/env.js';
 
-test('a full disk under the log: the autostarted daemon works, counts the lines it drops, and stops on request', { timeout: 90_000 }, async () => {
+test('a full disk under the log: the autostarted daemon works, counts the lines it drops, and stops on request', {
+  timeout: 90_000,
+}, async () => {
   const sb = sandbox();
   const env = { DW_AUTOSTART: '1' };
   try {
@@ -29,12 +31,16 @@ test('a full disk under the log: the autostarted daemon works, counts the lines 
   }
 });
 
-test("a daemon that cannot start: dw says why, shows only that daemon's log lines, and the log stays JSON", { timeout: 60_000 }, async () => {
+test("a daemon that cannot start: dw says why, shows only that daemon's log lines, and the log stays JSON", {
+  timeout: 60_000,
+}, async () => {
   const sb = sandbox();
   try {
     const log = join(sb.dir, 'state', 'dw', 'dwd.log');
     mkdirSync(join(sb.dir, 'state', 'dw'), { recursive: true });
-    const earlier = Array.from({ length: 13 }, (_, i) => JSON.stringify({ level: 30, time: new Date().toISOString(), pid: 999_999, msg: `an earlier daemon's line ${i}` }));
+    const earlier = Array.from({ length: 13 }, (_, i) =>
+      JSON.stringify({ level: 30, time: new Date().toISOString(), pid: 999_999, msg: `an earlier daemon's line ${i}` }),
+    );
     writeFileSync(log, `${earlier.join('\n')}\n`);
     const r = await dw(sb, ['run', OCR_WORKFLOW], { env: { DW_AUTOSTART: '1', DWD_MAX_MEMORY: 'lots' } });
     assert.equal(r.code, 4, r.stderr);
@@ -47,12 +53,20 @@ test("a daemon that cannot start: dw says why, shows only that daemon's log line
   }
 });
 
-test("the runner's own output becomes log records (no colour codes); its temporary folder is private and removed", { timeout: 60_000 }, async () => {
+test("the runner's own output becomes log records (no colour codes); its temporary folder is private and removed", {
+  timeout: 60_000,
+}, async () => {
   const sb = sandbox();
   const tmp = join(sb.dir, 'tmp');
   mkdirSync(tmp);
-  writeFileSync(join(sb.dir, 'noisy.mjs'), `export default { async run() { console.error('\\x1b[31mred alert\\x1b[0m'); console.log('plain words'); return 'ok'; } };\n`);
-  writeFileSync(join(sb.dir, 'noisy.json'), JSON.stringify({ id: 'noisy', steps: [{ name: 'talk', pipeline: { type: './noisy.mjs', models: {} } }] }));
+  writeFileSync(
+    join(sb.dir, 'noisy.mjs'),
+    `export default { async run() { console.error('\\x1b[31mred alert\\x1b[0m'); console.log('plain words'); return 'ok'; } };\n`,
+  );
+  writeFileSync(
+    join(sb.dir, 'noisy.json'),
+    JSON.stringify({ id: 'noisy', steps: [{ name: 'talk', pipeline: { type: './noisy.mjs', models: {} } }] }),
+  );
   const d = await startDaemon(sb, [], { TMPDIR: tmp });
   try {
     assert.equal((await dw(sb, ['run', join(sb.dir, 'noisy.json')])).code, 0);

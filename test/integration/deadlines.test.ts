@@ -10,12 +10,20 @@ const quick = { env: { DW_CONNECT_TIMEOUT: '1s' } };
 
 /** A one-step workflow whose step waits `seconds` without a single event. */
 function quietWorkflow(dir: string, seconds: number): string {
-  writeFileSync(join(dir, 'quiet.mjs'), `export default { async run() { await new Promise((r) => setTimeout(r, ${seconds * 1000})); return 'done quietly'; } };\n`);
-  writeFileSync(join(dir, 'quiet.json'), JSON.stringify({ id: 'quiet', steps: [{ name: 'wait', pipeline: { type: './quiet.mjs', models: {} } }] }));
+  writeFileSync(
+    join(dir, 'quiet.mjs'),
+    `export default { async run() { await new Promise((r) => setTimeout(r, ${seconds * 1000})); return 'done quietly'; } };\n`,
+  );
+  writeFileSync(
+    join(dir, 'quiet.json'),
+    JSON.stringify({ id: 'quiet', steps: [{ name: 'wait', pipeline: { type: './quiet.mjs', models: {} } }] }),
+  );
   return join(dir, 'quiet.json');
 }
 
-test('a stopped daemon (SIGSTOP): status, memory, stop, validate and run each fail with exit 4 naming its pid', { timeout: 60_000 }, async () => {
+test('a stopped daemon (SIGSTOP): status, memory, stop, validate and run each fail with exit 4 naming its pid', {
+  timeout: 60_000,
+}, async () => {
   await withDaemon([], async (sb, d) => {
     const pid = d.proc.pid!;
     d.proc.kill('SIGSTOP');
@@ -23,7 +31,10 @@ test('a stopped daemon (SIGSTOP): status, memory, stop, validate and run each fa
       for (const args of [['status'], ['memory'], ['stop'], ['validate', OCR_WORKFLOW], ['run', OCR_WORKFLOW, '--timeout', '5']]) {
         const r = await dw(sb, args, quick);
         assert.equal(r.code, 4, `${args.join(' ')}: ${r.stderr}`);
-        assert.match(r.stderr, new RegExp(`DW_ERR_DAEMON_UNREACHABLE\\]: dwd \\(pid ${pid}\\) on .* does not answer: nothing came from it for 1\\.0 s`));
+        assert.match(
+          r.stderr,
+          new RegExp(`DW_ERR_DAEMON_UNREACHABLE\\]: dwd \\(pid ${pid}\\) on .* does not answer: nothing came from it for 1\\.0 s`),
+        );
         assert.match(r.stderr, new RegExp(`kill -CONT ${pid}`));
       }
     } finally {

@@ -63,16 +63,25 @@ test('--allowed-roots: a path made by a step is refused, and plugins are off', a
   const secret = join(sb.dir, 'secret.png');
   copyFileSync(SAMPLE, secret);
   // The path is built at run time, so no load-time check sees it; the runner refuses it.
-  writeFileSync(join(allowed, 'smuggle.json'), JSON.stringify({ id: 'smuggle', steps: [
-    { name: 't', task: { type: 'text_template', arguments: { template: secret } } },
-    { name: 'leak', task: { type: 'image_save', arguments: { image: 'previous_result:t.text' } } },
-  ] }));
+  writeFileSync(
+    join(allowed, 'smuggle.json'),
+    JSON.stringify({
+      id: 'smuggle',
+      steps: [
+        { name: 't', task: { type: 'text_template', arguments: { template: secret } } },
+        { name: 'leak', task: { type: 'image_save', arguments: { image: 'previous_result:t.text' } } },
+      ],
+    }),
+  );
   const r = await dwJson(sb, ['run', join(allowed, 'smuggle.json'), '--output-dir', join(sb.dir, 'out')]);
   assert.equal(r.ran.code, 3, r.ran.stderr);
   assert.equal(r.json.error.code, 'DW_ERR_BAD_ARGUMENT');
   assert.match(r.json.error.message, /step "leak": "image" got a file path from a step result/);
   writeFileSync(join(allowed, 'p.mjs'), 'export default { async run() { return "ran"; } };\n');
-  writeFileSync(join(allowed, 'plug.json'), JSON.stringify({ id: 'plug', steps: [{ name: 'x', pipeline: { type: './p.mjs', models: {} } }] }));
+  writeFileSync(
+    join(allowed, 'plug.json'),
+    JSON.stringify({ id: 'plug', steps: [{ name: 'x', pipeline: { type: './p.mjs', models: {} } }] }),
+  );
   const p = await dwJson(sb, ['run', join(allowed, 'plug.json')]);
   assert.equal(p.ran.code, 3);
   assert.equal(p.json.error.code, 'DW_ERR_PLUGIN');
@@ -80,7 +89,9 @@ test('--allowed-roots: a path made by a step is refused, and plugins are off', a
 });
 
 const runuser = spawnSync('runuser', ['--help']);
-test('another user cannot connect to a per-user daemon', { skip: process.getuid?.() !== 0 || runuser.error ? 'needs root and runuser' : false }, () => {
+test('another user cannot connect to a per-user daemon', {
+  skip: process.getuid?.() !== 0 || runuser.error ? 'needs root and runuser' : false,
+}, () => {
   // Open the sandbox to everyone, so that only what dwd itself set up (its socket directory and
   // the socket's mode) stands between "nobody" and the daemon.
   chmodSync(sb.dir, 0o755);
@@ -91,7 +102,7 @@ test('another user cannot connect to a per-user daemon', { skip: process.getuid?
 
 /** A small deterministic PRNG, so a failure can be replayed. */
 function rng(seed: number): () => number {
-  return () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+  return () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
 }
 
 const version = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')).version;
@@ -100,7 +111,10 @@ const hello = () => JSON.stringify({ id: 0, type: 'hello', protocol: PROTOCOL_VE
 /** Frames of every kind of wrong: garbage, truncated, wrongly typed, out of order, oversized. */
 function badFrame(r: () => number): string {
   const kinds = [
-    () => Buffer.from(Array.from({ length: 1 + Math.floor(r() * 40) }, () => Math.floor(r() * 256))).toString('latin1').replace(/\n/g, '') + '\n',
+    () =>
+      Buffer.from(Array.from({ length: 1 + Math.floor(r() * 40) }, () => Math.floor(r() * 256)))
+        .toString('latin1')
+        .replace(/\n/g, '') + '\n',
     () => hello().slice(0, Math.floor(r() * 20)) + '\n',
     () => JSON.stringify({ id: Math.floor(r() * 100), type: 'run', workflow: r() > 0.5 ? 42 : null, args: 'x', cwd: 1 }) + '\n',
     () => JSON.stringify({ id: 'c', type: 'cancel', target: 'nothing-running' }) + '\n',
@@ -156,10 +170,19 @@ test('thousands of broken frames from several connections while a real client ru
   const results = await floods;
   for (const r of runs) {
     assert.equal(r.ran.code, 0, r.ran.stderr);
-    assert.deepEqual(r.json.models.map((m: any) => m.cache), ['hit', 'hit', 'hit']);
+    assert.deepEqual(
+      r.json.models.map((m: any) => m.cache),
+      ['hit', 'hit', 'hit'],
+    );
   }
-  assert.equal(results.reduce((s, x) => s + x.sent, 0), 4000);
-  assert.ok(results.every((x) => x.errors > 0), 'every peer was answered with errors');
+  assert.equal(
+    results.reduce((s, x) => s + x.sent, 0),
+    4000,
+  );
+  assert.ok(
+    results.every((x) => x.errors > 0),
+    'every peer was answered with errors',
+  );
   const st = await dwJson(sb, ['status']);
   assert.equal(st.json.pid, d.proc.pid, 'the daemon is the same process');
   assert.equal(st.json.runner.restarts, 0);

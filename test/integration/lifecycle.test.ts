@@ -23,7 +23,11 @@ test('socket in a 0700 directory, socket 0600, pid file; dw stop removes them, s
   await withDaemon([], async (sb, d) => {
     assert.equal(statSync(dirname(sb.socket)).mode & 0o777, 0o700);
     assert.equal(statSync(sb.socket).mode & 0o777, 0o600);
-    assert.match(readFileSync(join(dirname(sb.socket), 'dwd.pid'), 'utf8'), new RegExp(`^${d.proc.pid} \\d+\n$`), 'the pid and its start time');
+    assert.match(
+      readFileSync(join(dirname(sb.socket), 'dwd.pid'), 'utf8'),
+      new RegExp(`^${d.proc.pid} \\d+\n$`),
+      'the pid and its start time',
+    );
     const st = await dwJson(sb, ['status']);
     assert.equal(st.json.pid, d.proc.pid);
     assert.equal(st.json.runner.state, 'ready');
@@ -79,7 +83,11 @@ test('after kill -9 of an autostarted daemon, the next dw run starts a new one a
     const started = await dw(sb, ['run', OCR_WORKFLOW], auto);
     assert.equal(started.code, 0, started.stderr);
     const first = (await dwJson(sb, ['status'])).json;
-    assert.match(started.stderr, new RegExp(`^dw: started dwd \\(pid ${first.pid}\\) in the background; its log: .*dwd\\.log$`, 'm'), 'a first autostart says so, once');
+    assert.match(
+      started.stderr,
+      new RegExp(`^dw: started dwd \\(pid ${first.pid}\\) in the background; its log: .*dwd\\.log$`, 'm'),
+      'a first autostart says so, once',
+    );
     assert.equal(started.stderr.match(/started dwd/g)?.length, 1);
     process.kill(first.pid, 'SIGKILL');
     assert.ok(await gone(first.pid));
@@ -111,7 +119,9 @@ test('ten parallel dw invocations autostart exactly one daemon, and all succeed'
   const sb = sandbox();
   try {
     // validate autostarts like run, and is cheap: the race is about the start, not the work.
-    const validated = await Promise.all(Array.from({ length: 10 }, () => dw(sb, ['validate', OCR_WORKFLOW, '--json'], { env: { DW_AUTOSTART: '1' } })));
+    const validated = await Promise.all(
+      Array.from({ length: 10 }, () => dw(sb, ['validate', OCR_WORKFLOW, '--json'], { env: { DW_AUTOSTART: '1' } })),
+    );
     for (const v of validated) assert.equal(v.code, 0, v.stderr);
     const log = readFileSync(join(sb.dir, 'state', 'dw', 'dwd.log'), 'utf8');
     assert.equal(log.match(/dwd listening/g)?.length, 1, log);
@@ -146,7 +156,10 @@ test('DW_AUTOSTART=0 with no daemon: exit 4 and a message that says how to start
 
 test('a client of another version gets DW_ERR_VERSION_MISMATCH with the daemon facts', async () => {
   await withDaemon([], async (sb, d) => {
-    const reply = await rawExchange(sb.socket, JSON.stringify({ id: 1, type: 'hello', protocol: PROTOCOL_VERSION, version: '0.0.0-old' }) + '\n');
+    const reply = await rawExchange(
+      sb.socket,
+      JSON.stringify({ id: 1, type: 'hello', protocol: PROTOCOL_VERSION, version: '0.0.0-old' }) + '\n',
+    );
     const frame = JSON.parse(reply.split('\n')[0]!);
     assert.equal(frame.type, 'error');
     assert.equal(frame.error.code, 'DW_ERR_VERSION_MISMATCH');
@@ -159,7 +172,10 @@ test('a socket path too long for sun_path fails with how to fix it', async () =>
   const sb = sandbox();
   try {
     const long = join(sb.dir, 'x'.repeat(120), 'dwd.sock');
-    await assert.rejects(startDaemon({ ...sb, env: { ...sb.env, DW_SOCKET: long } }), /over the 107-byte limit[\s\S]*Set DW_SOCKET to a shorter path/);
+    await assert.rejects(
+      startDaemon({ ...sb, env: { ...sb.env, DW_SOCKET: long } }),
+      /over the 107-byte limit[\s\S]*Set DW_SOCKET to a shorter path/,
+    );
   } finally {
     sb.cleanup();
   }

@@ -4,7 +4,21 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { copyFileSync, readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { dw, dwJson, eventually, MODELS, OCR_WORKFLOW, SAMPLE, sandbox, spawnDw, startDaemon, tallImage, type Daemon, type Sandbox, withDaemon } from '../helpers/env.js';
+import {
+  dw,
+  dwJson,
+  eventually,
+  MODELS,
+  OCR_WORKFLOW,
+  SAMPLE,
+  sandbox,
+  spawnDw,
+  startDaemon,
+  tallImage,
+  type Daemon,
+  type Sandbox,
+  withDaemon,
+} from '../helpers/env.js';
 
 const CLS = join(MODELS, 'ch_ppocr_mobile_v2.0_cls_infer.onnx');
 
@@ -56,15 +70,21 @@ function describeWatcher(): void {
 
   const edits: Array<[string, (n: number) => void]> = [
     ['replaced in place', (n) => writeFileSync(cls, variant(n))],
-    ['renamed over atomically', (n) => {
-      writeFileSync(`${cls}.tmp`, variant(n));
-      renameSync(`${cls}.tmp`, cls);
-    }],
-    ["rewritten by an editor's backup-and-write", (n) => {
-      renameSync(cls, `${cls}~`);
-      writeFileSync(cls, variant(n));
-      unlinkSync(`${cls}~`);
-    }],
+    [
+      'renamed over atomically',
+      (n) => {
+        writeFileSync(`${cls}.tmp`, variant(n));
+        renameSync(`${cls}.tmp`, cls);
+      },
+    ],
+    [
+      "rewritten by an editor's backup-and-write",
+      (n) => {
+        renameSync(cls, `${cls}~`);
+        writeFileSync(cls, variant(n));
+        unlinkSync(`${cls}~`);
+      },
+    ],
   ];
   edits.forEach(([how, edit], i) => {
     test(`a model file ${how} drops exactly its session before the next run, which says why`, async () => {
@@ -73,7 +93,14 @@ function describeWatcher(): void {
       await eventually('the cls session to be dropped', async () => !(await loadedPaths(sb)).includes(cls));
       const r = await dwJson(sb, ['run', wf]);
       assert.equal(r.ran.code, 0, r.ran.stderr);
-      assert.deepEqual(r.json.models.map((m: any) => [m.role, m.cache]), [['det', 'hit'], ['cls', 'loaded'], ['rec', 'hit']]);
+      assert.deepEqual(
+        r.json.models.map((m: any) => [m.role, m.cache]),
+        [
+          ['det', 'hit'],
+          ['cls', 'loaded'],
+          ['rec', 'hit'],
+        ],
+      );
       assert.match(r.ran.stderr, /read: cls reloaded: model file changed on disk \(sha256 \w+… → \w+…\)/);
       assert.match(d.log(), /"msg":"model file changed: sessions dropped"/);
     });
@@ -83,7 +110,10 @@ function describeWatcher(): void {
     writeFileSync(cls, readFileSync(cls));
     await eventually('the watcher to check the file', async () => d.log().includes('content unchanged: sessions kept'));
     const r = await dwJson(sb, ['run', wf]);
-    assert.deepEqual(r.json.models.map((m: any) => m.cache), ['hit', 'hit', 'hit']);
+    assert.deepEqual(
+      r.json.models.map((m: any) => m.cache),
+      ['hit', 'hit', 'hit'],
+    );
   });
 
   test('editing only variables of a watched workflow drops nothing', async () => {
@@ -92,7 +122,10 @@ function describeWatcher(): void {
     writeFileSync(wf, JSON.stringify(body, null, 2));
     await eventually('the watcher to see the workflow edit', async () => d.log().includes('workflow file changed'));
     const r = await dwJson(sb, ['run', wf]);
-    assert.deepEqual(r.json.models.map((m: any) => m.cache), ['hit', 'hit', 'hit']);
+    assert.deepEqual(
+      r.json.models.map((m: any) => m.cache),
+      ['hit', 'hit', 'hit'],
+    );
   });
 
   test('a run right after a change, before the watcher checked it, says the file changed; the run after that is a hit and says nothing', async () => {
@@ -105,7 +138,11 @@ function describeWatcher(): void {
     assert.match(first.ran.stderr, /read: cls reloaded: model file changed on disk \(sha256 \w+… → \w+…\)/);
     await eventually('the watcher to confirm the change', async () => confirmed() > before);
     const second = await dwJson(sb, ['run', wf]);
-    assert.deepEqual(second.json.models.map((m: any) => m.cache), ['hit', 'hit', 'hit'], 'the session the first run loaded from the new file was kept');
+    assert.deepEqual(
+      second.json.models.map((m: any) => m.cache),
+      ['hit', 'hit', 'hit'],
+      'the session the first run loaded from the new file was kept',
+    );
     assert.doesNotMatch(second.ran.stderr, /reloaded/);
   });
 
@@ -127,7 +164,14 @@ test('keep-alive: a short one unloads idle models, -1 pins them, 0 unloads right
 
     assert.equal((await dw(sb, ['run', OCR_WORKFLOW, '-q', '--keep-alive', '-1'])).code, 0);
     const pinned = (await memory(sb)).runners[0].models;
-    assert.deepEqual(pinned.map((m: any) => [m.keep_alive_ms, m.expires_at]), [[-1, null], [-1, null], [-1, null]]);
+    assert.deepEqual(
+      pinned.map((m: any) => [m.keep_alive_ms, m.expires_at]),
+      [
+        [-1, null],
+        [-1, null],
+        [-1, null],
+      ],
+    );
 
     const wf = workflow(sb, 'other-opts.json', CLS, { options: { graph_optimization: 'basic' } });
     assert.equal((await dw(sb, ['run', wf, '-q', '--keep-alive', '0'])).code, 0);
@@ -184,7 +228,10 @@ test('dw clear: one model, a workflow, then everything with a fresh runner and t
     assert.equal((await dw(sb, ['run', OCR_WORKFLOW, '-q'])).code, 0);
     const one = await dwJson(sb, ['clear', CLS]);
     assert.equal(one.ran.code, 0, one.ran.stderr);
-    assert.deepEqual(one.json.released.map((x: any) => x.path), [CLS]);
+    assert.deepEqual(
+      one.json.released.map((x: any) => x.path),
+      [CLS],
+    );
     assert.equal((await loadedPaths(sb)).length, 2);
 
     const byWorkflow = await dwJson(sb, ['clear', OCR_WORKFLOW]);
@@ -201,7 +248,10 @@ test('dw clear: one model, a workflow, then everything with a fresh runner and t
     assert.ok(after.runners[0].rss < before.runners[0].rss, `rss ${after.runners[0].rss} < ${before.runners[0].rss}`);
     assert.deepEqual(after.runners[0].models, []);
     const next = await dwJson(sb, ['run', OCR_WORKFLOW]);
-    assert.deepEqual(next.json.models.map((x: any) => x.cache), ['loaded', 'loaded', 'loaded']);
+    assert.deepEqual(
+      next.json.models.map((x: any) => x.cache),
+      ['loaded', 'loaded', 'loaded'],
+    );
     assert.equal((await dwJson(sb, ['status'])).json.runner.restarts, 0, 'a clear is not a crash');
   });
 });
@@ -218,7 +268,10 @@ test('dw clear of a model in use waits for its run, or fails at once with --no-w
     const run = await long.done;
     assert.equal(run.code, 0, 'the run was not disturbed');
     assert.equal(waited.ran.code, 0);
-    assert.deepEqual(waited.json.released.map((x: any) => x.path), [CLS]);
+    assert.deepEqual(
+      waited.json.released.map((x: any) => x.path),
+      [CLS],
+    );
   });
 });
 
@@ -234,7 +287,10 @@ test('dw memory shows daemon, host, runner, models and GPU facts, as text and as
     const r = m.runners[0];
     assert.equal(r.device, 'cpu');
     assert.ok(r.rss > 0);
-    assert.deepEqual(r.models.map((x: any) => x.role), ['det', 'cls', 'rec']);
+    assert.deepEqual(
+      r.models.map((x: any) => x.role),
+      ['det', 'cls', 'rec'],
+    );
     for (const x of r.models) {
       assert.equal(x.provider, 'cpu');
       assert.ok(x.size_bytes > 0 && x.cost_bytes >= 0 && x.uses === 1 && x.expires_at > Date.now());
@@ -256,11 +312,20 @@ test('with --prewarm, a changed model file is loaded again in the background bef
     const first = await dwJson(sb, ['run', wf]);
     const oldKey = first.json.models.find((m: any) => m.role === 'cls').key;
     writeFileSync(cls, variant(9));
-    const fresh = await eventually('the new cls session', async () => (await memory(sb)).runners[0].models.find((m: any) => m.path === cls && m.key !== oldKey));
+    const fresh = await eventually('the new cls session', async () =>
+      (await memory(sb)).runners[0].models.find((m: any) => m.path === cls && m.key !== oldKey),
+    );
     assert.equal(fresh.role, 'cls');
     assert.match(d.log(), /"msg":"model prewarmed after its file changed"/);
     const next = await dwJson(sb, ['run', wf]);
-    assert.deepEqual(next.json.models.map((m: any) => [m.role, m.cache]), [['det', 'hit'], ['cls', 'hit'], ['rec', 'hit']]);
+    assert.deepEqual(
+      next.json.models.map((m: any) => [m.role, m.cache]),
+      [
+        ['det', 'hit'],
+        ['cls', 'hit'],
+        ['rec', 'hit'],
+      ],
+    );
     assert.equal(next.json.models[1].key, fresh.key);
   });
 });
@@ -291,13 +356,19 @@ test('--prewarm after a model file is replaced in the middle of a run: loaded be
     const wf = workflow(sb, 'midrun.json', cls);
     assert.equal((await dwJson(sb, ['run', wf])).ran.code, 0);
     // A run that holds the cls session for 6 s, yielding all along.
-    writeFileSync(join(sb.dir, 'hold.mjs'), `export default { roles: [{ name: 'cls', kind: 'onnx', required: true }], async run(args, ctx) {
+    writeFileSync(
+      join(sb.dir, 'hold.mjs'),
+      `export default { roles: [{ name: 'cls', kind: 'onnx', required: true }], async run(args, ctx) {
       await ctx.session('cls');
       for (let i = 0; i < 120; i++) { ctx.signal.throwIfAborted(); ctx.progress(i, 120, 'ticks'); await new Promise((r) => setTimeout(r, 50)); }
       return 'held';
-    } };\n`);
+    } };\n`,
+    );
     const hold = join(sb.dir, 'hold.json');
-    writeFileSync(hold, JSON.stringify({ id: 'hold', steps: [{ name: 'hold', pipeline: { type: './hold.mjs', models: { cls: './cls.onnx' } } }] }));
+    writeFileSync(
+      hold,
+      JSON.stringify({ id: 'hold', steps: [{ name: 'hold', pipeline: { type: './hold.mjs', models: { cls: './cls.onnx' } } }] }),
+    );
     const running = spawnDw(sb, ['run', hold]);
     await running.stderrMatches(/hold: \d+\/120 ticks/);
     writeFileSync(cls, variant(11));
@@ -305,11 +376,20 @@ test('--prewarm after a model file is replaced in the middle of a run: loaded be
     assert.equal(running.proc.exitCode, null, 'the run that uses the old file is still going');
     assert.equal((await running.done).code, 0);
     const next = await dwJson(sb, ['run', wf]);
-    assert.deepEqual(next.json.models.map((m: any) => [m.role, m.cache]), [['det', 'hit'], ['cls', 'hit'], ['rec', 'hit']]);
+    assert.deepEqual(
+      next.json.models.map((m: any) => [m.role, m.cache]),
+      [
+        ['det', 'hit'],
+        ['cls', 'hit'],
+        ['rec', 'hit'],
+      ],
+    );
   });
 });
 
-test('a runner left holding far more than its models after a large input is replaced once idle, and its models loaded again', { timeout: 120_000 }, async () => {
+test('a runner left holding far more than its models after a large input is replaced once idle, and its models loaded again', {
+  timeout: 120_000,
+}, async () => {
   await withDaemon(['--recycle-above', '200M'], async (sb, d) => {
     const wf = workflow(sb, 'large.json', CLS);
     const body = JSON.parse(readFileSync(wf, 'utf8'));
@@ -328,13 +408,18 @@ test('a runner left holding far more than its models after a large input is repl
     const peak = (await memory(sb)).runners[0].rss as number;
     const second = await eventually('the runner to be replaced', async () => (await runnerPid()) !== first && runnerPid());
     assert.match(d.log(), /"msg":"the idle runner holds far more memory than its models: replacing it"/);
-    await eventually('its models loaded again', async () => d.log().includes('"msg":"runner replaced: memory given back, models loaded again"'));
+    await eventually('its models loaded again', async () =>
+      d.log().includes('"msg":"runner replaced: memory given back, models loaded again"'),
+    );
     const after = await memory(sb);
     assert.equal(after.runners[0].pid, second);
     assert.equal(after.runners[0].models.length, 3, 'the models it held are loaded again');
     assert.ok(after.runners[0].rss < peak - 150 * 1048576, `memory given back: ${peak} -> ${after.runners[0].rss}`);
     assert.equal(after.runners[0].growth?.warning ?? null, null, 'no stale growth warning');
     const next = await dwJson(sb, ['run', wf]);
-    assert.deepEqual(next.json.models.map((m: any) => m.cache), ['hit', 'hit', 'hit']);
+    assert.deepEqual(
+      next.json.models.map((m: any) => m.cache),
+      ['hit', 'hit', 'hit'],
+    );
   });
 });

@@ -23,11 +23,16 @@ function slowWorkflow(dir: string, seconds: number): string {
       return 'slept';
     } };\n`,
   );
-  writeFileSync(join(dir, 'slow.json'), JSON.stringify({ id: 'slow', steps: [{ name: 'sleep', pipeline: { type: './slow.mjs', models: {} } }] }));
+  writeFileSync(
+    join(dir, 'slow.json'),
+    JSON.stringify({ id: 'slow', steps: [{ name: 'sleep', pipeline: { type: './slow.mjs', models: {} } }] }),
+  );
   return join(dir, 'slow.json');
 }
 
-test('dw stop during a run, then a new run: the new daemon waits for the old one, keeps its socket, and is the only one', { timeout: 120_000 }, async () => {
+test('dw stop during a run, then a new run: the new daemon waits for the old one, keeps its socket, and is the only one', {
+  timeout: 120_000,
+}, async () => {
   const sb = sandbox();
   const env = { DW_AUTOSTART: '1', DWD_GRACE: '60s' };
   try {
@@ -75,7 +80,9 @@ test('a daemon whose socket file is removed by hand notices and exits cleanly, p
   }
 });
 
-test("a daemon whose socket path was taken over stops, and removes neither the other's socket nor its pid file", { timeout: 60_000 }, async () => {
+test("a daemon whose socket path was taken over stops, and removes neither the other's socket nor its pid file", {
+  timeout: 60_000,
+}, async () => {
   const sb = sandbox();
   const d = await startDaemon(sb);
   const other = createServer();

@@ -11,7 +11,9 @@ import { readNpy } from '../../src/media/npy.js';
 import { DEFAULT_MAX_FRAME } from '../../src/protocol/framing.js';
 
 const WF = (name: string) => join(ROOT, 'workflows', `${name}.json`);
-const truth = JSON.parse(readFileSync(join(ROOT, 'workflows', 'samples', 'speech.json'), 'utf8')) as { segments: Array<{ start_s: number; end_s: number }> };
+const truth = JSON.parse(readFileSync(join(ROOT, 'workflows', 'samples', 'speech.json'), 'utf8')) as {
+  segments: Array<{ start_s: number; end_s: number }>;
+};
 
 const { sb } = fileDaemon();
 
@@ -24,7 +26,7 @@ function assertSegments(got: Array<{ start_s: number; end_s: number }>) {
   });
 }
 
-test('vad.json finds the sample\'s speech within 150 ms of the truth, and a second run hits the cache', async () => {
+test("vad.json finds the sample's speech within 150 ms of the truth, and a second run hits the cache", async () => {
   const cold = await dwJson(sb, ['run', WF('vad')]);
   assert.equal(cold.ran.code, 0, cold.ran.stderr);
   assertSegments(cold.json.results.speech.segments);
@@ -32,18 +34,24 @@ test('vad.json finds the sample\'s speech within 150 ms of the truth, and a seco
   assert.ok(r.speech_ratio > 0.4 && r.speech_ratio < 0.7, String(r.speech_ratio));
   assert.equal(r.duration_s, 12);
   assert.deepEqual(r.audio.kind, 'audio', 'the speech-only audio shows as a summary, not samples');
-  assert.deepEqual(cold.json.models.map((m: any) => m.cache), ['loaded']);
+  assert.deepEqual(
+    cold.json.models.map((m: any) => m.cache),
+    ['loaded'],
+  );
   const warm = await dwJson(sb, ['run', WF('vad')]);
-  assert.deepEqual(warm.json.models.map((m: any) => m.cache), ['hit']);
+  assert.deepEqual(
+    warm.json.models.map((m: any) => m.cache),
+    ['hit'],
+  );
   assert.deepEqual(warm.json.results.speech.segments, cold.json.results.speech.segments);
 });
 
 test('a 44.1 kHz stereo WAV gives the same segments (resampled to 16 kHz mono inside)', async () => {
   const src = decodeWav(readFileSync(join(ROOT, 'workflows', 'samples', 'speech.wav')), 'speech.wav');
   // Nearest-sample upsampling to 44.1 kHz, two channels: good enough to carry the speech.
-  const n = Math.floor(src.samples.length * 44100 / src.sample_rate);
+  const n = Math.floor((src.samples.length * 44100) / src.sample_rate);
   const st = new Float32Array(n * 2);
-  for (let i = 0; i < n; i++) st[2 * i] = st[2 * i + 1] = src.samples[Math.floor(i * src.sample_rate / 44100)]!;
+  for (let i = 0; i < n; i++) st[2 * i] = st[2 * i + 1] = src.samples[Math.floor((i * src.sample_rate) / 44100)]!;
   const file = join(sb.dir, 'stereo.wav');
   writeFileSync(file, encodeWav({ kind: 'audio', samples: st, sample_rate: 44100, channels: 2 }));
   const { ran, json } = await dwJson(sb, ['run', WF('vad'), '--arg', `audio=${file}`]);
@@ -68,10 +76,17 @@ test('receipt-total.json crops, runs ocr.json as a sub-workflow on the pixels, a
   assert.deepEqual(json.results.crop, { kind: 'image', width: 600, height: 45, channels: 3 });
   assert.equal(json.results.ocr.read.text, 'TOTAL 15.90');
   assert.equal(json.results.total.text, 'TOTAL 15.90');
-  assert.deepEqual(json.models.map((m: any) => [m.step, m.role, m.cache]), [['ocr/read', 'det', 'hit'], ['ocr/read', 'cls', 'hit'], ['ocr/read', 'rec', 'hit']]);
+  assert.deepEqual(
+    json.models.map((m: any) => [m.step, m.role, m.cache]),
+    [
+      ['ocr/read', 'det', 'hit'],
+      ['ocr/read', 'cls', 'hit'],
+      ['ocr/read', 'rec', 'hit'],
+    ],
+  );
   assert.equal(readFileSync(join(sb.dir, 'out', 'receipt-total-total.txt'), 'utf8'), 'TOTAL 15.90\n');
   const text = await dw(sb, ['run', WF('receipt-total'), '--output-dir', join(sb.dir, 'out')]);
-  assert.equal(text.stdout, 'TOTAL 15.90\n', 'without --json: the last step\'s text, not every step\'s JSON');
+  assert.equal(text.stdout, 'TOTAL 15.90\n', "without --json: the last step's text, not every step's JSON");
 });
 
 test('text-direction.json runs the direction classifier through the generic onnx pipeline and saves .npy', async () => {
@@ -81,7 +96,10 @@ test('text-direction.json runs the direction classifier through the generic onnx
   assert.deepEqual([probs.type, probs.dims], ['float32', [1, 2]]);
   assert.ok(probs.data[0] > 0.9, `an upright line reads as upright: ${probs.data}`);
   const npy = readNpy(readFileSync(join(sb.dir, 'out', 'text-direction-direction.npy')), 'npy');
-  assert.deepEqual([...npy.data], probs.data.map((x: number) => Math.fround(x)));
+  assert.deepEqual(
+    [...npy.data],
+    probs.data.map((x: number) => Math.fround(x)),
+  );
 });
 
 test('a plugin pipeline runs from its module file, with the session cache and progress', async () => {
@@ -92,7 +110,10 @@ test('a plugin pipeline runs from its module file, with the session cache and pr
   // Seconds 1 and 3 are inside the first two phrases; 5 is in a gap.
   assert.ok(levels[1]! > 0.8 && levels[3]! > 0.8 && levels[5]! < 0.3, levels.join(' '));
   // vad.json ran the same model file with the same options: the plugin shares that session.
-  assert.deepEqual(cold.json.models.map((m: any) => m.cache), ['hit']);
+  assert.deepEqual(
+    cold.json.models.map((m: any) => m.cache),
+    ['hit'],
+  );
   assert.match(cold.ran.stderr, /levels: \d+\/375 frames/);
 });
 
@@ -100,14 +121,20 @@ test('a plugin that is not a pipeline fails with DW_ERR_PLUGIN and the daemon ca
   const plugin = join(sb.dir, 'bad-plugin.mjs');
   writeFileSync(plugin, 'export const hello = 1;\n');
   const wf = join(sb.dir, 'bad.json');
-  writeFileSync(wf, JSON.stringify({ id: 'bad', steps: [{ name: 'x', pipeline: { type: './bad-plugin.mjs', models: {}, arguments: {} } }] }));
+  writeFileSync(
+    wf,
+    JSON.stringify({ id: 'bad', steps: [{ name: 'x', pipeline: { type: './bad-plugin.mjs', models: {}, arguments: {} } }] }),
+  );
   const { ran, json } = await dwJson(sb, ['run', wf]);
   assert.equal(ran.code, 3);
   assert.equal(json.error.code, 'DW_ERR_PLUGIN');
   assert.match(json.error.message, /must export a pipeline .* it exports: hello/);
   // Fixing the file is seen at once: the module's hash is part of its identity.
   writeFileSync(plugin, 'export default { roles: [], async run(args) { return { echo: args.v }; } };\n');
-  writeFileSync(wf, JSON.stringify({ id: 'bad', steps: [{ name: 'x', pipeline: { type: './bad-plugin.mjs', models: {}, arguments: { v: 7 } } }] }));
+  writeFileSync(
+    wf,
+    JSON.stringify({ id: 'bad', steps: [{ name: 'x', pipeline: { type: './bad-plugin.mjs', models: {}, arguments: { v: 7 } } }] }),
+  );
   const fixed = await dwJson(sb, ['run', wf]);
   assert.equal(fixed.ran.code, 0, fixed.ran.stderr);
   assert.deepEqual(fixed.json.results.x, { echo: 7 });
@@ -117,7 +144,10 @@ test('a plugin that is not a pipeline fails with DW_ERR_PLUGIN and the daemon ca
 function pluginWorkflow(name: string, body: string, result?: object): string {
   writeFileSync(join(sb.dir, `${name}.mjs`), `export default { async run() { ${body} } };\n`);
   const wf = join(sb.dir, `${name}.json`);
-  writeFileSync(wf, JSON.stringify({ id: name, steps: [{ name: 'x', pipeline: { type: `./${name}.mjs`, models: {} }, ...(result ? { result } : {}) }] }));
+  writeFileSync(
+    wf,
+    JSON.stringify({ id: name, steps: [{ name: 'x', pipeline: { type: `./${name}.mjs`, models: {} }, ...(result ? { result } : {}) }] }),
+  );
   return wf;
 }
 
@@ -137,24 +167,41 @@ test('plugin results: a circular one is named before the step is done, undefined
   const tooLarge = await dwJson(sb, ['run', pluginWorkflow('big', big)]);
   assert.equal(tooLarge.ran.code, 1);
   assert.equal(tooLarge.json.error.code, 'DW_ERR_RESULT_TOO_LARGE');
-  assert.match(tooLarge.json.error.message, /step "x" \(\.\/big\.mjs\): its result is 70\.0 MB as JSON, more than the 16\.0 MB a run's results may take; save it to a file/);
+  assert.match(
+    tooLarge.json.error.message,
+    /step "x" \(\.\/big\.mjs\): its result is 70\.0 MB as JSON, more than the 16\.0 MB a run's results may take; save it to a file/,
+  );
   // Saved, it goes to its file, and the results say where instead of holding it.
   const out = join(sb.dir, 'bigsaved-out');
-  const saved = await dwJson(sb, ['run', pluginWorkflow('bigsaved', big, { content_type: 'application/json', save: 'big.json' }), '-o', out]);
+  const saved = await dwJson(sb, [
+    'run',
+    pluginWorkflow('bigsaved', big, { content_type: 'application/json', save: 'big.json' }),
+    '-o',
+    out,
+  ]);
   assert.equal(saved.ran.code, 0, saved.ran.stderr);
   assert.equal(saved.json.results.x.kind, 'saved');
   assert.equal(saved.json.outputs[0].bytes, statSync(join(out, 'big.json')).size);
   assert.ok(statSync(join(out, 'big.json')).size > 70 * 1024 * 1024);
 });
 
-test('the daemon gives back what it relayed: after four 15 MB results it holds less than three of them more than before', { timeout: 120_000 }, async () => {
+test('the daemon gives back what it relayed: after four 15 MB results it holds less than three of them more than before', {
+  timeout: 120_000,
+}, async () => {
   // Autostarted, as users get it (with its malloc settings).
   const own = sandbox();
   const env = { DW_AUTOSTART: '1' };
   try {
     writeFileSync(join(own.dir, 'big.mjs'), 'export default { async run(args) { return { s: "x".repeat(args.mb * 1048576) }; } };\n');
     const wf = join(own.dir, 'big.json');
-    writeFileSync(wf, JSON.stringify({ id: 'big', variables: { mb: 0 }, steps: [{ name: 'x', pipeline: { type: './big.mjs', models: {}, arguments: { mb: 'variable:mb' } } }] }));
+    writeFileSync(
+      wf,
+      JSON.stringify({
+        id: 'big',
+        variables: { mb: 0 },
+        steps: [{ name: 'x', pipeline: { type: './big.mjs', models: {}, arguments: { mb: 'variable:mb' } } }],
+      }),
+    );
     assert.equal((await dw(own, ['run', wf, '-q'], { env })).code, 0);
     const rss = async () => (await dwJson(own, ['memory'])).json.daemon.rss as number;
     const before = await rss();
@@ -187,21 +234,30 @@ test('Ctrl-C during a long VAD run stops it between frames: the runner is not ki
   assert.equal(after.runner.pid, before.runner.pid, 'the pipeline saw the cancel between frames; nothing had to be killed');
   assert.equal(after.runner.restarts, before.runner.restarts);
   const next = await dwJson(sb, ['run', WF('vad')]);
-  assert.deepEqual(next.json.models.map((m: any) => m.cache), ['hit']);
+  assert.deepEqual(
+    next.json.models.map((m: any) => m.cache),
+    ['hit'],
+  );
 });
 
 /** A workflow in the sandbox: 12 s of speech at 384 kHz, saved by `saves` audio_save steps, then `tail` steps. */
 function bigOutputs(name: string, saves: number, tail: object[] = []): string {
   const file = join(sb.dir, `${name}.json`);
-  writeFileSync(file, JSON.stringify({
-    id: name,
-    variables: { audio: join(ROOT, 'workflows', 'samples', 'speech.wav') },
-    steps: [
-      { name: 'up', task: { type: 'audio_resample', arguments: { audio: 'variable:audio', sample_rate: 384000 } } },
-      ...Array.from({ length: saves }, (_, i) => ({ name: `s${i + 1}`, task: { type: 'audio_save', arguments: { audio: 'previous_result:up' } } })),
-      ...tail,
-    ],
-  }));
+  writeFileSync(
+    file,
+    JSON.stringify({
+      id: name,
+      variables: { audio: join(ROOT, 'workflows', 'samples', 'speech.wav') },
+      steps: [
+        { name: 'up', task: { type: 'audio_resample', arguments: { audio: 'variable:audio', sample_rate: 384000 } } },
+        ...Array.from({ length: saves }, (_, i) => ({
+          name: `s${i + 1}`,
+          task: { type: 'audio_save', arguments: { audio: 'previous_result:up' } },
+        })),
+        ...tail,
+      ],
+    }),
+  );
   return file;
 }
 
@@ -210,10 +266,17 @@ test('saved outputs larger than one protocol frame arrive whole: 6 WAVs of 9.2 M
   const { ran, json } = await dwJson(sb, ['run', bigOutputs('big', 6), '--output-dir', out]);
   assert.equal(ran.code, 0, ran.stderr);
   const wavBytes = 44 + 12 * 384000 * 2;
-  assert.deepEqual(json.outputs.map((o: any) => o.bytes), Array(6).fill(wavBytes));
+  assert.deepEqual(
+    json.outputs.map((o: any) => o.bytes),
+    Array(6).fill(wavBytes),
+  );
   const base64Total = Math.ceil((6 * wavBytes) / 3) * 4;
   assert.ok(base64Total > DEFAULT_MAX_FRAME, 'more than one frame could carry');
-  assert.deepEqual(readdirSync(out).sort(), ['big-s1.wav', 'big-s2.wav', 'big-s3.wav', 'big-s4.wav', 'big-s5.wav', 'big-s6.wav'], 'no temporary file left');
+  assert.deepEqual(
+    readdirSync(out).sort(),
+    ['big-s1.wav', 'big-s2.wav', 'big-s3.wav', 'big-s4.wav', 'big-s5.wav', 'big-s6.wav'],
+    'no temporary file left',
+  );
   const wav = decodeWav(readFileSync(join(out, 'big-s6.wav')), 'big-s6.wav');
   assert.equal(wav.sample_rate, 384000);
   assert.equal(durationS(wav), 12);
@@ -222,7 +285,9 @@ test('saved outputs larger than one protocol frame arrive whole: 6 WAVs of 9.2 M
 
 test('a run that fails after an output streamed leaves no file, not even a temporary one', async () => {
   const out = join(sb.dir, 'failed-out');
-  const file = bigOutputs('fails-late', 1, [{ name: 'bad', task: { type: 'json_pick', arguments: { value: 'previous_result:up', path: 'no.such.field' } } }]);
+  const file = bigOutputs('fails-late', 1, [
+    { name: 'bad', task: { type: 'json_pick', arguments: { value: 'previous_result:up', path: 'no.such.field' } } },
+  ]);
   const { ran, json } = await dwJson(sb, ['run', file, '--output-dir', out]);
   assert.notEqual(ran.code, 0);
   assert.equal(json.error.code, 'DW_ERR_BAD_REFERENCE');

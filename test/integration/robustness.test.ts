@@ -15,7 +15,11 @@ let tall: string;
 before(async () => {
   tall = await tallImage(sb, 8);
   const warm = await dwJson(sb, ['run', OCR_WORKFLOW]);
-  assert.equal(warm.ran.code, 0, `${warm.ran.stderr}\ndaemon (exit ${daemon().proc.exitCode}, signal ${daemon().proc.signalCode}):\n${daemon().log()}`);
+  assert.equal(
+    warm.ran.code,
+    0,
+    `${warm.ran.stderr}\ndaemon (exit ${daemon().proc.exitCode}, signal ${daemon().proc.signalCode}):\n${daemon().log()}`,
+  );
 });
 
 test('two clients at once both get their own answers; the second sees its queue position', async () => {
@@ -39,7 +43,10 @@ test('a client killed mid-run cancels its run in the daemon; the next run still 
   await victim.done;
   const next = await dwJson(sb, ['run', OCR_WORKFLOW]);
   assert.equal(next.ran.code, 0, next.ran.stderr);
-  assert.deepEqual(next.json.models.map((m: any) => m.cache), ['hit', 'hit', 'hit']);
+  assert.deepEqual(
+    next.json.models.map((m: any) => m.cache),
+    ['hit', 'hit', 'hit'],
+  );
   assert.match(daemon().log(), /"code":"DW_ERR_CANCELLED","err":"the client disconnected"/);
 });
 
@@ -59,7 +66,10 @@ async function runsTotal(): Promise<number> {
 }
 
 /** Sends `payload`, after a hello answered first when `withHello`; collects every frame until the server closes or `waitMs` pass. */
-function exchange(payload: string | Buffer, opts: { withHello?: boolean; waitMs?: number } = {}): Promise<{ frames: any[]; closedByServer: boolean }> {
+function exchange(
+  payload: string | Buffer,
+  opts: { withHello?: boolean; waitMs?: number } = {},
+): Promise<{ frames: any[]; closedByServer: boolean }> {
   return new Promise((resolve, reject) => {
     const s = createConnection(sb.socket);
     let got = '';
@@ -81,12 +91,24 @@ function exchange(payload: string | Buffer, opts: { withHello?: boolean; waitMs?
     s.on('connect', () => (opts.withHello ? s.write(hello) : send()));
     s.on('close', () => {
       clearTimeout(timer);
-      resolve({ frames: got.split('\n').filter(Boolean).map((l) => JSON.parse(l)), closedByServer });
+      resolve({
+        frames: got
+          .split('\n')
+          .filter(Boolean)
+          .map((l) => JSON.parse(l)),
+        closedByServer,
+      });
     });
   });
 }
 
-const hello = JSON.stringify({ id: 'h', type: 'hello', protocol: PROTOCOL_VERSION, version: JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')).version }) + '\n';
+const hello =
+  JSON.stringify({
+    id: 'h',
+    type: 'hello',
+    protocol: PROTOCOL_VERSION,
+    version: JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')).version,
+  }) + '\n';
 
 test('garbage on the socket: an error frame, that connection closed, the daemon and its models carry on', async () => {
   const garbage = await exchange('{this is not json\n', { withHello: true });
@@ -111,7 +133,10 @@ test('garbage on the socket: an error frame, that connection closed, the daemon 
 
   const next = await dwJson(sb, ['run', OCR_WORKFLOW]);
   assert.equal(next.ran.code, 0);
-  assert.deepEqual(next.json.models.map((m: any) => m.cache), ['hit', 'hit', 'hit']);
+  assert.deepEqual(
+    next.json.models.map((m: any) => m.cache),
+    ['hit', 'hit', 'hit'],
+  );
 });
 
 test('an oversized frame is refused with DW_ERR_PROTOCOL on a daemon with a small frame limit', async () => {

@@ -9,14 +9,25 @@ import { dw, dwJson, fileDaemon, OCR_WORKFLOW, ROOT } from '../helpers/env.js';
 const { sb, daemon } = fileDaemon();
 const truth = readFileSync(join(ROOT, 'workflows', 'samples', 'receipt.txt'), 'utf8');
 
-const firstLine = (s: string) => s.split('\n').find((l) => l.trim() !== '')!.trim();
+const firstLine = (s: string) =>
+  s
+    .split('\n')
+    .find((l) => l.trim() !== '')!
+    .trim();
 
 test('cold run loads every model, then a run from a new process hits the cache for all of them', async () => {
   const cold = await dwJson(sb, ['run', OCR_WORKFLOW]);
   assert.equal(cold.ran.code, 0, cold.ran.stderr);
   assert.equal(cold.json.ok, true);
   assert.deepEqual(cold.json.workflow, { id: 'ocr', path: OCR_WORKFLOW });
-  assert.deepEqual(cold.json.models.map((m: any) => [m.role, m.cache]), [['det', 'loaded'], ['cls', 'loaded'], ['rec', 'loaded']]);
+  assert.deepEqual(
+    cold.json.models.map((m: any) => [m.role, m.cache]),
+    [
+      ['det', 'loaded'],
+      ['cls', 'loaded'],
+      ['rec', 'loaded'],
+    ],
+  );
   for (const m of cold.json.models) {
     assert.equal(m.provider, 'cpu', 'no CUDA here: the cuda entry is skipped and cpu is used');
     assert.match(m.key, /^[0-9a-f]{64}:[0-9a-f]{8}$/);
@@ -28,8 +39,14 @@ test('cold run loads every model, then a run from a new process hits the cache f
 
   const warm = await dwJson(sb, ['run', OCR_WORKFLOW]);
   assert.equal(warm.ran.code, 0, warm.ran.stderr);
-  assert.deepEqual(warm.json.models.map((m: any) => m.cache), ['hit', 'hit', 'hit']);
-  assert.deepEqual(warm.json.models.map((m: any) => m.key), cold.json.models.map((m: any) => m.key));
+  assert.deepEqual(
+    warm.json.models.map((m: any) => m.cache),
+    ['hit', 'hit', 'hit'],
+  );
+  assert.deepEqual(
+    warm.json.models.map((m: any) => m.key),
+    cold.json.models.map((m: any) => m.key),
+  );
   assert.equal(warm.json.timings.load_ms, 0);
   assert.equal(warm.json.results.read.text, cold.json.results.read.text);
 });
@@ -38,7 +55,10 @@ test('changing only a variable reloads nothing; a second workflow sharing model 
   await dwJson(sb, ['run', OCR_WORKFLOW]);
   const stricter = await dwJson(sb, ['run', OCR_WORKFLOW, '--arg', 'min_score=0.99']);
   assert.equal(stricter.ran.code, 0, stricter.ran.stderr);
-  assert.deepEqual(stricter.json.models.map((m: any) => m.cache), ['hit', 'hit', 'hit']);
+  assert.deepEqual(
+    stricter.json.models.map((m: any) => m.cache),
+    ['hit', 'hit', 'hit'],
+  );
   assert.ok(stricter.json.results.read.lines.every((l: any) => l.score >= 0.99));
 
   // Another workflow, elsewhere, without the direction classifier, pointing at the same det/rec files.
@@ -51,7 +71,13 @@ test('changing only a variable reloads nothing; a second workflow sharing model 
   writeFileSync(other, JSON.stringify(wf));
   const shared = await dwJson(sb, ['run', other]);
   assert.equal(shared.ran.code, 0, shared.ran.stderr);
-  assert.deepEqual(shared.json.models.map((m: any) => [m.role, m.cache]), [['det', 'hit'], ['rec', 'hit']]);
+  assert.deepEqual(
+    shared.json.models.map((m: any) => [m.role, m.cache]),
+    [
+      ['det', 'hit'],
+      ['rec', 'hit'],
+    ],
+  );
 });
 
 test('an --arg image relative to the caller, result.save written atomically under --output-dir', async () => {
@@ -70,7 +96,10 @@ test('an --arg image relative to the caller, result.save written atomically unde
   assert.deepEqual(readdirSync(out), ['ocr-read.json'], 'only the output, no temp file left behind');
   const saved = JSON.parse(readFileSync(join(out, 'ocr-read.json'), 'utf8'));
   assert.equal(saved.text, r.json.results.read.text);
-  assert.deepEqual(r.json.outputs.map((o: any) => [o.step, o.path, o.content_type]), [['read', join(out, 'ocr-read.json'), 'application/json']]);
+  assert.deepEqual(
+    r.json.outputs.map((o: any) => [o.step, o.path, o.content_type]),
+    [['read', join(out, 'ocr-read.json'), 'application/json']],
+  );
 });
 
 test('human output: text on stdout, progress on stderr', async () => {
@@ -84,7 +113,12 @@ test('human output: text on stdout, progress on stderr', async () => {
 
 test('bad input gets a stable code and exit code before any model loads, and the daemon carries on', async () => {
   const cases: Array<{ args: string[]; code: string; exit: number; says: RegExp }> = [
-    { args: ['run', OCR_WORKFLOW, '--arg', 'imgae=x.png'], code: 'DW_ERR_UNKNOWN_VARIABLE', exit: 3, says: /does not declare "imgae"; declared variables: image, min_score/ },
+    {
+      args: ['run', OCR_WORKFLOW, '--arg', 'imgae=x.png'],
+      code: 'DW_ERR_UNKNOWN_VARIABLE',
+      exit: 3,
+      says: /does not declare "imgae"; declared variables: image, min_score/,
+    },
     { args: ['run', OCR_WORKFLOW, '--arg', 'min_score=high'], code: 'DW_ERR_BAD_ARGUMENT', exit: 3, says: /"min_score" is a number/ },
     { args: ['run', OCR_WORKFLOW, '--arg', 'image=missing.png'], code: 'DW_ERR_FILE_NOT_FOUND', exit: 3, says: /missing\.png/ },
     { args: ['run', join(sb.dir, 'nope.json')], code: 'DW_ERR_FILE_NOT_FOUND', exit: 3, says: /cannot read workflow/ },
@@ -108,7 +142,10 @@ test('bad input gets a stable code and exit code before any model loads, and the
 
   const again = await dwJson(sb, ['run', OCR_WORKFLOW]);
   assert.equal(again.ran.code, 0);
-  assert.deepEqual(again.json.models.map((m: any) => m.cache), ['hit', 'hit', 'hit']);
+  assert.deepEqual(
+    again.json.models.map((m: any) => m.cache),
+    ['hit', 'hit', 'hit'],
+  );
 });
 
 test('a model file that is not ONNX fails with DW_ERR_MODEL_LOAD and leaves the other sessions loaded', async () => {
@@ -125,7 +162,10 @@ test('a model file that is not ONNX fails with DW_ERR_MODEL_LOAD and leaves the 
   // cpu was the last provider to try: its failure is the error, not a fallback worth a log line.
   assert.doesNotMatch(daemon().log(), /bogus\.onnx: loading with cpu failed, trying the next provider/);
   const again = await dwJson(sb, ['run', OCR_WORKFLOW]);
-  assert.deepEqual(again.json.models.map((m: any) => m.cache), ['hit', 'hit', 'hit']);
+  assert.deepEqual(
+    again.json.models.map((m: any) => m.cache),
+    ['hit', 'hit', 'hit'],
+  );
 });
 
 test('a provider that fails to load falls back to the next one, and the one used is reported', async () => {
@@ -136,7 +176,15 @@ test('a provider that fails to load falls back to the next one, and the one used
   writeFileSync(join(sb.dir, 'webgpu.json'), JSON.stringify(wf));
   const r = await dwJson(sb, ['run', join(sb.dir, 'webgpu.json')]);
   assert.equal(r.ran.code, 0, r.ran.stderr);
-  assert.deepEqual(r.json.models.map((m: any) => [m.provider, m.cache]), [['cpu', 'loaded'], ['cpu', 'loaded'], ['cpu', 'loaded']], 'other session options: other sessions');
+  assert.deepEqual(
+    r.json.models.map((m: any) => [m.provider, m.cache]),
+    [
+      ['cpu', 'loaded'],
+      ['cpu', 'loaded'],
+      ['cpu', 'loaded'],
+    ],
+    'other session options: other sessions',
+  );
   assert.match(daemon().log(), /loading with webgpu failed, trying the next provider/);
   assert.match(daemon().log(), /provider cuda not installed, skipped/);
   // Each file now has two sessions: dw memory tells them apart by their options.
@@ -151,7 +199,14 @@ test('dw validate: a valid workflow summarised, an invalid one with every proble
   assert.equal(ok.code, 0, ok.stderr);
   assert.match(ok.stdout, /valid workflow "ocr": 1 step \(read \[paddle-ocr\]\), 4 model files/);
   const bad = join(sb.dir, 'bad.json');
-  writeFileSync(bad, JSON.stringify({ id: 'bad', variables: { image: 'x.png' }, steps: [{ name: 'read', pipeline: { type: 'paddle-ocr', models: { det: 'd.onnx' }, arguments: { image: 'variable:img' } } }] }));
+  writeFileSync(
+    bad,
+    JSON.stringify({
+      id: 'bad',
+      variables: { image: 'x.png' },
+      steps: [{ name: 'read', pipeline: { type: 'paddle-ocr', models: { det: 'd.onnx' }, arguments: { image: 'variable:img' } } }],
+    }),
+  );
   const r = await dw(sb, ['validate', bad]);
   assert.equal(r.code, 3);
   assert.match(r.stderr, /\[DW_ERR_WORKFLOW_INVALID\]: .*bad\.json is not a valid workflow \(3 problems\)/);
@@ -166,16 +221,31 @@ test('dw validate: a valid workflow summarised, an invalid one with every proble
 
 test('dw validate refuses what a run would refuse, all at once, and the run refuses it the same way before loading a model', async () => {
   const wf = join(sb.dir, 'args.json');
-  writeFileSync(wf, JSON.stringify({ id: 'args', variables: { image: join(ROOT, 'workflows', 'samples', 'receipt.png') }, steps: [
-    { name: 'crop', task: { type: 'image_crop', arguments: { image: 'variable:image', left: '10', top: 0, width: 10, height: 10, colour: 'red' } } },
-    { name: 'say', task: { type: 'text_template', arguments: { template: 'hi' } }, result: { content_type: 'image/png', save: true } },
-    { name: 'read', workflow: { path: 'missing.json' } },
-  ] }));
+  writeFileSync(
+    wf,
+    JSON.stringify({
+      id: 'args',
+      variables: { image: join(ROOT, 'workflows', 'samples', 'receipt.png') },
+      steps: [
+        {
+          name: 'crop',
+          task: { type: 'image_crop', arguments: { image: 'variable:image', left: '10', top: 0, width: 10, height: 10, colour: 'red' } },
+        },
+        { name: 'say', task: { type: 'text_template', arguments: { template: 'hi' } }, result: { content_type: 'image/png', save: true } },
+        { name: 'read', workflow: { path: 'missing.json' } },
+      ],
+    }),
+  );
   const v = await dw(sb, ['validate', wf]);
   const r = await dw(sb, ['run', wf]);
   assert.equal(v.code, 3, v.stderr);
   assert.equal(r.code, 3, r.stderr);
-  for (const what of [/unknown argument "colour"/, /"left" must be an integer from 0 to 16384, got string "10"/, /image\/png needs an image, but a text_template step gives text/, /cannot read workflow .*missing\.json/]) {
+  for (const what of [
+    /unknown argument "colour"/,
+    /"left" must be an integer from 0 to 16384, got string "10"/,
+    /image\/png needs an image, but a text_template step gives text/,
+    /cannot read workflow .*missing\.json/,
+  ]) {
     assert.match(v.stderr, what);
     assert.match(r.stderr, what);
   }

@@ -29,10 +29,20 @@ async function pixels(file: string): Promise<{ data: Uint8Array; width: number; 
 /** A one-step workflow in the sandbox with these arguments for a stable-diffusion step on `dir`. */
 function workflow(name: string, dir: string, args: Record<string, unknown>): string {
   const file = join(sb.dir, `${name}.json`);
-  writeFileSync(file, JSON.stringify({
-    id: name, variables: {},
-    steps: [{ name: 'image', pipeline: { type: 'stable-diffusion', models: { export: dir }, arguments: args }, result: { content_type: 'image/png', save: true } }],
-  }));
+  writeFileSync(
+    file,
+    JSON.stringify({
+      id: name,
+      variables: {},
+      steps: [
+        {
+          name: 'image',
+          pipeline: { type: 'stable-diffusion', models: { export: dir }, arguments: args },
+          result: { content_type: 'image/png', save: true },
+        },
+      ],
+    }),
+  );
   return file;
 }
 
@@ -50,15 +60,21 @@ test('txt2img.json on a generated export: the PNG is the hand-computed image, th
   assert.deepEqual(Buffer.from(img.data).equals(Buffer.from(stripExpected(null))), true, 'pixels as computed by hand');
   assert.deepEqual(cold.json.results.image.image, { kind: 'image', width: 640, height: 8, channels: 3 });
   assert.equal(cold.json.results.image.seed, 42);
-  assert.deepEqual(cold.json.models.map((m: any) => [m.role, m.cache, m.provider, m.path]), [
-    ['text_encoder', 'loaded', 'cpu', join(strip.dir, 'text_encoder', 'model.onnx')],
-    ['unet', 'loaded', 'cpu', join(strip.dir, 'unet', 'model.onnx')],
-    ['vae_decoder', 'loaded', 'cpu', join(strip.dir, 'vae_decoder', 'model.onnx')],
-  ]);
+  assert.deepEqual(
+    cold.json.models.map((m: any) => [m.role, m.cache, m.provider, m.path]),
+    [
+      ['text_encoder', 'loaded', 'cpu', join(strip.dir, 'text_encoder', 'model.onnx')],
+      ['unet', 'loaded', 'cpu', join(strip.dir, 'unet', 'model.onnx')],
+      ['vae_decoder', 'loaded', 'cpu', join(strip.dir, 'vae_decoder', 'model.onnx')],
+    ],
+  );
   const bytes = readFileSync(png);
   const warm = await dwJson(sb, args);
   assert.equal(warm.ran.code, 0, warm.ran.stderr);
-  assert.deepEqual(warm.json.models.map((m: any) => m.cache), ['hit', 'hit', 'hit']);
+  assert.deepEqual(
+    warm.json.models.map((m: any) => m.cache),
+    ['hit', 'hit', 'hit'],
+  );
   assert.ok(readFileSync(png).equals(bytes), 'the same PNG bytes');
 });
 
@@ -75,7 +91,18 @@ test('dw memory lists text_encoder, unet and vae_decoder of the export as separa
 test('same seed, same bytes; another seed, another image (an epsilon UNet, noise all the way through)', async () => {
   const lin = exportDir({ ks: 0.5, scheduler: { _class_name: 'EulerAncestralDiscreteScheduler' } });
   const run = async (seed: number, out: string) => {
-    const r = await dwJson(sb, ['run', TXT2IMG, '--arg', `export=${lin.dir}`, '--arg', `seed=${seed}`, '--arg', 'steps=3', '--output-dir', join(sb.dir, out)]);
+    const r = await dwJson(sb, [
+      'run',
+      TXT2IMG,
+      '--arg',
+      `export=${lin.dir}`,
+      '--arg',
+      `seed=${seed}`,
+      '--arg',
+      'steps=3',
+      '--output-dir',
+      join(sb.dir, out),
+    ]);
     assert.equal(r.ran.code, 0, r.ran.stderr);
     return readFileSync(join(sb.dir, out, 'txt2img-image.png'));
   };
@@ -87,9 +114,20 @@ test('same seed, same bytes; another seed, another image (an epsilon UNet, noise
   assert.deepEqual((await pixels(join(sb.dir, 's1', 'txt2img-image.png'))).width, 512, 'no fixed size in the UNet: 512');
 });
 
-test('the UNet\'s key covers its external data: rewriting model.onnx_data drops the unet (watcher) and the next run reloads only it', async () => {
+test("the UNet's key covers its external data: rewriting model.onnx_data drops the unet (watcher) and the next run reloads only it", async () => {
   const ex = exportDir(STRIP);
-  const args = ['run', TXT2IMG, '--arg', `export=${ex.dir}`, '--arg', `prompt=${STRIP_PROMPT}`, '--arg', 'steps=1', '--output-dir', join(sb.dir, 'ext')];
+  const args = [
+    'run',
+    TXT2IMG,
+    '--arg',
+    `export=${ex.dir}`,
+    '--arg',
+    `prompt=${STRIP_PROMPT}`,
+    '--arg',
+    'steps=1',
+    '--output-dir',
+    join(sb.dir, 'ext'),
+  ];
   const first = await dwJson(sb, args);
   assert.equal(first.ran.code, 0, first.ran.stderr);
   const unetKey = first.json.models.find((m: any) => m.role === 'unet').key;
@@ -100,7 +138,14 @@ test('the UNet\'s key covers its external data: rewriting model.onnx_data drops 
   });
   const again = await dwJson(sb, args);
   assert.equal(again.ran.code, 0, again.ran.stderr);
-  assert.deepEqual(again.json.models.map((m: any) => [m.role, m.cache]), [['text_encoder', 'hit'], ['unet', 'loaded'], ['vae_decoder', 'hit']]);
+  assert.deepEqual(
+    again.json.models.map((m: any) => [m.role, m.cache]),
+    [
+      ['text_encoder', 'hit'],
+      ['unet', 'loaded'],
+      ['vae_decoder', 'hit'],
+    ],
+  );
   assert.notEqual(again.json.models[1].key, unetKey);
   const img = await pixels(join(sb.dir, 'ext', 'txt2img-image.png'));
   assert.ok(Buffer.from(img.data).equals(Buffer.from(stripExpected(null, [0.5, 2, 1, 1]))), 'the new weights are in the image');
@@ -132,7 +177,10 @@ test('Ctrl-C during a long generation stops it between steps: the runner is not 
   const after = JSON.parse((await dw(sb, ['status', '--json'])).stdout);
   assert.equal(after.runner.pid, before.runner.pid, 'cancelled between steps; nothing had to be killed');
   const next = await dwJson(sb, ['run', workflow('short', lin.dir, { prompt: 'a fox', steps: 2, width: 16, height: 16 })]);
-  assert.deepEqual(next.json.models.map((m: any) => m.cache), ['hit', 'hit', 'hit']);
+  assert.deepEqual(
+    next.json.models.map((m: any) => m.cache),
+    ['hit', 'hit', 'hit'],
+  );
 });
 
 test('bad input fails early with a clear code, and the daemon carries on', async () => {
@@ -146,7 +194,10 @@ test('bad input fails early with a clear code, and the daemon carries on', async
   assert.match(missing.json.error.message, /is not a folder; make one with `optimum-cli export onnx --model stabilityai\/sd-turbo/);
   const valid = await dwJson(sb, ['validate', TXT2IMG, '--arg', `export=${strip.dir}`]);
   assert.equal(valid.ran.code, 0, valid.ran.stderr);
-  assert.deepEqual(valid.json.models.filter((m: any) => !m.role.includes('/')).map((m: any) => m.role), ['text_encoder', 'unet', 'vae_decoder']);
+  assert.deepEqual(
+    valid.json.models.filter((m: any) => !m.role.includes('/')).map((m: any) => m.role),
+    ['text_encoder', 'unet', 'vae_decoder'],
+  );
   const ok = await dwJson(sb, ['run', TXT2IMG, '--arg', `export=${strip.dir}`, '--arg', 'steps=1', '--output-dir', join(sb.dir, 'after')]);
   assert.equal(ok.ran.code, 0, ok.ran.stderr);
 });
@@ -154,7 +205,8 @@ test('bad input fails early with a clear code, and the daemon carries on', async
 /** A CUDA provider library beside onnxruntime's binding and a GPU that nvidia-smi sees. */
 function gpuMissing(): string | false {
   const bin = join(ROOT, 'node_modules', 'onnxruntime-node', 'bin', 'napi-v6', 'linux', 'x64');
-  if (!existsSync(join(bin, 'libonnxruntime_providers_cuda.so'))) return 'no CUDA provider installed (ONNXRUNTIME_NODE_INSTALL=cuda12, see the README)';
+  if (!existsSync(join(bin, 'libonnxruntime_providers_cuda.so')))
+    return 'no CUDA provider installed (ONNXRUNTIME_NODE_INSTALL=cuda12, see the README)';
   try {
     execFileSync('nvidia-smi', ['-L'], { stdio: 'ignore' });
   } catch {
@@ -168,9 +220,23 @@ test('on a GPU the same workflow runs with the CUDA provider and gives the same 
   const wf = JSON.parse(readFileSync(TXT2IMG, 'utf8'));
   wf.steps[0].pipeline.providers = ['cuda'];
   writeFileSync(file, JSON.stringify(wf));
-  const r = await dwJson(sb, ['run', file, '--arg', `export=${strip.dir}`, '--arg', `prompt=${STRIP_PROMPT}`, '--arg', 'steps=2', '--output-dir', join(sb.dir, 'cuda')]);
+  const r = await dwJson(sb, [
+    'run',
+    file,
+    '--arg',
+    `export=${strip.dir}`,
+    '--arg',
+    `prompt=${STRIP_PROMPT}`,
+    '--arg',
+    'steps=2',
+    '--output-dir',
+    join(sb.dir, 'cuda'),
+  ]);
   assert.equal(r.ran.code, 0, r.ran.stderr);
-  assert.deepEqual(r.json.models.map((m: any) => m.provider), ['cuda', 'cuda', 'cuda']);
+  assert.deepEqual(
+    r.json.models.map((m: any) => m.provider),
+    ['cuda', 'cuda', 'cuda'],
+  );
   const img = await pixels(join(sb.dir, 'cuda', 'cuda-image.png'));
   assert.ok(Buffer.from(img.data).equals(Buffer.from(stripExpected(null))));
 });

@@ -11,7 +11,12 @@ test('dwd takes the listening socket systemd passes on fd 3 and runs workflows t
   const socket = join(sb.dir, 'activated.sock');
   const logfile = join(sb.dir, 'dwd.log');
   const env = { ...sb.env, DW_SOCKET: socket };
-  const pid = Number(execFileSync(process.execPath, [join(ROOT, 'test', 'helpers', 'socket-activate.mjs'), socket, DWD, logfile], { env, encoding: 'utf8' }).trim());
+  const pid = Number(
+    execFileSync(process.execPath, [join(ROOT, 'test', 'helpers', 'socket-activate.mjs'), socket, DWD, logfile], {
+      env,
+      encoding: 'utf8',
+    }).trim(),
+  );
   try {
     const r = await dwJson({ ...sb, env }, ['run', OCR_WORKFLOW]);
     assert.equal(r.ran.code, 0, `${r.ran.stderr}\n${readFileSync(logfile, 'utf8')}`);
@@ -30,8 +35,12 @@ test('dwd takes the listening socket systemd passes on fd 3 and runs workflows t
 
 const analyze = spawnSync('systemd-analyze', ['--version'], { encoding: 'utf8' });
 // The user units (systemd/user/) need a running user manager to verify, which a CI container lacks.
-test('the system unit files pass systemd-analyze verify', { skip: analyze.error ? 'systemd-analyze is not installed (apt-get install systemd)' : false }, () => {
-  const r = spawnSync('systemd-analyze', ['verify', join(ROOT, 'systemd', 'dwd.service'), join(ROOT, 'systemd', 'dwd.socket')], { encoding: 'utf8' });
+test('the system unit files pass systemd-analyze verify', {
+  skip: analyze.error ? 'systemd-analyze is not installed (apt-get install systemd)' : false,
+}, () => {
+  const r = spawnSync('systemd-analyze', ['verify', join(ROOT, 'systemd', 'dwd.service'), join(ROOT, 'systemd', 'dwd.socket')], {
+    encoding: 'utf8',
+  });
   assert.equal(r.status, 0, r.stderr);
   assert.equal(r.stderr + r.stdout, '', 'no warnings either');
 });
@@ -41,7 +50,13 @@ test('dw finds the system service socket when no per-user daemon answers', async
   const system = join(sb.dir, 'system', 'dwd.sock');
   const d = await startDaemon({ ...sb, env: { ...sb.env, DW_SOCKET: system } });
   try {
-    const env: NodeJS.ProcessEnv = { ...sb.env, DW_SOCKET: '', XDG_RUNTIME_DIR: join(sb.dir, 'xdg'), DW_SYSTEM_SOCKET: system, DW_AUTOSTART: '0' };
+    const env: NodeJS.ProcessEnv = {
+      ...sb.env,
+      DW_SOCKET: '',
+      XDG_RUNTIME_DIR: join(sb.dir, 'xdg'),
+      DW_SYSTEM_SOCKET: system,
+      DW_AUTOSTART: '0',
+    };
     const r = await dwJson(sb, ['run', OCR_WORKFLOW], { env });
     assert.equal(r.ran.code, 0, r.ran.stderr);
     assert.equal((await dwJson(sb, ['status'], { env })).json.pid, d.proc.pid);

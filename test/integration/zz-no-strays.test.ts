@@ -28,13 +28,24 @@ function processes(): Array<{ pid: number; ppid: number; state: string; cmd: str
 
 test('no dwd or runner started by the tests is still running, and no zombie is left', async () => {
   const ours = (p: { cmd: string; env: string }) =>
-    (p.cmd.includes(`${ROOT}/dist/daemon/main.js`) || p.cmd.includes(`${ROOT}/dist/runner/main.js`)) && /DW_SOCKET=[^\0]*\/dwt-/.test(p.env);
+    (p.cmd.includes(`${ROOT}/dist/daemon/main.js`) || p.cmd.includes(`${ROOT}/dist/runner/main.js`)) &&
+    /DW_SOCKET=[^\0]*\/dwt-/.test(p.env);
   // Daemons stopped by the last test may still be finishing their shutdown.
-  const strays = await eventually('test daemons to exit', async () => {
-    const left = processes().filter(ours);
-    return left.length === 0 ? [] : undefined;
-  }, 10_000).catch(() => processes().filter(ours));
-  assert.deepEqual(strays.map((p) => `${p.pid} ${p.cmd}`), []);
+  const strays = await eventually(
+    'test daemons to exit',
+    async () => {
+      const left = processes().filter(ours);
+      return left.length === 0 ? [] : undefined;
+    },
+    10_000,
+  ).catch(() => processes().filter(ours));
+  assert.deepEqual(
+    strays.map((p) => `${p.pid} ${p.cmd}`),
+    [],
+  );
   const zombies = processes().filter((p) => p.state === 'Z' && (p.ppid === process.pid || p.ppid === process.ppid));
-  assert.deepEqual(zombies.map((p) => p.pid), []);
+  assert.deepEqual(
+    zombies.map((p) => p.pid),
+    [],
+  );
 });

@@ -25,12 +25,21 @@ Options:
   completes: 'any',
   options: { 'no-wait': { type: 'boolean' }, json: { type: 'boolean' } },
   async run(values, positionals) {
-    const r = await ask('clear', { ...(positionals[0] ? { path: positionals[0] } : {}), cwd: process.cwd(), no_wait: values['no-wait'] === true }, { start: false });
+    const r = await ask(
+      'clear',
+      { ...(positionals[0] ? { path: positionals[0] } : {}), cwd: process.cwd(), no_wait: values['no-wait'] === true },
+      { start: false },
+    );
     if (values.json) {
       process.stdout.write(JSON.stringify(r) + '\n');
       return EXIT.OK;
     }
-    const what = r.released.length === 0 ? (positionals[0] ? `no loaded model comes from ${positionals[0]}` : 'nothing was loaded') : `released ${r.released.length} session${r.released.length === 1 ? '' : 's'} (${[...new Set(r.released.map((x) => basename(x.path)))].join(', ')})`;
+    const what =
+      r.released.length === 0
+        ? positionals[0]
+          ? `no loaded model comes from ${positionals[0]}`
+          : 'nothing was loaded'
+        : `released ${r.released.length} session${r.released.length === 1 ? '' : 's'} (${[...new Set(r.released.map((x) => basename(x.path)))].join(', ')})`;
     const mem = r.freed_bytes === null ? '' : `; runner rss ${bytes(r.rss_before)} -> ${bytes(r.rss_after)}, freed ${bytes(r.freed_bytes)}`;
     process.stdout.write(`${r.scope === 'all' ? 'runner replaced: ' : ''}${what}${mem}\n`);
     return EXIT.OK;

@@ -40,7 +40,10 @@ const words = (xs: string[]) => xs.join(' ');
 
 function bash(all: Spec[]): string {
   const perCommand = all
-    .map((s) => `    ${s.name}) opts="${words(s.flags)}"; valued="${words(s.valued)}"; dirs="${words(s.directories)}"; files="${s.files}"; choices="${words(s.choices)}" ;;`)
+    .map(
+      (s) =>
+        `    ${s.name}) opts="${words(s.flags)}"; valued="${words(s.valued)}"; dirs="${words(s.directories)}"; files="${s.files}"; choices="${words(s.choices)}" ;;`,
+    )
     .join('\n');
   return `# dw completion for bash. Load it in this shell:  eval "$(dw completion bash)"
 # or for every shell:  dw completion bash > ~/.local/share/bash-completion/completions/dw
@@ -81,7 +84,10 @@ function zsh(all: Spec[]): string {
   const described = all.map((s) => `    '${s.name}:${s.summary.replace(/'/g, "'\\''").replace(/:/g, '\\:')}'`).join('\n');
   const perCommand = all
     .map((s) => {
-      const after = [...(s.directories.length ? [`${s.directories.join('|')}) _files -/; return ;;`] : []), ...(s.valued.length ? [`${s.valued.join('|')}) return ;;`] : [])];
+      const after = [
+        ...(s.directories.length ? [`${s.directories.join('|')}) _files -/; return ;;`] : []),
+        ...(s.valued.length ? [`${s.valued.join('|')}) return ;;`] : []),
+      ];
       return `    ${s.name}) opts=(${words(s.flags)}); files=${s.files || 'none'}; choices=(${words(s.choices)})${after.length ? `; case $words[CURRENT-1] in ${after.join(' ')} esac` : ''} ;;`;
     })
     .join('\n');
@@ -143,7 +149,11 @@ Options:
     async run(_values, positionals) {
       const shell = positionals[0];
       const make = shell !== undefined && Object.hasOwn(SHELLS, shell) ? SHELLS[shell] : undefined;
-      if (!make) throw new DwError('DW_ERR_USAGE', `dw completion takes a shell: ${Object.keys(SHELLS).join(' or ')}${shell === undefined ? '' : `, not "${shell}"`}; see dw completion --help`);
+      if (!make)
+        throw new DwError(
+          'DW_ERR_USAGE',
+          `dw completion takes a shell: ${Object.keys(SHELLS).join(' or ')}${shell === undefined ? '' : `, not "${shell}"`}; see dw completion --help`,
+        );
       process.stdout.write(make(specs(commands())));
       return EXIT.OK;
     },

@@ -20,14 +20,20 @@ export function describeOptions(o: ModelInfo['options']): string {
 
 function render(m: MemoryResult, now: number): string {
   const out: string[] = [];
-  out.push(`dwd ${m.daemon.version}  pid ${m.daemon.pid}  rss ${bytes(m.daemon.rss)}  up ${span(m.daemon.uptime_s * 1000)}  runs ${m.runs_total}`);
+  out.push(
+    `dwd ${m.daemon.version}  pid ${m.daemon.pid}  rss ${bytes(m.daemon.rss)}  up ${span(m.daemon.uptime_s * 1000)}  runs ${m.runs_total}`,
+  );
   out.push(`host  ${m.host.cpus} cpus (${m.host.cpu}), ${bytes(m.host.available_mem)} available of ${bytes(m.host.total_mem)}`);
   const holds = m.budget.runner_bytes === null ? '' : `; the runner holds ${bytes(m.budget.runner_bytes)} more than a fresh one`;
-  out.push(`budget  ${m.budget.max_bytes === null ? 'none (dwd --max-memory)' : bytes(m.budget.max_bytes)}, models use ${bytes(m.budget.used_bytes)}${holds}`);
+  out.push(
+    `budget  ${m.budget.max_bytes === null ? 'none (dwd --max-memory)' : bytes(m.budget.max_bytes)}, models use ${bytes(m.budget.used_bytes)}${holds}`,
+  );
   if (m.gpus.length === 0) out.push(`gpu  ${m.gpu_note ?? 'no GPU'}`);
   for (const g of m.gpus) {
     const mine = g.processes.map((p) => `pid ${p.pid}: ${bytes(p.used_memory)}`).join(', ');
-    out.push(`gpu  ${g.name}: ${bytes(g.memory_used)} used, ${bytes(g.memory_free)} free of ${bytes(g.memory_total)}${mine ? ` (${mine})` : ''}`);
+    out.push(
+      `gpu  ${g.name}: ${bytes(g.memory_used)} used, ${bytes(g.memory_free)} free of ${bytes(g.memory_total)}${mine ? ` (${mine})` : ''}`,
+    );
   }
   for (const r of m.runners) {
     out.push('');
@@ -51,12 +57,18 @@ function render(m: MemoryResult, now: number): string {
       `${span(now - x.last_used)} ago`,
       x.in_use ? 'in use' : x.keep_alive_ms === -1 ? 'pinned' : x.expires_at ? `in ${span(x.expires_at - now)}` : '-',
     ]);
-    out.push(table(['MODEL', 'KEY', ...(withOptions ? ['OPTIONS'] : []), 'PROVIDER', 'SIZE', 'MEMORY', 'USES', 'LAST USED', 'UNLOADS'], rows).replace(/^/gm, '  '));
+    out.push(
+      table(
+        ['MODEL', 'KEY', ...(withOptions ? ['OPTIONS'] : []), 'PROVIDER', 'SIZE', 'MEMORY', 'USES', 'LAST USED', 'UNLOADS'],
+        rows,
+      ).replace(/^/gm, '  '),
+    );
   }
   if (m.evictions.length > 0) {
     out.push('');
     out.push('recent evictions:');
-    for (const e of m.evictions.slice(0, 5)) out.push(`  ${span(now - e.at)} ago  ${basename(e.path)} (${bytes(e.cost_bytes)}): ${e.reason}`);
+    for (const e of m.evictions.slice(0, 5))
+      out.push(`  ${span(now - e.at)} ago  ${basename(e.path)} (${bytes(e.cost_bytes)}): ${e.reason}`);
   }
   return out.join('\n');
 }

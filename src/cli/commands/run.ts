@@ -65,7 +65,8 @@ Examples:
     quiet: { type: 'boolean', short: 'q' },
   },
   async run(values, positionals) {
-    if (positionals.length !== 1) throw new DwError('DW_ERR_USAGE', `dw run takes one workflow file, got ${positionals.length}; see dw run --help`);
+    if (positionals.length !== 1)
+      throw new DwError('DW_ERR_USAGE', `dw run takes one workflow file, got ${positionals.length}; see dw run --help`);
     const json = values.json === true;
     const args = parseArgPairs((values.arg as string[] | undefined) ?? []);
     const timeout_ms = typeof values.timeout === 'string' ? parseDuration(values.timeout, '--timeout') : undefined;
@@ -81,7 +82,17 @@ Examples:
       if (e.kind === 'started') client.setDeadline(req.id, (timeout_ms ?? client.hello.timeout_ms) + RUN_DEADLINE_MARGIN_MS);
       progress.event(e);
     };
-    const req = client.send('run', { workflow: resolve(positionals[0]!), args, cwd: process.cwd(), ...(timeout_ms ? { timeout_ms } : {}), ...(keep_alive_ms !== undefined ? { keep_alive_ms } : {}) }, onEvent);
+    const req = client.send(
+      'run',
+      {
+        workflow: resolve(positionals[0]!),
+        args,
+        cwd: process.cwd(),
+        ...(timeout_ms ? { timeout_ms } : {}),
+        ...(keep_alive_ms !== undefined ? { keep_alive_ms } : {}),
+      },
+      onEvent,
+    );
     let interrupts = 0;
     const onSigint = () => {
       if (++interrupts > 1) {

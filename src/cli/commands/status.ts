@@ -4,7 +4,6 @@ import { ask } from '../autostart.js';
 import type { Command } from '../command.js';
 import { span } from '../format.js';
 
-
 /** The runner's state in words; "ready" only when it is, and backing off only while it waits to restart. */
 export function runnerLine(r: StatusResult['runner']): string {
   const history = r.restarts ? `, restarted ${r.restarts}x (last: ${r.last_exit})` : '';

@@ -36,7 +36,11 @@ Options:
       }
       process.stderr.write(`dw: dwd (pid ${holder.pid}) is already stopping; waiting for it\n`);
       if (!(await waitForExit(holder.pid, STOPPING_WAIT_MS))) {
-        throw new DwError('DW_ERR_DAEMON_UNREACHABLE', `dwd (pid ${holder.pid}) does not accept connections and has not exited within ${STOPPING_WAIT_MS / 1000} s; end it with \`kill ${holder.pid}\``, { pid: holder.pid });
+        throw new DwError(
+          'DW_ERR_DAEMON_UNREACHABLE',
+          `dwd (pid ${holder.pid}) does not accept connections and has not exited within ${STOPPING_WAIT_MS / 1000} s; end it with \`kill ${holder.pid}\``,
+          { pid: holder.pid },
+        );
       }
       pid = holder.pid;
     }

@@ -31,7 +31,9 @@ Options:
     if (values.json) process.stdout.write(JSON.stringify(r) + '\n');
     else {
       const steps = r.steps.map((s) => `${s.name} [${s.type}]`).join(', ');
-      process.stdout.write(`${positionals[0]}: valid workflow "${r.workflow.id}": ${r.steps.length} step${r.steps.length === 1 ? '' : 's'} (${steps}), ${r.models.length} model file${r.models.length === 1 ? '' : 's'}\n`);
+      process.stdout.write(
+        `${positionals[0]}: valid workflow "${r.workflow.id}": ${r.steps.length} step${r.steps.length === 1 ? '' : 's'} (${steps}), ${r.models.length} model file${r.models.length === 1 ? '' : 's'}\n`,
+      );
     }
     return EXIT.OK;
   },

@@ -4,5 +4,9 @@ import type { ArgSpec } from '../arguments.js';
 
 export const ONNX_ARGS: Record<string, ArgSpec> = {
   inputs: { expected: 'an object of input name → value', ok: (v) => typeof v === 'object' && v !== null && !Array.isArray(v) },
-  outputs: { expected: 'an array of output names', ok: (v) => Array.isArray(v) && v.length > 0 && v.every((x) => typeof x === 'string'), optional: true },
+  outputs: {
+    expected: 'an array of output names',
+    ok: (v) => Array.isArray(v) && v.length > 0 && v.every((x) => typeof x === 'string'),
+    optional: true,
+  },
 };

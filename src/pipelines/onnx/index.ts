@@ -17,12 +17,20 @@ export const onnxPipeline: Pipeline = {
     const known = session.outputNames;
     const wanted = (a.outputs as string[] | undefined) ?? [...known];
     const unknown = wanted.filter((n) => !known.includes(n));
-    if (unknown.length > 0) throw new DwError('DW_ERR_BAD_ARGUMENT', `onnx: the model has no output ${unknown.map((n) => `"${n}"`).join(', ')}; outputs: ${known.join(', ')}`, { unknown, outputs: [...known] });
+    if (unknown.length > 0)
+      throw new DwError(
+        'DW_ERR_BAD_ARGUMENT',
+        `onnx: the model has no output ${unknown.map((n) => `"${n}"`).join(', ')}; outputs: ${known.join(', ')}`,
+        { unknown, outputs: [...known] },
+      );
     const feeds = await buildInputs(a.inputs as Record<string, unknown>, session.inputMetadata);
     if (ctx.signal.aborted) throw ctx.signal.reason;
     let got: ort.InferenceSession.ReturnType;
     try {
-      got = await session.run(Object.fromEntries(Object.entries(feeds).map(([k, t]) => [k, new ort.Tensor(t.type, t.data as ort.Tensor.DataType, t.dims)])), wanted);
+      got = await session.run(
+        Object.fromEntries(Object.entries(feeds).map(([k, t]) => [k, new ort.Tensor(t.type, t.data as ort.Tensor.DataType, t.dims)])),
+        wanted,
+      );
     } catch (err) {
       throw new DwError('DW_ERR_RUN_FAILED', `onnx: onnxruntime failed: ${(err as Error).message}`);
     }

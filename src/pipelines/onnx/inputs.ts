@@ -44,8 +44,16 @@ const IMAGE_SPEC = {
   layout: { ...oneOf('nchw', 'nhwc'), default: 'nchw' },
   channels: { ...oneOf('rgb', 'bgr', 'gray'), default: 'rgb' },
   scale: { ...number(0, Infinity), default: 1 / 255 },
-  mean: { expected: 'an array of numbers, one per channel', ok: (v: unknown) => Array.isArray(v) && v.every((x) => typeof x === 'number'), default: [0] },
-  std: { expected: 'an array of non-zero numbers, one per channel', ok: (v: unknown) => Array.isArray(v) && v.every((x) => typeof x === 'number' && x !== 0), default: [1] },
+  mean: {
+    expected: 'an array of numbers, one per channel',
+    ok: (v: unknown) => Array.isArray(v) && v.every((x) => typeof x === 'number'),
+    default: [0],
+  },
+  std: {
+    expected: 'an array of non-zero numbers, one per channel',
+    ok: (v: unknown) => Array.isArray(v) && v.every((x) => typeof x === 'number' && x !== 0),
+    default: [1],
+  },
   type: { ...oneOf('float32', 'uint8'), optional: true },
 };
 
@@ -62,15 +70,27 @@ async function imageTensor(name: string, spec: Record<string, unknown>, meta: Me
   const a = checkArgs(`${OWNER}: input "${name}"`, spec, IMAGE_SPEC);
   const channels = a.channels as string;
   let img = await imageArg(a.image as string | RawImage, channels === 'gray' ? 'gray' : 'rgb', `${OWNER}: input "${name}"`);
-  const size = { ...modelSize(meta, a.layout as string), ...(a.width ? { width: a.width as number } : {}), ...(a.height ? { height: a.height as number } : {}) };
+  const size = {
+    ...modelSize(meta, a.layout as string),
+    ...(a.width ? { width: a.width as number } : {}),
+    ...(a.height ? { height: a.height as number } : {}),
+  };
   if ((size.width && size.width !== img.width) || (size.height && size.height !== img.height)) {
     img = await resizeImage(img, size, a.fit as Fit);
   }
   const c = img.channels;
   const type = (a.type as TensorType | undefined) ?? (meta.isTensor && meta.type === 'uint8' ? 'uint8' : 'float32');
-  const mean = a.mean as number[], std = a.std as number[];
-  for (const [k, v] of [['mean', mean], ['std', std]] as const) {
-    if (v.length !== 1 && v.length !== c) throw new DwError('DW_ERR_BAD_ARGUMENT', `${OWNER}: input "${name}": "${k}" has ${v.length} values for ${c} channels`, { input: name, argument: k });
+  const mean = a.mean as number[],
+    std = a.std as number[];
+  for (const [k, v] of [
+    ['mean', mean],
+    ['std', std],
+  ] as const) {
+    if (v.length !== 1 && v.length !== c)
+      throw new DwError('DW_ERR_BAD_ARGUMENT', `${OWNER}: input "${name}": "${k}" has ${v.length} values for ${c} channels`, {
+        input: name,
+        argument: k,
+      });
   }
   const order = channels === 'bgr' ? [2, 1, 0] : [0, 1, 2].slice(0, c);
   const { width: w, height: h } = img;
@@ -78,7 +98,8 @@ async function imageTensor(name: string, spec: Record<string, unknown>, meta: Me
   const nchw = a.layout === 'nchw';
   for (let k = 0; k < c; k++) {
     const src = order[k]!;
-    const m = mean[mean.length === 1 ? 0 : k]!, s = std[std.length === 1 ? 0 : k]!;
+    const m = mean[mean.length === 1 ? 0 : k]!,
+      s = std[std.length === 1 ? 0 : k]!;
     const scale = a.scale as number;
     for (let p = 0; p < w * h; p++) {
       const v = img.data[p * c + src]!;
@@ -91,10 +112,14 @@ async function imageTensor(name: string, spec: Record<string, unknown>, meta: Me
 async function inputTensor(name: string, value: unknown, meta: Meta): Promise<TensorData> {
   if (isTensorData(value)) return value;
   if (typeof value === 'string') {
-    if (!value.endsWith('.npy')) throw new DwError('DW_ERR_BAD_ARGUMENT', `${OWNER}: input "${name}": a string must name a .npy file, got "${value}"`, { input: name });
+    if (!value.endsWith('.npy'))
+      throw new DwError('DW_ERR_BAD_ARGUMENT', `${OWNER}: input "${name}": a string must name a .npy file, got "${value}"`, {
+        input: name,
+      });
     return readNpy(await readInput(value, `${OWNER}: input "${name}"`, 'tensor'), value);
   }
-  if (value !== null && typeof value === 'object' && !Array.isArray(value) && 'image' in value) return imageTensor(name, value as Record<string, unknown>, meta);
+  if (value !== null && typeof value === 'object' && !Array.isArray(value) && 'image' in value)
+    return imageTensor(name, value as Record<string, unknown>, meta);
   if (isImage(value)) return imageTensor(name, { image: value }, meta);
   const type = meta.isTensor ? (meta.type as TensorType) : 'float32';
   return tensorFromJson(value, type, `${OWNER}: input "${name}"`);
@@ -117,7 +142,11 @@ export async function buildInputs(inputs: Record<string, unknown>, metas: readon
   }
   if (problems.length > 0) {
     const expected = metas.map((m) => `${m.name}: ${describeMeta(m)}`);
-    throw new DwError('DW_ERR_BAD_ARGUMENT', `${OWNER}: the inputs do not fit the model:\n  ${problems.join('\n  ')}\nthe model's inputs: ${expected.join('; ')}`, { problems, expected });
+    throw new DwError(
+      'DW_ERR_BAD_ARGUMENT',
+      `${OWNER}: the inputs do not fit the model:\n  ${problems.join('\n  ')}\nthe model's inputs: ${expected.join('; ')}`,
+      { problems, expected },
+    );
   }
   return feeds;
 }

@@ -32,7 +32,8 @@ function flatten(value: unknown, owner: string, depth = 0): { data: unknown[]; d
   if (value.length === 0) return { data: [], dims: [0] };
   const parts = value.map((v) => flatten(v, owner, depth + 1));
   const inner = parts[0]!.dims;
-  if (parts.some((p) => p.dims.join() !== inner.join())) throw new DwError('DW_ERR_BAD_ARGUMENT', `${owner}: nested arrays of different lengths (a tensor must be rectangular)`, {});
+  if (parts.some((p) => p.dims.join() !== inner.join()))
+    throw new DwError('DW_ERR_BAD_ARGUMENT', `${owner}: nested arrays of different lengths (a tensor must be rectangular)`, {});
   return { data: parts.flatMap((p) => p.data), dims: [value.length, ...inner] };
 }
 
@@ -66,7 +67,8 @@ function typedArray(type: TensorType, values: unknown[], owner: string): TensorD
     if (typeof v === 'number') {
       if (!Number.isInteger(v)) throw badValue(owner, type, i, v, 'is not an integer');
       // JSON numbers past 2^53 were already rounded when the workflow was parsed: the digits are gone.
-      if (wide && !Number.isSafeInteger(v)) throw badValue(owner, type, i, v, 'is past 2^53, where JSON numbers lose digits; write it as a decimal string');
+      if (wide && !Number.isSafeInteger(v))
+        throw badValue(owner, type, i, v, 'is past 2^53, where JSON numbers lose digits; write it as a decimal string');
       n = BigInt(v);
     } else if (wide && typeof v === 'string' && /^-?\d+$/.test(v)) {
       n = BigInt(v);
@@ -84,13 +86,20 @@ export function tensorFromJson(value: unknown, type: TensorType, owner: string):
   let raw = value;
   if (value !== null && typeof value === 'object' && !Array.isArray(value)) {
     const o = value as { type?: unknown; dims?: unknown; data?: unknown };
-    if (o.data === undefined) throw new DwError('DW_ERR_BAD_ARGUMENT', `${owner}: a tensor object needs "data" (and "dims" unless data is nested arrays)`, {});
+    if (o.data === undefined)
+      throw new DwError('DW_ERR_BAD_ARGUMENT', `${owner}: a tensor object needs "data" (and "dims" unless data is nested arrays)`, {});
     if (o.type !== undefined) {
-      if (typeof o.type !== 'string' || !JSON_TYPES.includes(o.type as TensorType)) throw new DwError('DW_ERR_BAD_ARGUMENT', `${owner}: "type" must be one of ${JSON_TYPES.join(', ')}, got ${JSON.stringify(o.type)}`, {});
+      if (typeof o.type !== 'string' || !JSON_TYPES.includes(o.type as TensorType))
+        throw new DwError(
+          'DW_ERR_BAD_ARGUMENT',
+          `${owner}: "type" must be one of ${JSON_TYPES.join(', ')}, got ${JSON.stringify(o.type)}`,
+          {},
+        );
       type = o.type as TensorType;
     }
     if (o.dims !== undefined) {
-      if (!Array.isArray(o.dims) || !o.dims.every((d) => Number.isInteger(d) && d >= 0)) throw new DwError('DW_ERR_BAD_ARGUMENT', `${owner}: "dims" must be an array of non-negative integers`, {});
+      if (!Array.isArray(o.dims) || !o.dims.every((d) => Number.isInteger(d) && d >= 0))
+        throw new DwError('DW_ERR_BAD_ARGUMENT', `${owner}: "dims" must be an array of non-negative integers`, {});
       dims = o.dims as number[];
     }
     raw = o.data;
@@ -98,7 +107,12 @@ export function tensorFromJson(value: unknown, type: TensorType, owner: string):
   const flat = flatten(raw, owner);
   const shape = dims ?? flat.dims;
   const count = shape.reduce((a, b) => a * b, 1);
-  if (count !== flat.data.length) throw new DwError('DW_ERR_BAD_ARGUMENT', `${owner}: dims [${shape.join(', ')}] hold ${count} values but data has ${flat.data.length}`, {});
+  if (count !== flat.data.length)
+    throw new DwError(
+      'DW_ERR_BAD_ARGUMENT',
+      `${owner}: dims [${shape.join(', ')}] hold ${count} values but data has ${flat.data.length}`,
+      {},
+    );
   return { kind: 'tensor', type, dims: shape, data: typedArray(type, flat.data, owner) };
 }
 
@@ -107,6 +121,8 @@ export function tensorToJson(t: TensorData, limit = Infinity): Record<string, un
   const n = t.data.length;
   const head = { type: t.type, dims: t.dims };
   if (n > limit) return { ...head, data_omitted: `${n} values; save the step with result.save to get them` };
-  const data = Array.from(t.data as ArrayLike<number | bigint>, (x) => (typeof x === 'bigint' ? (x >= BigInt(Number.MIN_SAFE_INTEGER) && x <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(x) : x.toString()) : x));
+  const data = Array.from(t.data as ArrayLike<number | bigint>, (x) =>
+    typeof x === 'bigint' ? (x >= BigInt(Number.MIN_SAFE_INTEGER) && x <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(x) : x.toString()) : x,
+  );
   return { ...head, data };
 }

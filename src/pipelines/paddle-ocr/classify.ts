@@ -26,13 +26,18 @@ export async function fixDirection(session: ort.InferenceSession, crops: readonl
   for (let start = 0; start < order.length; start += CLS_BATCH) {
     between();
     const idx = order.slice(start, start + CLS_BATCH);
-    const input = lineBatch(idx.map((i) => crops[i]!), CLS_HEIGHT, CLS_WIDTH);
+    const input = lineBatch(
+      idx.map((i) => crops[i]!),
+      CLS_HEIGHT,
+      CLS_WIDTH,
+    );
     const probs = outputOf(await session.run({ [session.inputNames[0]!]: input }), session, 'cls');
     if (probs.dims.length !== 2 || probs.dims[0] !== idx.length || probs.dims[1] !== 2) {
       throw new Error(`cls model output is [${probs.dims.join(', ')}], expected [${idx.length}, 2]: not a 0/180 direction classifier`);
     }
     idx.forEach((i, k) => {
-      const p0 = probs.data[k * 2]!, p180 = probs.data[k * 2 + 1]!;
+      const p0 = probs.data[k * 2]!,
+        p180 = probs.data[k * 2 + 1]!;
       if (p180 > p0 && p180 > CLS_THRESH) out[i] = rotate180(crops[i]!);
     });
   }

@@ -4,16 +4,28 @@ import { distance, type Point, type Quad } from './geometry.js';
 
 /** The projective map from the unit square onto a quad: (X, Y) = ((a u + b v + c) / w, (d u + e v + f) / w), w = g u + h v + 1. */
 interface Homography {
-  a: number; b: number; c: number; d: number; e: number; f: number; g: number; h: number;
+  a: number;
+  b: number;
+  c: number;
+  d: number;
+  e: number;
+  f: number;
+  g: number;
+  h: number;
 }
 
 function homography(q: Quad): Homography {
   const [[x0, y0], [x1, y1], [x2, y2], [x3, y3]] = q;
   // Heckbert's closed form; a parallelogram (sx = sy = 0) needs no projective terms.
-  const sx = x0 - x1 + x2 - x3, sy = y0 - y1 + y2 - y3;
-  let g = 0, h = 0;
+  const sx = x0 - x1 + x2 - x3,
+    sy = y0 - y1 + y2 - y3;
+  let g = 0,
+    h = 0;
   if (sx !== 0 || sy !== 0) {
-    const dx1 = x1 - x2, dx2 = x3 - x2, dy1 = y1 - y2, dy2 = y3 - y2;
+    const dx1 = x1 - x2,
+      dx2 = x3 - x2,
+      dy1 = y1 - y2,
+      dy2 = y3 - y2;
     const den = dx1 * dy2 - dx2 * dy1;
     if (den !== 0) {
       g = (sx * dy2 - dx2 * sy) / den;
@@ -49,12 +61,20 @@ export function warpQuad(img: RawImage, quad: Quad, width: number, height: numbe
     for (let x = 0; x < width; x++) {
       const u = x / width;
       const w = g * u + h * v + 1;
-      const fx0 = (a * u + b * v + c) / w, fy0 = (d * u + e * v + f) / w;
-      const fx = Math.min(Math.max(fx0, 0), sw - 1), fy = Math.min(Math.max(fy0, 0), sh - 1);
-      const x0 = Math.floor(fx), y0 = Math.floor(fy);
-      const x1 = Math.min(x0 + 1, sw - 1), y1 = Math.min(y0 + 1, sh - 1);
-      const wx = fx - x0, wy = fy - y0;
-      const i00 = (y0 * sw + x0) * ch, i01 = (y0 * sw + x1) * ch, i10 = (y1 * sw + x0) * ch, i11 = (y1 * sw + x1) * ch;
+      const fx0 = (a * u + b * v + c) / w,
+        fy0 = (d * u + e * v + f) / w;
+      const fx = Math.min(Math.max(fx0, 0), sw - 1),
+        fy = Math.min(Math.max(fy0, 0), sh - 1);
+      const x0 = Math.floor(fx),
+        y0 = Math.floor(fy);
+      const x1 = Math.min(x0 + 1, sw - 1),
+        y1 = Math.min(y0 + 1, sh - 1);
+      const wx = fx - x0,
+        wy = fy - y0;
+      const i00 = (y0 * sw + x0) * ch,
+        i01 = (y0 * sw + x1) * ch,
+        i10 = (y1 * sw + x0) * ch,
+        i11 = (y1 * sw + x1) * ch;
       for (let k = 0; k < ch; k++) {
         const top = data[i00 + k]! + (data[i01 + k]! - data[i00 + k]!) * wx;
         const bottom = data[i10 + k]! + (data[i11 + k]! - data[i10 + k]!) * wx;
@@ -72,7 +92,8 @@ export function rotate90ccw(img: RawImage): RawImage {
   // The output is height wide and width tall; its pixel (x, y) is the input's (width-1-y, x).
   for (let y = 0; y < width; y++) {
     for (let x = 0; x < height; x++) {
-      const s = (x * width + (width - 1 - y)) * ch, d = (y * height + x) * ch;
+      const s = (x * width + (width - 1 - y)) * ch,
+        d = (y * height + x) * ch;
       for (let c = 0; c < ch; c++) out[d + c] = data[s + c]!;
     }
   }
@@ -89,8 +110,14 @@ export function growQuad(quad: Quad, margin: number): Quad {
     return len === 0 ? [0, 0] : [(b[0] - a[0]) / len, (b[1] - a[1]) / len];
   };
   const [p0, p1, p2, p3] = quad;
-  const top = unit(p0, p1), bottom = unit(p3, p2), left = unit(p0, p3), right = unit(p1, p2);
-  const move = (p: Point, a: Point, sa: number, b: Point, sb: number): Point => [p[0] + margin * (sa * a[0] + sb * b[0]), p[1] + margin * (sa * a[1] + sb * b[1])];
+  const top = unit(p0, p1),
+    bottom = unit(p3, p2),
+    left = unit(p0, p3),
+    right = unit(p1, p2);
+  const move = (p: Point, a: Point, sa: number, b: Point, sb: number): Point => [
+    p[0] + margin * (sa * a[0] + sb * b[0]),
+    p[1] + margin * (sa * a[1] + sb * b[1]),
+  ];
   return [move(p0, top, -1, left, -1), move(p1, top, 1, right, -1), move(p2, bottom, 1, right, 1), move(p3, bottom, -1, left, 1)];
 }
 

@@ -51,7 +51,8 @@ export function regions(prob: Float32Array, width: number, height: number, thres
     label[start] = id;
     while (top > 0) {
       const p = stack[--top]!;
-      const x = p % width, y = (p - x) / width;
+      const x = p % width,
+        y = (p - x) / width;
       if (y > y1) {
         for (let r = y1 + 1; r <= y; r++) rowMin[r] = rowMax[r] = -1;
         y1 = y;
@@ -85,17 +86,22 @@ export function regions(prob: Float32Array, width: number, height: number, thres
  * rasterised with its corners truncated to integers, borders included, within its bounding box).
  */
 export function boxScore(prob: Float32Array, width: number, height: number, quad: readonly Point[]): number {
-  const xs = quad.map((p) => p[0]), ys = quad.map((p) => p[1]);
+  const xs = quad.map((p) => p[0]),
+    ys = quad.map((p) => p[1]);
   const clamp = (v: number, hi: number) => Math.min(Math.max(v, 0), hi);
-  const xmin = clamp(Math.floor(Math.min(...xs)), width - 1), xmax = clamp(Math.ceil(Math.max(...xs)), width - 1);
-  const ymin = clamp(Math.floor(Math.min(...ys)), height - 1), ymax = clamp(Math.ceil(Math.max(...ys)), height - 1);
+  const xmin = clamp(Math.floor(Math.min(...xs)), width - 1),
+    xmax = clamp(Math.ceil(Math.max(...xs)), width - 1);
+  const ymin = clamp(Math.floor(Math.min(...ys)), height - 1),
+    ymax = clamp(Math.ceil(Math.max(...ys)), height - 1);
   const poly = quad.map((p): Point => [Math.trunc(p[0]), Math.trunc(p[1])]);
   // Orientation-independent inside test for a convex polygon: all edge cross products share a sign.
   const edges = poly.map((a, i) => [a, poly[(i + 1) % poly.length]!] as const);
-  let sum = 0, count = 0;
+  let sum = 0,
+    count = 0;
   for (let y = ymin; y <= ymax; y++) {
     for (let x = xmin; x <= xmax; x++) {
-      let pos = false, neg = false;
+      let pos = false,
+        neg = false;
       for (const [a, b] of edges) {
         const c = (b[0] - a[0]) * (y - a[1]) - (b[1] - a[1]) * (x - a[0]);
         if (c > 1e-9) pos = true;
@@ -113,7 +119,14 @@ export function boxScore(prob: Float32Array, width: number, height: number, quad
  * Boxes from a probability map of `width` x `height`, scaled to an image of `destWidth` x
  * `destHeight`, corners rounded and clamped to it (PaddleOCR's boxes_from_bitmap).
  */
-export function boxesFromProbability(prob: Float32Array, width: number, height: number, destWidth: number, destHeight: number, opts: DbOptions = DB_DEFAULTS): ScoredBox[] {
+export function boxesFromProbability(
+  prob: Float32Array,
+  width: number,
+  height: number,
+  destWidth: number,
+  destHeight: number,
+  opts: DbOptions = DB_DEFAULTS,
+): ScoredBox[] {
   const out: ScoredBox[] = [];
   for (const pts of regions(prob, width, height, opts.thresh, opts.maxCandidates)) {
     const rect = minAreaRect(pts);
@@ -125,10 +138,12 @@ export function boxesFromProbability(prob: Float32Array, width: number, height: 
     const [w, h] = rect.sides;
     const grown = expandRect(rect, (w * h * opts.unclipRatio) / (2 * (w + h)));
     if (Math.min(...grown.sides) < opts.minSize + 2) continue;
-    const box = grown.corners.map((p): Point => [
-      Math.min(Math.max(Math.round((p[0] / width) * destWidth), 0), destWidth),
-      Math.min(Math.max(Math.round((p[1] / height) * destHeight), 0), destHeight),
-    ]);
+    const box = grown.corners.map(
+      (p): Point => [
+        Math.min(Math.max(Math.round((p[0] / width) * destWidth), 0), destWidth),
+        Math.min(Math.max(Math.round((p[1] / height) * destHeight), 0), destHeight),
+      ],
+    );
     out.push({ box: box as Quad, score });
   }
   return out;
@@ -141,10 +156,9 @@ export function boxesFromProbability(prob: Float32Array, width: number, height: 
 export function finishBoxes(boxes: readonly ScoredBox[], imageWidth: number, imageHeight: number): ScoredBox[] {
   const out: ScoredBox[] = [];
   for (const { box, score } of boxes) {
-    const q = orderClockwise(box).map((p): Point => [
-      Math.trunc(Math.min(Math.max(p[0], 0), imageWidth - 1)),
-      Math.trunc(Math.min(Math.max(p[1], 0), imageHeight - 1)),
-    ]) as Quad;
+    const q = orderClockwise(box).map(
+      (p): Point => [Math.trunc(Math.min(Math.max(p[0], 0), imageWidth - 1)), Math.trunc(Math.min(Math.max(p[1], 0), imageHeight - 1))],
+    ) as Quad;
     if (Math.trunc(distance(q[0], q[1])) <= 3 || Math.trunc(distance(q[0], q[3])) <= 3) continue;
     out.push({ box: q, score });
   }

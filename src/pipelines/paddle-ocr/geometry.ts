@@ -15,7 +15,9 @@ const cross = (o: Point, a: Point, b: Point): number => (a[0] - o[0]) * (b[1] - 
 
 /** Convex hull by Andrew's monotone chain, counter-clockwise (in y-up terms), without collinear points. */
 export function convexHull(points: readonly Point[]): Point[] {
-  const pts = [...points].sort((a, b) => a[0] - b[0] || a[1] - b[1]).filter((p, i, all) => i === 0 || p[0] !== all[i - 1]![0] || p[1] !== all[i - 1]![1]);
+  const pts = [...points]
+    .sort((a, b) => a[0] - b[0] || a[1] - b[1])
+    .filter((p, i, all) => i === 0 || p[0] !== all[i - 1]![0] || p[1] !== all[i - 1]![1]);
   if (pts.length <= 2) return pts;
   const lower: Point[] = [];
   for (const p of pts) {
@@ -40,7 +42,16 @@ export function convexHull(points: readonly Point[]): Point[] {
  */
 export function minAreaRect(points: readonly Point[]): RotatedRect {
   const hull = convexHull(points);
-  if (hull.length === 0) return { corners: [[0, 0], [0, 0], [0, 0], [0, 0]], sides: [0, 0] };
+  if (hull.length === 0)
+    return {
+      corners: [
+        [0, 0],
+        [0, 0],
+        [0, 0],
+        [0, 0],
+      ],
+      sides: [0, 0],
+    };
   if (hull.length === 1) {
     const p = hull[0]!;
     return { corners: [p, p, p, p], sides: [0, 0] };
@@ -53,7 +64,10 @@ export function minAreaRect(points: readonly Point[]): RotatedRect {
     if (len === 0) continue;
     const ux = (b[0] - a[0]) / len;
     const uy = (b[1] - a[1]) / len;
-    let minU = Infinity, maxU = -Infinity, minV = Infinity, maxV = -Infinity;
+    let minU = Infinity,
+      maxU = -Infinity,
+      minV = Infinity,
+      maxV = -Infinity;
     for (const p of hull) {
       const u = p[0] * ux + p[1] * uy;
       const v = -p[0] * uy + p[1] * ux;
@@ -78,14 +92,17 @@ export function expandRect(rect: RotatedRect, d: number): RotatedRect {
   const [p0, p1, , p3] = rect.corners;
   const [w, h] = rect.sides;
   // Unit vectors along the two sides; a degenerate side gets the perpendicular of the other.
-  let ax = w > 0 ? (p1[0] - p0[0]) / w : 0, ay = w > 0 ? (p1[1] - p0[1]) / w : 0;
-  let bx = h > 0 ? (p3[0] - p0[0]) / h : 0, by = h > 0 ? (p3[1] - p0[1]) / h : 0;
+  let ax = w > 0 ? (p1[0] - p0[0]) / w : 0,
+    ay = w > 0 ? (p1[1] - p0[1]) / w : 0;
+  let bx = h > 0 ? (p3[0] - p0[0]) / h : 0,
+    by = h > 0 ? (p3[1] - p0[1]) / h : 0;
   if (w === 0 && h === 0) [ax, ay, bx, by] = [1, 0, 0, 1];
   else if (w === 0) [ax, ay] = [by, -bx];
   else if (h === 0) [bx, by] = [-ay, ax];
   const cx = (rect.corners[0][0] + rect.corners[2][0]) / 2;
   const cy = (rect.corners[0][1] + rect.corners[2][1]) / 2;
-  const hw = w / 2 + d, hh = h / 2 + d;
+  const hw = w / 2 + d,
+    hh = h / 2 + d;
   const at = (s: number, t: number): Point => [cx + s * hw * ax + t * hh * bx, cy + s * hw * ay + t * hh * by];
   return { corners: [at(-1, -1), at(1, -1), at(1, 1), at(-1, 1)], sides: [w + 2 * d, h + 2 * d] };
 }
@@ -116,7 +133,8 @@ export function sortReadingOrder<T extends { box: Quad }>(items: readonly T[]): 
   const out = [...items].sort((a, b) => a.box[0][1] - b.box[0][1] || a.box[0][0] - b.box[0][0]);
   for (let i = 0; i < out.length - 1; i++) {
     for (let j = i; j >= 0; j--) {
-      const a = out[j]!, b = out[j + 1]!;
+      const a = out[j]!,
+        b = out[j + 1]!;
       if (Math.abs(b.box[0][1] - a.box[0][1]) < 10 && b.box[0][0] < a.box[0][0]) {
         out[j] = b;
         out[j + 1] = a;

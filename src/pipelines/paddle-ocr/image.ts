@@ -16,8 +16,11 @@ export function resizeBilinear(src: RawImage, width: number, height: number): Ra
   // Sampling at the same size lands on every source pixel centre: the image itself.
   if (width === sw && height === sh) return src;
   const out = new Uint8Array(width * height * ch);
-  const sx = sw / width, sy = sh / height;
-  const x0s = new Int32Array(width), x1s = new Int32Array(width), fxs = new Float32Array(width);
+  const sx = sw / width,
+    sy = sh / height;
+  const x0s = new Int32Array(width),
+    x1s = new Int32Array(width),
+    fxs = new Float32Array(width);
   for (let x = 0; x < width; x++) {
     const fx = Math.min(Math.max((x + 0.5) * sx - 0.5, 0), sw - 1);
     x0s[x] = Math.floor(fx);
@@ -26,11 +29,16 @@ export function resizeBilinear(src: RawImage, width: number, height: number): Ra
   }
   for (let y = 0; y < height; y++) {
     const fy = Math.min(Math.max((y + 0.5) * sy - 0.5, 0), sh - 1);
-    const y0 = Math.floor(fy), y1 = Math.min(y0 + 1, sh - 1), wy = fy - y0;
-    const r0 = y0 * sw * ch, r1 = y1 * sw * ch;
+    const y0 = Math.floor(fy),
+      y1 = Math.min(y0 + 1, sh - 1),
+      wy = fy - y0;
+    const r0 = y0 * sw * ch,
+      r1 = y1 * sw * ch;
     let o = y * width * ch;
     for (let x = 0; x < width; x++) {
-      const a = x0s[x]! * ch, b = x1s[x]! * ch, wx = fxs[x]!;
+      const a = x0s[x]! * ch,
+        b = x1s[x]! * ch,
+        wx = fxs[x]!;
       for (let c = 0; c < ch; c++) {
         const top = data[r0 + a + c]! + (data[r0 + b + c]! - data[r0 + a + c]!) * wx;
         const bottom = data[r1 + a + c]! + (data[r1 + b + c]! - data[r1 + a + c]!) * wx;
@@ -57,7 +65,14 @@ export const REC_NORM: Normalisation = { mean: [0.5, 0.5, 0.5], std: [0.5, 0.5, 
  * `planeHeight` tall (at least the image's size), starting at `offset`. Pixels right of the image
  * are left as they are (zero in a fresh buffer): that is PaddleOCR's padding of recogniser input.
  */
-export function writeChw(img: RawImage, norm: Normalisation, out: Float32Array, offset = 0, planeWidth = img.width, planeHeight = img.height): void {
+export function writeChw(
+  img: RawImage,
+  norm: Normalisation,
+  out: Float32Array,
+  offset = 0,
+  planeWidth = img.width,
+  planeHeight = img.height,
+): void {
   const { data, width, height, channels } = img;
   const plane = planeWidth * planeHeight;
   for (let c = 0; c < 3; c++) {

@@ -54,11 +54,21 @@ async function read(args: Record<string, unknown>, ctx: PipelineContext): Promis
   };
   stopIfCancelled();
   const img = await imageArg(opts.image, 'rgb', 'paddle-ocr');
-  const [det, rec, keys, cls] = await Promise.all([ctx.session('det'), ctx.session('rec'), ctx.text('keys'), ctx.has('cls') ? ctx.session('cls') : undefined]);
+  const [det, rec, keys, cls] = await Promise.all([
+    ctx.session('det'),
+    ctx.session('rec'),
+    ctx.text('keys'),
+    ctx.has('cls') ? ctx.session('cls') : undefined,
+  ]);
   const dictionary = dictionaryOf(keys);
   stopIfCancelled();
 
-  const found = await detect(det, img, { ...DB_DEFAULTS, boxThresh: opts.box_thresh, unclipRatio: opts.unclip_ratio, limitSideLen: opts.limit_side_len });
+  const found = await detect(det, img, {
+    ...DB_DEFAULTS,
+    boxThresh: opts.box_thresh,
+    unclipRatio: opts.unclip_ratio,
+    limitSideLen: opts.limit_side_len,
+  });
   // Reading order first, as PaddleOCR does, so everything after works on lines in output order.
   const boxes = sortReadingOrder(found);
   stopIfCancelled();

@@ -20,5 +20,8 @@ export function lineBatch(crops: readonly RawImage[], height: number, width: num
 
 /** Indices of `crops` from narrowest to widest, so each batch pads its lines to similar widths. */
 export function byAspectRatio(crops: readonly RawImage[]): number[] {
-  return crops.map((c, i) => ({ i, r: c.width / c.height })).sort((a, b) => a.r - b.r || a.i - b.i).map((e) => e.i);
+  return crops
+    .map((c, i) => ({ i, r: c.width / c.height }))
+    .sort((a, b) => a.r - b.r || a.i - b.i)
+    .map((e) => e.i);
 }

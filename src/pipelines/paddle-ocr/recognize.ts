@@ -58,7 +58,12 @@ export function planBatches(sortedRatios: readonly number[]): number[] {
  * ratio (planBatches), each batch as wide as its widest line; `between(done)` runs before each
  * batch with the number of crops read so far (for progress and cancellation).
  */
-export async function recognize(session: ort.InferenceSession, crops: readonly RawImage[], dictionary: readonly string[], between: (done: number) => void): Promise<Decoded[]> {
+export async function recognize(
+  session: ort.InferenceSession,
+  crops: readonly RawImage[],
+  dictionary: readonly string[],
+  between: (done: number) => void,
+): Promise<Decoded[]> {
   const out: Decoded[] = new Array<Decoded>(crops.length);
   const order = byAspectRatio(crops);
   const ratio = (i: number) => crops[i]!.width / crops[i]!.height;
@@ -68,14 +73,20 @@ export async function recognize(session: ort.InferenceSession, crops: readonly R
     between(start);
     const idx = order.slice(start, starts[b + 1] ?? order.length);
     const width = batchWidth(Math.max(...idx.map(ratio)));
-    const input = lineBatch(idx.map((i) => crops[i]!), REC_HEIGHT, width);
+    const input = lineBatch(
+      idx.map((i) => crops[i]!),
+      REC_HEIGHT,
+      width,
+    );
     const probs = outputOf(await session.run({ [session.inputNames[0]!]: input }), session, 'rec');
     const [n, steps, classes] = probs.dims;
     if (probs.dims.length !== 3 || n !== idx.length || steps === undefined || classes === undefined) {
       throw new Error(`rec model output is [${probs.dims.join(', ')}], expected [${idx.length}, T, C]: not a CTC recogniser`);
     }
     if (classes !== dictionary.length) {
-      throw new Error(`rec model has ${classes} classes but the keys give ${dictionary.length} (blank + ${dictionary.length - 2} keys + space): keys file does not match the model`);
+      throw new Error(
+        `rec model has ${classes} classes but the keys give ${dictionary.length} (blank + ${dictionary.length - 2} keys + space): keys file does not match the model`,
+      );
     }
     idx.forEach((i, k) => {
       out[i] = ctcGreedyDecode(probs.data, steps, classes, dictionary, k * steps * classes);

@@ -14,4 +14,6 @@ export const VAD_ARGS = {
 };
 
 export const VAD_RULE: ArgRule = (a) =>
-  a.neg_threshold !== undefined && (a.neg_threshold as number) > (a.threshold as number) ? `"neg_threshold" (${a.neg_threshold}) must not exceed "threshold" (${a.threshold})` : null;
+  a.neg_threshold !== undefined && (a.neg_threshold as number) > (a.threshold as number)
+    ? `"neg_threshold" (${a.neg_threshold}) must not exceed "threshold" (${a.threshold})`
+    : null;

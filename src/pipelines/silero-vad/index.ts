@@ -21,7 +21,12 @@ export interface VadResult {
   audio: Audio;
 }
 
-async function probabilities(session: ort.InferenceSession, samples: Float32Array, frame: number, ctx: PipelineContext): Promise<Float32Array> {
+async function probabilities(
+  session: ort.InferenceSession,
+  samples: Float32Array,
+  frame: number,
+  ctx: PipelineContext,
+): Promise<Float32Array> {
   const n = Math.ceil(samples.length / frame);
   const probs = new Float32Array(n);
   const sr = new ort.Tensor('int64', BigInt64Array.from([BigInt(RATE)]), []);
@@ -43,8 +48,11 @@ async function probabilities(session: ort.InferenceSession, samples: Float32Arra
 
 /** The recording's speech, at its own rate and channels, segments back to back. */
 function speechOnly(src: Audio, spans: SampleSpan[]): Audio {
-  const k = src.sample_rate / RATE, ch = src.channels;
-  const parts = spans.map((s) => src.samples.subarray(Math.round(s.start * k) * ch, Math.min(src.samples.length, Math.round(s.end * k) * ch)));
+  const k = src.sample_rate / RATE,
+    ch = src.channels;
+  const parts = spans.map((s) =>
+    src.samples.subarray(Math.round(s.start * k) * ch, Math.min(src.samples.length, Math.round(s.end * k) * ch)),
+  );
   const out = new Float32Array(parts.reduce((sum, p) => sum + p.length, 0));
   let at = 0;
   for (const p of parts) {

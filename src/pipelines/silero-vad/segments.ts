@@ -16,14 +16,23 @@ export interface SampleSpan {
   end: number;
 }
 
-export function speechSpans(probs: ArrayLike<number>, frameSamples: number, totalSamples: number, rate: number, o: SegmentOptions): SampleSpan[] {
+export function speechSpans(
+  probs: ArrayLike<number>,
+  frameSamples: number,
+  totalSamples: number,
+  rate: number,
+  o: SegmentOptions,
+): SampleSpan[] {
   const ms = (x: number) => Math.round((x * rate) / 1000);
-  const minSpeech = ms(o.min_speech_ms), minSilence = ms(o.min_silence_ms), pad = ms(o.speech_pad_ms);
+  const minSpeech = ms(o.min_speech_ms),
+    minSilence = ms(o.min_silence_ms),
+    pad = ms(o.speech_pad_ms);
   const spans: SampleSpan[] = [];
   let start = -1;
   let tempEnd = 0;
   for (let i = 0; i < probs.length; i++) {
-    const p = probs[i]!, at = i * frameSamples;
+    const p = probs[i]!,
+      at = i * frameSamples;
     if (p >= o.threshold && tempEnd) tempEnd = 0;
     if (p >= o.threshold && start < 0) {
       start = at;

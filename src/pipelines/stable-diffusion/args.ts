@@ -7,7 +7,11 @@ import type { SchedulerName } from './scheduler-config.js';
 
 export const OWNER = 'stable-diffusion';
 
-const size = { expected: 'a multiple of 8 from 8 to 8192', ok: (v: unknown) => Number.isInteger(v) && (v as number) % 8 === 0 && (v as number) >= 8 && (v as number) <= 8192, optional: true };
+const size = {
+  expected: 'a multiple of 8 from 8 to 8192',
+  ok: (v: unknown) => Number.isInteger(v) && (v as number) % 8 === 0 && (v as number) >= 8 && (v as number) <= 8192,
+  optional: true,
+};
 
 export const SD_ARGS = {
   prompt: text,
@@ -22,7 +26,8 @@ export const SD_ARGS = {
   strength: { ...number(0, 1, { above: true }), optional: true },
 };
 
-export const SD_RULE: ArgRule = (a) => (a.strength !== undefined && a.image === undefined ? '"strength" is for image-to-image and needs "image"' : null);
+export const SD_RULE: ArgRule = (a) =>
+  a.strength !== undefined && a.image === undefined ? '"strength" is for image-to-image and needs "image"' : null;
 
 export interface SdArgs {
   prompt: string;

@@ -43,8 +43,12 @@ export function stableDiffusionLayout(given: Record<string, string>, opts: { ima
   const problems: string[] = [];
   const root = given.export;
   if (root !== undefined) {
-    if (!isDir(root)) problems.push(`"export": ${root} is not a folder; make one with \`optimum-cli export onnx --model stabilityai/sd-turbo ${root}\` (see the README)`);
-    else if (!existsSync(join(root, 'model_index.json'))) problems.push(`"export": ${root} has no model_index.json: is it a diffusers/optimum ONNX export?`);
+    if (!isDir(root))
+      problems.push(
+        `"export": ${root} is not a folder; make one with \`optimum-cli export onnx --model stabilityai/sd-turbo ${root}\` (see the README)`,
+      );
+    else if (!existsSync(join(root, 'model_index.json')))
+      problems.push(`"export": ${root} has no model_index.json: is it a diffusers/optimum ONNX export?`);
     if (problems.length) return { models: [], problems };
   }
   const models: LayoutModel[] = [];
@@ -57,7 +61,9 @@ export function stableDiffusionLayout(given: Record<string, string>, opts: { ima
       continue;
     }
     if (role === 'vae_encoder' && !existsSync(path)) {
-      problems.push(`"image" (image-to-image) needs a VAE encoder, and ${path} does not exist: export one (optimum writes vae_encoder/) or give "vae_encoder"`);
+      problems.push(
+        `"image" (image-to-image) needs a VAE encoder, and ${path} does not exist: export one (optimum writes vae_encoder/) or give "vae_encoder"`,
+      );
       continue;
     }
     let files: string[] = [];
@@ -73,10 +79,17 @@ export function stableDiffusionLayout(given: Record<string, string>, opts: { ima
   // tokenizer: a folder; scheduler: a folder or its scheduler_config.json.
   const tokenizer = given.tokenizer ?? (root === undefined ? undefined : join(root, 'tokenizer'));
   if (tokenizer === undefined) missingRoles.push('tokenizer');
-  else if (given.tokenizer !== undefined && !isDir(tokenizer)) problems.push(`"tokenizer": ${tokenizer} is not a folder (it holds vocab.json and merges.txt)`);
+  else if (given.tokenizer !== undefined && !isDir(tokenizer))
+    problems.push(`"tokenizer": ${tokenizer} is not a folder (it holds vocab.json and merges.txt)`);
   else {
-    models.push({ role: ASSETS.vocab, kind: 'text', path: join(tokenizer, 'vocab.json') }, { role: ASSETS.merges, kind: 'text', path: join(tokenizer, 'merges.txt') });
-    for (const [role, file] of [[ASSETS.tokenizerConfig, 'tokenizer_config.json'], [ASSETS.specialTokens, 'special_tokens_map.json']] as const) {
+    models.push(
+      { role: ASSETS.vocab, kind: 'text', path: join(tokenizer, 'vocab.json') },
+      { role: ASSETS.merges, kind: 'text', path: join(tokenizer, 'merges.txt') },
+    );
+    for (const [role, file] of [
+      [ASSETS.tokenizerConfig, 'tokenizer_config.json'],
+      [ASSETS.specialTokens, 'special_tokens_map.json'],
+    ] as const) {
       if (existsSync(join(tokenizer, file))) models.push({ role, kind: 'text', path: join(tokenizer, file) });
     }
   }
@@ -89,7 +102,9 @@ export function stableDiffusionLayout(given: Record<string, string>, opts: { ima
   if (vaeConfig && existsSync(vaeConfig)) models.push({ role: ASSETS.vaeConfig, kind: 'text', path: vaeConfig });
   if (missingRoles.length) {
     const why = opts.image && missingRoles.includes('vae_encoder') ? ' (image-to-image needs vae_encoder)' : '';
-    problems.push(`needs "export" (a diffusers/optimum ONNX export folder) or ${missingRoles.map((r) => `"${r}"`).join(', ')} given on its own${why}`);
+    problems.push(
+      `needs "export" (a diffusers/optimum ONNX export folder) or ${missingRoles.map((r) => `"${r}"`).join(', ')} given on its own${why}`,
+    );
   }
   return { models, problems };
 }

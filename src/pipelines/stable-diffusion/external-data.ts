@@ -21,7 +21,10 @@ class Window {
   private start = 0;
   private end = 0;
 
-  constructor(private readonly fd: number, readonly size: number) {}
+  constructor(
+    private readonly fd: number,
+    readonly size: number,
+  ) {}
 
   byte(pos: number): number {
     if (pos < this.start || pos >= this.end) {
@@ -51,7 +54,12 @@ class Window {
   }
 }
 
-interface Field { no: number; wire: number; start: number; end: number }
+interface Field {
+  no: number;
+  wire: number;
+  start: number;
+  end: number;
+}
 
 function* fields(w: Window, start: number, end: number): Generator<Field> {
   let p = start;
@@ -124,7 +132,12 @@ export function externalLocations(path: string): string[] {
   }
 }
 
-interface Memo { size: number; mtimeMs: number; ino: number; files: string[] }
+interface Memo {
+  size: number;
+  mtimeMs: number;
+  ino: number;
+  files: string[];
+}
 /** Keyed by path and checked by size, mtime and inode, as the daemon's FileHasher memoises hashes. */
 const memo = new Map<string, Memo>();
 

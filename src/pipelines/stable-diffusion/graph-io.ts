@@ -18,7 +18,10 @@ export function port(session: ort.InferenceSession, role: string, side: 'input' 
   const names = side === 'input' ? session.inputNames : session.outputNames;
   const metas = side === 'input' ? session.inputMetadata : session.outputMetadata;
   const i = names.indexOf(name);
-  if (i < 0) throw new Error(`${role}: the graph has no ${side} "${name}" (it has ${names.join(', ') || 'none'}); is it the ${role} of a diffusers/optimum ONNX export?`);
+  if (i < 0)
+    throw new Error(
+      `${role}: the graph has no ${side} "${name}" (it has ${names.join(', ') || 'none'}); is it the ${role} of a diffusers/optimum ONNX export?`,
+    );
   const meta = metas[i] as Meta;
   if (!meta.isTensor) throw new Error(`${role}: ${side} "${name}" is not a tensor`);
   return { name, type: meta.type, dims: [...meta.shape] };
@@ -44,7 +47,12 @@ export function floatData(out: ort.InferenceSession.OnnxValueMapType, p: Port, r
 
 /** Integer ids as the port's int32 or int64. */
 export function idTensor(Tensor: typeof ort.Tensor, p: Port, ids: number[], dims: number[]): ort.Tensor {
-  if (p.type === 'int64') return new Tensor('int64', BigInt64Array.from(ids, (i) => BigInt(i)), dims);
+  if (p.type === 'int64')
+    return new Tensor(
+      'int64',
+      BigInt64Array.from(ids, (i) => BigInt(i)),
+      dims,
+    );
   if (p.type === 'int32') return new Tensor('int32', Int32Array.from(ids), dims);
   throw new Error(`"${p.name}" is ${p.type}; dw feeds int32 or int64 token ids`);
 }

@@ -57,10 +57,16 @@ function imageSize(a: SdArgs, sig: UnetSignature, input: RawImage | null): { wid
   const down8 = (n: number) => Math.max(8, n - (n % 8));
   const width = a.width ?? fromUnet(sig.width) ?? (input ? down8(input.width) : 512);
   const height = a.height ?? fromUnet(sig.height) ?? (input ? down8(input.height) : 512);
-  for (const [arg, v, lat] of [['width', width, sig.width], ['height', height, sig.height]] as const) {
+  for (const [arg, v, lat] of [
+    ['width', width, sig.width],
+    ['height', height, sig.height],
+  ] as const) {
     if (lat !== undefined && v !== 8 * lat) {
       const allowed = `${fromUnet(sig.width) ?? 'any multiple of 8'}x${fromUnet(sig.height) ?? 'any multiple of 8'}`;
-      throw badArg(`"${arg}" is ${v}, but this UNet takes only ${8 * lat} (its "sample" is [${sig.sample.dims.join(', ')}]); allowed size: ${allowed}`, arg);
+      throw badArg(
+        `"${arg}" is ${v}, but this UNet takes only ${8 * lat} (its "sample" is [${sig.sample.dims.join(', ')}]); allowed size: ${allowed}`,
+        arg,
+      );
     }
   }
   return { width, height };
@@ -71,14 +77,24 @@ async function generate(args: Record<string, unknown>, ctx: PipelineContext): Pr
   const ortm = ctx.ort as typeof ort;
   const text = (role: string) => (ctx.has(role) ? ctx.text(role) : Promise.resolve(undefined));
   const [vocab, merges, tokConfig, specialTokens, schedText, vaeText] = await Promise.all([
-    ctx.text(ASSETS.vocab), ctx.text(ASSETS.merges), text(ASSETS.tokenizerConfig), text(ASSETS.specialTokens), ctx.text(ASSETS.scheduler), text(ASSETS.vaeConfig),
+    ctx.text(ASSETS.vocab),
+    ctx.text(ASSETS.merges),
+    text(ASSETS.tokenizerConfig),
+    text(ASSETS.specialTokens),
+    ctx.text(ASSETS.scheduler),
+    text(ASSETS.vaeConfig),
   ]);
   const rawScheduler = json(schedText, ASSETS.scheduler);
   const className = rawScheduler._class_name;
   const name = a.scheduler ?? schedulerOfClass(className);
   if (!name) {
-    const known = Object.entries(SCHEDULER_CLASSES).map(([n, c]) => `"${n}" (${c})`).join(', ');
-    throw badArg(`the export's scheduler is ${JSON.stringify(className)}, which dw does not implement; give "scheduler": one of ${known}`, 'scheduler');
+    const known = Object.entries(SCHEDULER_CLASSES)
+      .map(([n, c]) => `"${n}" (${c})`)
+      .join(', ');
+    throw badArg(
+      `the export's scheduler is ${JSON.stringify(className)}, which dw does not implement; give "scheduler": one of ${known}`,
+      'scheduler',
+    );
   }
   const config = schedulerConfig(name, rawScheduler);
   const strength = a.image === undefined ? 1 : a.strength;
@@ -115,7 +131,12 @@ async function generate(args: Record<string, unknown>, ctx: PipelineContext): Pr
   }
   const call = unetCall(ortm, unet, sig, ehs, a.guidance, latent);
   await denoise({
-    scheduler, unet: call, latents, begin, signal: ctx.signal, draw: () => noise.randn(n),
+    scheduler,
+    unet: call,
+    latents,
+    begin,
+    signal: ctx.signal,
+    draw: () => noise.randn(n),
     onStep: (done, total, ms) => ctx.progress(done, total, `steps, ${Math.round(ms)} ms/step`),
   });
   if (ctx.signal.aborted) throw ctx.signal.reason;

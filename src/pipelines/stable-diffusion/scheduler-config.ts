@@ -43,20 +43,48 @@ export interface SchedulerConfig {
 }
 
 /** Each class's __init__ defaults (diffusers' scheduling_euler_discrete.py, …_euler_ancestral_discrete.py, …_ddim.py, …_lcm.py). */
-const COMMON = { num_train_timesteps: 1000, beta_start: 0.0001, beta_end: 0.02, beta_schedule: 'linear', trained_betas: null, prediction_type: 'epsilon', steps_offset: 0 } as const;
+const COMMON = {
+  num_train_timesteps: 1000,
+  beta_start: 0.0001,
+  beta_end: 0.02,
+  beta_schedule: 'linear',
+  trained_betas: null,
+  prediction_type: 'epsilon',
+  steps_offset: 0,
+} as const;
 const DEFAULTS: Record<SchedulerName, Partial<SchedulerConfig>> = {
-  euler: { ...COMMON, timestep_spacing: 'linspace', timestep_type: 'discrete', use_karras_sigmas: false, sigma_min: null, sigma_max: null, final_sigmas_type: 'zero' },
+  euler: {
+    ...COMMON,
+    timestep_spacing: 'linspace',
+    timestep_type: 'discrete',
+    use_karras_sigmas: false,
+    sigma_min: null,
+    sigma_max: null,
+    final_sigmas_type: 'zero',
+  },
   euler_a: { ...COMMON, timestep_spacing: 'linspace' },
   ddim: { ...COMMON, timestep_spacing: 'leading', set_alpha_to_one: true, clip_sample: true, clip_sample_range: 1 },
   lcm: {
-    ...COMMON, beta_start: 0.00085, beta_end: 0.012, beta_schedule: 'scaled_linear', timestep_spacing: 'leading', set_alpha_to_one: true,
-    clip_sample: false, clip_sample_range: 1, original_inference_steps: 50, timestep_scaling: 10,
+    ...COMMON,
+    beta_start: 0.00085,
+    beta_end: 0.012,
+    beta_schedule: 'scaled_linear',
+    timestep_spacing: 'leading',
+    set_alpha_to_one: true,
+    clip_sample: false,
+    clip_sample_range: 1,
+    original_inference_steps: 50,
+    timestep_scaling: 10,
   },
 };
 
 /** Settings a class has that dw does not implement, and the value that is harmless. */
 const UNSUPPORTED: Array<[string, unknown]> = [
-  ['rescale_betas_zero_snr', false], ['thresholding', false], ['use_exponential_sigmas', false], ['use_beta_sigmas', false], ['interpolation_type', 'linear'],
+  ['rescale_betas_zero_snr', false],
+  ['thresholding', false],
+  ['use_exponential_sigmas', false],
+  ['use_beta_sigmas', false],
+  ['interpolation_type', 'linear'],
 ];
 
 const OWNER = 'scheduler/scheduler_config.json';
@@ -72,7 +100,8 @@ export function schedulerConfig(name: SchedulerName, raw: Record<string, unknown
   // Only the keys this class takes, as from_config does: DDIM's set_alpha_to_one means nothing to Euler.
   for (const key of Object.keys(own)) if (raw[key] !== undefined && raw[key] !== null) c[key] = raw[key];
   for (const [key, fine] of UNSUPPORTED) {
-    if (raw[key] !== undefined && raw[key] !== null && raw[key] !== fine) throw new Error(`${OWNER}: "${key}": ${JSON.stringify(raw[key])} is not supported by dw (only ${JSON.stringify(fine)})`);
+    if (raw[key] !== undefined && raw[key] !== null && raw[key] !== fine)
+      throw new Error(`${OWNER}: "${key}": ${JSON.stringify(raw[key])} is not supported by dw (only ${JSON.stringify(fine)})`);
   }
   const int = (k: string, min: number) => {
     if (c[k] !== undefined && !(Number.isInteger(c[k]) && (c[k] as number) >= min)) throw bad(k, `an integer ≥ ${min}`, c[k]);
@@ -94,11 +123,15 @@ export function schedulerConfig(name: SchedulerName, raw: Record<string, unknown
   oneOf('final_sigmas_type', 'zero', 'sigma_min');
   for (const k of ['set_alpha_to_one', 'clip_sample', 'use_karras_sigmas']) oneOf(k, true, false);
   const tb = c.trained_betas;
-  if (tb !== null && !(Array.isArray(tb) && tb.length === c.num_train_timesteps && tb.every((b) => typeof b === 'number' && b > 0 && b < 1))) {
+  if (
+    tb !== null &&
+    !(Array.isArray(tb) && tb.length === c.num_train_timesteps && tb.every((b) => typeof b === 'number' && b > 0 && b < 1))
+  ) {
     throw bad('trained_betas', `null or ${String(c.num_train_timesteps)} numbers between 0 and 1`, tb);
   }
   // diffusers' EulerAncestralDiscreteScheduler.step raises NotImplementedError for it.
-  if (name === 'euler_a' && c.prediction_type === 'sample') throw new Error(`${OWNER}: the euler_a scheduler cannot take "prediction_type": "sample" (diffusers does not implement it either)`);
+  if (name === 'euler_a' && c.prediction_type === 'sample')
+    throw new Error(`${OWNER}: the euler_a scheduler cannot take "prediction_type": "sample" (diffusers does not implement it either)`);
   return c as unknown as SchedulerConfig;
 }
 

@@ -241,7 +241,8 @@ export function stepsProblem(name: SchedulerName, c: SchedulerConfig, steps: num
   if (steps > c.num_train_timesteps) return `at most ${c.num_train_timesteps} steps (the scheduler's num_train_timesteps)`;
   if (name === 'lcm') {
     const origin = Math.floor(c.original_inference_steps * strength);
-    if (steps > origin) return `at most ${origin} steps for lcm (original_inference_steps ${c.original_inference_steps}${strength < 1 ? ` × strength ${strength}` : ''})`;
+    if (steps > origin)
+      return `at most ${origin} steps for lcm (original_inference_steps ${c.original_inference_steps}${strength < 1 ? ` × strength ${strength}` : ''})`;
   }
   return null;
 }

@@ -77,7 +77,10 @@ export class ClipTokenizer {
       if (parts.length !== 2) throw new Error(`tokenizer/merges.txt: "${line.slice(0, 40)}" is not a pair`);
       this.ranks.set(`${parts[0]} ${parts[1]}`, rank++);
     }
-    const config = { ...parseJson(files.specialTokens, 'tokenizer/special_tokens_map.json'), ...parseJson(files.config, 'tokenizer/tokenizer_config.json') };
+    const config = {
+      ...parseJson(files.specialTokens, 'tokenizer/special_tokens_map.json'),
+      ...parseJson(files.config, 'tokenizer/tokenizer_config.json'),
+    };
     const id = (token: string, role: string) => {
       const n = this.vocab.get(token);
       if (n === undefined) throw new Error(`the tokenizer's ${role} token "${token}" is not in tokenizer/vocab.json`);

@@ -24,10 +24,15 @@ const KNOWN = ['sample', 'timestep', 'encoder_hidden_states'];
 export function unetSignature(session: ort.InferenceSession): UnetSignature {
   const sample = port(session, 'unet', 'input', 'sample');
   const extra = session.inputNames.filter((n) => !KNOWN.includes(n));
-  if (extra.length > 0) throw new Error(`unet: inputs ${extra.map((n) => `"${n}"`).join(', ')} are not supported (SD 1.x/2.x/Turbo UNets take only ${KNOWN.join(', ')}; SDXL and guidance-distilled LCM UNets take more)`);
-  if (sample.dims.length !== 4 || (fixed(sample.dims[1]) ?? 4) !== 4) throw new Error(`unet: "sample" is [${sample.dims.join(', ')}], not [batch, 4, height, width]`);
+  if (extra.length > 0)
+    throw new Error(
+      `unet: inputs ${extra.map((n) => `"${n}"`).join(', ')} are not supported (SD 1.x/2.x/Turbo UNets take only ${KNOWN.join(', ')}; SDXL and guidance-distilled LCM UNets take more)`,
+    );
+  if (sample.dims.length !== 4 || (fixed(sample.dims[1]) ?? 4) !== 4)
+    throw new Error(`unet: "sample" is [${sample.dims.join(', ')}], not [batch, 4, height, width]`);
   const timestep = port(session, 'unet', 'input', 'timestep');
-  if (!['float32', 'float16', 'int64'].includes(timestep.type)) throw new Error(`unet: "timestep" is ${timestep.type}, not float32, float16 or int64`);
+  if (!['float32', 'float16', 'int64'].includes(timestep.type))
+    throw new Error(`unet: "timestep" is ${timestep.type}, not float32, float16 or int64`);
   return {
     sample,
     timestep,
@@ -50,15 +55,31 @@ export interface UnetCall {
  * `ehs` holds the text embeddings, [uncond, cond] when guiding (as diffusers concatenates them),
  * else [cond]; each is 77 × D floats.
  */
-export function unetCall(ortm: typeof ort, session: ort.InferenceSession, sig: UnetSignature, ehs: Float32Array, guidance: number | null, latent: { h: number; w: number }): UnetCall {
+export function unetCall(
+  ortm: typeof ort,
+  session: ort.InferenceSession,
+  sig: UnetSignature,
+  ehs: Float32Array,
+  guidance: number | null,
+  latent: { h: number; w: number },
+): UnetCall {
   const { Tensor } = ortm;
   const n = 4 * latent.h * latent.w;
   const perPrompt = ehs.length / (guidance === null ? 1 : 2);
   const D = perPrompt / 77;
   // Batch 2 in one call when the graph allows it; two calls of 1 when it fixes the batch at 1.
   const together = guidance !== null && sig.batch !== 1;
-  if (guidance === null && sig.batch !== undefined && sig.batch !== 1) throw new Error(`unet: the graph fixes its batch at ${sig.batch}; dw runs it with 1 or 2`);
-  const calls = guidance === null ? [{ batch: 1, ehsAt: 0 }] : together ? [{ batch: 2, ehsAt: 0 }] : [{ batch: 1, ehsAt: 0 }, { batch: 1, ehsAt: perPrompt }];
+  if (guidance === null && sig.batch !== undefined && sig.batch !== 1)
+    throw new Error(`unet: the graph fixes its batch at ${sig.batch}; dw runs it with 1 or 2`);
+  const calls =
+    guidance === null
+      ? [{ batch: 1, ehsAt: 0 }]
+      : together
+        ? [{ batch: 2, ehsAt: 0 }]
+        : [
+            { batch: 1, ehsAt: 0 },
+            { batch: 1, ehsAt: perPrompt },
+          ];
   const ehsTensors = calls.map((c) => floatTensor(Tensor, sig.ehs, ehs.subarray(c.ehsAt, c.ehsAt + c.batch * perPrompt), [c.batch, 77, D]));
   const sampleBuf = new Float32Array(n * (together ? 2 : 1));
   // float16 exports: the input converted once per step into this, then copied for the second half of the batch
@@ -103,7 +124,8 @@ export function unetCall(ortm: typeof ort, session: ort.InferenceSession, sig: U
       if (guidance === null) return all!.length === n ? all! : all!.subarray(0, n);
       const uncond = all ? all.subarray(0, n) : outs[0]!;
       const cond = all ? all.subarray(n, 2 * n) : outs[1]!;
-      if (uncond.length !== n || cond.length !== n) throw new Error(`unet: "out_sample" has ${cond.length} values, not the ${n} of the latents`);
+      if (uncond.length !== n || cond.length !== n)
+        throw new Error(`unet: "out_sample" has ${cond.length} values, not the ${n} of the latents`);
       for (let i = 0; i < n; i++) guided[i] = uncond[i]! + guidance * (cond[i]! - uncond[i]!);
       return guided;
     },

@@ -7,7 +7,14 @@ import { roundHalfEven } from './schedulers.js';
 import type { Noise } from './noise.js';
 
 /** Decodes latents / scaling_factor into an RGB image: pixel = round(clip(sample/2 + 0.5, 0, 1)·255). */
-export async function decode(ortm: typeof ort, session: ort.InferenceSession, latents: Float32Array, scaling: number, h: number, w: number): Promise<RawImage> {
+export async function decode(
+  ortm: typeof ort,
+  session: ort.InferenceSession,
+  latents: Float32Array,
+  scaling: number,
+  h: number,
+  w: number,
+): Promise<RawImage> {
   const input = port(session, 'vae_decoder', 'input', 'latent_sample');
   const output = port(session, 'vae_decoder', 'output', 'sample');
   const scaled = latents.map((x) => x / scaling);
@@ -34,7 +41,13 @@ export async function decode(ortm: typeof ort, session: ort.InferenceSession, la
  * log-variance, as optimum exports the encoder) is sampled with the run's noise, as diffusers'
  * latent_dist.sample(generator) does; a latent_sample output is taken as it is.
  */
-export async function encode(ortm: typeof ort, session: ort.InferenceSession, img: RawImage, scaling: number, noise: Noise): Promise<Float32Array> {
+export async function encode(
+  ortm: typeof ort,
+  session: ort.InferenceSession,
+  img: RawImage,
+  scaling: number,
+  noise: Noise,
+): Promise<Float32Array> {
   const input = port(session, 'vae_encoder', 'input', 'sample');
   const plane = img.width * img.height;
   const x = new Float32Array(3 * plane);

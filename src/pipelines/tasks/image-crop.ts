@@ -9,7 +9,11 @@ export async function imageCrop(args: Record<string, unknown>): Promise<RawImage
   const src = await anyImage(a.image as string | RawImage, 'image_crop');
   const [left, top, width, height] = [a.left, a.top, a.width, a.height] as number[];
   if (left! + width! > src.width || top! + height! > src.height) {
-    throw new DwError('DW_ERR_BAD_ARGUMENT', `image_crop: the rectangle ${width}x${height} at (${left}, ${top}) reaches outside the ${src.width}x${src.height} image`, { argument: 'width', image: [src.width, src.height], rect: [left, top, width, height] });
+    throw new DwError(
+      'DW_ERR_BAD_ARGUMENT',
+      `image_crop: the rectangle ${width}x${height} at (${left}, ${top}) reaches outside the ${src.width}x${src.height} image`,
+      { argument: 'width', image: [src.width, src.height], rect: [left, top, width, height] },
+    );
   }
   const ch = src.channels;
   const out = new Uint8Array(width! * height! * ch);

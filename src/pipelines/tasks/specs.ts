@@ -13,14 +13,22 @@ export const TASK_ARGS = {
   image_resize: { image, width: side, height: side, fit: { ...oneOf('fill', 'contain', 'cover', 'inside', 'outside'), default: 'fill' } },
   image_crop: { image, left: coord, top: coord, width: size, height: size },
   image_convert: { image, mode },
-  image_save: { image, format: { ...oneOf(...Object.keys(IMAGE_FORMATS)), default: 'png' }, quality: { ...number(1, 100, { int: true }), optional: true } },
+  image_save: {
+    image,
+    format: { ...oneOf(...Object.keys(IMAGE_FORMATS)), default: 'png' },
+    quality: { ...number(1, 100, { int: true }), optional: true },
+  },
   audio_load: { audio, mono: { ...boolean, default: false } },
   audio_resample: { audio, sample_rate: number(1000, 384000, { int: true }), mono: { ...boolean, default: false } },
   audio_save: { audio },
   text_join: { items: { expected: 'an array', ok: Array.isArray }, separator: { ...text, default: '\n' } },
   text_template: {
     template: text,
-    values: { expected: 'an object of name → value', ok: (v: unknown) => typeof v === 'object' && v !== null && !Array.isArray(v), default: {} },
+    values: {
+      expected: 'an object of name → value',
+      ok: (v: unknown) => typeof v === 'object' && v !== null && !Array.isArray(v),
+      default: {},
+    },
   },
   json_pick: {
     value: { expected: 'any value', ok: () => true },

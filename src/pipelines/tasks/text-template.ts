@@ -23,7 +23,11 @@ export function textTemplate(args: Record<string, unknown>): { text: string } {
     if (!path) return m[0]!;
     const s = show(pickField(values, path.split('.')));
     if (s === undefined) {
-      throw new DwError('DW_ERR_BAD_ARGUMENT', `text_template: "{${path}}" has no text value; values: ${Object.keys(values).join(', ') || '(none)'}`, { argument: 'template', placeholder: path });
+      throw new DwError(
+        'DW_ERR_BAD_ARGUMENT',
+        `text_template: "{${path}}" has no text value; values: ${Object.keys(values).join(', ') || '(none)'}`,
+        { argument: 'template', placeholder: path },
+      );
     }
     return s;
   });
