@@ -1,7 +1,7 @@
 // Real processes for integration tests: a dwd on a socket in a temp dir and the built dw binary.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { after, before } from 'node:test';
-import { mkdtempSync, rmSync, existsSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -202,3 +202,34 @@ export async function withDaemon<T>(args: string[], fn: (sb: Sandbox, d: Daemon)
     sb.cleanup();
   }
 }
+
+/**
+ * A one-step workflow around a plugin pipeline written here, in `dir`: `body` is the body of its
+ * `async run(args, ctx)`. Returns the workflow's path.
+ */
+export function pluginWorkflow(
+  dir: string,
+  name: string,
+  body: string,
+  opts: { step?: string; roles?: string; models?: Record<string, string>; variables?: object; arguments?: object; result?: object } = {},
+): string {
+  writeFileSync(
+    join(dir, `${name}.mjs`),
+    `export default { ${opts.roles ? `roles: ${opts.roles}, ` : ''}async run(args, ctx) { ${body} } };\n`,
+  );
+  const wf = join(dir, `${name}.json`);
+  const pipeline = { type: `./${name}.mjs`, models: opts.models ?? {}, ...(opts.arguments ? { arguments: opts.arguments } : {}) };
+  const step = { name: opts.step ?? 'x', pipeline, ...(opts.result ? { result: opts.result } : {}) };
+  writeFileSync(wf, JSON.stringify({ id: name, ...(opts.variables ? { variables: opts.variables } : {}), steps: [step] }));
+  return wf;
+}
+
+/** A workflow whose one step ("sleep") takes `seconds`, yielding and reporting progress in ticks all along. */
+export const slowWorkflow = (dir: string, seconds: number): string =>
+  pluginWorkflow(
+    dir,
+    'slow',
+    `for (let i = 0; i < ${seconds * 20}; i++) { ctx.signal.throwIfAborted(); ctx.progress(i, ${seconds * 20}, 'ticks'); await new Promise((r) => setTimeout(r, 50)); }
+    return 'slept';`,
+    { step: 'sleep' },
+  );

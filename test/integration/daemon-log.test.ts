@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { alive, dw, dwJson, OCR_WORKFLOW, sandbox, startDaemon } from '../helpers/env.js';
+import { alive, dw, dwJson, OCR_WORKFLOW, pluginWorkflow, sandbox, startDaemon } from '../helpers/env.js';
 
 test('a full disk under the log: the autostarted daemon works, counts the lines it drops, and stops on request', {
   timeout: 90_000,
@@ -59,17 +59,10 @@ test("the runner's own output becomes log records (no colour codes); its tempora
   const sb = sandbox();
   const tmp = join(sb.dir, 'tmp');
   mkdirSync(tmp);
-  writeFileSync(
-    join(sb.dir, 'noisy.mjs'),
-    `export default { async run() { console.error('\\x1b[31mred alert\\x1b[0m'); console.log('plain words'); return 'ok'; } };\n`,
-  );
-  writeFileSync(
-    join(sb.dir, 'noisy.json'),
-    JSON.stringify({ id: 'noisy', steps: [{ name: 'talk', pipeline: { type: './noisy.mjs', models: {} } }] }),
-  );
+  const noisy = pluginWorkflow(sb.dir, 'noisy', `console.error('\\x1b[31mred alert\\x1b[0m'); console.log('plain words'); return 'ok';`);
   const d = await startDaemon(sb, [], { TMPDIR: tmp });
   try {
-    assert.equal((await dw(sb, ['run', join(sb.dir, 'noisy.json')])).code, 0);
+    assert.equal((await dw(sb, ['run', noisy])).code, 0);
     assert.equal((await dw(sb, ['run', OCR_WORKFLOW, '-q'])).code, 0);
     const during = readdirSync(tmp);
     assert.equal(during.length, 1, `one private folder for the runner: ${during}`);

@@ -4,22 +4,13 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { dw, OCR_WORKFLOW, spawnDw, withDaemon } from '../helpers/env.js';
+import { dw, OCR_WORKFLOW, pluginWorkflow, spawnDw, withDaemon } from '../helpers/env.js';
 
 const quick = { env: { DW_CONNECT_TIMEOUT: '1s' } };
 
 /** A one-step workflow whose step waits `seconds` without a single event. */
-function quietWorkflow(dir: string, seconds: number): string {
-  writeFileSync(
-    join(dir, 'quiet.mjs'),
-    `export default { async run() { await new Promise((r) => setTimeout(r, ${seconds * 1000})); return 'done quietly'; } };\n`,
-  );
-  writeFileSync(
-    join(dir, 'quiet.json'),
-    JSON.stringify({ id: 'quiet', steps: [{ name: 'wait', pipeline: { type: './quiet.mjs', models: {} } }] }),
-  );
-  return join(dir, 'quiet.json');
-}
+const quietWorkflow = (dir: string, seconds: number) =>
+  pluginWorkflow(dir, 'quiet', `await new Promise((r) => setTimeout(r, ${seconds * 1000})); return 'done quietly';`, { step: 'wait' });
 
 test('a stopped daemon (SIGSTOP): status, memory, stop, validate and run each fail with exit 4 naming its pid', {
   timeout: 60_000,

@@ -10,6 +10,7 @@ import {
   eventually,
   MODELS,
   OCR_WORKFLOW,
+  pluginWorkflow,
   SAMPLE,
   sandbox,
   spawnDw,
@@ -356,18 +357,13 @@ test('--prewarm after a model file is replaced in the middle of a run: loaded be
     const wf = workflow(sb, 'midrun.json', cls);
     assert.equal((await dwJson(sb, ['run', wf])).ran.code, 0);
     // A run that holds the cls session for 6 s, yielding all along.
-    writeFileSync(
-      join(sb.dir, 'hold.mjs'),
-      `export default { roles: [{ name: 'cls', kind: 'onnx', required: true }], async run(args, ctx) {
-      await ctx.session('cls');
+    const hold = pluginWorkflow(
+      sb.dir,
+      'hold',
+      `await ctx.session('cls');
       for (let i = 0; i < 120; i++) { ctx.signal.throwIfAborted(); ctx.progress(i, 120, 'ticks'); await new Promise((r) => setTimeout(r, 50)); }
-      return 'held';
-    } };\n`,
-    );
-    const hold = join(sb.dir, 'hold.json');
-    writeFileSync(
-      hold,
-      JSON.stringify({ id: 'hold', steps: [{ name: 'hold', pipeline: { type: './hold.mjs', models: { cls: './cls.onnx' } } }] }),
+      return 'held';`,
+      { step: 'hold', roles: "[{ name: 'cls', kind: 'onnx', required: true }]", models: { cls: './cls.onnx' } },
     );
     const running = spawnDw(sb, ['run', hold]);
     await running.stderrMatches(/hold: \d+\/120 ticks/);

@@ -5,29 +5,13 @@ import assert from 'node:assert/strict';
 import { existsSync, renameSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { dirname, join } from 'node:path';
-import { alive, dw, dwJson, OCR_WORKFLOW, sandbox, spawnDw, startDaemon } from '../helpers/env.js';
+import { alive, dw, dwJson, OCR_WORKFLOW, sandbox, slowWorkflow, spawnDw, startDaemon } from '../helpers/env.js';
 import { socketAccepts } from '../../src/daemon/listen.js';
 
 async function gone(pid: number, ms = 10_000): Promise<boolean> {
   const deadline = Date.now() + ms;
   while (alive(pid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 25));
   return !alive(pid);
-}
-
-/** A workflow whose one step takes `seconds`, yielding all along (a plugin): a run to stop a daemon under. */
-function slowWorkflow(dir: string, seconds: number): string {
-  writeFileSync(
-    join(dir, 'slow.mjs'),
-    `export default { async run(args, ctx) {
-      for (let i = 0; i < ${seconds * 20}; i++) { ctx.signal.throwIfAborted(); ctx.progress(i, ${seconds * 20}, 'ticks'); await new Promise((r) => setTimeout(r, 50)); }
-      return 'slept';
-    } };\n`,
-  );
-  writeFileSync(
-    join(dir, 'slow.json'),
-    JSON.stringify({ id: 'slow', steps: [{ name: 'sleep', pipeline: { type: './slow.mjs', models: {} } }] }),
-  );
-  return join(dir, 'slow.json');
 }
 
 test('dw stop during a run, then a new run: the new daemon waits for the old one, keeps its socket, and is the only one', {

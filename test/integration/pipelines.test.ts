@@ -5,7 +5,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { dw, dwJson, fileDaemon, OCR_WORKFLOW, ROOT, sandbox, spawnDw, withDaemon } from '../helpers/env.js';
+import { dw, dwJson, fileDaemon, OCR_WORKFLOW, pluginWorkflow, ROOT, sandbox, spawnDw, withDaemon } from '../helpers/env.js';
 import { decodeWav, encodeWav, durationS } from '../../src/media/audio.js';
 import { readNpy } from '../../src/media/npy.js';
 import { DEFAULT_MAX_FRAME } from '../../src/protocol/framing.js';
@@ -140,31 +140,23 @@ test('a plugin that is not a pipeline fails with DW_ERR_PLUGIN and the daemon ca
   assert.deepEqual(fixed.json.results.x, { echo: 7 });
 });
 
-/** A one-step workflow around a plugin whose run() body is `body`. */
-function pluginWorkflow(name: string, body: string, result?: object): string {
-  writeFileSync(join(sb.dir, `${name}.mjs`), `export default { async run() { ${body} } };\n`);
-  const wf = join(sb.dir, `${name}.json`);
-  writeFileSync(
-    wf,
-    JSON.stringify({ id: name, steps: [{ name: 'x', pipeline: { type: `./${name}.mjs`, models: {} }, ...(result ? { result } : {}) }] }),
-  );
-  return wf;
-}
-
 test('plugin results: a circular one is named before the step is done, undefined is null, one too large gets its own code', async () => {
-  const circular = await dwJson(sb, ['run', pluginWorkflow('circular', 'const a = { b: { list: [1] } }; a.b.list.push(a); return a;')]);
+  const circular = await dwJson(sb, [
+    'run',
+    pluginWorkflow(sb.dir, 'circular', 'const a = { b: { list: [1] } }; a.b.list.push(a); return a;'),
+  ]);
   assert.equal(circular.ran.code, 1);
   assert.equal(circular.json.error.code, 'DW_ERR_RUN_FAILED');
   assert.match(circular.json.error.message, /step "x" \(\.\/circular\.mjs\): its result refers to itself \(at \$\.b\.list\[1\]\)/);
   assert.doesNotMatch(circular.ran.stderr, /x: done/, 'progress never said the step was done');
 
-  const nothing = await dwJson(sb, ['run', pluginWorkflow('nothing', 'return undefined;')]);
+  const nothing = await dwJson(sb, ['run', pluginWorkflow(sb.dir, 'nothing', 'return undefined;')]);
   assert.equal(nothing.ran.code, 0, nothing.ran.stderr);
   assert.deepEqual(nothing.json.results, { x: null });
 
   // 70 MB of text: more than a run's results may take (16 MiB).
   const big = 'const s = "x".repeat(70 * 1024 * 1024); return { s };';
-  const tooLarge = await dwJson(sb, ['run', pluginWorkflow('big', big)]);
+  const tooLarge = await dwJson(sb, ['run', pluginWorkflow(sb.dir, 'big', big)]);
   assert.equal(tooLarge.ran.code, 1);
   assert.equal(tooLarge.json.error.code, 'DW_ERR_RESULT_TOO_LARGE');
   assert.match(
@@ -175,7 +167,7 @@ test('plugin results: a circular one is named before the step is done, undefined
   const out = join(sb.dir, 'bigsaved-out');
   const saved = await dwJson(sb, [
     'run',
-    pluginWorkflow('bigsaved', big, { content_type: 'application/json', save: 'big.json' }),
+    pluginWorkflow(sb.dir, 'bigsaved', big, { result: { content_type: 'application/json', save: 'big.json' } }),
     '-o',
     out,
   ]);
@@ -192,16 +184,10 @@ test('the daemon gives back what it relayed: after four 15 MB results it holds l
   const own = sandbox();
   const env = { DW_AUTOSTART: '1' };
   try {
-    writeFileSync(join(own.dir, 'big.mjs'), 'export default { async run(args) { return { s: "x".repeat(args.mb * 1048576) }; } };\n');
-    const wf = join(own.dir, 'big.json');
-    writeFileSync(
-      wf,
-      JSON.stringify({
-        id: 'big',
-        variables: { mb: 0 },
-        steps: [{ name: 'x', pipeline: { type: './big.mjs', models: {}, arguments: { mb: 'variable:mb' } } }],
-      }),
-    );
+    const wf = pluginWorkflow(own.dir, 'big', 'return { s: "x".repeat(args.mb * 1048576) };', {
+      variables: { mb: 0 },
+      arguments: { mb: 'variable:mb' },
+    });
     assert.equal((await dw(own, ['run', wf, '-q'], { env })).code, 0);
     const rss = async () => (await dwJson(own, ['memory'])).json.daemon.rss as number;
     const before = await rss();
