@@ -49,3 +49,26 @@ test("draws continue across calls (a step's fresh noise follows the initial late
   assert.throws(() => new Noise(2 ** 32), RangeError);
   assert.throws(() => new Noise(1.5), RangeError);
 });
+
+test('noise drawn ahead in the worker is, chunk for chunk, what one generator draws in place', async () => {
+  // The worker runs built code only (tsx does not load TypeScript in worker threads): npm test builds first.
+  const built = '../dist/pipelines/stable-diffusion/noise-ahead.js';
+  const { noiseAhead, noiseHere, drawsInWorker } = (await import(
+    built
+  )) as typeof import('../src/pipelines/stable-diffusion/noise-ahead.js');
+  assert.equal(drawsInWorker(), true);
+  const n = 1000;
+  const here = noiseHere(99, n);
+  const ahead = noiseAhead(99, n);
+  const other = noiseAhead(5, n);
+  try {
+    for (let i = 0; i < 5; i++) {
+      const [a, b] = [await here.take(), await ahead.take()];
+      assert.deepEqual([...b], [...a], `chunk ${i}`);
+      // Two generations at once (two runs) keep their own sequences.
+      assert.deepEqual([...(await other.take())], [...new Noise(5).randn(n * (i + 1)).subarray(n * i)]);
+    }
+  } finally {
+    for (const s of [here, ahead, other]) s.close();
+  }
+});

@@ -198,3 +198,14 @@ test('img2img add_noise: Euler adds σ·noise, DDIM mixes by √ᾱ and √(1-�
   const a = AC(499);
   close(y[0]!, Math.sqrt(a) + Math.sqrt(1 - a) * 2, 1e-6, 'ddim add_noise at t 499');
 });
+
+test('every scheduler says which steps draw noise, and draws exactly there (the pipeline draws ahead by it)', () => {
+  for (const name of ['euler', 'euler_a', 'ddim', 'lcm'] as const) {
+    const s = makeScheduler(name, schedulerConfig(name, {}), 6);
+    for (let i = 0; i < s.timesteps.length; i++) {
+      let drew = false;
+      s.step(i, new Float32Array(4), new Float32Array(4), () => ((drew = true), new Float32Array(4)));
+      assert.equal(drew, s.drawsAt(i), `${name} step ${i}`);
+    }
+  }
+});

@@ -1,6 +1,7 @@
 // The denoising loop: at each step, scale the latents for the UNet, get its guided prediction, let
 // the scheduler step. The loop is where a cancel takes effect (between steps: at most one UNet call
 // late) and where progress is told, with the time each step took.
+import type { NoiseSource } from './noise-ahead.js';
 import type { Scheduler } from './schedulers.js';
 import type { UnetCall } from './unet.js';
 
@@ -11,11 +12,13 @@ export interface DenoiseOptions {
   latents: Float32Array;
   /** Index of the first step (image-to-image starts part way). */
   begin: number;
-  /** Fresh noise for schedulers that add some on a step. */
-  draw: () => Float32Array;
+  /** Fresh noise for the steps that add some (scheduler.drawsAt), taken in order. */
+  noise: NoiseSource;
   signal: AbortSignal;
   /** After each step: how many have run, of how many, and the milliseconds that step took. */
   onStep: (done: number, total: number, ms: number) => void;
+  /** Where the time went, for bench/diffusion.mjs: milliseconds spent waiting for noise drawn ahead. */
+  timing?: { noiseWaitMs: number };
 }
 
 export async function denoise(o: DenoiseOptions): Promise<Float32Array> {
@@ -28,7 +31,14 @@ export async function denoise(o: DenoiseOptions): Promise<Float32Array> {
     const scale = scheduler.inputScale(i);
     for (let k = 0; k < latents.length; k++) input[k] = latents[k]! * scale;
     const pred = await o.unet.predict(input, scheduler.timesteps[i]!);
-    scheduler.step(i, pred, latents, o.draw);
+    // Drawn ahead (noise-ahead.ts) while the UNet ran: ready by now.
+    const w0 = performance.now();
+    const fresh = scheduler.drawsAt(i) ? await o.noise.take() : null;
+    if (o.timing) o.timing.noiseWaitMs += performance.now() - w0;
+    scheduler.step(i, pred, latents, () => {
+      if (!fresh) throw new Error(`the ${scheduler.name} scheduler drew noise at step ${i}, where it said it would not`);
+      return fresh;
+    });
     o.onStep(i - o.begin + 1, total, performance.now() - t0);
   }
   return latents;

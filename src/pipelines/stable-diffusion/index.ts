@@ -7,7 +7,7 @@ import type { Pipeline, PipelineContext, RawImage } from '../types.js';
 import { imageArg, resizeImage } from '../../media/image.js';
 import { OWNER, parseArgs, type SdArgs } from './args.js';
 import { ASSETS } from './export-layout.js';
-import { Noise } from './noise.js';
+import { noiseAhead, noiseHere } from './noise-ahead.js';
 import { schedulerConfig, schedulerOfClass, SCHEDULER_CLASSES, type SchedulerName } from './scheduler-config.js';
 import { beginIndex, makeScheduler, stepsProblem } from './schedulers.js';
 import { ClipTokenizer } from './tokenizer.js';
@@ -118,30 +118,35 @@ async function generate(args: Record<string, unknown>, ctx: PipelineContext): Pr
   // [uncond, cond], as diffusers concatenates them for guidance
   const ehs = await encodePrompts(ortm, textEncoder, tokenizer, a.guidance === null ? [a.prompt] : [a.negative_prompt, a.prompt]);
   const scheduler = makeScheduler(name, config, a.steps, strength);
-  const noise = new Noise(a.seed);
   const n = 4 * latent.h * latent.w;
-  let latents: Float32Array;
-  if (input) {
-    const sized = input.width === width && input.height === height ? input : await resizeImage(input, { width, height }, 'fill');
-    latents = await encode(ortm, await ctx.session('vae_encoder'), sized, scaling, noise);
-    scheduler.addNoise(latents, noise.randn(n), begin);
-  } else {
-    latents = noise.randn(n);
-    for (let i = 0; i < n; i++) latents[i] = latents[i]! * scheduler.initNoiseSigma;
+  // Schedulers that add noise on each step have it drawn ahead, beside the UNet; the others draw once or twice.
+  const noise = scheduler.drawsAt(begin) ? noiseAhead(a.seed, n) : noiseHere(a.seed, n);
+  try {
+    let latents: Float32Array;
+    if (input) {
+      const sized = input.width === width && input.height === height ? input : await resizeImage(input, { width, height }, 'fill');
+      latents = await encode(ortm, await ctx.session('vae_encoder'), sized, scaling, noise);
+      scheduler.addNoise(latents, await noise.take(), begin);
+    } else {
+      latents = await noise.take();
+      for (let i = 0; i < n; i++) latents[i] = latents[i]! * scheduler.initNoiseSigma;
+    }
+    const call = unetCall(ortm, unet, sig, ehs, a.guidance, latent);
+    await denoise({
+      scheduler,
+      unet: call,
+      latents,
+      begin,
+      signal: ctx.signal,
+      noise,
+      onStep: (done, total, ms) => ctx.progress(done, total, `steps, ${Math.round(ms)} ms/step`),
+    });
+    if (ctx.signal.aborted) throw ctx.signal.reason;
+    const image = await decode(ortm, vaeDecoder, latents, scaling, latent.h, latent.w);
+    return { image, seed: a.seed, steps: a.steps, scheduler: name, guidance_scale: a.guidance_scale, width, height };
+  } finally {
+    noise.close();
   }
-  const call = unetCall(ortm, unet, sig, ehs, a.guidance, latent);
-  await denoise({
-    scheduler,
-    unet: call,
-    latents,
-    begin,
-    signal: ctx.signal,
-    draw: () => noise.randn(n),
-    onStep: (done, total, ms) => ctx.progress(done, total, `steps, ${Math.round(ms)} ms/step`),
-  });
-  if (ctx.signal.aborted) throw ctx.signal.reason;
-  const image = await decode(ortm, vaeDecoder, latents, scaling, latent.h, latent.w);
-  return { image, seed: a.seed, steps: a.steps, scheduler: name, guidance_scale: a.guidance_scale, width, height };
 }
 
 export const stableDiffusion: Pipeline = {

@@ -17,6 +17,7 @@ const TEMPER_B = 0x9d2c5680 | 0;
 const TEMPER_C = 0xefc60000 | 0;
 
 export const MAX_SEED = 0xffffffff;
+const TWO_TO_MINUS_53 = 2 ** -53;
 
 export class Noise {
   // Int32Array, not Uint32Array: words of 2^31 and more would leave V8's small-integer path (5x slower).
@@ -41,26 +42,37 @@ export class Noise {
 
   private refill(): void {
     const mt = this.mt;
-    // mt19937ar.c's three loops (no modulo per word: ancestral steps draw 65k numbers each)
+    const words = this.words;
+    // mt19937ar.c's three loops (no modulo per word: ancestral steps draw 65k numbers each), each
+    // word tempered as soon as it is final, and the odd-word XOR without a branch (-(y & 1) is all
+    // ones or zero): 2.7x faster here than a tempering pass of its own and a conditional. The
+    // tempering is written out in each loop on purpose: as a shared function it was 3x slower.
     let k = 0;
     for (; k < N - M; k++) {
       const y = (mt[k]! & UPPER) | (mt[k + 1]! & 0x7fffffff);
-      mt[k] = mt[k + M]! ^ (y >>> 1) ^ (y & 1 ? MATRIX_A : 0);
-    }
-    for (; k < N - 1; k++) {
-      const y = (mt[k]! & UPPER) | (mt[k + 1]! & 0x7fffffff);
-      mt[k] = mt[k + M - N]! ^ (y >>> 1) ^ (y & 1 ? MATRIX_A : 0);
-    }
-    const y = (mt[N - 1]! & UPPER) | (mt[0]! & 0x7fffffff);
-    mt[N - 1] = mt[M - 1]! ^ (y >>> 1) ^ (y & 1 ? MATRIX_A : 0);
-    const words = this.words;
-    for (let j = 0; j < N; j++) {
-      let t = mt[j]!;
+      let t = mt[k + M]! ^ (y >>> 1) ^ (-(y & 1) & MATRIX_A);
+      mt[k] = t;
       t ^= t >>> 11;
       t ^= (t << 7) & TEMPER_B;
       t ^= (t << 15) & TEMPER_C;
-      words[j] = t ^ (t >>> 18);
+      words[k] = t ^ (t >>> 18);
     }
+    for (; k < N - 1; k++) {
+      const y = (mt[k]! & UPPER) | (mt[k + 1]! & 0x7fffffff);
+      let t = mt[k + M - N]! ^ (y >>> 1) ^ (-(y & 1) & MATRIX_A);
+      mt[k] = t;
+      t ^= t >>> 11;
+      t ^= (t << 7) & TEMPER_B;
+      t ^= (t << 15) & TEMPER_C;
+      words[k] = t ^ (t >>> 18);
+    }
+    const y = (mt[N - 1]! & UPPER) | (mt[0]! & 0x7fffffff);
+    let t = mt[M - 1]! ^ (y >>> 1) ^ (-(y & 1) & MATRIX_A);
+    mt[N - 1] = t;
+    t ^= t >>> 11;
+    t ^= (t << 7) & TEMPER_B;
+    t ^= (t << 15) & TEMPER_C;
+    words[N - 1] = t ^ (t >>> 18);
     this.index = 0;
   }
 
@@ -108,19 +120,28 @@ export class Noise {
     }
     const words = this.words;
     let at = this.index;
-    // The words in hand, taken four at a time per try (two 53-bit doubles); refilled as they run out.
-    const next = (): number => {
-      if (at >= N) {
-        this.refill();
-        at = 0;
-      }
-      return words[at++]!;
-    };
     while (i < n) {
       let x1: number, x2: number, r2: number;
       do {
-        x1 = 2 * (((next() >>> 5) * 67108864 + (next() >>> 6)) / 9007199254740992) - 1;
-        x2 = 2 * (((next() >>> 5) * 67108864 + (next() >>> 6)) / 9007199254740992) - 1;
+        // Four words per try (two 53-bit doubles); where fewer are left, one at a time through uint32().
+        let w0: number, w1: number, w2: number, w3: number;
+        if (at <= N - 4) {
+          w0 = words[at]!;
+          w1 = words[at + 1]!;
+          w2 = words[at + 2]!;
+          w3 = words[at + 3]!;
+          at += 4;
+        } else {
+          this.index = at;
+          w0 = this.uint32();
+          w1 = this.uint32();
+          w2 = this.uint32();
+          w3 = this.uint32();
+          at = this.index;
+        }
+        // (a * 2^26 + b) / 2^53, the division by a power of two done as an exact product.
+        x1 = 2 * (((w0 >>> 5) * 67108864 + (w1 >>> 6)) * TWO_TO_MINUS_53) - 1;
+        x2 = 2 * (((w2 >>> 5) * 67108864 + (w3 >>> 6)) * TWO_TO_MINUS_53) - 1;
         r2 = x1 * x1 + x2 * x2;
       } while (r2 >= 1 || r2 === 0);
       const f = Math.sqrt((-2 * Math.log(r2)) / r2);

@@ -20,6 +20,8 @@ export interface Scheduler {
   inputScale(i: number): number;
   /** scheduler.step at index i: `sample` becomes the previous (less noisy) sample. `draw` gives fresh noise. */
   step(i: number, modelOutput: Float32Array, sample: Float32Array, draw: () => Float32Array): void;
+  /** Whether step i draws fresh noise: the pipeline then has it drawn ahead, while the UNet runs. */
+  drawsAt(i: number): boolean;
   /** add_noise for image-to-image: clean latents `x0` noised to the level of step i, in place. */
   addNoise(x0: Float32Array, noise: Float32Array, i: number): void;
 }
@@ -122,6 +124,7 @@ function euler(name: 'euler' | 'euler_a', c: SchedulerConfig, steps: number): Sc
     sigmas: all,
     initNoiseSigma: spaced ? max : Math.sqrt(max * max + 1),
     inputScale: (i) => 1 / Math.sqrt(all[i]! ** 2 + 1),
+    drawsAt: () => name === 'euler_a',
     step(i, out, x, draw) {
       const sigma = all[i]!;
       const next = all[i + 1]!;
@@ -178,6 +181,8 @@ function ddim(c: SchedulerConfig, steps: number): Scheduler {
     sigmas: [],
     initNoiseSigma: 1,
     inputScale: () => 1,
+    // eta 0, as diffusers' pipelines use it: deterministic
+    drawsAt: () => false,
     step(i, out, x) {
       const t = timesteps[i]!;
       // diffusers steps back by T // n whatever the spacing, not to the next timestep of the schedule.
@@ -212,6 +217,7 @@ function lcm(c: SchedulerConfig, steps: number, strength: number): Scheduler {
     sigmas: [],
     initNoiseSigma: 1,
     inputScale: () => 1,
+    drawsAt: (i) => i !== steps - 1,
     step(i, out, x, draw) {
       const t = timesteps[i]!;
       const prev = i + 1 < timesteps.length ? timesteps[i + 1]! : t;

@@ -4,7 +4,7 @@ import type * as ort from 'onnxruntime-node';
 import type { RawImage } from '../../media/image.js';
 import { floatData, floatTensor, port } from './graph-io.js';
 import { roundHalfEven } from './schedulers.js';
-import type { Noise } from './noise.js';
+import type { NoiseSource } from './noise-ahead.js';
 
 /** Decodes latents / scaling_factor into an RGB image: pixel = round(clip(sample/2 + 0.5, 0, 1)·255). */
 export async function decode(
@@ -46,7 +46,7 @@ export async function encode(
   session: ort.InferenceSession,
   img: RawImage,
   scaling: number,
-  noise: Noise,
+  noise: NoiseSource,
 ): Promise<Float32Array> {
   const input = port(session, 'vae_encoder', 'input', 'sample');
   const plane = img.width * img.height;
@@ -59,7 +59,7 @@ export async function encode(
   if (session.outputNames.includes('latent_parameters')) {
     const p = floatData(out, port(session, 'vae_encoder', 'output', 'latent_parameters'), 'vae_encoder');
     if (p.length !== 2 * n) throw new Error(`vae_encoder: "latent_parameters" has ${p.length} values, not ${2 * n}`);
-    const draw = noise.randn(n);
+    const draw = await noise.take();
     latents = new Float32Array(n);
     for (let i = 0; i < n; i++) latents[i] = p[i]! + Math.exp(0.5 * Math.min(20, Math.max(-30, p[n + i]!))) * draw[i]!;
   } else {
