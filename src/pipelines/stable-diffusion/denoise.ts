@@ -21,6 +21,11 @@ export interface DenoiseOptions {
   timing?: { noiseWaitMs: number };
 }
 
+/** `out` = `x` times `s`. A function of its own: V8 optimizes this loop here, inside the async loop it did not (0.6 ms a step at 1024x1024). */
+function scaled(x: Float32Array, s: number, out: Float32Array): void {
+  for (let k = 0; k < x.length; k++) out[k] = x[k]! * s;
+}
+
 export async function denoise(o: DenoiseOptions): Promise<Float32Array> {
   const { scheduler, latents } = o;
   const input = new Float32Array(latents.length);
@@ -28,8 +33,7 @@ export async function denoise(o: DenoiseOptions): Promise<Float32Array> {
   for (let i = o.begin; i < scheduler.timesteps.length; i++) {
     if (o.signal.aborted) throw o.signal.reason;
     const t0 = performance.now();
-    const scale = scheduler.inputScale(i);
-    for (let k = 0; k < latents.length; k++) input[k] = latents[k]! * scale;
+    scaled(latents, scheduler.inputScale(i), input);
     const pred = await o.unet.predict(input, scheduler.timesteps[i]!);
     // Drawn ahead (noise-ahead.ts) while the UNet ran: ready by now.
     const w0 = performance.now();

@@ -64,7 +64,7 @@ export function halves(data: Float32Array, out: Uint16Array = new Uint16Array(da
 /** Every half's float, made once when first needed (256 KB): a lookup per value is the fastest conversion. */
 let table: Float32Array | null = null;
 
-function halfTable(): Float32Array {
+export function halfTable(): Float32Array {
   if (!table) {
     table = new Float32Array(65536);
     for (let h = 0; h < 65536; h++) table[h] = fromHalf(h);

@@ -38,10 +38,11 @@ export function floatTensor(Tensor: typeof ort.Tensor, p: Port, data: Float32Arr
 }
 
 /** A float output's values as float32 (converted from float16), or an error naming what came instead. */
-export function floatData(out: ort.InferenceSession.OnnxValueMapType, p: Port, role: string): Float32Array {
+export function floatData(out: ort.InferenceSession.OnnxValueMapType, p: Port, role: string, into?: Float32Array): Float32Array {
   const t = out[p.name] as ort.Tensor | undefined;
   if (t?.type === 'float32') return t.data as Float32Array;
-  if (t?.type === 'float16') return floats(t.data as Uint16Array);
+  // `into`, when it fits: a UNet's output converted every step would otherwise cost a fresh half megabyte each time.
+  if (t?.type === 'float16') return floats(t.data as Uint16Array, into?.length === t.data.length ? into : undefined);
   throw new Error(`${role}: output "${p.name}" is ${t?.type ?? 'missing'}, not float32 or float16`);
 }
 

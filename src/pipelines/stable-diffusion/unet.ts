@@ -4,7 +4,7 @@
 // calls of batch 1 when it is fixed. Buffers are allocated once per generation, not per step.
 import type * as ort from 'onnxruntime-node';
 import { fixed, floatData, floatTensor, port, type Port } from './graph-io.js';
-import { halves, toHalf } from './float16.js';
+import { halfTable, halves, toHalf } from './float16.js';
 
 export interface UnetSignature {
   sample: Port;
@@ -42,6 +42,16 @@ export function unetSignature(session: ort.InferenceSession): UnetSignature {
     height: fixed(sample.dims[2]),
     width: fixed(sample.dims[3]),
   };
+}
+
+/** `uncond + g·(cond − uncond)` from the halves of a batch of two, into `guided`. */
+function guideHalves(bits: Uint16Array, n: number, g: number, guided: Float32Array): Float32Array {
+  const t = halfTable();
+  for (let i = 0; i < n; i++) {
+    const u = t[bits[i]!]!;
+    guided[i] = u + g * (t[bits[n + i]!]! - u);
+  }
+  return guided;
 }
 
 export interface UnetCall {
@@ -85,6 +95,8 @@ export function unetCall(
   // float16 exports: the input converted once per step into this, then copied for the second half of the batch
   const halfBuf = sig.sample.type === 'float16' ? new Uint16Array(n * (together ? 2 : 1)) : null;
   const guided = new Float32Array(n);
+  // float16 exports: each call's output converted into its own buffer, step after step
+  const outBufs = calls.map((c) => new Float32Array(c.batch * n));
   const tsDims = (batch: number) => (sig.timestep.dims.length === 0 ? [] : [fixed(sig.timestep.dims[0]) ?? batch]);
   const timestep = (t: number, batch: number): ort.Tensor => {
     const dims = tsDims(batch);
@@ -118,7 +130,11 @@ export function unetCall(
         const t0 = performance.now();
         const out = await session.run(feeds);
         call.runMs += performance.now() - t0;
-        outs.push(floatData(out, sig.out, 'unet'));
+        const got = out[sig.out.name] as ort.Tensor | undefined;
+        // A float16 batch of two is guided straight from its bits, one pass instead of two.
+        if (got?.type === 'float16' && together && got.data.length === 2 * n)
+          return guideHalves(got.data as Uint16Array, n, guidance!, guided);
+        outs.push(floatData(out, sig.out, 'unet', outBufs[k]));
       }
       const all = outs.length === 1 ? outs[0]! : null;
       if (guidance === null) return all!.length === n ? all! : all!.subarray(0, n);
