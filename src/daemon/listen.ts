@@ -3,7 +3,7 @@
 // displaces a live daemon (it waits for one that is shutting down), removes only files that are
 // still its own, and stops when its socket path no longer leads to it.
 import { randomBytes } from 'node:crypto';
-import { chmodSync, closeSync, existsSync, lstatSync, openSync, renameSync, statSync, unlinkSync, writeSync } from 'node:fs';
+import { chmodSync, closeSync, existsSync, linkSync, lstatSync, openSync, renameSync, statSync, unlinkSync, writeSync } from 'node:fs';
 import { createConnection, createServer, type Server } from 'node:net';
 import { basename, dirname, join } from 'node:path';
 import { makeDirs } from '../protocol/dirs.js';
@@ -77,6 +77,30 @@ export interface BindOptions {
   waiting?: (pid: number, waitMs: number) => void;
 }
 
+/**
+ * Creates `path` holding `content`, or returns false if it exists. Written under a private name and
+ * hard-linked into place, so no other daemon ever reads it empty (two starting at the same moment
+ * once both took the lock: the second read the first's file before its pid was in it).
+ */
+function createWithContent(path: string, content: string): boolean {
+  const tmp = `${path}.${process.pid}.${randomBytes(4).toString('hex')}`;
+  const fd = openSync(tmp, 'wx', 0o600);
+  try {
+    writeSync(fd, content);
+  } finally {
+    closeSync(fd);
+  }
+  try {
+    linkSync(tmp, path);
+    return true;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    return false;
+  } finally {
+    unlinkQuiet(tmp);
+  }
+}
+
 /** How long a new daemon waits at most for one that is shutting down (its runs get their grace period). */
 const DEFAULT_WAIT_MS = 60_000;
 
@@ -90,14 +114,7 @@ async function takeLock(lock: string, socket: string, opts: BindOptions): Promis
   const deadline = Date.now() + waitMs;
   let told = false;
   for (;;) {
-    try {
-      const fd = openSync(lock, 'wx', 0o600);
-      writeSync(fd, ownPidRecord());
-      closeSync(fd);
-      return;
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-    }
+    if (createWithContent(lock, ownPidRecord())) return;
     const holder = readPidFile(lock);
     if (holder && holder.pid !== process.pid && recordAlive(holder)) {
       if (await socketAccepts(socket)) {

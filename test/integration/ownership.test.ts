@@ -110,3 +110,23 @@ test('SIGTERM during shutdown ends the daemon at once, runner included', { timeo
     sb.cleanup();
   }
 });
+
+test('two daemons started at the same moment on one socket: one serves, the other says it is already running', {
+  timeout: 60_000,
+}, async () => {
+  const sb = sandbox();
+  try {
+    for (let round = 0; round < 3; round++) {
+      const results = await Promise.allSettled([startDaemon(sb), startDaemon(sb)]);
+      const up = results.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
+      const refused = results.flatMap((r) => (r.status === 'rejected' ? [String(r.reason)] : []));
+      assert.equal(up.length, 1, `round ${round}: ${refused.join('\n')}`);
+      assert.match(refused[0]!, /already running \(pid \d+\)/);
+      assert.doesNotMatch(up[0]!.log(), /socket lost/);
+      assert.equal((await dwJson(sb, ['status'])).json.pid, up[0]!.proc.pid);
+      await up[0]!.stop();
+    }
+  } finally {
+    sb.cleanup();
+  }
+});
