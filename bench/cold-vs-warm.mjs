@@ -8,7 +8,7 @@
 //   dw start  dw --version: the CLI's own start, no daemon round trip
 //   node      node -e '': the floor of any Node process
 // Usage: node bench/cold-vs-warm.mjs [rounds]   (after npm ci; default 15 rounds)
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';

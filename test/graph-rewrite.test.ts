@@ -9,7 +9,7 @@ import { join, resolve } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { rewriteGraph } from '../src/runner/graph-rewrite.js';
 import { SessionCache, sessionOptions } from '../src/runner/sessions.js';
-import { optionsDigest } from '../src/daemon/handlers.js';
+import { optionsDigest } from '../src/daemon/model-identity.js';
 import { paddleOcr, type OcrResult } from '../src/pipelines/paddle-ocr/index.js';
 import type { PipelineContext } from '../src/pipelines/types.js';
 import { initializer, model, node, tensorFloat, valueInfo } from './helpers/onnx.js';

@@ -6,7 +6,7 @@ import { defaultSocketPath } from '../protocol/paths.js';
 import { DEFAULT_MAX_FRAME } from '../protocol/framing.js';
 import { parseDuration, parseKeepAlive, parseSize } from '../protocol/units.js';
 import { totalmem } from 'node:os';
-import { gpuMemoryTotal } from './nvidia.js';
+import { gpuMemoryTotal } from '../host/nvidia.js';
 
 export interface Config {
   socket: string;

@@ -3,7 +3,8 @@ import type { Socket } from 'node:net';
 import { DwError } from '../protocol/errors.js';
 import type { Config } from './config.js';
 import { FileHasher } from './hashing.js';
-import { createHandlers, optionsDigest } from './handlers.js';
+import { createHandlers } from './handlers.js';
+import { modelKey } from './model-identity.js';
 import type { Bound } from './listen.js';
 import type { Logger } from './log.js';
 import type { LogSink } from './log-sink.js';
@@ -214,7 +215,7 @@ export class Daemon {
   private async prewarm(path: string, dropped: Array<ModelSnapshot & { digest: string }>): Promise<void> {
     const models = dropped
       .filter((m) => m.session)
-      .map((m) => ({ ...m, key: `${m.digest}:${optionsDigest(m.session!)}`, session: m.session! }));
+      .map((m) => ({ ...m, key: modelKey('onnx', m.digest, m.session!), session: m.session! }));
     if (await this.preload(models, 'prewarm')) this.log.info({ path, sessions: models.length }, 'model prewarmed after its file changed');
   }
 

@@ -1,39 +1,14 @@
-// One handler per request type. Each returns the result payload or throws a DwError; the server
-// turns either into exactly one frame for the request's id.
-import { createHash } from 'node:crypto';
 import { DwError } from '../protocol/errors.js';
-import type { ResultMap, RunEvent, RunResult } from '../protocol/messages.js';
+import type { ResultMap, RunResult } from '../protocol/messages.js';
 import { PROTOCOL_VERSION, PACKAGE_VERSION } from '../protocol/version.js';
 import { stat } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { loadPlan, modelPathsOf } from '../workflow/loader.js';
 import { gpuFacts, hostFacts } from './memory.js';
-import { modelDigest } from './model-identity.js';
+import { assignKeys } from './model-identity.js';
 import type { Plan } from '../workflow/plan.js';
 import type { HandlerTable, Connection } from './server.js';
 import type { Daemon } from './daemon.js';
-
-export function optionsDigest(session: Plan['steps'][number]['session']): string {
-  const canonical = JSON.stringify([
-    session.providers,
-    session.intra_op_threads ?? 0,
-    session.graph_optimization ?? 'all',
-    session.intra_op_spinning ?? false,
-    session.graph_rewrites ?? true,
-  ]);
-  return createHash('sha256').update(canonical).digest('hex').slice(0, 8);
-}
-
-/** Cache identity: the file's sha256 (with its external-data files', model-identity.ts), plus the session options for onnx models. */
-async function assignKeys(plan: Plan, d: Daemon, emit: (e: RunEvent) => void = () => {}): Promise<void> {
-  for (const step of plan.steps) {
-    for (const model of step.models) {
-      const sha = await modelDigest(d.hasher, model, step.name, emit);
-      model.key = model.kind === 'onnx' ? `${sha}:${optionsDigest(step.session)}` : sha;
-    }
-    if (step.module) step.module.key = await d.hasher.sha256(step.module.path);
-  }
-}
 
 export function runId(conn: Connection, id: string | number): string {
   return `${conn.id}:${id}`;
@@ -73,7 +48,7 @@ export function createHandlers(d: Daemon): HandlerTable {
       let plan: Plan | null = null;
       try {
         plan = await loadPlan(req.workflow, req.args, req.cwd, d.roots, { plugins: d.pluginsAllowed });
-        await assignKeys(plan, d, (e) => conn.event(req.id, e));
+        await assignKeys(plan, d.hasher, (e) => conn.event(req.id, e));
         if (mine.cancelled) throw mine.cancelled;
         const r = await d.scheduler.submit({
           id,

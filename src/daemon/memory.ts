@@ -2,7 +2,7 @@
 // systeminformation for the device, directly for per-process use); without it: no GPU.
 import si from 'systeminformation';
 import type { GpuInfo } from '../protocol/messages.js';
-import { gpuProcesses } from './nvidia.js';
+import { gpuProcesses } from '../host/nvidia.js';
 
 export async function gpuFacts(pids: number[]): Promise<{ gpus: GpuInfo[]; note: string | null }> {
   const { controllers } = await si.graphics();

@@ -5,6 +5,7 @@ import { statSync } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { sep } from 'node:path';
 import { DwError } from '../protocol/errors.js';
+import { describeChange, digestOf } from './model-identity.js';
 import type { RunEvent } from '../protocol/messages.js';
 import type { LoadedModelInfo } from '../runner/ipc.js';
 import type { Plan, SessionOptionsSpec } from '../workflow/plan.js';
@@ -97,9 +98,6 @@ function named(paths: Set<string>, m: { path: string; files?: string[] }): boole
 }
 
 const mb = (n: number) => `${(n / 1024 / 1024).toFixed(1)} MB`;
-/** A model key is "sha256:options" (onnx) or "sha256" (text). */
-export const shaOf = (key: string) => key.split(':')[0]!;
-export const changed = (from: string, to: string) => `model file changed on disk (sha256 ${from.slice(0, 12)}… → ${to.slice(0, 12)}…)`;
 const basename = (p: string) => p.slice(p.lastIndexOf('/') + 1);
 
 /** The same, at once: for a model a run just loaded (status reports must show it meanwhile). */
@@ -173,7 +171,7 @@ export class ModelRegistry {
     e: Extract<RunEvent, { kind: 'cache' }>,
     m: { key: string; path: string; files?: string[]; role: string; session: SessionOptionsSpec; workflow: string; cost_bytes?: number },
   ): RunEvent | null {
-    const sha = shaOf(m.key);
+    const sha = digestOf(m.key);
     const before = this.lastSha.get(m.path);
     const note = this.notes.get(m.path);
     this.notes.delete(m.path);
@@ -208,7 +206,7 @@ export class ModelRegistry {
         timer: null,
       });
     }
-    const reason = note ?? (before !== undefined && before !== sha ? changed(before, sha) : undefined);
+    const reason = note ?? (before !== undefined && before !== sha ? describeChange(before, sha) : undefined);
     return reason ? { kind: 'cache', step: e.step, role: e.role, path: m.path, status: 'invalidated', reason } : null;
   }
 

@@ -35,7 +35,6 @@ const RUNNER_V8_FLAGS = ['--expose-gc', '--max-semi-space-size=2'];
 const MAX_LINE = 4000;
 
 // onnxruntime colours its own messages for a terminal; the log is JSON, read by people and tools.
-// biome-ignore lint/suspicious/noControlCharactersInRegex: the escape is what is removed
 const ANSI = /\x1b\[[0-9;]*[A-Za-z]/g;
 
 /** Every line a runner prints (onnxruntime's native messages, a plugin's console.log) as a log record. */

@@ -5,9 +5,9 @@
 import { existsSync } from 'node:fs';
 import { watch, type FSWatcher } from 'chokidar';
 import type { FileHasher } from './hashing.js';
-import { modelDigest } from './model-identity.js';
+import { describeChange, digestOf, modelDigest } from './model-identity.js';
 import type { Logger } from './log.js';
-import { changed, shaOf, type ModelRegistry, type ModelSnapshot } from './models.js';
+import type { ModelRegistry, ModelSnapshot } from './models.js';
 
 export interface WatcherDeps {
   registry: ModelRegistry;
@@ -77,13 +77,13 @@ export class ModelWatcher {
     const stale: Array<ModelSnapshot & { digest: string }> = [];
     for (const m of registry.snapshot().filter((x) => x.path === path || x.files.includes(path))) {
       const digest = await modelDigest(hasher, m);
-      if (shaOf(m.key) !== digest) stale.push({ ...m, digest });
+      if (digestOf(m.key) !== digest) stale.push({ ...m, digest });
     }
     if (stale.length === 0) {
       log.info({ path }, 'model file touched, content unchanged: sessions kept');
       return;
     }
-    const cause = changed(shaOf(stale[0]!.key), stale[0]!.digest);
+    const cause = describeChange(digestOf(stale[0]!.key), stale[0]!.digest);
     // Only sessions of other content go: one a run already loaded from the new file stays.
     const dropped = new Set(
       (

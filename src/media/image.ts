@@ -2,7 +2,7 @@
 // with sharp. Steps pass these between each other inside the runner; only their size reaches a client.
 import sharp, { type OutputInfo, type Sharp } from 'sharp';
 import { DwError } from '../protocol/errors.js';
-import { isImage, type ImageFormat, type RawImage } from './image-value.js';
+import { type ImageFormat, type RawImage } from './image-value.js';
 import { readInput } from './read.js';
 
 export { IMAGE_FORMATS, isImage, type ImageFormat, type RawImage } from './image-value.js';

@@ -6,7 +6,7 @@ import { DwError } from '../protocol/errors.js';
 import type { PlanModel, SessionOptionsSpec } from '../workflow/plan.js';
 import { rewriteGraph } from './graph-rewrite.js';
 import { candidateProviders } from './providers.js';
-import { gpuMemoryOfPid } from '../daemon/nvidia.js';
+import { gpuMemoryOfPid } from '../host/nvidia.js';
 import type { LoadedModelInfo } from './ipc.js';
 
 interface Made {

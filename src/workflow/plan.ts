@@ -11,6 +11,9 @@ export interface PlanModel {
   files?: string[];
 }
 
+/** What an option left out means (model-identity.ts keys sessions with these filled in; the runner builds them so). */
+export const SESSION_DEFAULTS = { intra_op_threads: 0, graph_optimization: 'all', intra_op_spinning: false, graph_rewrites: true } as const;
+
 export interface SessionOptionsSpec {
   providers: string[];
   intra_op_threads?: number;

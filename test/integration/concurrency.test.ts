@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { dwJson, OCR_WORKFLOW, SAMPLE, sandbox, spawnDw, startDaemon, tallImage, withDaemon } from '../helpers/env.js';
+import { dwJson, OCR_WORKFLOW, SAMPLE, spawnDw, tallImage, withDaemon } from '../helpers/env.js';
 
 test('a short run on other models is not stuck behind a long run; runs of the same model queue', async () => {
   await withDaemon([], async (sb, d) => {

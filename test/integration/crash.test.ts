@@ -4,19 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { closeSync, existsSync, openSync, readFileSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import {
-  alive,
-  dw,
-  dwJson,
-  eventually,
-  OCR_WORKFLOW,
-  SAMPLE,
-  sandbox,
-  spawnDw,
-  startDaemon,
-  tallImage,
-  withDaemon,
-} from '../helpers/env.js';
+import { alive, dw, dwJson, eventually, OCR_WORKFLOW, SAMPLE, spawnDw, tallImage, withDaemon } from '../helpers/env.js';
 import { slowClassifier } from '../helpers/onnx.js';
 
 test('SIGKILL of the runner mid-run: that run fails, the runner is back with its models, the next run hits', async () => {

@@ -2,8 +2,6 @@
 // while a long run on a live daemon, silent as it may be, is not mistaken for one.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { writeFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { dw, OCR_WORKFLOW, pluginWorkflow, spawnDw, withDaemon } from '../helpers/env.js';
 
 const quick = { env: { DW_CONNECT_TIMEOUT: '1s' } };
