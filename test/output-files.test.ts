@@ -108,7 +108,7 @@ test('makeDirs makes missing parents, accepts a folder that exists, and refuses 
     writeFileSync(join(dir, 'f'), '');
     assert.throws(
       () => makeDirs(join(dir, 'f')),
-      (e: NodeJS.ErrnoException) => e.code === 'EEXIST',
+      (e: NodeJS.ErrnoException) => e.code === 'ENOTDIR' && /f exists and is not a folder$/.test(e.message),
     );
     assert.throws(
       () => makeDirs(join(dir, 'f', 'g')),

@@ -413,7 +413,10 @@ test('the README shows the tested plugin verbatim', () => {
 test('JSON nested 3000 deep is an invalid workflow naming the depth limit, not a stack overflow', async () => {
   let deep: unknown = 1;
   for (let i = 0; i < 3000; i++) deep = [deep];
-  const path = tmpWorkflow({ id: 'deep', steps: [{ name: 'x', task: { type: 'json_pick', arguments: { value: deep, path: '0' } } }] });
+  // Compact: indented, 3000 levels would be past the 1 MiB a workflow file may have.
+  const path = tmpWorkflow(
+    JSON.stringify({ id: 'deep', steps: [{ name: 'x', task: { type: 'json_pick', arguments: { value: deep, path: '0' } } }] }),
+  );
   const e = await rejectsWith(readWorkflow(path), 'DW_ERR_WORKFLOW_INVALID');
   assert.match(e.message, /\$\.steps\[0\]\.task\.arguments\.value(\[0\]){59}: nested deeper than 64 levels/);
   // A rank-32 tensor inside a step is still fine.
@@ -544,4 +547,47 @@ test('one report holds every problem: a missing sub-workflow does not hide bad m
     paths.some((p) => p.startsWith('$.steps[0].pipeline')),
     'the bad field too',
   );
+});
+
+test('onnx literal inputs that no model could take are refused before the run, as the run words them; ones only the model can judge pass', async () => {
+  const inputs = {
+    nul: null,
+    ragged: [[1, 2], [3]],
+    count: { dims: [2, 2], data: [1, 2, 3] },
+    negative: { dims: [-1], data: [] },
+    kind: { type: 'int128', data: [1] },
+    range: { type: 'uint8', data: [300] },
+    sign: ['+16000'],
+  };
+  const dir = tmpFiles({
+    'm.onnx': 'x',
+    'wf.json': { id: 'o', steps: [{ name: 'net', pipeline: { type: 'onnx', models: { model: 'm.onnx' }, arguments: { inputs } } }] },
+  });
+  const err = await rejectsWith(loadPlan(join(dir, 'wf.json'), {}, dir), 'DW_ERR_BAD_ARGUMENT');
+  for (const why of [
+    /input "nul": value 0 \(null\) is not a finite number for float64/,
+    /input "ragged": nested arrays of different lengths/,
+    /input "count": dims \[2, 2\] hold 4 values but data has 3/,
+    /input "negative": "dims" must be an array of non-negative integers/,
+    /input "kind": "type" must be one of/,
+    /input "range": value 0 \(300\) is outside 0\.\.255 for uint8/,
+    /input "sign": value 0 \("\+16000"\) is not an integer/,
+  ])
+    assert.match(err.message, why);
+  // Whether 16000.5 fits depends on the model's element type: the run decides.
+  const fine = { sr: 16000.5, flags: [true, false], big: ['9007199254740993'], t: { type: 'int32', dims: [2], data: [1, 2] } };
+  writeFileSync(
+    join(dir, 'ok.json'),
+    JSON.stringify({
+      id: 'o',
+      steps: [{ name: 'net', pipeline: { type: 'onnx', models: { model: 'm.onnx' }, arguments: { inputs: fine } } }],
+    }),
+  );
+  await loadPlan(join(dir, 'ok.json'), {}, dir);
+});
+
+test('a variable that is an object or a number past JSON range is named with what a variable may be', async () => {
+  const path = tmpWorkflow('{"id":"v","variables":{"big":1e999,"obj":{"a":1}},"steps":[]}');
+  const err = await rejectsWith(readWorkflow(path), 'DW_ERR_WORKFLOW_INVALID');
+  for (const v of ['big', 'obj']) assert.match(err.message, new RegExp(`\\$\\.variables\\.${v}: a variable is a string, a finite number`));
 });

@@ -13,7 +13,7 @@ import { defaultLogPath, defaultSocketPath, lockPathFor, startLockPathFor, syste
 import { pidAlive, readPidFile, recordAlive } from '../protocol/pids.js';
 import { Client, type SendOptions } from './client.js';
 import { linesOf } from './log-lines.js';
-import { autostartAllowed, connectTimeoutMs, dwdCommand } from './settings.js';
+import { autostartAllowed, connectTimeoutMs, dwCommand, dwdCommand } from './settings.js';
 
 // Run from source (tsx) the daemon is main.ts; built, the CLI is one CommonJS bundle (dw.cjs) and
 // the daemon stays ESM (main.js).
@@ -22,6 +22,11 @@ const DWD_ENTRY = fileURLToPath(
 );
 /** How long a starting dwd may stay silent on its ready pipe. */
 const START_TIMEOUT_MS = 30_000;
+/**
+ * How long a dw waits for another one that is starting dwd: as long as that one may take, which
+ * includes its dwd waiting (up to 60 s, listen.ts) for a previous daemon to finish stopping.
+ */
+const STARTER_PATIENCE_MS = 60_000 + START_TIMEOUT_MS + 5_000;
 
 /**
  * glibc's dynamic mmap threshold rises after a large block is freed; later blocks of that size then
@@ -43,13 +48,18 @@ function isNoDaemon(err: unknown): boolean {
 function unreachable(socket: string, why: string): DwError {
   const holder = readPidFile(lockPathFor(socket));
   if (holder && recordAlive(holder)) {
+    // A deadline set far too short is the likelier cause than a stuck daemon: say so first.
+    const short =
+      connectTimeoutMs() < 1000 ? ` DW_CONNECT_TIMEOUT=${process.env.DW_CONNECT_TIMEOUT} allows it only ${connectTimeoutMs()} ms; or` : '';
     return new DwError(
       'DW_ERR_DAEMON_UNREACHABLE',
-      `dwd (pid ${holder.pid}) holds ${socket} but does not accept connections (${why}): it is shutting down, or stuck. Try again in a moment, or end it with \`kill ${holder.pid}\``,
+      `dwd (pid ${holder.pid}) holds ${socket} but does not accept connections (${why}):${short} it is shutting down, or stuck. Try again in a moment, or end it with \`kill ${holder.pid}\``,
       { socket, pid: holder.pid },
     );
   }
-  const how = autostartAllowed() ? 'or run a workflow: dw run starts one' : 'or unset DW_AUTOSTART so that dw run starts it';
+  const how = autostartAllowed()
+    ? `or run a workflow: ${dwCommand()} run starts one`
+    : `or unset DW_AUTOSTART so that ${dwCommand()} run starts it`;
   return new DwError(
     'DW_ERR_DAEMON_UNREACHABLE',
     `no dwd answers on ${socket} (${why}).\nStart one with \`${dwdCommand()} &\` or \`systemctl --user start dwd\`, ${how}.`,
@@ -82,7 +92,7 @@ function openLog(log: string, notify: Notify): number | null {
  * ready. It tells why it could not start on the same pipe, so the reason reaches the user even
  * when its log cannot be written.
  */
-function spawnDaemon(socket: string, notify: Notify): Promise<number> {
+function spawnDaemon(socket: string, notify: Notify): Promise<{ pid: number; logged: boolean }> {
   const log = defaultLogPath();
   const logFd = openLog(log, notify);
   const offset = logFd === null ? 0 : fstatSync(logFd).size;
@@ -116,7 +126,7 @@ function spawnDaemon(socket: string, notify: Notify): Promise<number> {
       ready.destroy();
       child.removeAllListeners('exit');
       child.unref();
-      err ? reject(err) : resolve(child.pid!);
+      err ? reject(err) : resolve({ pid: child.pid!, logged: logFd !== null });
     };
     patience(START_TIMEOUT_MS);
     createInterface({ input: ready }).on('line', (line) => {
@@ -124,7 +134,7 @@ function spawnDaemon(socket: string, notify: Notify): Promise<number> {
       if (word === 'ready') return finish();
       if (word === 'waiting') {
         const { pid, wait_ms } = JSON.parse(rest) as { pid: number; wait_ms?: number };
-        notify(`dw: waiting for the previous dwd (pid ${pid}) to finish stopping`);
+        notify(`dw: waiting for dwd pid ${pid}, which holds the socket but does not answer (stopping, or still starting), to exit`);
         return patience((wait_ms ?? 60_000) + START_TIMEOUT_MS);
       }
       if (word === 'error') {
@@ -144,7 +154,7 @@ function spawnDaemon(socket: string, notify: Notify): Promise<number> {
 
 /** Waits, without spinning, until the socket answers: woken by changes in its directory, and a slow tick in case a change is missed. */
 async function waitForSocket(socket: string, startLock: string, timeoutMs: number): Promise<Client> {
-  const deadline = Date.now() + START_TIMEOUT_MS;
+  const deadline = Date.now() + STARTER_PATIENCE_MS;
   const watcher = watch(dirname(socket));
   try {
     while (Date.now() < deadline) {
@@ -169,7 +179,7 @@ async function waitForSocket(socket: string, startLock: string, timeoutMs: numbe
   }
   throw new DwError(
     'DW_ERR_DAEMON_UNREACHABLE',
-    `waited ${START_TIMEOUT_MS / 1000} s for another dw to start dwd on ${socket}; see ${defaultLogPath()}`,
+    `waited ${STARTER_PATIENCE_MS / 1000} s for another dw to start dwd on ${socket}; see ${defaultLogPath()}`,
   );
 }
 
@@ -213,8 +223,8 @@ async function autostart(socket: string, notify: Notify, timeoutMs: number): Pro
       } catch (err) {
         if (!isNoDaemon(err)) throw err;
       }
-      const pid = await spawnDaemon(socket, notify);
-      notify(`dw: started dwd (pid ${pid}) in the background; its log: ${defaultLogPath()}`);
+      const { pid, logged } = await spawnDaemon(socket, notify);
+      notify(`dw: started dwd (pid ${pid}) in the background; ${logged ? `its log: ${defaultLogPath()}` : 'it has no log'}`);
       return await Client.connect(socket, timeoutMs);
     } finally {
       try {

@@ -4,6 +4,7 @@
 import { parseArgs } from 'node:util';
 import { DwError, ERROR_CODES, EXIT, exitCodeFor, toErrorPayload } from '../protocol/errors.js';
 import { PACKAGE_VERSION } from '../protocol/version.js';
+import { joinNegativeValues } from '../protocol/argv.js';
 import { COMMON, type Command } from './command.js';
 import { ENV_DOCS } from './settings.js';
 import { jsonError, run } from './commands/run.js';
@@ -50,17 +51,6 @@ ${exitCodeTable()}
 `;
 }
 
-/** parseArgs reads `--keep-alive -1` as two options; a negative number after a value option is its value. */
-function joinNegativeValues(args: string[], command: Command): string[] {
-  const out: string[] = [];
-  for (let i = 0; i < args.length; i++) {
-    const name = args[i]!.startsWith('--') ? args[i]!.slice(2) : null;
-    if (name && command.options[name]?.type === 'string' && /^-\d/.test(args[i + 1] ?? '')) out.push(`${args[i]}=${args[++i]}`);
-    else out.push(args[i]!);
-  }
-  return out;
-}
-
 async function main(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;
   if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
@@ -78,7 +68,7 @@ async function main(argv: string[]): Promise<number> {
   let parsed;
   try {
     parsed = parseArgs({
-      args: joinNegativeValues(rest, command),
+      args: joinNegativeValues(rest, (name) => command.options[name]?.type === 'string'),
       options: { ...COMMON, ...command.options },
       allowPositionals: true,
       strict: true,
@@ -98,6 +88,17 @@ async function main(argv: string[]): Promise<number> {
   }
   return command.run(parsed.values, parsed.positionals);
 }
+
+/** 128 + SIGPIPE: what a shell reports for a Unix tool whose reader closed the pipe early. */
+const EXIT_PIPE = 141;
+
+// A reader that stops early (`dw logs | head -1`) closes the pipe: end quietly, as SIGPIPE ends
+// other tools. Any other write failure (a full disk) is said once, on stderr, with its code.
+process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+  if (err.code === 'EPIPE') process.exit(EXIT_PIPE);
+  process.stderr.write(`dw: error [DW_ERR_OUTPUT]: cannot write to standard output: ${err.code ?? err.message}\n`);
+  process.exit(exitCodeFor('DW_ERR_OUTPUT'));
+});
 
 const argv = process.argv.slice(2);
 main(argv).then(

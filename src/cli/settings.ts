@@ -1,5 +1,6 @@
 // dw's own settings, all from the environment, in one place (dwd's are in daemon/config.ts), and how
 // to name dw and dwd in a hint so that the command works from where the user is.
+import { DwError } from '../protocol/errors.js';
 import { realpathSync, statSync } from 'node:fs';
 import { delimiter, dirname, join } from 'node:path';
 import { parseDuration } from '../protocol/units.js';
@@ -18,7 +19,14 @@ export const ENV_DOCS: Array<[string, string]> = [
 
 /** Whether dw may start a daemon when none answers: DW_AUTOSTART=0/false/no/off says not. */
 export function autostartAllowed(env: NodeJS.ProcessEnv = process.env): boolean {
-  return !/^(0|false|no|off)$/i.test((env.DW_AUTOSTART ?? '').trim());
+  const raw = (env.DW_AUTOSTART ?? '').trim();
+  if (raw === '' || /^(1|true|yes|on)$/i.test(raw)) return true;
+  if (/^(0|false|no|off)$/i.test(raw)) return false;
+  // A typo must not mean the opposite of what was meant.
+  throw new DwError(
+    'DW_ERR_USAGE',
+    `DW_AUTOSTART=${raw}: write 0, false, no or off to turn autostart off (1, true, yes or on, or unset, for on)`,
+  );
 }
 
 const DEFAULT_CONNECT_TIMEOUT_MS = 5000;

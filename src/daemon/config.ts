@@ -1,6 +1,7 @@
 // Every dwd setting in one place: flag, environment fallback, default and a one-line doc. main.ts
 // logs the resolved values at start so a bug report shows what the daemon was running with.
 import { parseArgs } from 'node:util';
+import { joinNegativeValues } from '../protocol/argv.js';
 import { DwError } from '../protocol/errors.js';
 import { defaultSocketPath } from '../protocol/paths.js';
 import { DEFAULT_MAX_FRAME } from '../protocol/framing.js';
@@ -42,6 +43,9 @@ function positiveInt(raw: string, name: string): number {
 }
 
 const LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'];
+
+/** The smallest --max-frame: below it dwd could not send its status, nor take a stop (a 10-byte limit once left only kill). */
+const MIN_MAX_FRAME = 4 * 1024;
 
 export const SETTINGS: { [K in keyof Config]: Setting<K> } = {
   socket: { flag: 'socket', env: 'DW_SOCKET', doc: 'Unix socket to listen on', default: () => defaultSocketPath(), parse: (raw) => raw },
@@ -155,9 +159,13 @@ export const SETTINGS: { [K in keyof Config]: Setting<K> } = {
   max_frame: {
     flag: 'max-frame',
     env: 'DWD_MAX_FRAME',
-    doc: 'largest protocol frame accepted or sent',
+    doc: `largest protocol frame accepted or sent (at least ${MIN_MAX_FRAME / 1024}K)`,
     default: () => DEFAULT_MAX_FRAME,
-    parse: parseSize,
+    parse: (raw, name) => {
+      const bytes = parseSize(raw, name);
+      if (bytes < MIN_MAX_FRAME) throw new DwError('DW_ERR_USAGE', `${name}: ${raw} is too small; the least is ${MIN_MAX_FRAME / 1024}K`);
+      return bytes;
+    },
   },
 };
 
@@ -200,13 +208,13 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv = process.env)
   let values: Record<string, string | boolean | undefined>;
   try {
     ({ values } = parseArgs({
-      args: argv,
+      args: joinNegativeValues(argv, (name) => options[name]?.type === 'string'),
       options: { ...options, help: { type: 'boolean' }, version: { type: 'boolean' } },
       strict: true,
       allowPositionals: false,
     }));
   } catch (err) {
-    throw new DwError('DW_ERR_USAGE', `${(err as Error).message}\n\n${usage()}`);
+    throw new DwError('DW_ERR_USAGE', `${(err as Error).message}; see dwd --help`);
   }
   if (values.help) return 'help';
   if (values.version) return 'version';

@@ -190,10 +190,13 @@ export function createHandlers(d: Daemon): HandlerTable {
       }
       const target = resolve(req.cwd ?? '/', req.path);
       await d.roots.check(target, 'path');
-      const exists = await stat(target).then(
-        (s) => s.isFile(),
-        () => false,
-      );
+      const st = await stat(target).catch(() => null);
+      // A folder is cleared when models were loaded from it (a diffusion export); otherwise it is a slip.
+      if (st?.isDirectory() && !d.registry.hasPath(target))
+        throw new DwError('DW_ERR_USAGE', `${target} is a folder; dw clear takes a model file, a workflow, or nothing (to clear all)`, {
+          path: target,
+        });
+      const exists = st?.isFile() ?? false;
       const isWorkflow = exists && target.endsWith('.json');
       if (!exists && !d.registry.hasPath(target)) {
         throw new DwError('DW_ERR_FILE_NOT_FOUND', `${target} does not exist and no loaded model comes from it`, { path: target });

@@ -161,6 +161,25 @@ async function listenAt(server: Server, path: string): Promise<void> {
   chmodSync(path, 0o600);
 }
 
+/** A stale socket is replaced; anything else at the path (a user's file, a folder) never is. */
+function refuseNonSocket(path: string): void {
+  let st: ReturnType<typeof lstatSync>;
+  try {
+    st = lstatSync(path);
+  } catch {
+    return;
+  }
+  if (st.isSocket()) return;
+  const what = st.isDirectory() ? 'a directory' : st.isFile() ? 'a regular file' : st.isSymbolicLink() ? 'a symbolic link' : 'not a socket';
+  throw new DwError(
+    'DW_ERR_USAGE',
+    `${path} is ${what}, not a socket; dwd replaces only a stale socket there. Set DW_SOCKET to another path`,
+    {
+      socket: path,
+    },
+  );
+}
+
 function sameFile(path: string, id: { dev: number; ino: number }): boolean {
   try {
     const st = lstatSync(path);
@@ -189,6 +208,7 @@ export async function bindSocket(socket: string, env: NodeJS.ProcessEnv = proces
     if (await socketAccepts(socket)) {
       throw new DwError('DW_ERR_USAGE', `another process already answers on ${socket}; stop it first or set DW_SOCKET`, { socket });
     }
+    refuseNonSocket(socket);
     const tmp = privateBindPath(socket);
     if (tmp) {
       await listenAt(server, tmp);

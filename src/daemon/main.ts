@@ -80,7 +80,10 @@ async function main(): Promise<void> {
   try {
     const bound = await bindSocket(config.socket, process.env, {
       waiting: (pid, waitMs) => {
-        log.info({ previous_pid: pid, wait_ms: waitMs }, 'waiting for the previous dwd to finish stopping');
+        log.info(
+          { previous_pid: pid, wait_ms: waitMs },
+          'waiting for the dwd that holds the pid file but does not answer (stopping, or still starting) to exit',
+        );
         ready.tell(`waiting ${JSON.stringify({ pid, wait_ms: waitMs })}`);
       },
     });

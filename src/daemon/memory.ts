@@ -4,8 +4,20 @@ import si from 'systeminformation';
 import type { GpuInfo } from '../protocol/messages.js';
 import { gpuProcesses } from '../host/nvidia.js';
 
+/**
+ * How long one reading of the graphics facts serves. systeminformation runs lspci, clinfo, xrandr
+ * and more for them: read on every `dw memory`, a client asking in a loop kept the daemon forking.
+ */
+const GRAPHICS_TTL_MS = 10_000;
+let graphics: { at: number; facts: ReturnType<typeof si.graphics> } | null = null;
+
+function graphicsFacts(): ReturnType<typeof si.graphics> {
+  if (!graphics || Date.now() - graphics.at > GRAPHICS_TTL_MS) graphics = { at: Date.now(), facts: si.graphics() };
+  return graphics.facts;
+}
+
 export async function gpuFacts(pids: number[]): Promise<{ gpus: GpuInfo[]; note: string | null }> {
-  const { controllers } = await si.graphics();
+  const { controllers } = await graphicsFacts();
   const nvidia = controllers.filter((c) => /nvidia/i.test(c.vendor ?? '') && c.memoryTotal !== undefined);
   if (nvidia.length === 0) return { gpus: [], note: 'no GPU (nvidia-smi does not answer)' };
   const procs = await gpuProcesses();

@@ -17,10 +17,30 @@ const RUNNER_ENTRY = fileURLToPath(new URL(`../runner/main${extname(fileURLToPat
  * RSS creeps up over hundreds of warm runs. A fixed threshold keeps large blocks in mmap, which
  * free() gives back at once. Values the user sets win.
  */
-function runnerEnv(tmp: string): NodeJS.ProcessEnv {
+function runnerEnv(tmp: string | null): NodeJS.ProcessEnv {
   // TMPDIR: onnxruntime-node 1.30 leaves an empty mat-debug-PID.log in the temporary folder at
   // every start; a private folder, removed when the runner exits, keeps /tmp clean.
-  return { MALLOC_MMAP_THRESHOLD_: String(128 * 1024), MALLOC_ARENA_MAX: '2', ...process.env, TMPDIR: tmp, DW_RUNNER_TMPDIR: tmp };
+  const env = { MALLOC_MMAP_THRESHOLD_: String(128 * 1024), MALLOC_ARENA_MAX: '2', ...process.env };
+  return tmp ? { ...env, TMPDIR: tmp, DW_RUNNER_TMPDIR: tmp } : env;
+}
+
+/**
+ * The runner's private temporary folder, or null when none can be made (TMPDIR names a folder
+ * that is gone, a full disk): the runner then starts without one, which costs a stray log file,
+ * where failing here cost the daemon.
+ */
+function privateTmp(log: Logger): string | null {
+  for (const base of [tmpdir(), '/tmp']) {
+    try {
+      return mkdtempSync(join(base, 'dw-runner-'));
+    } catch (err) {
+      log.warn(
+        { dir: base, err: (err as NodeJS.ErrnoException).code ?? (err as Error).message },
+        'cannot make the runner a temporary folder there',
+      );
+    }
+  }
+  return null;
 }
 
 /**
@@ -54,7 +74,7 @@ function capture(child: ChildProcess, log: Logger): void {
 }
 
 export function forkRunner(log: Logger): ChildProcess {
-  const tmp = mkdtempSync(join(tmpdir(), 'dw-runner-'));
+  const tmp = privateTmp(log);
   const child = fork(RUNNER_ENTRY, [], {
     stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
     serialization: 'advanced',
@@ -63,6 +83,6 @@ export function forkRunner(log: Logger): ChildProcess {
   });
   capture(child, log);
   // The runner removes it too when it exits (runner/main.ts): whichever of the two outlives the other.
-  child.once('exit', () => rmSync(tmp, { recursive: true, force: true }));
+  if (tmp) child.once('exit', () => rmSync(tmp, { recursive: true, force: true }));
   return child;
 }

@@ -8,6 +8,7 @@ import type { EmitEvent, FromRunner, RunnerResult, ToRunner } from '../runner/ip
 import type { Plan, PlanModel, SessionOptionsSpec } from '../workflow/plan.js';
 import type { Logger } from './log.js';
 import { forkRunner } from './runner-process.js';
+import { pidStopped } from '../protocol/pids.js';
 
 interface Pending {
   emit: EmitEvent;
@@ -244,6 +245,7 @@ export class Supervisor {
       last_exit: this.lastExit,
       crash_streak: this.crashStreak,
       next_start_in_ms: this.restartTimer ? Math.max(0, this.restartAt - Date.now()) : null,
+      frozen: this.child?.pid ? pidStopped(this.child.pid) : false,
     };
   }
 

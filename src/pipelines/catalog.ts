@@ -2,7 +2,7 @@
 // model loads, without importing the implementations (which pull in onnxruntime and sharp).
 import { IMAGE_FORMATS } from '../media/image-value.js';
 import type { ArgRule, ArgSpec } from './arguments.js';
-import { ONNX_ARGS } from './onnx/args.js';
+import { ONNX_ARGS, ONNX_RULE } from './onnx/args.js';
 import { OCR_ARGS } from './paddle-ocr/args.js';
 import { VAD_ARGS, VAD_RULE } from './silero-vad/args.js';
 import { SD_ARGS, SD_RULE } from './stable-diffusion/args.js';
@@ -73,6 +73,7 @@ export const PIPELINES: Record<string, StepTypeInfo> = {
     fileArgs: ['inputs.*', 'inputs.*.image'],
     summary: 'any ONNX model: inputs from JSON, .npy files or images; outputs as tensors',
     args: ONNX_ARGS,
+    rule: ONNX_RULE,
     produces: 'tensor',
   },
   'stable-diffusion': {

@@ -21,7 +21,10 @@ function makeDir(dir: string, mode?: number): boolean {
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     // Another dw making the same folders at the same moment is no error.
-    if (code === 'EEXIST' && statSync(dir).isDirectory()) return true;
+    if (code === 'EEXIST') {
+      if (statSync(dir).isDirectory()) return true;
+      throw Object.assign(new Error(`${dir} exists and is not a folder`), { code: 'ENOTDIR', path: dir });
+    }
     if (code === 'ENOENT') return false;
     throw err;
   }

@@ -169,6 +169,8 @@ export interface StatusResult {
     crash_streak: number;
     /** While restarting with backoff: when the next runner starts. */
     next_start_in_ms: number | null;
+    /** Stopped by a signal (SIGSTOP): alive, but it runs nothing until resumed. Absent from older daemons. */
+    frozen?: boolean;
   };
   models_loaded: number;
   /** Log lines dwd could not write (a full disk), and why; null for a daemon built without its log sink (tests). */

@@ -1,5 +1,5 @@
 // Where the socket, lock and logs live. Shared by dw and dwd so both always agree.
-import { join, dirname } from 'node:path';
+import { join } from 'node:path';
 import { homedir } from 'node:os';
 import { DwError } from './errors.js';
 
@@ -31,14 +31,17 @@ export function assertValidSocketPath(path: string): void {
   }
 }
 
-/** The pid file that marks a running daemon; beside the socket so one directory holds its state. */
+/**
+ * The pid file that marks a running daemon, named after its socket: two sockets in one directory
+ * (two DW_SOCKETs in /tmp) are two daemons, and one's pid file must not make the other wait for it.
+ */
 export function lockPathFor(socket: string): string {
-  return join(dirname(socket), 'dwd.pid');
+  return `${socket}.pid`;
 }
 
-/** The lock that lets only one of many parallel `dw` invocations start a daemon. */
+/** The lock that lets only one of many parallel `dw` invocations start the daemon of this socket. */
 export function startLockPathFor(socket: string): string {
-  return join(dirname(socket), 'dwd.start.lock');
+  return `${socket}.start.lock`;
 }
 
 export function stateDir(env: NodeJS.ProcessEnv = process.env): string {

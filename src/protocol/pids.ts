@@ -27,6 +27,12 @@ export function pidAlive(pid: number): boolean {
   return procStat(pid)?.[0] !== 'Z';
 }
 
+/** Whether the process is stopped by a signal (SIGSTOP, Ctrl-Z, a debugger): it runs nothing until resumed. */
+export function pidStopped(pid: number): boolean {
+  const state = procStat(pid)?.[0];
+  return state === 'T' || state === 't';
+}
+
 /**
  * When the process started, in clock ticks since boot (field 22 of /proc/PID/stat), or null where
  * /proc does not tell. A pid and its start time name one process: a later one reusing the pid
@@ -59,10 +65,22 @@ export function readPidFile(path: string): PidRecord | null {
   return { pid, start: start && start !== '-' ? start : null };
 }
 
+/** Whether the process's command line names dwd, or null where /proc does not tell. */
+function looksLikeDwd(pid: number): boolean | null {
+  try {
+    const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+    return argv.some((a) => /(^|\/)dwd$|daemon\/main\.[cm]?[jt]s$/.test(a));
+  } catch {
+    return null;
+  }
+}
+
 /** Whether the process a pid file names is still running (not merely some process with its pid). */
 export function recordAlive(r: PidRecord): boolean {
   if (!pidAlive(r.pid)) return false;
-  if (r.start === null) return true;
+  // A record without a start time (an older dwd's, or no /proc when it was written) cannot tell a
+  // reused pid from the daemon: then the process must at least be a dwd, never some user's `sleep`.
+  if (r.start === null) return looksLikeDwd(r.pid) ?? true;
   const now = startTimeOf(r.pid);
   return now === null || now === r.start;
 }

@@ -13,7 +13,7 @@ import { encodeResult } from './encode.js';
 import type { EmitEvent, RunnerResult } from './ipc.js';
 import { loadPlugin } from './plugins.js';
 import type { SessionCache } from './sessions.js';
-import { CircularValue, RESULT_TENSOR_LIMIT, toJson } from './values.js';
+import { RESULT_TENSOR_LIMIT, toJson, UnsendableValue } from './values.js';
 
 export interface RunDeps {
   sessions: SessionCache;
@@ -166,10 +166,10 @@ function shownResult(value: unknown, step: PlanStep): unknown {
   try {
     return toJson(value, RESULT_TENSOR_LIMIT);
   } catch (err) {
-    if (!(err instanceof CircularValue)) throw err;
+    if (!(err instanceof UnsendableValue)) throw err;
     throw new DwError(
       'DW_ERR_RUN_FAILED',
-      `step "${step.name}" (${step.type}): its result refers to itself (at ${err.path}), so it cannot be sent as JSON; return a plain value`,
+      `step "${step.name}" (${step.type}): its result ${err.why.replace(/^it /, '')} (at ${err.path}), so it cannot be sent as JSON; return a plain value`,
       { step: step.name, at: err.path },
     );
   }

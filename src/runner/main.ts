@@ -15,17 +15,32 @@ function send(msg: FromRunner): void {
 }
 
 const sessions = new SessionCache((level, message) => send({ type: 'event', runId: '', event: { kind: 'log', level, message } }));
-const active = new Map<string, { controller: AbortController; outputs: OutputWindow }>();
+interface ActiveRun {
+  controller: AbortController;
+  outputs: OutputWindow;
+  /** Whether the run has plugin code, which may leave a promise rejected with no handler. */
+  plugins: boolean;
+  /** Such a rejection, seen while this run was in progress: the run fails with it. */
+  fault: DwError | null;
+}
+const active = new Map<string, ActiveRun>();
 
 const handlers: { [K in ToRunner['type']]: (msg: Extract<ToRunner, { type: K }>) => void } = {
   run: ({ runId, plan, maxResultBytes }) => {
     const controller = new AbortController();
     const outputs = new OutputWindow(controller.signal, (event) => send({ type: 'event', runId, event, ack: true }));
     cancelIdleCollection();
-    active.set(runId, { controller, outputs });
+    const run: ActiveRun = { controller, outputs, plugins: plan.steps.some((s) => s.module), fault: null };
+    active.set(runId, run);
     const emit = (event: RunEvent) => (event.kind === 'output' ? outputs.send(event) : send({ type: 'event', runId, event }));
     runPlan(plan, { sessions, signal: controller.signal, emit, maxResultBytes })
-      .then((result) => send({ type: 'done', runId, result }))
+      .then(async (result) => {
+        // Node reports a promise nobody handles only after the microtasks drain: one turn, so a
+        // plugin that returned while leaving one rejected fails its run instead of passing.
+        if (run.plugins) await new Promise(setImmediate);
+        if (run.fault) throw run.fault;
+        send({ type: 'done', runId, result });
+      })
       .catch((err: unknown) => send({ type: 'failed', runId, error: toErrorPayload(err, 'DW_ERR_RUN_FAILED') }))
       .finally(() => {
         active.delete(runId);
@@ -50,6 +65,22 @@ const handlers: { [K in ToRunner['type']]: (msg: Extract<ToRunner, { type: K }>)
 process.on('message', (msg: ToRunner) => {
   const handler = handlers[msg.type] as ((m: ToRunner) => void) | undefined;
   handler?.(msg);
+});
+// Node's default for a rejected promise nobody handles is to exit: that would cost every run in
+// this runner, and its loaded models, for one plugin's slip. The runs with plugin code fail with it.
+process.on('unhandledRejection', (reason) => {
+  const why = reason instanceof Error ? reason.message : String(reason);
+  const err = new DwError('DW_ERR_RUN_FAILED', `plugin code left a promise rejected with nothing to handle it: ${why}`);
+  const blamed = [...active.values()].filter((r) => r.plugins);
+  send({
+    type: 'event',
+    runId: '',
+    event: { kind: 'log', level: 'warn', message: `${err.message} (${blamed.length} run(s) with plugins fail)` },
+  });
+  for (const r of blamed) {
+    r.fault ??= err;
+    r.controller.abort(err);
+  }
 });
 // Never outlive the daemon: when the IPC channel closes (dwd exited or was killed), so does the runner.
 process.on('disconnect', () => process.exit(0));

@@ -10,11 +10,26 @@ import { tensorToJson } from '../pipelines/onnx/tensors.js';
 /** Tensors with more values than this are shown by type and dims only in a run's results. */
 export const RESULT_TENSOR_LIMIT = 65536;
 
-/** A value that refers to itself cannot be JSON; `path` says where the loop closes. */
-export class CircularValue extends Error {
-  constructor(readonly path: string) {
-    super(`circular at ${path}`);
+/** A value that cannot be JSON (one that refers to itself, a function, a promise); `path` says where. */
+export class UnsendableValue extends Error {
+  constructor(
+    readonly path: string,
+    readonly why: string,
+  ) {
+    super(`${why} (at ${path})`);
   }
+}
+
+/** Deeper than this a result is a mistake, and a recursive walk of it would overflow the stack. */
+export const MAX_RESULT_DEPTH = 256;
+
+/** What JSON.stringify would make of a value silently (an Error as {}, a Map as {}), said plainly. */
+function plain(value: object): unknown {
+  if (value instanceof Date) return Number.isNaN(value.getTime()) ? null : value.toISOString();
+  if (value instanceof Error) return { error: value.name, message: value.message };
+  if (value instanceof Map) return Object.fromEntries([...value].map(([k, v]) => [String(k), v]));
+  if (value instanceof Set) return [...value];
+  return value;
 }
 
 export function toJson(value: unknown, tensorLimit = Infinity, path = '$', ancestors: object[] = []): unknown {
@@ -30,9 +45,14 @@ export function toJson(value: unknown, tensorLimit = Infinity, path = '$', ances
   if (isTensorData(value)) return { kind: 'tensor', ...tensorToJson(value, tensorLimit) };
   if (typeof value === 'bigint') return Number.isSafeInteger(Number(value)) ? Number(value) : value.toString();
   if (ArrayBuffer.isView(value)) return Array.from(value as unknown as ArrayLike<number>);
+  if (typeof value === 'function' || typeof value === 'symbol') throw new UnsendableValue(path, `it holds a ${typeof value}`);
   if (value === null || typeof value !== 'object') return value;
+  if (value instanceof Promise) throw new UnsendableValue(path, 'it holds a promise (await it before returning)');
   // A plugin's result may refer to itself; JSON.stringify would overflow the stack on it.
-  if (ancestors.includes(value)) throw new CircularValue(path);
+  if (ancestors.includes(value)) throw new UnsendableValue(path, 'it refers to itself');
+  if (ancestors.length >= MAX_RESULT_DEPTH) throw new UnsendableValue(path, `it is nested deeper than ${MAX_RESULT_DEPTH} levels`);
+  const shown = plain(value);
+  if (shown !== value) return toJson(shown, tensorLimit, path, ancestors);
   ancestors.push(value);
   try {
     if (Array.isArray(value)) return value.map((v, i) => toJson(v, tensorLimit, `${path}[${i}]`, ancestors));

@@ -1,9 +1,10 @@
 // Reads, validates and resolves a workflow into a Plan. Everything that can be checked without a
 // model is checked here, so a typo never costs a model load and bad input never reaches a runner.
-import { readFile, access, stat } from 'node:fs/promises';
+import { access, stat } from 'node:fs/promises';
 import { constants } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { DwError } from '../protocol/errors.js';
+import { readRegularFile, TooLarge, whyUnreadable } from '../media/read.js';
 import { argProblems } from '../pipelines/arguments.js';
 import { CONTENT_NEEDS, PIPELINES, TASKS, isPluginType, pluginInfo, type StepTypeInfo } from '../pipelines/catalog.js';
 import { ONE_KIND, workflowSchema, type Workflow, type VariableValue } from './schema.js';
@@ -63,17 +64,27 @@ function deeperThan(json: unknown, max: number): string | null {
 const MAX_DEPTH = 8;
 const MAX_STEPS = 1000;
 
+/**
+ * A workflow file's size limit. Real ones are a few kB; parsing and checking one of 17 MB held the
+ * daemon's thread for seconds, long enough for every other client to think it dead.
+ */
+export const MAX_WORKFLOW_BYTES = 1024 * 1024;
+
 export async function readWorkflow(path: string): Promise<Workflow> {
-  let text: string;
+  let bytes: Buffer;
   try {
-    text = await readFile(path, 'utf8');
+    bytes = await readRegularFile(path, MAX_WORKFLOW_BYTES);
   } catch (err) {
-    throw new DwError(
-      'DW_ERR_FILE_NOT_FOUND',
-      `cannot read workflow ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
-      { path },
-    );
+    if (err instanceof TooLarge)
+      throw invalid(path, [
+        { path: '$', message: `the file is ${err.size} bytes; a workflow file is at most ${MAX_WORKFLOW_BYTES} (1 MiB)` },
+      ]);
+    throw new DwError('DW_ERR_FILE_NOT_FOUND', `cannot read workflow ${path}: ${whyUnreadable(err)}`, { path });
   }
+  // UTF-16 (as some Windows editors save) would reach JSON.parse as NULs between the characters.
+  if (bytes.includes(0))
+    throw invalid(path, [{ path: '$', message: 'not UTF-8 text (it holds NUL bytes: saved as UTF-16?); save the workflow as UTF-8' }]);
+  let text = bytes.toString('utf8');
   // Editors on Windows save UTF-8 with a byte order mark; JSON.parse refuses it, a person should not.
   if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
   let json: unknown;
@@ -259,7 +270,7 @@ export function bindVariables(
   const bound: Record<string, Bound> = {};
   for (const [name, def] of Object.entries(wf.variables)) {
     bound[name] = { value: def, base: workflowDir };
-    if (!(name in args)) continue;
+    if (!Object.hasOwn(args, name)) continue;
     if (parseReference(args[name]) !== null) {
       found.push(
         new DwError(
@@ -288,12 +299,16 @@ function coerce(name: string, raw: string, def: VariableValue): VariableValue {
   if (typeof def === 'number') {
     // Decimal only: Number() would also take "0x10", "0b1", " 5 " and "" (as 0).
     const n = DECIMAL.test(raw) ? Number(raw) : Number.NaN;
-    if (!Number.isFinite(n))
-      throw new DwError(
-        'DW_ERR_BAD_ARGUMENT',
-        `--arg ${name}=${raw}: "${name}" is a number (default ${def}), got "${raw}"; write a decimal number such as 0.8, 12 or 1e-3`,
-        { name, expected: 'number', got: raw },
-      );
+    const bad = (why: string) =>
+      new DwError('DW_ERR_BAD_ARGUMENT', `--arg ${name}=${raw}: "${name}" is a number (default ${def}), ${why}`, {
+        name,
+        expected: 'number',
+        got: raw,
+      });
+    if (!Number.isFinite(n)) throw bad(`got "${raw}"; write a decimal number such as 0.8, 12 or 1e-3`);
+    // Silently another number is worse than an error: 9007199254740993 would arrive as …992, 1e-400 as 0.
+    if (/^[+-]?\d+$/.test(raw) && !Number.isSafeInteger(n)) throw bad('a whole number beyond ±2^53, which a number cannot hold exactly');
+    if (n === 0 && /[1-9]/.test(raw.replace(/[eE].*$/, ''))) throw bad('too small to tell from 0');
     return n;
   }
   if (typeof def === 'boolean') {

@@ -16,7 +16,9 @@ export const PROVIDERS = ['cuda', 'tensorrt', 'webgpu', 'cpu'] as const;
 const name = z.string().regex(/^[A-Za-z_][A-Za-z0-9_-]*$/, 'use letters, digits, "_" or "-", starting with a letter or "_"');
 // A saved output lands in the client's --output-dir: a bare file name keeps it there.
 const fileName = z.string().regex(/^(?!\.\.?$)[^/\\\0]+$/, 'a plain file name, without folders');
-const variableValue = z.union([z.string(), z.number(), z.boolean(), z.null()]);
+const variableValue = z.union([z.string(), z.number(), z.boolean(), z.null()], {
+  error: 'a variable is a string, a finite number, true, false or null (not an object, an array, or a number too large for JSON)',
+});
 
 const resultSpec = z
   .object({

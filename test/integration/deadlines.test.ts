@@ -2,7 +2,7 @@
 // while a long run on a live daemon, silent as it may be, is not mistaken for one.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { dw, OCR_WORKFLOW, pluginWorkflow, spawnDw, withDaemon } from '../helpers/env.js';
+import { dw, dwJson, eventually, OCR_WORKFLOW, pluginWorkflow, spawnDw, withDaemon } from '../helpers/env.js';
 
 const quick = { env: { DW_CONNECT_TIMEOUT: '1s' } };
 
@@ -62,5 +62,25 @@ test('a DW_CONNECT_TIMEOUT dw cannot read is a usage error', async () => {
     const r = await dw(sb, ['status'], { env: { DW_CONNECT_TIMEOUT: 'soon' } });
     assert.equal(r.code, 2, r.stderr);
     assert.match(r.stderr, /DW_CONNECT_TIMEOUT: "soon" is not a duration/);
+  });
+});
+
+test('a stopped runner (SIGSTOP) is shown as such in dw status, with how to resume it; resumed, it runs', { timeout: 60_000 }, async () => {
+  await withDaemon([], async (sb) => {
+    const { json } = await dwJson(sb, ['status']);
+    const pid = json.runner.pid as number;
+    process.kill(pid, 'SIGSTOP');
+    try {
+      await eventually('the runner seen as stopped', async () => (await dwJson(sb, ['status'])).json.runner.frozen === true);
+      const shown = await dw(sb, ['status']);
+      assert.match(
+        shown.stdout,
+        new RegExp(`runner +stopped by a signal, pid ${pid}: runs wait until it is resumed \\(\`kill -CONT ${pid}\`\\)`),
+      );
+    } finally {
+      process.kill(pid, 'SIGCONT');
+    }
+    assert.equal((await dw(sb, ['run', OCR_WORKFLOW])).code, 0);
+    assert.equal((await dwJson(sb, ['status'])).json.runner.frozen, false);
   });
 });

@@ -23,11 +23,7 @@ test('socket in a 0700 directory, socket 0600, pid file; dw stop removes them, s
   await withDaemon([], async (sb, d) => {
     assert.equal(statSync(dirname(sb.socket)).mode & 0o777, 0o700);
     assert.equal(statSync(sb.socket).mode & 0o777, 0o600);
-    assert.match(
-      readFileSync(join(dirname(sb.socket), 'dwd.pid'), 'utf8'),
-      new RegExp(`^${d.proc.pid} \\d+\n$`),
-      'the pid and its start time',
-    );
+    assert.match(readFileSync(`${sb.socket}.pid`, 'utf8'), new RegExp(`^${d.proc.pid} \\d+\n$`), 'the pid and its start time');
     const st = await dwJson(sb, ['status']);
     assert.equal(st.json.pid, d.proc.pid);
     assert.equal(st.json.runner.state, 'ready');
@@ -37,7 +33,7 @@ test('socket in a 0700 directory, socket 0600, pid file; dw stop removes them, s
     assert.equal(r.code, 0, r.stderr);
     assert.deepEqual(await d.exited, { code: 0, signal: null });
     assert.equal(existsSync(sb.socket), false);
-    assert.equal(existsSync(join(dirname(sb.socket), 'dwd.pid')), false);
+    assert.equal(existsSync(`${sb.socket}.pid`), false);
     assert.ok(await gone(runner), 'the runner exits with its daemon');
     const again = await dw(sb, ['status']);
     assert.equal(again.code, 4, 'status never starts a daemon and says none answers');

@@ -4,7 +4,6 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, renameSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
-import { dirname, join } from 'node:path';
 import { alive, dw, dwJson, OCR_WORKFLOW, sandbox, slowWorkflow, spawnDw, startDaemon } from '../helpers/env.js';
 import { socketAccepts } from '../../src/daemon/listen.js';
 
@@ -29,7 +28,7 @@ test('dw stop during a run, then a new run: the new daemon waits for the old one
     while ((await socketAccepts(sb.socket)) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
     const next = await dw(sb, ['run', OCR_WORKFLOW], { env });
     assert.equal(next.code, 0, next.stderr);
-    assert.match(next.stderr, new RegExp(`waiting for the previous dwd \\(pid ${first.pid}\\) to finish stopping`));
+    assert.match(next.stderr, new RegExp(`waiting for dwd pid ${first.pid}, which holds the socket but does not answer`));
     const finished = await long.done;
     assert.equal(finished.code, 0, 'the run in flight finished in the old daemon');
     assert.equal(finished.stdout, 'slept\n');
@@ -50,7 +49,7 @@ test('a daemon whose socket file is removed by hand notices and exits cleanly, p
   const sb = sandbox();
   const d = await startDaemon(sb);
   try {
-    const pidFile = join(dirname(sb.socket), 'dwd.pid');
+    const pidFile = `${sb.socket}.pid`;
     assert.ok(existsSync(pidFile));
     unlinkSync(sb.socket);
     assert.deepEqual(await d.exited, { code: 0, signal: null });
@@ -71,7 +70,7 @@ test("a daemon whose socket path was taken over stops, and removes neither the o
   const d = await startDaemon(sb);
   const other = createServer();
   try {
-    const pidFile = join(dirname(sb.socket), 'dwd.pid');
+    const pidFile = `${sb.socket}.pid`;
     // Another listener put at the path (as a daemon that replaced this one would be), and its pid file.
     renameSync(sb.socket, `${sb.socket}.old`);
     await new Promise<void>((r) => other.listen(sb.socket, r));

@@ -150,6 +150,22 @@ test('plugin results: a circular one is named before the step is done, undefined
   assert.match(circular.json.error.message, /step "x" \(\.\/circular\.mjs\): its result refers to itself \(at \$\.b\.list\[1\]\)/);
   assert.doesNotMatch(circular.ran.stderr, /x: done/, 'progress never said the step was done');
 
+  for (const [name, body, why] of [
+    ['fn', 'return { f: () => 1 };', /its result holds a function \(at \$\.f\)/],
+    ['promise', 'return [Promise.resolve(1)];', /its result holds a promise \(await it before returning\) \(at \$\[0\]\)/],
+    ['deep', 'let a = []; for (let i = 0; i < 100000; i++) a = [a]; return a;', /its result is nested deeper than 256 levels/],
+  ] as const) {
+    const r = await dwJson(sb, ['run', pluginWorkflow(sb.dir, name, body)]);
+    assert.equal(r.json.error?.code, 'DW_ERR_RUN_FAILED', name);
+    assert.match(r.json.error.message, why);
+  }
+  // What JSON.stringify would make {} of, said plainly.
+  const kinds = await dwJson(sb, [
+    'run',
+    pluginWorkflow(sb.dir, 'kinds', 'return { d: new Date(0), m: new Map([["a", 1]]), s: new Set([2]), e: new TypeError("bad") };'),
+  ]);
+  assert.deepEqual(kinds.json.results.x, { d: '1970-01-01T00:00:00.000Z', m: { a: 1 }, s: [2], e: { error: 'TypeError', message: 'bad' } });
+
   const nothing = await dwJson(sb, ['run', pluginWorkflow(sb.dir, 'nothing', 'return undefined;')]);
   assert.equal(nothing.ran.code, 0, nothing.ran.stderr);
   assert.deepEqual(nothing.json.results, { x: null });

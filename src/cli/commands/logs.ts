@@ -1,4 +1,5 @@
 import { createReadStream, existsSync, statSync, watch } from 'node:fs';
+import { basename, dirname } from 'node:path';
 import { DwError, EXIT } from '../../protocol/errors.js';
 import { defaultLogPath } from '../../protocol/paths.js';
 import type { Command } from '../command.js';
@@ -43,25 +44,43 @@ Options:
       for (const l of lines) if (l !== '') process.stdout.write((values.json ? l : humanLine(l)) + '\n');
     };
     const { text, end } = await readFrom(path, 0);
+    if (text === '') process.stderr.write(`dw: the log ${path} is empty\n`);
     // slice(-0) would be every line: -n 0 shows none (with -f: only what comes next).
     show(n === 0 ? [] : text.split('\n').filter(Boolean).slice(-n));
     if (!values.follow) return EXIT.OK;
     let pos = end;
+    let ino = statSync(path).ino;
     let partial = '';
-    const watcher = watch(path);
-    await new Promise<void>((resolve) => {
-      process.once('SIGINT', () => {
-        watcher.close();
-        resolve();
-      });
-      watcher.on('change', async () => {
-        // The log is only appended to; one that shrank was removed and begun again.
-        if ((statSync(path, { throwIfNoEntry: false })?.size ?? 0) < pos) pos = 0;
+    let reading = Promise.resolve();
+    const readNew = async () => {
+      const st = statSync(path, { throwIfNoEntry: false });
+      if (!st) return; // rotated away: the next one appears soon
+      // A new file at the path (rotated: moved away and begun again), or one cut short: from its start.
+      if (st.ino !== ino || st.size < pos) {
+        ino = st.ino;
+        pos = 0;
+        partial = '';
+      }
+      try {
         const chunk = await readFrom(path, pos);
         pos = chunk.end;
         const lines = (partial + chunk.text).split('\n');
         partial = lines.pop() ?? '';
         show(lines);
+      } catch {
+        // removed between the stat and the read: the next event finds the new one
+      }
+    };
+    // The folder, not the file: a watch on the file follows its inode away when the log is rotated.
+    const watcher = watch(dirname(path));
+    await new Promise<void>((resolve) => {
+      process.once('SIGINT', () => {
+        watcher.close();
+        resolve();
+      });
+      watcher.on('change', (_event, name) => {
+        if (name !== null && name !== basename(path)) return;
+        reading = reading.then(readNew); // one read at a time, in order
       });
     });
     return EXIT.OK;

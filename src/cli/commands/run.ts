@@ -1,5 +1,6 @@
 import { constants } from 'node:os';
 import { resolve } from 'node:path';
+import { workflowPath } from '../workflow-path.js';
 import { DwError, EXIT, toErrorPayload } from '../../protocol/errors.js';
 import type { RunEvent, RunResult } from '../../protocol/messages.js';
 import { parseDuration, parseKeepAlive } from '../../protocol/units.js';
@@ -10,7 +11,8 @@ import { createProgress } from '../progress.js';
 import { renderResults } from '../results.js';
 
 function parseArgPairs(raw: string[]): Record<string, string> {
-  const args: Record<string, string> = {};
+  // No prototype: `--arg __proto__=1` is a name like any other (dwd then says it is not declared).
+  const args: Record<string, string> = Object.create(null);
   for (const pair of raw) {
     const eq = pair.indexOf('=');
     if (eq <= 0) throw new DwError('DW_ERR_USAGE', `--arg "${pair}" is not of the form NAME=VALUE`);
@@ -67,6 +69,7 @@ Examples:
   async run(values, positionals) {
     if (positionals.length !== 1)
       throw new DwError('DW_ERR_USAGE', `dw run takes one workflow file, got ${positionals.length}; see dw run --help`);
+    const workflow = workflowPath(positionals[0]!);
     const json = values.json === true;
     const args = parseArgPairs((values.arg as string[] | undefined) ?? []);
     const timeout_ms = typeof values.timeout === 'string' ? parseDuration(values.timeout, '--timeout') : undefined;
@@ -85,7 +88,7 @@ Examples:
     const req = client.send(
       'run',
       {
-        workflow: resolve(positionals[0]!),
+        workflow,
         args,
         cwd: process.cwd(),
         ...(timeout_ms ? { timeout_ms } : {}),

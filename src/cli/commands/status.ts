@@ -11,6 +11,7 @@ export function runnerLine(r: StatusResult['runner']): string {
     const streak = r.crash_streak > 1 ? `it crashed ${r.crash_streak} times in a row, backing off; ` : '';
     return `down (${streak}next start in ${(r.next_start_in_ms / 1000).toFixed(1)} s)${history}`;
   }
+  if (r.frozen && r.pid) return `stopped by a signal, pid ${r.pid}: runs wait until it is resumed (\`kill -CONT ${r.pid}\`)${history}`;
   const streak = r.crash_streak > 1 ? `; it crashed ${r.crash_streak} times in a row within 30 s of starting` : '';
   return `${r.state}${r.pid ? `, pid ${r.pid}` : ''}${history}${streak}`;
 }
