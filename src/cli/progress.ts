@@ -30,6 +30,8 @@ function describe(e: RunEvent): string | null {
       return `${e.step}: ${e.done}/${e.total} ${e.unit}`;
     case 'log':
       return `${e.level}: ${e.message}`;
+    case 'retry':
+      return `the runner stopped under this run (${e.reason}); running it again on a fresh runner`;
     case 'output':
       return null; // written by the run command, not shown
   }
@@ -63,7 +65,7 @@ export function createProgress(stream: NodeJS.WriteStream, quiet: boolean): Prog
       const line = describe(e);
       if (!line) return;
       // Warnings and loads stay on screen; the rest replaces itself.
-      if ((e.kind === 'log' && e.level === 'warn') || (e.kind === 'cache' && e.status !== 'hit')) {
+      if ((e.kind === 'log' && e.level === 'warn') || e.kind === 'retry' || (e.kind === 'cache' && e.status !== 'hit')) {
         clear();
         stream.write(`${line}\n`);
         shown = false;

@@ -142,8 +142,23 @@ export class Scheduler {
       return job.emit(e);
     };
     try {
-      const r = await this.supervisor.run(job.id, job.plan, emit, () => entry.cancelled);
-      return { ...r, queue_ms };
+      for (let attempt = 1; ; attempt++) {
+        try {
+          const r = await this.supervisor.run(job.id, job.plan, emit, () => entry.cancelled);
+          return { ...r, queue_ms };
+        } catch (err) {
+          // The runner died under this run (another run's kill, a native crash, an OOM kill):
+          // pipelines write no files, so running it again on the fresh runner is safe. Once only:
+          // a run that takes down a second runner is likely the cause (a poison pill).
+          if (!(err instanceof DwError) || err.code !== 'DW_ERR_RUNNER_CRASHED' || entry.cancelled) throw err;
+          if (attempt > 1)
+            throw new DwError('DW_ERR_RUNNER_CRASHED', `${err.message}; the run had been retried once already, so it is not tried again`, {
+              ...err.details,
+              attempts: attempt,
+            });
+          await job.emit({ kind: 'retry', reason: err.message });
+        }
+      }
     } finally {
       await this.registry.finish(job.plan, acquired, job.keep_alive_ms);
     }
@@ -237,8 +252,22 @@ export class Scheduler {
     // Not sent to the runner yet: execute() stops it before it is, and no runner needs killing.
     if (!this.supervisor.has(id)) return true;
     this.supervisor.cancel(id, reason.toPayload());
-    entry.timers.push(setTimeout(() => this.supervisor.kill(id, reason), YIELD_GRACE_MS));
+    entry.timers.push(setTimeout(() => void this.unstick(id, reason), YIELD_GRACE_MS));
     return true;
+  }
+
+  /**
+   * A cancelled run that has not yielded. If its runner's loop answers and the run is not inside an
+   * onnxruntime call, it waits on something that never comes: only the run is abandoned. Otherwise
+   * (the loop is held by a long JavaScript call, or the run is in a native call that nothing can
+   * interrupt) the runner is killed, and its other runs are retried on the fresh one (execute()).
+   */
+  private async unstick(id: string, reason: DwError): Promise<void> {
+    if (!this.supervisor.has(id)) return;
+    const pong = await this.supervisor.answers();
+    if (!this.supervisor.has(id)) return; // it yielded meanwhile
+    if (pong && !pong.native.includes(id)) this.supervisor.abandon(id, reason);
+    else this.supervisor.kill(id, reason);
   }
 
   /** Rejects everything still queued (shutdown). */

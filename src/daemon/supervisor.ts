@@ -104,6 +104,7 @@ export class Supervisor {
       case 'snapshot':
       case 'released':
       case 'preloaded':
+      case 'pong':
         this.calls.get(msg.reqId)?.(msg);
         this.calls.delete(msg.reqId);
         return;
@@ -128,13 +129,10 @@ export class Supervisor {
       this.calls.delete(reqId);
       answer(null);
     }
+    const killedFor = [...this.pending.values()].some((p) => p.killReason);
+    const why = killedFor ? 'dwd killed it: another run on it did not yield' : `the runner died during the run (${this.lastExit})`;
     for (const [runId, p] of this.pending) {
-      p.reject(
-        p.killReason ??
-          new DwError('DW_ERR_RUNNER_CRASHED', `the runner died during the run (${this.lastExit}); it is being restarted`, {
-            exit: this.lastExit,
-          }),
-      );
+      p.reject(p.killReason ?? new DwError('DW_ERR_RUNNER_CRASHED', `${why}; it is being restarted`, { exit: this.lastExit }));
       this.pending.delete(runId);
     }
     this.hooks.exited?.(!this.stopping && !this.replacing);
@@ -180,6 +178,27 @@ export class Supervisor {
   /** Asks the runner to abandon a run at its next yield point. */
   cancel(runId: string, reason: ErrorPayload): void {
     if (this.pending.has(runId)) this.send({ type: 'cancel', runId, reason });
+  }
+
+  /**
+   * Whether the runner's event loop answers within `timeoutMs` (it is not inside a long JavaScript
+   * call), and which runs are inside an onnxruntime call; null when it does not answer.
+   */
+  async answers(timeoutMs = 1000): Promise<{ native: string[] } | null> {
+    return this.call<Extract<FromRunner, { type: 'pong' }>>({ type: 'ping' }, timeoutMs);
+  }
+
+  /**
+   * Gives up on a run that ignored its cancel while its runner's loop stays free (a step awaiting
+   * a promise that never settles): it fails with `reason`; the runner, its models and its other
+   * runs carry on.
+   */
+  abandon(runId: string, reason: DwError): void {
+    const p = this.settle(runId);
+    if (!p) return;
+    this.log.warn({ run: runId, reason: reason.message }, 'abandoned a run that does not yield; its runner answers, so it stays');
+    this.send({ type: 'forget', runId });
+    p.reject(reason);
   }
 
   /** Kills the runner because a run will not yield (a hung native call); that run fails with `reason`. */

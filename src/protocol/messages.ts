@@ -95,6 +95,8 @@ export type RunEvent =
     }
   | { kind: 'progress'; step: string; done: number; total: number; unit: string }
   | { kind: 'log'; level: 'info' | 'warn'; message: string }
+  /** The runner died under the run (not because of it, as far as dwd knows): it runs again from the start; outputs so far are void. */
+  | { kind: 'retry'; reason: string }
   /**
    * A piece of saved output `index` (its place in the result's `outputs`), in order. Outputs travel
    * in pieces ahead of the result, so their size is not bound by one frame.

@@ -22,6 +22,30 @@ export interface RunDeps {
   signal: AbortSignal;
   /** Room for the run's results as JSON: they travel back in one frame (the daemon's --max-frame). */
   maxResultBytes?: number;
+  /** Counts the run's onnxruntime calls in progress: a run cancelled inside one can only be ended by a kill. */
+  native?: { calls: number };
+}
+
+/**
+ * The session as a pipeline sees it, with its run() calls counted in `native`. onnxruntime-node
+ * computes in its own threads while the event loop stays free, so a free loop alone does not say
+ * that a run which ignores its cancel is merely waiting: this does.
+ */
+function counted(session: ort.InferenceSession, native: { calls: number }): ort.InferenceSession {
+  return new Proxy(session, {
+    get(target, prop) {
+      const value = Reflect.get(target, prop, target);
+      if (prop !== 'run') return typeof value === 'function' ? value.bind(target) : value;
+      return async (...args: unknown[]) => {
+        native.calls++;
+        try {
+          return await (value as (...a: unknown[]) => Promise<unknown>).apply(target, args);
+        } finally {
+          native.calls--;
+        }
+      };
+    },
+  });
 }
 
 /**
@@ -142,7 +166,7 @@ async function runStep(
           `step "${step.name}": pipeline "${step.type}" needs an onnx model for role "${role}"; the step gives: ${[...byRole.keys()].join(', ') || '(none)'}`,
           { role },
         );
-      return s;
+      return deps.native ? counted(s, deps.native) : s;
     },
     text: async (role) => {
       const m = byRole.get(role);

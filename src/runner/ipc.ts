@@ -15,7 +15,11 @@ export type ToRunner =
   | { type: 'release'; reqId: number; keys: string[] }
   | { type: 'preload'; reqId: number; model: PlanModel; session: SessionOptionsSpec }
   /** The client has taken an output piece the runner sent with `ack` (flow control). */
-  | { type: 'ack'; runId: string };
+  | { type: 'ack'; runId: string }
+  /** Is the event loop free? A run that ignores its cancel while the loop answers is abandoned, not killed. */
+  | { type: 'ping'; reqId: number }
+  /** The daemon gave up on a run that never yields: drop it (whatever it still sends is ignored). */
+  | { type: 'forget'; runId: string };
 
 export interface LoadedModelInfo {
   key: string;
@@ -41,4 +45,6 @@ export type FromRunner =
   | { type: 'failed'; runId: string; error: ErrorPayload }
   | { type: 'snapshot'; reqId: number; rss: number; models: LoadedModelInfo[] }
   | { type: 'released'; reqId: number; keys: string[]; rss_before: number; rss_after: number }
-  | { type: 'preloaded'; reqId: number; error: ErrorPayload | null };
+  | { type: 'preloaded'; reqId: number; error: ErrorPayload | null }
+  /** `native`: the runs inside an onnxruntime call right now (only a kill ends one that will not return). */
+  | { type: 'pong'; reqId: number; native: string[] };

@@ -22,6 +22,8 @@ interface ActiveRun {
   plugins: boolean;
   /** Such a rejection, seen while this run was in progress: the run fails with it. */
   fault: DwError | null;
+  /** Its onnxruntime calls in progress. */
+  native: { calls: number };
 }
 const active = new Map<string, ActiveRun>();
 
@@ -30,10 +32,10 @@ const handlers: { [K in ToRunner['type']]: (msg: Extract<ToRunner, { type: K }>)
     const controller = new AbortController();
     const outputs = new OutputWindow(controller.signal, (event) => send({ type: 'event', runId, event, ack: true }));
     cancelIdleCollection();
-    const run: ActiveRun = { controller, outputs, plugins: plan.steps.some((s) => s.module), fault: null };
+    const run: ActiveRun = { controller, outputs, plugins: plan.steps.some((s) => s.module), fault: null, native: { calls: 0 } };
     active.set(runId, run);
     const emit = (event: RunEvent) => (event.kind === 'output' ? outputs.send(event) : send({ type: 'event', runId, event }));
-    runPlan(plan, { sessions, signal: controller.signal, emit, maxResultBytes })
+    runPlan(plan, { sessions, signal: controller.signal, emit, maxResultBytes, native: run.native })
       .then(async (result) => {
         // Node reports a promise nobody handles only after the microtasks drain: one turn, so a
         // plugin that returned while leaving one rejected fails its run instead of passing.
@@ -48,6 +50,16 @@ const handlers: { [K in ToRunner['type']]: (msg: Extract<ToRunner, { type: K }>)
       });
   },
   cancel: ({ runId, reason }) => active.get(runId)?.controller.abort(DwError.fromPayload(reason)),
+  ping: ({ reqId }) =>
+    send({
+      type: 'pong',
+      reqId,
+      native: [...active].filter(([, r]) => r.native.calls > 0).map(([id]) => id),
+    }),
+  forget: ({ runId }) => {
+    active.delete(runId);
+    if (active.size === 0) collectWhenIdle();
+  },
   ack: ({ runId }) => active.get(runId)?.outputs.acked(),
   snapshot: ({ reqId }) => send({ type: 'snapshot', reqId, rss: process.memoryUsage.rss(), models: sessions.snapshot() }),
   release: ({ reqId, keys }) => {

@@ -1,13 +1,14 @@
-// A runner killed for real: its run fails fast with DW_ERR_RUNNER_CRASHED, the daemon carries on,
-// a new runner loads what the old one held, and the next run hits the cache without asking.
+// A runner killed for real: its runs are run again on a fresh runner (once: a run that takes down two
+// runners fails with DW_ERR_RUNNER_CRASHED), the daemon carries on, a new runner loads what the old
+// one held, and the next run hits the cache without asking. A run that does not yield costs only itself.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { closeSync, existsSync, openSync, readFileSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { alive, dw, dwJson, eventually, OCR_WORKFLOW, SAMPLE, spawnDw, tallImage, withDaemon } from '../helpers/env.js';
+import { alive, dw, dwJson, eventually, OCR_WORKFLOW, pluginWorkflow, SAMPLE, spawnDw, tallImage, withDaemon } from '../helpers/env.js';
 import { slowClassifier } from '../helpers/onnx.js';
 
-test('SIGKILL of the runner mid-run: that run fails, the runner is back with its models, the next run hits', async () => {
+test('SIGKILL of the runner mid-run: that run is run again on a fresh runner and succeeds; the models come back, the next run hits', async () => {
   await withDaemon([], async (sb, d) => {
     const tall = await tallImage(sb, 6);
     assert.equal((await dw(sb, ['run', OCR_WORKFLOW, '-q'])).code, 0);
@@ -16,11 +17,13 @@ test('SIGKILL of the runner mid-run: that run fails, the runner is back with its
     const victim = spawnDw(sb, ['run', OCR_WORKFLOW, '--arg', `image=${tall}`, '--json']);
     await victim.stderrMatches(/read: \d+\/\d+ boxes/);
     process.kill(before, 'SIGKILL');
-    const failed = await victim.done;
-    assert.equal(failed.code, 1);
-    const err = JSON.parse(failed.stdout).error;
-    assert.equal(err.code, 'DW_ERR_RUNNER_CRASHED');
-    assert.match(err.message, /killed by SIGKILL/);
+    const retried = await victim.done;
+    assert.equal(retried.code, 0, retried.stderr);
+    assert.match(
+      retried.stderr,
+      /the runner stopped under this run \(the runner died during the run \(killed by SIGKILL\); it is being restarted\); running it again on a fresh runner/,
+    );
+    assert.ok(JSON.parse(retried.stdout).results.read.lines.length > 0, 'the whole result, from the second attempt');
 
     const recovered = await eventually('the models loaded in a new runner', async () => {
       const m = (await dwJson(sb, ['memory'])).json;
@@ -180,5 +183,70 @@ test('a run stuck inside one native call past its deadline: the runner is killed
       ['hit', 'hit'],
       'det and rec were reloaded after the kill',
     );
+  });
+});
+
+test('a run that takes down its runner twice fails with DW_ERR_RUNNER_CRASHED, after one retry', async () => {
+  await withDaemon([], async (sb) => {
+    const r = await dwJson(sb, [
+      'run',
+      pluginWorkflow(sb.dir, 'poison', "process.kill(process.pid, 'SIGKILL'); await new Promise(() => {});"),
+    ]);
+    assert.equal(r.ran.code, 1, r.ran.stderr);
+    assert.equal(r.json.error.code, 'DW_ERR_RUNNER_CRASHED');
+    assert.match(
+      r.json.error.message,
+      /killed by SIGKILL\); it is being restarted; the run had been retried once already, so it is not tried again/,
+    );
+    assert.equal((r.ran.stderr.match(/running it again on a fresh runner/g) ?? []).length, 1, 'retried exactly once');
+    const ok = await eventually('a runner again', async () => (await dwJson(sb, ['status'])).json.runner.state === 'ready');
+    assert.ok(ok);
+    assert.equal((await dwJson(sb, ['run', OCR_WORKFLOW])).ran.code, 0);
+  });
+});
+
+test("a step that awaits for ever past its deadline is abandoned, its runner kept: another client's run and the models carry on", async () => {
+  await withDaemon([], async (sb, d) => {
+    assert.equal((await dw(sb, ['run', OCR_WORKFLOW, '-q'])).code, 0);
+    const before = (await dwJson(sb, ['status'])).json.runner.pid as number;
+    const tall = await tallImage(sb, 6);
+    const other = spawnDw(sb, ['run', OCR_WORKFLOW, '--arg', `image=${tall}`, '--json']);
+    const stuck = await dwJson(sb, ['run', pluginWorkflow(sb.dir, 'forever', 'await new Promise(() => {});'), '--timeout', '1s']);
+    assert.equal(stuck.ran.code, 5, stuck.ran.stderr);
+    assert.equal(stuck.json.error.code, 'DW_ERR_TIMEOUT');
+    const done = await other.done;
+    assert.equal(done.code, 0, done.stderr);
+    assert.doesNotMatch(done.stderr, /running it again/, 'the other run was never interrupted');
+    assert.match(d.log(), /abandoned a run that does not yield; its runner answers, so it stays/);
+    const st = (await dwJson(sb, ['status'])).json;
+    assert.equal(st.runner.pid, before, 'the same runner');
+    assert.equal(st.runner.restarts, 0);
+    const next = await dwJson(sb, ['run', OCR_WORKFLOW]);
+    assert.deepEqual(
+      next.json.models.map((m: any) => m.cache),
+      ['hit', 'hit', 'hit'],
+    );
+  });
+});
+
+test("Ctrl-C on a run that blocks its runner's thread: the runner is killed, and another client's run on it is run again and succeeds", async () => {
+  await withDaemon([], async (sb, d) => {
+    assert.equal((await dw(sb, ['run', OCR_WORKFLOW, '-q'])).code, 0);
+    const tall = await tallImage(sb, 6);
+    const other = spawnDw(sb, ['run', OCR_WORKFLOW, '--arg', `image=${tall}`, '--json']);
+    await other.stderrMatches(/read: \d+\/\d+ boxes/);
+    const blocker = spawnDw(sb, ['run', pluginWorkflow(sb.dir, 'spin', 'ctx.progress(0, 1, "spins"); for (;;) {}')]);
+    await blocker.stderrMatches(/x: started/);
+    blocker.proc.kill('SIGINT');
+    const b = await blocker.done;
+    assert.equal(b.code, 130, b.stderr);
+    const o = await other.done;
+    assert.equal(o.code, 0, o.stderr);
+    assert.match(
+      o.stderr,
+      /the runner stopped under this run \(dwd killed it: another run on it did not yield; it is being restarted\); running it again/,
+    );
+    assert.ok(JSON.parse(o.stdout).results.read.lines.length > 0);
+    assert.match(d.log(), /killing the runner: a run did not yield/);
   });
 });

@@ -81,6 +81,8 @@ Examples:
     const files = new OutputFiles(outDir);
     const onEvent = (e: RunEvent) => {
       if (e.kind === 'output') return files.piece(e.index, e.data_base64);
+      // A run started again from scratch sends its outputs again: what came before is void.
+      if (e.kind === 'retry') files.discard();
       // The run's deadline counts from its start, as dwd's does (not while it waits in the queue).
       if (e.kind === 'started') client.setDeadline(req.id, (timeout_ms ?? client.hello.timeout_ms) + RUN_DEADLINE_MARGIN_MS);
       progress.event(e);
