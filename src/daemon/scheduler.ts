@@ -40,6 +40,9 @@ interface Entry {
   step?: string;
 }
 
+/** How often a running run looks whether its runner was stopped by a signal (SIGSTOP). */
+const FROZEN_CHECK_MS = 2000;
+
 /** How long a cancelled or timed-out run may take to yield before its runner is killed. */
 export const YIELD_GRACE_MS = 2000;
 
@@ -222,6 +225,20 @@ export class Scheduler {
         });
       };
       entry.timers.push(setTimeout(() => this.abort(job.id, timedOut()), job.timeout_ms));
+      // A runner stopped by a signal runs nothing, silently: the client is told why it waits.
+      let told = false;
+      entry.timers.push(
+        setInterval(() => {
+          const r = this.supervisor.status();
+          if (r.frozen && r.pid && !told)
+            void job.emit({
+              kind: 'log',
+              level: 'warn',
+              message: `the runner (pid ${r.pid}) is stopped by a signal: this run waits until it is resumed (kill -CONT ${r.pid}); its deadline still counts`,
+            });
+          told = r.frozen === true;
+        }, FROZEN_CHECK_MS),
+      );
     }
     entry
       .execute()

@@ -147,8 +147,10 @@ export class Supervisor {
       return;
     }
     const lived = Date.now() - this.startedAt;
-    this.crashStreak = lived > HEALTHY_MS ? 1 : this.crashStreak + 1;
-    const delay = BACKOFF_MS[Math.min(this.crashStreak - 1, BACKOFF_MS.length - 1)]!;
+    // A runner dwd killed for a run that would not yield did not crash: no backoff for it.
+    if (killedFor) this.lastExit = 'killed by dwd: a run did not yield';
+    else this.crashStreak = lived > HEALTHY_MS ? 1 : this.crashStreak + 1;
+    const delay = BACKOFF_MS[Math.max(0, Math.min(this.crashStreak - 1, BACKOFF_MS.length - 1))]!;
     this.restarts += 1;
     this.state = 'restarting';
     this.log.warn({ exit: this.lastExit, lived_ms: lived, restart_in_ms: delay, restarts: this.restarts }, 'runner exited; restarting');

@@ -171,6 +171,8 @@ test('a run stuck inside one native call past its deadline: the runner is killed
       return s.runner.state === 'ready' && s.runner.pid !== before && s;
     });
     assert.equal(st.runner.restarts, 1);
+    assert.equal(st.runner.last_exit, 'killed by dwd: a run did not yield');
+    assert.equal(st.runner.crash_streak, 0, 'a kill by dwd is not a crash: no backoff');
     // The new runner reloads what the old one held, in the background; wait for det and rec.
     await eventually('det and rec reloaded', async () => {
       const models: Array<{ path: string }> = (await dwJson(sb, ['memory'])).json.runners[0].models;

@@ -72,6 +72,13 @@ test('a stopped runner (SIGSTOP) is shown as such in dw status, with how to resu
     process.kill(pid, 'SIGSTOP');
     try {
       await eventually('the runner seen as stopped', async () => (await dwJson(sb, ['status'])).json.runner.frozen === true);
+      // A run meanwhile is told why it waits, and goes on once the runner is resumed.
+      const run = spawnDw(sb, ['run', OCR_WORKFLOW]);
+      await run.stderrMatches(new RegExp(`the runner \\(pid ${pid}\\) is stopped by a signal: this run waits until it is resumed`));
+      process.kill(pid, 'SIGCONT');
+      assert.equal((await run.done).code, 0);
+      process.kill(pid, 'SIGSTOP');
+      await eventually('stopped again', async () => (await dwJson(sb, ['status'])).json.runner.frozen === true);
       const shown = await dw(sb, ['status']);
       assert.match(
         shown.stdout,
