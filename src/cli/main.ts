@@ -99,6 +99,8 @@ process.stdout.on('error', (err: NodeJS.ErrnoException) => {
   process.stderr.write(`dw: error [DW_ERR_OUTPUT]: cannot write to standard output: ${err.code ?? err.message}\n`);
   process.exit(exitCodeFor('DW_ERR_OUTPUT'));
 });
+// The same for progress on stderr (`dw run … 2>&1 | head -1`); nothing can be said there any more.
+process.stderr.on('error', (err: NodeJS.ErrnoException) => process.exit(err.code === 'EPIPE' ? EXIT_PIPE : exitCodeFor('DW_ERR_OUTPUT')));
 
 const argv = process.argv.slice(2);
 main(argv).then(

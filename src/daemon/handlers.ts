@@ -196,6 +196,14 @@ export function createHandlers(d: Daemon): HandlerTable {
         throw new DwError('DW_ERR_USAGE', `${target} is a folder; dw clear takes a model file, a workflow, or nothing (to clear all)`, {
           path: target,
         });
+      if (st && !st.isDirectory() && !st.isFile())
+        throw new DwError(
+          'DW_ERR_USAGE',
+          `${target} is not a regular file; dw clear takes a model file, a workflow, or nothing (to clear all)`,
+          {
+            path: target,
+          },
+        );
       const exists = st?.isFile() ?? false;
       const isWorkflow = exists && target.endsWith('.json');
       if (!exists && !d.registry.hasPath(target)) {

@@ -3,6 +3,7 @@
 // displaces a live daemon (it waits for one that is shutting down), removes only files that are
 // still its own, and stops when its socket path no longer leads to it.
 import { randomBytes } from 'node:crypto';
+import type { Stats } from 'node:fs';
 import { chmodSync, closeSync, existsSync, linkSync, lstatSync, openSync, renameSync, statSync, unlinkSync, writeSync } from 'node:fs';
 import { createConnection, createServer, type Server } from 'node:net';
 import { basename, dirname, join } from 'node:path';
@@ -136,7 +137,13 @@ async function takeLock(lock: string, socket: string, opts: BindOptions): Promis
       await new Promise((r) => setTimeout(r, 100));
       continue;
     }
-    // A pid file without a live daemon behind it (killed, or its pid reused since) is stale.
+    // A pid file without a live daemon behind it (killed, or its pid reused since) is stale; anything
+    // else at its path (a folder, a pipe) is not ours to remove.
+    const st = lstatSync(lock, { throwIfNoEntry: false });
+    if (st && !st.isFile() && !st.isSymbolicLink())
+      throw new DwError('DW_ERR_USAGE', `${lock} is ${kindOf(st)}, not a pid file; remove it, or set DW_SOCKET to another path`, {
+        path: lock,
+      });
     unlinkQuiet(lock);
   }
 }
@@ -161,6 +168,15 @@ async function listenAt(server: Server, path: string): Promise<void> {
   chmodSync(path, 0o600);
 }
 
+/** What is at a path, for a message that says why dwd will not touch it. */
+function kindOf(st: Stats): string {
+  if (st.isDirectory()) return 'a directory';
+  if (st.isFile()) return 'a regular file';
+  if (st.isSymbolicLink()) return 'a symbolic link';
+  if (st.isFIFO()) return 'a named pipe';
+  return 'a device';
+}
+
 /** A stale socket is replaced; anything else at the path (a user's file, a folder) never is. */
 function refuseNonSocket(path: string): void {
   let st: ReturnType<typeof lstatSync>;
@@ -170,10 +186,9 @@ function refuseNonSocket(path: string): void {
     return;
   }
   if (st.isSocket()) return;
-  const what = st.isDirectory() ? 'a directory' : st.isFile() ? 'a regular file' : st.isSymbolicLink() ? 'a symbolic link' : 'not a socket';
   throw new DwError(
     'DW_ERR_USAGE',
-    `${path} is ${what}, not a socket; dwd replaces only a stale socket there. Set DW_SOCKET to another path`,
+    `${path} is ${kindOf(st)}, not a socket; dwd replaces only a stale socket there. Set DW_SOCKET to another path`,
     {
       socket: path,
     },

@@ -37,7 +37,16 @@ export async function gpuFacts(pids: number[]): Promise<{ gpus: GpuInfo[]; note:
 // The CPU does not change while the daemon runs: read it once, not on every dw memory.
 let cpuFacts: ReturnType<typeof si.cpu> | null = null;
 
+/**
+ * One reading of memory serves every request of the same half second: each reading opens
+ * /proc/meminfo, and thousands of `dw memory` at once once held as many files open, past the
+ * process's limit, so that no other client could connect.
+ */
+const MEM_TTL_MS = 500;
+let memFacts: { at: number; facts: ReturnType<typeof si.mem> } | null = null;
+
 export async function hostFacts(): Promise<{ total_mem: number; available_mem: number; cpus: number; cpu: string }> {
-  const [mem, cpu] = await Promise.all([si.mem(), (cpuFacts ??= si.cpu())]);
+  if (!memFacts || Date.now() - memFacts.at > MEM_TTL_MS) memFacts = { at: Date.now(), facts: si.mem() };
+  const [mem, cpu] = await Promise.all([memFacts.facts, (cpuFacts ??= si.cpu())]);
   return { total_mem: mem.total, available_mem: mem.available, cpus: cpu.cores, cpu: `${cpu.manufacturer} ${cpu.brand}`.trim() };
 }

@@ -43,6 +43,18 @@ export const HEARTBEAT_MS = 1000;
  */
 export const MAX_IN_FLIGHT = 32;
 
+/**
+ * The largest request dwd reads (--max-frame bounds what it sends). A request names files and
+ * carries --arg strings, which a command line already limits to about 2 MB in all.
+ */
+export const MAX_REQUEST_BYTES = 4 * 1024 * 1024;
+
+/**
+ * Unfinished requests held across all connections at most. Each may hold one partial frame; sixty
+ * clients each sending 63 MB without a newline once took dwd past 3 GB, and down.
+ */
+export const MAX_BUFFERED_TOTAL = 64 * 1024 * 1024;
+
 /** Room in a frame for everything around an output piece's data (ids are at most 128 characters). */
 const FRAME_OVERHEAD = 1024;
 
@@ -70,6 +82,8 @@ export function serve(server: Server, opts: ServeOptions): { connections: Set<So
   }, HEARTBEAT_MS);
   heartbeat.unref();
   let seq = 0;
+  /** Characters of unfinished requests held by all connections' readers. */
+  let buffered = 0;
   server.on('connection', (socket) => {
     sockets.add(socket);
     const pending = new Set<RequestId>();
@@ -169,12 +183,31 @@ export function serve(server: Server, opts: ServeOptions): { connections: Set<So
         write({ id: null, type: 'error', error: err.toPayload() });
         socket.end();
       },
-      opts.maxFrame,
+      Math.min(opts.maxFrame, MAX_REQUEST_BYTES),
     );
-    socket.on('data', (chunk) => reader.push(chunk));
+    socket.on('data', (chunk) => {
+      const before = reader.buffered;
+      reader.push(chunk);
+      buffered += reader.buffered - before;
+      if (buffered > MAX_BUFFERED_TOTAL && reader.buffered > 0) {
+        log.warn({ buffered, held: reader.buffered }, 'closing a connection: too much unfinished request data from all clients');
+        write({
+          id: null,
+          type: 'error',
+          error: {
+            code: 'DW_ERR_PROTOCOL',
+            message: `dwd holds ${MAX_BUFFERED_TOTAL / 1048576} MB of unfinished requests from its clients; this connection's is dropped`,
+          },
+        });
+        buffered -= reader.buffered;
+        reader.stop();
+        socket.destroy();
+      }
+    });
     socket.on('error', (err) => log.debug({ err: err.message }, 'socket error'));
     socket.on('close', () => {
       closed = true;
+      buffered -= reader.buffered;
       reader.stop();
       sockets.delete(socket);
       working.delete(socket);

@@ -73,6 +73,11 @@ export class FrameReader {
     this.fail(new DwError('DW_ERR_PROTOCOL', `frame exceeds the ${this.maxFrame}-byte limit`, { max: this.maxFrame }));
   }
 
+  /** Characters of an unfinished frame held, waiting for the rest of it. */
+  get buffered(): number {
+    return this.pendingLength;
+  }
+
   /** Stops the reader: frames already buffered are dropped, later chunks ignored. */
   stop(): void {
     this.failed = true;

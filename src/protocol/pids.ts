@@ -1,6 +1,6 @@
 // Process identity for the daemon's pid file, shared by dw (which names the daemon in errors) and
 // dwd (which must never displace a live daemon, nor mistake a recycled pid for one).
-import { readFileSync } from 'node:fs';
+import { closeSync, constants, fstatSync, openSync, readFileSync } from 'node:fs';
 
 /** Fields 3 on of /proc/PID/stat, or null where /proc does not tell (not Linux, or no such process). */
 function procStat(pid: number): string[] | null {
@@ -52,10 +52,17 @@ export function ownPidRecord(): string {
   return `${process.pid} ${startTimeOf(process.pid) ?? '-'}\n`;
 }
 
+/** The pid file's record, or null when there is none; read only if it is a regular file (a FIFO there would block). */
 export function readPidFile(path: string): PidRecord | null {
   let text: string;
   try {
-    text = readFileSync(path, 'utf8');
+    const fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
+    try {
+      if (!fstatSync(fd).isFile()) return null;
+      text = readFileSync(fd, 'utf8');
+    } finally {
+      closeSync(fd);
+    }
   } catch {
     return null;
   }

@@ -1,5 +1,6 @@
 // The runner: a child process of dwd that holds the onnxruntime sessions and executes plans. A
 // native crash or an out-of-memory abort here costs the runs in flight, never the daemon.
+import { AsyncLocalStorage, createHook } from 'node:async_hooks';
 import { rmSync } from 'node:fs';
 import { DwError, toErrorPayload } from '../protocol/errors.js';
 import type { RunEvent } from '../protocol/messages.js';
@@ -27,6 +28,22 @@ interface ActiveRun {
 }
 const active = new Map<string, ActiveRun>();
 
+/**
+ * Which run made a promise: a rejection nobody handles fails the run whose code made it, never a
+ * run beside it. Followed only while a run with plugin code is in progress (built-in pipelines
+ * leave no promise unhandled, and the hook costs every promise something).
+ */
+const runContext = new AsyncLocalStorage<string>();
+const promiseRun = new WeakMap<object, string>();
+const promiseOwners = createHook({
+  init(_id, type, _trigger, resource) {
+    if (type !== 'PROMISE') return;
+    const runId = runContext.getStore();
+    if (runId) promiseRun.set(resource as object, runId);
+  },
+});
+let pluginRuns = 0;
+
 const handlers: { [K in ToRunner['type']]: (msg: Extract<ToRunner, { type: K }>) => void } = {
   run: ({ runId, plan, maxResultBytes }) => {
     const controller = new AbortController();
@@ -35,7 +52,9 @@ const handlers: { [K in ToRunner['type']]: (msg: Extract<ToRunner, { type: K }>)
     const run: ActiveRun = { controller, outputs, plugins: plan.steps.some((s) => s.module), fault: null, native: { calls: 0 } };
     active.set(runId, run);
     const emit = (event: RunEvent) => (event.kind === 'output' ? outputs.send(event) : send({ type: 'event', runId, event }));
-    runPlan(plan, { sessions, signal: controller.signal, emit, maxResultBytes, native: run.native })
+    if (run.plugins && pluginRuns++ === 0) promiseOwners.enable();
+    const execute = () => runPlan(plan, { sessions, signal: controller.signal, emit, maxResultBytes, native: run.native });
+    (run.plugins ? runContext.run(runId, execute) : execute())
       .then(async (result) => {
         // Node reports a promise nobody handles only after the microtasks drain: one turn, so a
         // plugin that returned while leaving one rejected fails its run instead of passing.
@@ -46,6 +65,7 @@ const handlers: { [K in ToRunner['type']]: (msg: Extract<ToRunner, { type: K }>)
       .catch((err: unknown) => send({ type: 'failed', runId, error: toErrorPayload(err, 'DW_ERR_RUN_FAILED') }))
       .finally(() => {
         active.delete(runId);
+        if (run.plugins && --pluginRuns === 0) promiseOwners.disable();
         if (active.size === 0) collectWhenIdle();
       });
   },
@@ -79,21 +99,37 @@ process.on('message', (msg: ToRunner) => {
   handler?.(msg);
 });
 // Node's default for a rejected promise nobody handles is to exit: that would cost every run in
-// this runner, and its loaded models, for one plugin's slip. The runs with plugin code fail with it.
-process.on('unhandledRejection', (reason) => {
-  const why = reason instanceof Error ? reason.message : String(reason);
-  const err = new DwError('DW_ERR_RUN_FAILED', `plugin code left a promise rejected with nothing to handle it: ${why}`);
-  const blamed = [...active.values()].filter((r) => r.plugins);
+// this runner, and its loaded models, for one plugin's slip. The run whose code made the promise fails.
+process.on('unhandledRejection', (reason, promise) => {
+  const err = new DwError('DW_ERR_RUN_FAILED', `plugin code left a promise rejected with nothing to handle it: ${describeReason(reason)}`);
+  // The run that made the promise; without one known (made outside any run), the only plugin run, if one.
+  const owner = promiseRun.get(promise);
+  const plugins = [...active.values()].filter((r) => r.plugins);
+  const blamed = owner ? [active.get(owner)].filter((r) => r !== undefined) : plugins.length === 1 ? plugins : [];
   send({
     type: 'event',
     runId: '',
-    event: { kind: 'log', level: 'warn', message: `${err.message} (${blamed.length} run(s) with plugins fail)` },
+    event: {
+      kind: 'log',
+      level: 'warn',
+      message: `${err.message} (${blamed.length > 0 ? 'its run fails' : 'no run to blame: logged only'})`,
+    },
   });
   for (const r of blamed) {
     r.fault ??= err;
     r.controller.abort(err);
   }
 });
+/** A rejection's reason in words, whatever it is (an object without a prototype cannot become a string). */
+function describeReason(reason: unknown): string {
+  if (reason instanceof Error) return reason.message;
+  try {
+    return String(reason);
+  } catch {
+    return Object.prototype.toString.call(reason);
+  }
+}
+
 // Never outlive the daemon: when the IPC channel closes (dwd exited or was killed), so does the runner.
 process.on('disconnect', () => process.exit(0));
 // The private temporary folder dwd made for this runner (daemon/runner-process.ts).

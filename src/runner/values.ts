@@ -20,6 +20,13 @@ export class UnsendableValue extends Error {
   }
 }
 
+/**
+ * More items than this cannot be in a result at all (each takes two characters of JSON at least,
+ * and results travel in 16 MiB): refused before walking them (a sparse array of length 4e9 once
+ * held the runner for minutes).
+ */
+export const MAX_RESULT_ITEMS = 8 * 1024 * 1024;
+
 /** Deeper than this a result is a mistake, and a recursive walk of it would overflow the stack. */
 export const MAX_RESULT_DEPTH = 256;
 
@@ -43,7 +50,11 @@ export function toJson(value: unknown, tensorLimit = Infinity, path = '$', ances
     };
   if (isEncodedFile(value)) return { kind: 'file', content_type: value.content_type, bytes: value.data.byteLength };
   if (isTensorData(value)) return { kind: 'tensor', ...tensorToJson(value, tensorLimit) };
-  if (typeof value === 'bigint') return Number.isSafeInteger(Number(value)) ? Number(value) : value.toString();
+  if (typeof value === 'bigint')
+    return value >= BigInt(Number.MIN_SAFE_INTEGER) && value <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(value) : value.toString();
+  const items = Array.isArray(value) || ArrayBuffer.isView(value) ? (value as ArrayLike<unknown>).length : 0;
+  if (items > MAX_RESULT_ITEMS)
+    throw new UnsendableValue(path, `it is an array of ${items} items, more than a result can carry as JSON (save it to a file)`);
   if (ArrayBuffer.isView(value)) return Array.from(value as unknown as ArrayLike<number>);
   if (typeof value === 'function' || typeof value === 'symbol') throw new UnsendableValue(path, `it holds a ${typeof value}`);
   if (value === null || typeof value !== 'object') return value;

@@ -84,7 +84,14 @@ export async function readWorkflow(path: string): Promise<Workflow> {
   // UTF-16 (as some Windows editors save) would reach JSON.parse as NULs between the characters.
   if (bytes.includes(0))
     throw invalid(path, [{ path: '$', message: 'not UTF-8 text (it holds NUL bytes: saved as UTF-16?); save the workflow as UTF-8' }]);
-  let text = bytes.toString('utf8');
+  let text: string;
+  try {
+    text = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true }).decode(bytes);
+  } catch {
+    throw invalid(path, [
+      { path: '$', message: 'not UTF-8 text (saved in another encoding, such as Latin-1?); save the workflow as UTF-8' },
+    ]);
+  }
   // Editors on Windows save UTF-8 with a byte order mark; JSON.parse refuses it, a person should not.
   if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
   let json: unknown;
@@ -305,9 +312,10 @@ function coerce(name: string, raw: string, def: VariableValue): VariableValue {
         expected: 'number',
         got: raw,
       });
+    if (DECIMAL.test(raw) && !Number.isFinite(n)) throw bad('too large for a number');
     if (!Number.isFinite(n)) throw bad(`got "${raw}"; write a decimal number such as 0.8, 12 or 1e-3`);
     // Silently another number is worse than an error: 9007199254740993 would arrive as …992, 1e-400 as 0.
-    if (/^[+-]?\d+$/.test(raw) && !Number.isSafeInteger(n)) throw bad('a whole number beyond ±2^53, which a number cannot hold exactly');
+    if (/^[+-]?\d+$/.test(raw) && BigInt(raw) !== BigInt(n)) throw bad('a whole number beyond ±2^53 that a number cannot hold exactly');
     if (n === 0 && /[1-9]/.test(raw.replace(/[eE].*$/, ''))) throw bad('too small to tell from 0');
     return n;
   }

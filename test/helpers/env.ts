@@ -178,17 +178,18 @@ export async function eventually<T>(what: string, probe: () => Promise<T | undef
  * One daemon in one sandbox for a whole test file: the sandbox at once, the daemon started before
  * the file's tests (later `before` hooks see it running) and both gone after them.
  */
-export function fileDaemon(args: string[] = []): { sb: Sandbox; daemon: () => Daemon } {
+export function fileDaemon(args: string[] = []): { sb: Sandbox; daemon: () => Daemon; started: () => Promise<Daemon> } {
   const sb = sandbox();
   let daemon: Daemon | undefined;
-  before(async () => {
-    daemon = await startDaemon(sb, args);
-  });
+  let starting: Promise<Daemon> | undefined;
+  // A file's own `before` hook awaits started(): it must not count on running after this one.
+  const started = () => (starting ??= startDaemon(sb, args).then((d) => (daemon = d)));
+  before(started);
   after(async () => {
     await daemon?.stop();
     sb.cleanup();
   });
-  return { sb, daemon: () => daemon! };
+  return { sb, daemon: () => daemon!, started };
 }
 
 /** A daemon in a fresh sandbox for the length of `fn`; stopped and cleaned up however `fn` ends. */

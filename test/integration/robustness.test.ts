@@ -9,10 +9,11 @@ import { dwJson, fileDaemon, OCR_WORKFLOW, ROOT, spawnDw, tallImage, withDaemon 
 import { PROTOCOL_VERSION } from '../../src/protocol/version.js';
 import { decodeWav } from '../../src/media/audio.js';
 
-const { sb, daemon } = fileDaemon();
+const { sb, daemon, started } = fileDaemon();
 let tall: string;
 
 before(async () => {
+  await started();
   tall = await tallImage(sb, 8);
   const warm = await dwJson(sb, ['run', OCR_WORKFLOW]);
   assert.equal(

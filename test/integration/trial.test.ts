@@ -7,7 +7,21 @@ import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { appendFileSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { createConnection } from 'node:net';
 import { join } from 'node:path';
-import { DW, DWD, dw, dwJson, eventually, OCR_WORKFLOW, pluginWorkflow, ROOT, sandbox, startDaemon, withDaemon } from '../helpers/env.js';
+import {
+  DW,
+  DWD,
+  dw,
+  dwJson,
+  eventually,
+  OCR_WORKFLOW,
+  pluginWorkflow,
+  ROOT,
+  sandbox,
+  slowWorkflow,
+  spawnDw,
+  startDaemon,
+  withDaemon,
+} from '../helpers/env.js';
 import { PROTOCOL_VERSION } from '../../src/protocol/version.js';
 
 const VERSION = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')).version;
@@ -87,6 +101,10 @@ test('a workflow file over 1 MiB, or one saved as UTF-16, is DW_ERR_WORKFLOW_INV
     assert.equal(wide.json.error.code, 'DW_ERR_WORKFLOW_INVALID');
     assert.match(wide.json.error.message, /not UTF-8 text \(it holds NUL bytes: saved as UTF-16\?\)/);
     assert.doesNotMatch(wide.json.error.message, /\0/);
+    const latin1 = join(sb.dir, 'latin1.json');
+    writeFileSync(latin1, Buffer.from('{"id":"caf\xe9","steps":[]}', 'latin1'));
+    const other = await dwJson(sb, ['validate', latin1]);
+    assert.match(other.json.error.message, /not UTF-8 text \(saved in another encoding, such as Latin-1\?\)/);
   });
 });
 
@@ -182,8 +200,19 @@ test("a plugin that leaves a promise rejected fails its own run; the runner, its
     const warm = await dwJson(sb, ['run', OCR_WORKFLOW]);
     assert.equal(warm.ran.code, 0, warm.ran.stderr);
     const before = (await dwJson(sb, ['status'])).json.runner.pid;
+    // A plugin run beside it, innocent: it must not pay for the other's slip.
+    const innocent = spawnDw(sb, ['run', slowWorkflow(sb.dir, 2), '--json']);
+    await innocent.stderrMatches(/sleep: \d+\/\d+ ticks/);
     const wf = pluginWorkflow(sb.dir, 'unhandled', `Promise.reject(new Error('nobody catches this')); return 'ok';`);
     const r = await dwJson(sb, ['run', wf]);
+    const bystander = await innocent.done;
+    assert.equal(bystander.code, 0, bystander.stdout);
+    // A reason that cannot even become a string is named all the same.
+    const odd = await dwJson(sb, [
+      'run',
+      pluginWorkflow(sb.dir, 'odd', 'Promise.reject(Object.create(null)); await new Promise((r) => setTimeout(r, 100)); return 1;'),
+    ]);
+    assert.match(odd.json.error.message, /nothing to handle it: \[object Object\]/);
     assert.equal(r.ran.code, 1, r.ran.stdout);
     assert.equal(r.json.error.code, 'DW_ERR_RUN_FAILED');
     assert.match(r.json.error.message, /plugin code left a promise rejected with nothing to handle it: nobody catches this/);
@@ -251,6 +280,13 @@ test('command-line edge cases: --arg __proto__, integers past 2^53, underflow, D
     assert.equal(proto.json.error.code, 'DW_ERR_UNKNOWN_VARIABLE', proto.ran.stderr);
     const big = await dwJson(sb, ['run', wf, '--arg', 'n=9007199254740993']);
     assert.match(big.json.error.message, /a whole number beyond ±2\^53/);
+    const exact = await dwJson(sb, ['run', wf, '--arg', 'n=9007199254740992']);
+    assert.equal(exact.json.results.x, 2 ** 53, '2^53 itself is exact');
+    const huge = await dwJson(sb, ['run', wf, '--arg', 'n=1e400']);
+    assert.match(huge.json.error.message, /too large for a number/);
+    const empty = await dw(sb, ['run', wf, '--output-dir', '']);
+    assert.equal(empty.code, 2);
+    assert.match(empty.stderr, /--output-dir is empty/);
     const tiny = await dwJson(sb, ['run', wf, '--arg', 'n=1e-400']);
     assert.match(tiny.json.error.message, /too small to tell from 0/);
     const typo = await dw(sb, ['run', wf], { env: { ...sb.env, DW_AUTOSTART: 'disable' } });
@@ -262,4 +298,52 @@ test('command-line edge cases: --arg __proto__, integers past 2^53, underflow, D
   const frame = spawnSync(process.execPath, [DWD, '--max-frame', '10'], { encoding: 'utf8' });
   assert.equal(frame.status, 2);
   assert.match(frame.stderr, /--max-frame: 10 is too small; the least is 4K/);
+});
+
+test('clients holding unfinished requests cannot take the daemon down: past 64 MiB in all, the connection adding to them is closed', {
+  timeout: 60_000,
+}, async () => {
+  await withDaemon([], async (sb, d) => {
+    const clients = await Promise.all(Array.from({ length: 20 }, () => rawClient(sb.socket)));
+    const closed = clients.map(
+      (c) =>
+        new Promise<string>((r) => {
+          let got = '';
+          c.socket.on('data', (x) => (got += x));
+          c.socket.on('close', () => r(got));
+        }),
+    );
+    // Each about 3.9 MB of a frame that never ends: 78 MB in all, past the 64 MiB dwd holds.
+    const piece = `{"id":"x","type":"status","pad":"${'a'.repeat(3_900_000)}`;
+    for (const c of clients) c.socket.write(piece);
+    const dropped = await Promise.race([
+      Promise.any(closed),
+      new Promise<string>((_, no) => setTimeout(() => no(new Error('none closed')), 20_000)),
+    ]);
+    assert.match(dropped, /dwd holds 64 MB of unfinished requests from its clients; this connection's is dropped/);
+    const st = await dwJson(sb, ['status']);
+    assert.equal(st.ran.code, 0, st.ran.stderr);
+    assert.equal(st.json.pid, d.proc.pid);
+    for (const c of clients) c.close();
+  });
+});
+
+test('a folder at the pid file path is named, not a stack trace; a sparse array of length 4e9 as a result is refused at once', {
+  timeout: 60_000,
+}, async () => {
+  const sb = sandbox();
+  try {
+    mkdirSync(`${sb.socket}.pid`, { recursive: true });
+    await assert.rejects(startDaemon(sb), /dwd\.sock\.pid is a directory, not a pid file; remove it/);
+  } finally {
+    sb.cleanup();
+  }
+  await withDaemon([], async (sb2) => {
+    const r = await dwJson(sb2, ['run', pluginWorkflow(sb2.dir, 'sparse', 'const a = []; a.length = 4e9; return { a };')]);
+    assert.equal(r.json.error.code, 'DW_ERR_RUN_FAILED');
+    assert.match(
+      r.json.error.message,
+      /its result is an array of 4000000000 items, more than a result can carry as JSON \(save it to a file\) \(at \$\.a\)/,
+    );
+  });
 });

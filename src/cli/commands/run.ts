@@ -74,6 +74,7 @@ Examples:
     const args = parseArgPairs((values.arg as string[] | undefined) ?? []);
     const timeout_ms = typeof values.timeout === 'string' ? parseDuration(values.timeout, '--timeout') : undefined;
     const keep_alive_ms = typeof values['keep-alive'] === 'string' ? parseKeepAlive(values['keep-alive'], '--keep-alive') : undefined;
+    if (values['output-dir'] === '') throw new DwError('DW_ERR_USAGE', '--output-dir is empty; give a folder (. for the current one)');
     const outDir = resolve(typeof values['output-dir'] === 'string' ? values['output-dir'] : '.');
     const progress = createProgress(process.stderr, values.quiet === true);
     const { client } = await connect({ start: true, notify: (line) => progress.note(line) });

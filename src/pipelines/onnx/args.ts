@@ -37,11 +37,14 @@ function literalProblem(name: string, v: unknown): string | null {
   if (v !== null && typeof v === 'object' && !Array.isArray(v) && 'image' in v) return null; // an image, checked at the run
   const data = v !== null && typeof v === 'object' && !Array.isArray(v) ? (v as { data?: unknown }).data : v;
   if (leaves(data).some((x) => typeof x === 'string' && x.startsWith('previous_result:'))) return null;
+  const guessed = lenientType(data);
   try {
-    tensorFromJson(v, lenientType(data), `input "${name}"`);
+    tensorFromJson(v, guessed, `input "${name}"`);
     return null;
   } catch (err) {
-    return (err as Error).message;
+    // The type here was a stand-in for the model's: not one to name.
+    const typed = v !== null && typeof v === 'object' && !Array.isArray(v) && 'type' in v;
+    return typed ? (err as Error).message : (err as Error).message.replace(` for ${guessed}`, '');
   }
 }
 

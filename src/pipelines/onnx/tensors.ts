@@ -21,6 +21,7 @@ const FLOATS: Partial<Record<TensorType, (n: number[]) => TensorData['data']>> =
   float32: (n) => Float32Array.from(n),
   float64: (n) => Float64Array.from(n),
 };
+const FLOAT32_MAX = 3.4028234663852886e38;
 export const JSON_TYPES = [...Object.keys(FLOATS), ...Object.keys(INTEGERS), 'bool'] as TensorType[];
 
 /** onnxruntime allows far fewer dimensions; the cap keeps a hostile nesting off the stack. */
@@ -56,6 +57,8 @@ function typedArray(type: TensorType, values: unknown[], owner: string): TensorD
   if (float) {
     values.forEach((v, i) => {
       if (typeof v !== 'number' || !Number.isFinite(v)) throw badValue(owner, type, i, v, 'is not a finite number');
+      // Float32Array would make it Infinity without a word.
+      if (type === 'float32' && Math.abs(v) > FLOAT32_MAX) throw badValue(owner, type, i, v, 'is beyond the largest float32');
     });
     return float(values as number[]);
   }
