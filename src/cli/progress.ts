@@ -31,7 +31,7 @@ function describe(e: RunEvent): string | null {
     case 'log':
       return `${e.level}: ${e.message}`;
     case 'retry':
-      return `the runner stopped under this run (${e.reason}); running it again on a fresh runner`;
+      return `${e.reason}; running the run again on a fresh runner`;
     case 'output':
       return null; // written by the run command, not shown
   }

@@ -159,7 +159,7 @@ export class Scheduler {
               ...err.details,
               attempts: attempt,
             });
-          await job.emit({ kind: 'retry', reason: err.message });
+          await job.emit({ kind: 'retry', reason: err.message.replace(/; it is being restarted$/, '') });
         }
       }
     } finally {

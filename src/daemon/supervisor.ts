@@ -130,7 +130,7 @@ export class Supervisor {
       answer(null);
     }
     const killedFor = [...this.pending.values()].some((p) => p.killReason);
-    const why = killedFor ? 'dwd killed it: another run on it did not yield' : `the runner died during the run (${this.lastExit})`;
+    const why = killedFor ? 'dwd killed the runner: another run on it did not yield' : `the runner died during the run (${this.lastExit})`;
     for (const [runId, p] of this.pending) {
       p.reject(p.killReason ?? new DwError('DW_ERR_RUNNER_CRASHED', `${why}; it is being restarted`, { exit: this.lastExit }));
       this.pending.delete(runId);

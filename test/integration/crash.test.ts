@@ -19,10 +19,7 @@ test('SIGKILL of the runner mid-run: that run is run again on a fresh runner and
     process.kill(before, 'SIGKILL');
     const retried = await victim.done;
     assert.equal(retried.code, 0, retried.stderr);
-    assert.match(
-      retried.stderr,
-      /the runner stopped under this run \(the runner died during the run \(killed by SIGKILL\); it is being restarted\); running it again on a fresh runner/,
-    );
+    assert.match(retried.stderr, /dw: the runner died during the run \(killed by SIGKILL\); running the run again on a fresh runner/);
     assert.ok(JSON.parse(retried.stdout).results.read.lines.length > 0, 'the whole result, from the second attempt');
 
     const recovered = await eventually('the models loaded in a new runner', async () => {
@@ -200,7 +197,7 @@ test('a run that takes down its runner twice fails with DW_ERR_RUNNER_CRASHED, a
       r.json.error.message,
       /killed by SIGKILL\); it is being restarted; the run had been retried once already, so it is not tried again/,
     );
-    assert.equal((r.ran.stderr.match(/running it again on a fresh runner/g) ?? []).length, 1, 'retried exactly once');
+    assert.equal((r.ran.stderr.match(/running the run again on a fresh runner/g) ?? []).length, 1, 'retried exactly once');
     const ok = await eventually('a runner again', async () => (await dwJson(sb, ['status'])).json.runner.state === 'ready');
     assert.ok(ok);
     assert.equal((await dwJson(sb, ['run', OCR_WORKFLOW])).ran.code, 0);
@@ -218,7 +215,7 @@ test("a step that awaits for ever past its deadline is abandoned, its runner kep
     assert.equal(stuck.json.error.code, 'DW_ERR_TIMEOUT');
     const done = await other.done;
     assert.equal(done.code, 0, done.stderr);
-    assert.doesNotMatch(done.stderr, /running it again/, 'the other run was never interrupted');
+    assert.doesNotMatch(done.stderr, /running the run again/, 'the other run was never interrupted');
     assert.match(d.log(), /abandoned a run that does not yield; its runner answers, so it stays/);
     const st = (await dwJson(sb, ['status'])).json;
     assert.equal(st.runner.pid, before, 'the same runner');
@@ -244,10 +241,7 @@ test("Ctrl-C on a run that blocks its runner's thread: the runner is killed, and
     assert.equal(b.code, 130, b.stderr);
     const o = await other.done;
     assert.equal(o.code, 0, o.stderr);
-    assert.match(
-      o.stderr,
-      /the runner stopped under this run \(dwd killed it: another run on it did not yield; it is being restarted\); running it again/,
-    );
+    assert.match(o.stderr, /dw: dwd killed the runner: another run on it did not yield; running the run again on a fresh runner/);
     assert.ok(JSON.parse(o.stdout).results.read.lines.length > 0);
     assert.match(d.log(), /killing the runner: a run did not yield/);
   });
