@@ -179,8 +179,8 @@ test('invalidation drops idle sessions of other content now, running ones when t
   await h.registry.finish(plan(a), acquired, undefined);
   assert.deepEqual(h.released, [['aaa:o']]);
   const cache = (status: 'hit' | 'loaded', key: string) =>
-    h.registry.noteCache(
-      { kind: 'cache', step: 's', role: 'r', path: a.path, status },
+    h.registry.noteModel(
+      { step: 's', role: 'r', status, provider: 'cpu', load_ms: 1 },
       { key, path: a.path, role: 'r', session: { providers: ['cpu'] }, workflow: 'w.json' },
     );
   assert.deepEqual(cache('loaded', 'bbb:o'), {

@@ -110,10 +110,7 @@ export class Daemon {
       log: this.log,
       maxFrame: this.config.max_frame,
       onClose: (conn) => {
-        for (const [id, run] of conn.runs) {
-          const reason = new DwError('DW_ERR_CANCELLED', 'the client disconnected');
-          if (!this.scheduler.abort(id, reason)) run.cancelled = reason;
-        }
+        for (const run of conn.runs.values()) run.abort(new DwError('DW_ERR_CANCELLED', 'the client disconnected'));
       },
     });
     this.connections = connections;
@@ -268,7 +265,7 @@ export class Daemon {
     this.scheduler.drainQueue(stopping);
     const graceOver = new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), this.config.grace_ms).unref());
     if ((await Promise.race([this.scheduler.idle(), graceOver])) === 'timeout') {
-      for (const job of this.scheduler.activeJobs()) this.scheduler.abort(job.id, stopping);
+      for (const job of this.scheduler.activeJobs()) job.controller.abort(stopping);
       await this.scheduler.idle();
     }
     await this.watcher.close();

@@ -43,16 +43,17 @@ export function createHandlers(d: Daemon): HandlerTable {
         throw new DwError('DW_ERR_PROTOCOL', `request id ${JSON.stringify(req.id)} is already running on this connection`);
       // Registered before the checks (hashing a big model takes a while), so a cancel or a
       // disconnect during them is not lost.
-      const mine = { cancelled: null as DwError | null };
-      conn.runs.set(id, mine);
+      const controller = new AbortController();
+      conn.runs.set(id, controller);
       let plan: Plan | null = null;
       try {
         plan = await loadPlan(req.workflow, req.args, req.cwd, d.roots, { plugins: d.pluginsAllowed });
         await assignKeys(plan, d.hasher, (e) => conn.event(req.id, e));
-        if (mine.cancelled) throw mine.cancelled;
+        controller.signal.throwIfAborted();
         const r = await d.scheduler.submit({
           id,
           plan,
+          controller,
           timeout_ms: req.timeout_ms ?? d.config.timeout_ms,
           keep_alive_ms: req.keep_alive_ms,
           emit: (e) => conn.event(req.id, e),
@@ -236,8 +237,7 @@ export function createHandlers(d: Daemon): HandlerTable {
       const id = runId(conn, req.target);
       const run = conn.runs.get(id);
       if (!run) return { cancelled: false };
-      const reason = new DwError('DW_ERR_CANCELLED', 'the run was cancelled by the client');
-      if (!d.scheduler.abort(id, reason)) run.cancelled = reason;
+      run.abort(new DwError('DW_ERR_CANCELLED', 'the run was cancelled by the client'));
       return { cancelled: true };
     },
   };

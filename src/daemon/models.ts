@@ -7,7 +7,7 @@ import { sep } from 'node:path';
 import { DwError } from '../protocol/errors.js';
 import { describeChange, digestOf } from './model-identity.js';
 import type { RunEvent } from '../protocol/messages.js';
-import type { LoadedModelInfo } from '../runner/ipc.js';
+import type { LoadedModelInfo, ModelReport } from '../runner/ipc.js';
 import type { Plan, SessionOptionsSpec } from '../workflow/plan.js';
 import type { Logger } from './log.js';
 
@@ -163,13 +163,13 @@ export class ModelRegistry {
   }
 
   /**
-   * A run's cache event for one of its models: returns the event that says why the model is
-   * loaded again, to go before it, when that is so. Also keeps what status reports show during
-   * the run (a model just loaded, its cost; uses).
+   * The runner's report of a session a run got: returns the event that says why the model is
+   * loaded again, to go to the client before the run's own cache event, when that is so. Also
+   * keeps what status reports show during the run (a model just loaded, its cost; uses).
    */
-  noteCache(
-    e: Extract<RunEvent, { kind: 'cache' }>,
-    m: { key: string; path: string; files?: string[]; role: string; session: SessionOptionsSpec; workflow: string; cost_bytes?: number },
+  noteModel(
+    e: ModelReport,
+    m: { key: string; path: string; files?: string[]; role: string; session: SessionOptionsSpec; workflow: string },
   ): RunEvent | null {
     const sha = digestOf(m.key);
     const before = this.lastSha.get(m.path);
@@ -184,7 +184,7 @@ export class ModelRegistry {
     if (e.status !== 'loaded') return null;
     if (!entry) {
       this.generation += 1;
-      const cost = this.remember(m.key, m.cost_bytes ?? 0);
+      const cost = this.remember(m.key, e.cost_bytes ?? 0);
       const now = Date.now();
       this.entries.set(m.key, {
         key: m.key,
@@ -192,10 +192,10 @@ export class ModelRegistry {
         files: m.files ?? [],
         role: m.role,
         session: m.session,
-        provider: e.provider ?? '',
+        provider: e.provider,
         size_bytes: sizeOfSync(m),
         cost_bytes: cost,
-        load_ms: e.load_ms ?? 0,
+        load_ms: e.load_ms,
         loaded_at: now,
         last_used: now,
         uses: 1,

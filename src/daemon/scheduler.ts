@@ -6,7 +6,7 @@
 // queue and runs alone, as soon as the runs in progress end.
 import { DwError } from '../protocol/errors.js';
 import type { RunEvent } from '../protocol/messages.js';
-import type { EmitEvent, RunnerResult } from '../runner/ipc.js';
+import type { EmitEvent, ModelReport, RunnerResult } from '../runner/ipc.js';
 import type { Plan } from '../workflow/plan.js';
 import type { ModelRegistry } from './models.js';
 import type { Supervisor } from './supervisor.js';
@@ -14,6 +14,8 @@ import type { Supervisor } from './supervisor.js';
 export interface Job {
   id: string;
   plan: Plan;
+  /** The run's one cancellation (server.ts): whoever aborts it (client, deadline, shutdown), the run stops wherever it is. */
+  controller: AbortController;
   timeout_ms: number;
   keep_alive_ms?: number;
   emit: EmitEvent;
@@ -34,8 +36,6 @@ interface Entry {
   lane?: true;
   keys: Set<string>;
   timers: NodeJS.Timeout[];
-  /** Set by abort() before the runner has the run (it is still making room for its models). */
-  cancelled?: DwError;
   /** The step in progress, for a timeout message that says what was running. */
   step?: string;
 }
@@ -71,6 +71,8 @@ export class Scheduler {
         }),
       );
     }
+    const { signal } = job.controller;
+    if (signal.aborted) return Promise.reject(signal.reason as DwError);
     return new Promise((resolve, reject) => {
       const keys = new Set(job.plan.steps.flatMap((s) => s.models.filter((m) => m.kind === 'onnx').map((m) => m.key)));
       const entry: Entry = {
@@ -83,6 +85,7 @@ export class Scheduler {
         resolve: resolve as (r: unknown) => void,
         reject,
       };
+      signal.addEventListener('abort', () => this.aborted(entry, signal.reason as DwError), { once: true });
       this.queue.push(entry);
       this.next();
       if (this.queue.includes(entry)) this.announcePositions();
@@ -131,29 +134,28 @@ export class Scheduler {
     const acquired = await this.registry.prepare(job.plan);
     const emit = (e: RunEvent) => {
       if (e.kind === 'step' && e.state === 'start') entry.step = e.step;
-      if (e.kind === 'cache') {
-        // Known from this moment, not only when the run ends: a runner dying in the middle of the
-        // run is replaced by one that loads it again, and dw memory shows it meanwhile.
-        const step = job.plan.steps.find((s) => s.name === e.step);
-        const model = step?.models.find((m) => m.role === e.role);
-        const why =
-          step && model
-            ? this.registry.noteCache(e, { ...model, session: step.session, workflow: job.plan.workflow.path, cost_bytes: e.cost_bytes })
-            : null;
-        if (why) void job.emit(why);
-      }
       return job.emit(e);
+    };
+    // Known from the moment the runner has it, not only when the run ends: a runner dying in the
+    // middle of the run is replaced by one that loads it again, and dw memory shows it meanwhile.
+    const model = (r: ModelReport) => {
+      const step = job.plan.steps.find((s) => s.name === r.step);
+      const m = step?.models.find((x) => x.role === r.role);
+      if (!step || !m) return;
+      const why = this.registry.noteModel(r, { ...m, session: step.session, workflow: job.plan.workflow.path });
+      if (why) void job.emit(why);
     };
     try {
       for (let attempt = 1; ; attempt++) {
         try {
-          const r = await this.supervisor.run(job.id, job.plan, emit, () => entry.cancelled);
+          const cancelled = () => (job.controller.signal.aborted ? (job.controller.signal.reason as DwError) : undefined);
+          const r = await this.supervisor.run(job.id, job.plan, emit, cancelled, model);
           return { ...r, queue_ms };
         } catch (err) {
           // The runner died under this run (another run's kill, a native crash, an OOM kill):
           // pipelines write no files, so running it again on the fresh runner is safe. Once only:
           // a run that takes down a second runner is likely the cause (a poison pill).
-          if (!(err instanceof DwError) || err.code !== 'DW_ERR_RUNNER_CRASHED' || entry.cancelled) throw err;
+          if (!(err instanceof DwError) || err.code !== 'DW_ERR_RUNNER_CRASHED' || job.controller.signal.aborted) throw err;
           if (attempt > 1)
             throw new DwError('DW_ERR_RUNNER_CRASHED', `${err.message}; the run had been retried once already, so it is not tried again`, {
               ...err.details,
@@ -224,7 +226,7 @@ export class Scheduler {
           step: entry.step ?? null,
         });
       };
-      entry.timers.push(setTimeout(() => this.abort(job.id, timedOut()), job.timeout_ms));
+      entry.timers.push(setTimeout(() => job.controller.abort(timedOut()), job.timeout_ms));
       // A runner stopped by a signal runs nothing, silently: the client is told why it waits.
       let told = false;
       entry.timers.push(
@@ -255,22 +257,20 @@ export class Scheduler {
       });
   }
 
-  /** Cancels a queued or running job. Returns false when no such job is waiting or running. */
-  abort(id: string, reason: DwError): boolean {
-    const i = this.queue.findIndex((q) => q.id === id);
+  /** A run's controller was aborted: a queued run leaves the queue; a running one is cancelled in its runner. */
+  private aborted(entry: Entry, reason: DwError): void {
+    const i = this.queue.indexOf(entry);
     if (i >= 0) {
-      this.queue.splice(i, 1)[0]!.reject(reason);
+      this.queue.splice(i, 1);
+      entry.reject(reason);
       this.announcePositions();
-      return true;
+      return;
     }
-    const entry = this.active.get(id);
-    if (!entry?.job) return false;
-    entry.cancelled ??= reason;
-    // Not sent to the runner yet: execute() stops it before it is, and no runner needs killing.
-    if (!this.supervisor.has(id)) return true;
-    this.supervisor.cancel(id, reason.toPayload());
-    entry.timers.push(setTimeout(() => void this.unstick(id, reason), YIELD_GRACE_MS));
-    return true;
+    // Not sent to the runner yet: execute() stops it before it is (the signal says so), and no
+    // runner needs telling; already done: nothing to do.
+    if (!this.active.has(entry.id) || !this.supervisor.has(entry.id)) return;
+    this.supervisor.cancel(entry.id, reason.toPayload());
+    entry.timers.push(setTimeout(() => void this.unstick(entry.id, reason), YIELD_GRACE_MS));
   }
 
   /**

@@ -1,7 +1,7 @@
 // Accepts connections, frames them, requires a hello first, and dispatches each request through
 // the handler table. A bad frame costs only its own connection; a handler error only its request.
 import type { Server, Socket } from 'node:net';
-import { toErrorPayload, type DwError } from '../protocol/errors.js';
+import { toErrorPayload } from '../protocol/errors.js';
 import { encodeFrame, FrameReader } from '../protocol/framing.js';
 import { checkRequest, type Request, type RequestId, type RequestType, type RunEvent, type ServerFrame } from '../protocol/messages.js';
 import { collectSoon, LARGE_FRAME } from './idle-gc.js';
@@ -11,10 +11,11 @@ export interface Connection {
   readonly id: number;
   helloDone: boolean;
   /**
-   * Runs of this connection, by internal id, from the moment the request arrives: cancelled when
-   * it goes away. `cancelled` is set when a cancel comes before the run reached the scheduler.
+   * Runs of this connection, by internal id, from the moment the request arrives: each run's one
+   * AbortController, which a cancel, a disconnect, its deadline or shutdown aborts, at whatever
+   * stage the run is (checks, queue, runner).
    */
-  readonly runs: Map<string, { cancelled: DwError | null }>;
+  readonly runs: Map<string, AbortController>;
   /** Resolves once the socket has taken the frame(s) (or the connection is gone): flow control for outputs. */
   event(id: RequestId, event: RunEvent): Promise<void>;
   readonly closed: boolean;

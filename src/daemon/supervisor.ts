@@ -4,7 +4,7 @@
 import type { ChildProcess } from 'node:child_process';
 import { DwError, type ErrorPayload } from '../protocol/errors.js';
 import type { StatusResult } from '../protocol/messages.js';
-import type { EmitEvent, FromRunner, RunnerResult, ToRunner } from '../runner/ipc.js';
+import type { EmitEvent, FromRunner, ModelReport, RunnerResult, ToRunner } from '../runner/ipc.js';
 import type { Plan, PlanModel, SessionOptionsSpec } from '../workflow/plan.js';
 import type { Logger } from './log.js';
 import { forkRunner } from './runner-process.js';
@@ -12,6 +12,7 @@ import { pidStopped } from '../protocol/pids.js';
 
 interface Pending {
   emit: EmitEvent;
+  model?: (report: ModelReport) => void;
   resolve: (r: RunnerResult) => void;
   reject: (e: DwError) => void;
   /** Set when the daemon kills the runner on purpose (timeout): the run fails with this, not CRASHED. */
@@ -95,6 +96,11 @@ export class Supervisor {
           if (msg.ack) void Promise.resolve(taken).finally(() => this.send({ type: 'ack', runId: msg.runId }));
         }
         return;
+      case 'model': {
+        const { type: _, runId, ...report } = msg;
+        this.pending.get(runId)?.model?.(report);
+        return;
+      }
       case 'done':
         this.settle(msg.runId)?.resolve(msg.result);
         return;
@@ -161,13 +167,22 @@ export class Supervisor {
     }, delay);
   }
 
-  /** Sends a run to the runner; `cancelled` is asked once the runner is up, right before sending. */
-  async run(runId: string, plan: Plan, emit: EmitEvent, cancelled: () => DwError | undefined = () => undefined): Promise<RunnerResult> {
+  /**
+   * Sends a run to the runner; `cancelled` is asked once the runner is up, right before sending.
+   * `model` hears of each session the run gets (runner/ipc.ts ModelReport), before `emit` does.
+   */
+  async run(
+    runId: string,
+    plan: Plan,
+    emit: EmitEvent,
+    cancelled: () => DwError | undefined = () => undefined,
+    model?: (report: ModelReport) => void,
+  ): Promise<RunnerResult> {
     await this.start();
     const reason = cancelled();
     if (reason) throw reason;
     return new Promise((resolve, reject) => {
-      this.pending.set(runId, { emit, resolve, reject });
+      this.pending.set(runId, { emit, model, resolve, reject });
       this.send({ type: 'run', runId, plan, maxResultBytes: this.maxResultBytes });
     });
   }

@@ -10,7 +10,7 @@ import type { Pipeline, PipelineContext } from '../pipelines/types.js';
 import type { Plan, PlanStep } from '../workflow/plan.js';
 import { pickField, substitute } from '../workflow/references.js';
 import { encodeResult } from './encode.js';
-import type { EmitEvent, RunnerResult } from './ipc.js';
+import type { EmitEvent, ModelReport, RunnerResult } from './ipc.js';
 import { loadPlugin } from './plugins.js';
 import type { SessionCache } from './sessions.js';
 import { RESULT_TENSOR_LIMIT, toJson, UnsendableValue } from './values.js';
@@ -22,6 +22,8 @@ export interface RunDeps {
   signal: AbortSignal;
   /** Room for the run's results as JSON: they travel back in one frame (the daemon's --max-frame). */
   maxResultBytes?: number;
+  /** Told of every session the run gets, before its client is: the daemon's registry learns of loads from these. */
+  model?: (report: ModelReport) => void;
   /** Counts the run's onnxruntime calls in progress: a run cancelled inside one can only be ended by a kill. */
   native?: { calls: number };
 }
@@ -83,6 +85,14 @@ async function loadStepModels(step: PlanStep, deps: RunDeps, uses: ModelUse[]): 
       key: model.key,
       provider: got.provider,
       cache: got.cache,
+      load_ms: got.load_ms,
+      ...(got.cache === 'loaded' ? { cost_bytes: got.cost_bytes } : {}),
+    });
+    deps.model?.({
+      step: step.name,
+      role: model.role,
+      status: got.cache,
+      provider: got.provider,
       load_ms: got.load_ms,
       ...(got.cache === 'loaded' ? { cost_bytes: got.cost_bytes } : {}),
     });

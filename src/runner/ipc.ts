@@ -34,6 +34,17 @@ export interface LoadedModelInfo {
   last_used: number;
 }
 
+/** A session a run asked for, as the runner found it (loaded now, or already loaded): what the daemon's model registry learns from. */
+export interface ModelReport {
+  step: string;
+  role: string;
+  status: 'hit' | 'loaded';
+  provider: string;
+  load_ms: number;
+  /** Loaded: the runner's RSS growth across the load. */
+  cost_bytes?: number;
+}
+
 export type RunnerResult = Pick<RunResult, 'results' | 'models' | 'outputs'> & { load_ms: number; run_ms: number; rss: number };
 
 export type FromRunner =
@@ -41,6 +52,8 @@ export type FromRunner =
   | { type: 'ready'; pid: number; rss: number }
   /** `ack`: an output piece; the runner sends only a few of them ahead of the daemon's acks. */
   | { type: 'event'; runId: string; event: RunEvent; ack?: true }
+  /** Sent before the run's own `cache` event for that session. */
+  | ({ type: 'model'; runId: string } & ModelReport)
   | { type: 'done'; runId: string; result: RunnerResult }
   | { type: 'failed'; runId: string; error: ErrorPayload }
   | { type: 'snapshot'; reqId: number; rss: number; models: LoadedModelInfo[] }

@@ -5,7 +5,7 @@ import { rmSync } from 'node:fs';
 import { DwError, toErrorPayload } from '../protocol/errors.js';
 import type { RunEvent } from '../protocol/messages.js';
 import { OutputWindow } from './output-window.js';
-import type { FromRunner, ToRunner } from './ipc.js';
+import type { FromRunner, ModelReport, ToRunner } from './ipc.js';
 import { runPlan } from './engine.js';
 import { SessionCache } from './sessions.js';
 import { cancelIdleCollection, collectWhenIdle } from './idle-gc.js';
@@ -53,7 +53,8 @@ const handlers: { [K in ToRunner['type']]: (msg: Extract<ToRunner, { type: K }>)
     active.set(runId, run);
     const emit = (event: RunEvent) => (event.kind === 'output' ? outputs.send(event) : send({ type: 'event', runId, event }));
     if (run.plugins && pluginRuns++ === 0) promiseOwners.enable();
-    const execute = () => runPlan(plan, { sessions, signal: controller.signal, emit, maxResultBytes, native: run.native });
+    const model = (report: ModelReport) => send({ type: 'model', runId, ...report });
+    const execute = () => runPlan(plan, { sessions, signal: controller.signal, emit, model, maxResultBytes, native: run.native });
     (run.plugins ? runContext.run(runId, execute) : execute())
       .then(async (result) => {
         // Node reports a promise nobody handles only after the microtasks drain: one turn, so a
