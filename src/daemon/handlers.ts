@@ -7,238 +7,294 @@ import { loadPlan, modelPathsOf } from '../workflow/loader.js';
 import { gpuFacts, hostFacts } from './memory.js';
 import { assignKeys } from './model-identity.js';
 import type { Plan } from '../workflow/plan.js';
-import type { HandlerTable, Connection } from './server.js';
-import type { Daemon } from './daemon.js';
+import type { Config } from './config.js';
+import type { GrowthTracker } from './growth.js';
+import type { FileHasher } from './hashing.js';
+import type { Logger } from './log.js';
+import type { LogSink } from './log-sink.js';
+import type { ModelRegistry } from './models.js';
+import type { Scheduler } from './scheduler.js';
+import type { Connection, Handler, HandlerTable } from './server.js';
+import type { Supervisor } from './supervisor.js';
+import type { AllowedRoots } from '../workflow/roots.js';
 
 export function runId(conn: Connection, id: string | number): string {
   return `${conn.id}:${id}`;
 }
 
-export function createHandlers(d: Daemon): HandlerTable {
-  return {
-    hello: async (req, conn) => {
-      const mine: ResultMap['hello'] = {
-        protocol: PROTOCOL_VERSION,
-        version: PACKAGE_VERSION,
-        pid: process.pid,
-        autostarted: d.autostarted,
-        timeout_ms: d.config.timeout_ms,
-      };
-      if (req.protocol !== PROTOCOL_VERSION || req.version !== PACKAGE_VERSION) {
-        throw new DwError(
-          'DW_ERR_VERSION_MISMATCH',
-          `the running dwd is version ${PACKAGE_VERSION} (protocol ${PROTOCOL_VERSION}) but this dw is ${req.version} (protocol ${req.protocol})`,
-          { daemon: mine, client: { version: req.version, protocol: req.protocol } },
-        );
-      }
-      conn.helloDone = true;
-      return mine;
-    },
+/**
+ * What the handlers use of the daemon. Each handler takes only its part (a Pick of this), and
+ * this module knows nothing of daemon.ts, which passes itself.
+ */
+export interface HandlerDeps {
+  readonly config: Config;
+  readonly log: Logger;
+  readonly scheduler: Scheduler;
+  readonly supervisor: Supervisor;
+  readonly registry: ModelRegistry;
+  readonly growth: GrowthTracker;
+  readonly roots: AllowedRoots;
+  readonly hasher: FileHasher;
+  readonly logSink: LogSink | null;
+  readonly pluginsAllowed: boolean;
+  readonly autostarted: boolean;
+  readonly socket: string;
+  readonly startedAt: number;
+  readonly shuttingDown: boolean;
+  shutdown(reason: string): Promise<void>;
+  noteRunnerRss(rss: number): void;
+}
 
-    run: async (req, conn): Promise<RunResult> => {
-      if (d.shuttingDown) throw new DwError('DW_ERR_SHUTTING_DOWN', 'dwd is shutting down and takes no new runs');
-      const t0 = performance.now();
-      const id = runId(conn, req.id);
-      if (conn.runs.has(id))
-        throw new DwError('DW_ERR_PROTOCOL', `request id ${JSON.stringify(req.id)} is already running on this connection`);
-      // Registered before the checks (hashing a big model takes a while), so a cancel or a
-      // disconnect during them is not lost.
-      const controller = new AbortController();
-      conn.runs.set(id, controller);
-      let plan: Plan | null = null;
-      try {
-        plan = await loadPlan(req.workflow, req.args, req.cwd, d.roots, { plugins: d.pluginsAllowed });
-        await assignKeys(plan, d.hasher, (e) => conn.event(req.id, e));
-        controller.signal.throwIfAborted();
-        const r = await d.scheduler.submit({
-          id,
-          plan,
-          controller,
-          timeout_ms: req.timeout_ms ?? d.config.timeout_ms,
-          keep_alive_ms: req.keep_alive_ms,
-          emit: (e) => conn.event(req.id, e),
-        });
-        d.noteRunnerRss(r.rss);
-        d.log.info({ run: id, workflow: plan.workflow.path, load_ms: r.load_ms, run_ms: r.run_ms, queue_ms: r.queue_ms }, 'run done');
-        return {
-          ok: true,
-          workflow: plan.workflow,
-          results: r.results,
-          models: r.models,
-          outputs: r.outputs,
-          timings: { total_ms: Math.round(performance.now() - t0), queue_ms: r.queue_ms, load_ms: r.load_ms, run_ms: r.run_ms },
-        };
-      } catch (err) {
-        d.log.info(
-          { run: id, workflow: plan?.workflow.path ?? req.workflow, code: (err as DwError).code, err: (err as Error).message },
-          'run failed',
-        );
-        throw err;
-      } finally {
-        conn.runs.delete(id);
-      }
-    },
+type Deps<K extends keyof HandlerDeps> = Pick<HandlerDeps, K>;
 
-    validate: async (req) => {
-      const plan = await loadPlan(req.workflow, req.args ?? {}, req.cwd ?? '/', d.roots, { plugins: d.pluginsAllowed });
+const helloHandler =
+  (d: Deps<'autostarted' | 'config'>): Handler<'hello'> =>
+  async (req, conn) => {
+    const mine: ResultMap['hello'] = {
+      protocol: PROTOCOL_VERSION,
+      version: PACKAGE_VERSION,
+      pid: process.pid,
+      autostarted: d.autostarted,
+      timeout_ms: d.config.timeout_ms,
+    };
+    if (req.protocol !== PROTOCOL_VERSION || req.version !== PACKAGE_VERSION) {
+      throw new DwError(
+        'DW_ERR_VERSION_MISMATCH',
+        `the running dwd is version ${PACKAGE_VERSION} (protocol ${PROTOCOL_VERSION}) but this dw is ${req.version} (protocol ${req.protocol})`,
+        { daemon: mine, client: { version: req.version, protocol: req.protocol } },
+      );
+    }
+    conn.helloDone = true;
+    return mine;
+  };
+
+const runHandler =
+  (d: Deps<'shuttingDown' | 'roots' | 'pluginsAllowed' | 'hasher' | 'scheduler' | 'config' | 'noteRunnerRss' | 'log'>): Handler<'run'> =>
+  async (req, conn): Promise<RunResult> => {
+    if (d.shuttingDown) throw new DwError('DW_ERR_SHUTTING_DOWN', 'dwd is shutting down and takes no new runs');
+    const t0 = performance.now();
+    const id = runId(conn, req.id);
+    if (conn.runs.has(id))
+      throw new DwError('DW_ERR_PROTOCOL', `request id ${JSON.stringify(req.id)} is already running on this connection`);
+    // Registered before the checks (hashing a big model takes a while), so a cancel or a
+    // disconnect during them is not lost.
+    const controller = new AbortController();
+    conn.runs.set(id, controller);
+    let plan: Plan | null = null;
+    try {
+      plan = await loadPlan(req.workflow, req.args, req.cwd, d.roots, { plugins: d.pluginsAllowed });
+      await assignKeys(plan, d.hasher, (e) => conn.event(req.id, e));
+      controller.signal.throwIfAborted();
+      const r = await d.scheduler.submit({
+        id,
+        plan,
+        controller,
+        timeout_ms: req.timeout_ms ?? d.config.timeout_ms,
+        keep_alive_ms: req.keep_alive_ms,
+        emit: (e) => conn.event(req.id, e),
+      });
+      d.noteRunnerRss(r.rss);
+      d.log.info({ run: id, workflow: plan.workflow.path, load_ms: r.load_ms, run_ms: r.run_ms, queue_ms: r.queue_ms }, 'run done');
       return {
         ok: true,
         workflow: plan.workflow,
-        steps: plan.steps.map((s) => ({ name: s.name, kind: s.kind, type: s.type })),
-        variables: plan.variables,
-        models: plan.steps.flatMap((s) => s.models.map((m) => ({ step: s.name, role: m.role, path: m.path }))),
-      } satisfies ResultMap['validate'];
-    },
+        results: r.results,
+        models: r.models,
+        outputs: r.outputs,
+        timings: { total_ms: Math.round(performance.now() - t0), queue_ms: r.queue_ms, load_ms: r.load_ms, run_ms: r.run_ms },
+      };
+    } catch (err) {
+      d.log.info(
+        { run: id, workflow: plan?.workflow.path ?? req.workflow, code: (err as DwError).code, err: (err as Error).message },
+        'run failed',
+      );
+      throw err;
+    } finally {
+      conn.runs.delete(id);
+    }
+  };
 
-    status: async () => {
-      return {
+const validateHandler =
+  (d: Deps<'roots' | 'pluginsAllowed'>): Handler<'validate'> =>
+  async (req) => {
+    const plan = await loadPlan(req.workflow, req.args ?? {}, req.cwd ?? '/', d.roots, { plugins: d.pluginsAllowed });
+    return {
+      ok: true,
+      workflow: plan.workflow,
+      steps: plan.steps.map((s) => ({ name: s.name, kind: s.kind, type: s.type })),
+      variables: plan.variables,
+      models: plan.steps.flatMap((s) => s.models.map((m) => ({ step: s.name, role: m.role, path: m.path }))),
+    } satisfies ResultMap['validate'];
+  };
+
+const statusHandler =
+  (d: Deps<'startedAt' | 'socket' | 'scheduler' | 'supervisor' | 'registry' | 'logSink' | 'config'>): Handler<'status'> =>
+  async () => {
+    return {
+      pid: process.pid,
+      version: PACKAGE_VERSION,
+      protocol: PROTOCOL_VERSION,
+      uptime_s: Math.round((Date.now() - d.startedAt) / 1000),
+      socket: d.socket,
+      runs_total: d.scheduler.runsTotal,
+      runs_active: d.scheduler.running,
+      runs_queued: d.scheduler.queued,
+      runner: d.supervisor.status(),
+      models_loaded: d.registry.snapshot().length,
+      log: d.logSink?.status ?? null,
+      settings: { ...d.config },
+    } satisfies ResultMap['status'];
+  };
+
+const stopHandler =
+  (d: Deps<'shutdown' | 'config'>): Handler<'stop'> =>
+  async () => {
+    // Answer first, then stop: the client learns the request was taken before the socket closes.
+    setImmediate(() => void d.shutdown('stop request'));
+    return { stopping: true as const, pid: process.pid, grace_ms: d.config.grace_ms };
+  };
+
+const memoryHandler =
+  (d: Deps<'supervisor' | 'registry' | 'growth' | 'startedAt' | 'config' | 'scheduler'>): Handler<'memory'> =>
+  async () => {
+    const [snap, host] = await Promise.all([d.supervisor.snapshot(), hostFacts()]);
+    const runner = d.supervisor.status();
+    const gpu = await gpuFacts([process.pid, ...(runner.pid ? [runner.pid] : [])]);
+    const models = d.registry.snapshot();
+    const growth = d.growth.snapshot();
+    const providers = [...new Set(models.map((m) => m.provider))];
+    return {
+      daemon: {
         pid: process.pid,
         version: PACKAGE_VERSION,
-        protocol: PROTOCOL_VERSION,
+        rss: process.memoryUsage.rss(),
         uptime_s: Math.round((Date.now() - d.startedAt) / 1000),
-        socket: d.socket,
-        runs_total: d.scheduler.runsTotal,
-        runs_active: d.scheduler.running,
-        runs_queued: d.scheduler.queued,
-        runner: d.supervisor.status(),
-        models_loaded: d.registry.snapshot().length,
-        log: d.logSink?.status ?? null,
-        settings: { ...d.config },
-      } satisfies ResultMap['status'];
-    },
-
-    stop: async () => {
-      // Answer first, then stop: the client learns the request was taken before the socket closes.
-      setImmediate(() => void d.shutdown('stop request'));
-      return { stopping: true as const, pid: process.pid, grace_ms: d.config.grace_ms };
-    },
-
-    memory: async () => {
-      const [snap, host] = await Promise.all([d.supervisor.snapshot(), hostFacts()]);
-      const runner = d.supervisor.status();
-      const gpu = await gpuFacts([process.pid, ...(runner.pid ? [runner.pid] : [])]);
-      const models = d.registry.snapshot();
-      const growth = d.growth.snapshot();
-      const providers = [...new Set(models.map((m) => m.provider))];
-      return {
-        daemon: {
-          pid: process.pid,
-          version: PACKAGE_VERSION,
-          rss: process.memoryUsage.rss(),
-          uptime_s: Math.round((Date.now() - d.startedAt) / 1000),
+      },
+      host,
+      budget: {
+        max_bytes: d.registry.budget,
+        used_bytes: models.reduce((s, m) => s + m.cost_bytes, 0),
+        runner_bytes: snap && d.supervisor.freshRss !== null ? Math.max(0, snap.rss - d.supervisor.freshRss) : null,
+      },
+      runners: [
+        {
+          pid: runner.pid,
+          state: runner.state,
+          device: providers.some((p) => p !== 'cpu') ? providers.filter((p) => p !== 'cpu').join('+') : 'cpu',
+          rss: snap?.rss ?? null,
+          fresh_rss: d.supervisor.freshRss,
+          growth: growth && { ...growth, warn_bytes: d.config.growth_warn_bytes },
+          models: models.map((m) => ({
+            path: m.path,
+            key: m.key,
+            role: m.role,
+            provider: m.provider,
+            options: m.session,
+            size_bytes: m.size_bytes,
+            cost_bytes: m.cost_bytes,
+            load_ms: m.load_ms,
+            uses: m.uses,
+            loaded_at: m.loaded_at,
+            last_used: m.last_used,
+            keep_alive_ms: m.keep_alive_ms,
+            expires_at: m.expires_at,
+            in_use: m.in_use,
+            workflows: m.workflows,
+          })),
         },
-        host,
-        budget: {
-          max_bytes: d.registry.budget,
-          used_bytes: models.reduce((s, m) => s + m.cost_bytes, 0),
-          runner_bytes: snap && d.supervisor.freshRss !== null ? Math.max(0, snap.rss - d.supervisor.freshRss) : null,
-        },
-        runners: [
-          {
-            pid: runner.pid,
-            state: runner.state,
-            device: providers.some((p) => p !== 'cpu') ? providers.filter((p) => p !== 'cpu').join('+') : 'cpu',
-            rss: snap?.rss ?? null,
-            fresh_rss: d.supervisor.freshRss,
-            growth: growth && { ...growth, warn_bytes: d.config.growth_warn_bytes },
-            models: models.map((m) => ({
-              path: m.path,
-              key: m.key,
-              role: m.role,
-              provider: m.provider,
-              options: m.session,
-              size_bytes: m.size_bytes,
-              cost_bytes: m.cost_bytes,
-              load_ms: m.load_ms,
-              uses: m.uses,
-              loaded_at: m.loaded_at,
-              last_used: m.last_used,
-              keep_alive_ms: m.keep_alive_ms,
-              expires_at: m.expires_at,
-              in_use: m.in_use,
-              workflows: m.workflows,
-            })),
-          },
-        ],
-        gpus: gpu.gpus,
-        gpu_note: gpu.note,
-        evictions: d.registry.evictions.map((e) => ({ ...e })),
-        runs_total: d.scheduler.runsTotal,
-      } satisfies ResultMap['memory'];
-    },
+      ],
+      gpus: gpu.gpus,
+      gpu_note: gpu.note,
+      evictions: d.registry.evictions.map((e) => ({ ...e })),
+      runs_total: d.scheduler.runsTotal,
+    } satisfies ResultMap['memory'];
+  };
 
-    clear: async (req) => {
-      if (!req.path) {
-        if (req.no_wait && d.scheduler.running)
-          throw new DwError('DW_ERR_MODEL_IN_USE', 'a run is in progress; drop --no-wait to clear once it ends', {
-            active: d.scheduler.activeJobs().map((j) => j.plan.workflow.path),
-          });
-        return d.scheduler.exclusive('clear', async (): Promise<ResultMap['clear']> => {
-          const before = (await d.supervisor.snapshot())?.rss ?? null;
-          const released = d.registry.snapshot().map((m) => ({ key: m.key, path: m.path }));
-          await d.supervisor.replace();
-          d.growth.reset();
-          const after = (await d.supervisor.snapshot())?.rss ?? null;
-          d.log.info({ released: released.length, rss_before: before, rss_after: after }, 'cleared: runner replaced');
-          return {
-            scope: 'all',
-            released,
-            rss_before: before,
-            rss_after: after,
-            freed_bytes: before !== null && after !== null ? before - after : null,
-          };
+const clearHandler =
+  (d: Deps<'scheduler' | 'supervisor' | 'registry' | 'growth' | 'log' | 'roots'>): Handler<'clear'> =>
+  async (req) => {
+    if (!req.path) {
+      if (req.no_wait && d.scheduler.running)
+        throw new DwError('DW_ERR_MODEL_IN_USE', 'a run is in progress; drop --no-wait to clear once it ends', {
+          active: d.scheduler.activeJobs().map((j) => j.plan.workflow.path),
         });
-      }
-      const target = resolve(req.cwd ?? '/', req.path);
-      await d.roots.check(target, 'path');
-      const st = await stat(target).catch(() => null);
-      // A folder is cleared when models were loaded from it (a diffusion export); otherwise it is a slip.
-      if (st?.isDirectory() && !d.registry.hasPath(target))
-        throw new DwError('DW_ERR_USAGE', `${target} is a folder; dw clear takes a model file, a workflow, or nothing (to clear all)`, {
-          path: target,
-        });
-      if (st && !st.isDirectory() && !st.isFile())
-        throw new DwError(
-          'DW_ERR_USAGE',
-          `${target} is not a regular file; dw clear takes a model file, a workflow, or nothing (to clear all)`,
-          {
-            path: target,
-          },
-        );
-      const exists = st?.isFile() ?? false;
-      const isWorkflow = exists && target.endsWith('.json');
-      if (!exists && !d.registry.hasPath(target)) {
-        throw new DwError('DW_ERR_FILE_NOT_FOUND', `${target} does not exist and no loaded model comes from it`, { path: target });
-      }
-      const paths = new Set(isWorkflow ? await modelPathsOf(target) : [target]);
-      if (req.no_wait && d.registry.pathsInUse(paths)) {
-        throw new DwError(
-          'DW_ERR_MODEL_IN_USE',
-          `a run is using ${isWorkflow ? 'a model of ' : ''}${target}; drop --no-wait to clear once it ends`,
-          { path: target },
-        );
-      }
       return d.scheduler.exclusive('clear', async (): Promise<ResultMap['clear']> => {
-        const keys = d.registry.keysFor(paths);
         const before = (await d.supervisor.snapshot())?.rss ?? null;
-        const gone = await d.registry.drop(keys, `dw clear ${req.path}`, false);
+        const released = d.registry.snapshot().map((m) => ({ key: m.key, path: m.path }));
+        await d.supervisor.replace();
+        d.growth.reset();
         const after = (await d.supervisor.snapshot())?.rss ?? null;
+        d.log.info({ released: released.length, rss_before: before, rss_after: after }, 'cleared: runner replaced');
         return {
-          scope: 'path',
-          released: gone.map((e) => ({ key: e.key, path: e.path })),
+          scope: 'all',
+          released,
           rss_before: before,
           rss_after: after,
           freed_bytes: before !== null && after !== null ? before - after : null,
         };
       });
-    },
+    }
+    const target = resolve(req.cwd ?? '/', req.path);
+    await d.roots.check(target, 'path');
+    const st = await stat(target).catch(() => null);
+    // A folder is cleared when models were loaded from it (a diffusion export); otherwise it is a slip.
+    if (st?.isDirectory() && !d.registry.hasPath(target))
+      throw new DwError('DW_ERR_USAGE', `${target} is a folder; dw clear takes a model file, a workflow, or nothing (to clear all)`, {
+        path: target,
+      });
+    if (st && !st.isDirectory() && !st.isFile())
+      throw new DwError(
+        'DW_ERR_USAGE',
+        `${target} is not a regular file; dw clear takes a model file, a workflow, or nothing (to clear all)`,
+        {
+          path: target,
+        },
+      );
+    const exists = st?.isFile() ?? false;
+    const isWorkflow = exists && target.endsWith('.json');
+    if (!exists && !d.registry.hasPath(target)) {
+      throw new DwError('DW_ERR_FILE_NOT_FOUND', `${target} does not exist and no loaded model comes from it`, { path: target });
+    }
+    const paths = new Set(isWorkflow ? await modelPathsOf(target) : [target]);
+    if (req.no_wait && d.registry.pathsInUse(paths)) {
+      throw new DwError(
+        'DW_ERR_MODEL_IN_USE',
+        `a run is using ${isWorkflow ? 'a model of ' : ''}${target}; drop --no-wait to clear once it ends`,
+        { path: target },
+      );
+    }
+    return d.scheduler.exclusive('clear', async (): Promise<ResultMap['clear']> => {
+      const keys = d.registry.keysFor(paths);
+      const before = (await d.supervisor.snapshot())?.rss ?? null;
+      const gone = await d.registry.drop(keys, `dw clear ${req.path}`, false);
+      const after = (await d.supervisor.snapshot())?.rss ?? null;
+      return {
+        scope: 'path',
+        released: gone.map((e) => ({ key: e.key, path: e.path })),
+        rss_before: before,
+        rss_after: after,
+        freed_bytes: before !== null && after !== null ? before - after : null,
+      };
+    });
+  };
 
-    cancel: async (req, conn) => {
-      const id = runId(conn, req.target);
-      const run = conn.runs.get(id);
-      if (!run) return { cancelled: false };
-      run.abort(new DwError('DW_ERR_CANCELLED', 'the run was cancelled by the client'));
-      return { cancelled: true };
-    },
+const cancelHandler: Handler<'cancel'> = async (req, conn) => {
+  const id = runId(conn, req.target);
+  const run = conn.runs.get(id);
+  if (!run) return { cancelled: false };
+  run.abort(new DwError('DW_ERR_CANCELLED', 'the run was cancelled by the client'));
+  return { cancelled: true };
+};
+
+export function createHandlers(d: HandlerDeps): HandlerTable {
+  return {
+    hello: helloHandler(d),
+    run: runHandler(d),
+    validate: validateHandler(d),
+    status: statusHandler(d),
+    stop: stopHandler(d),
+    memory: memoryHandler(d),
+    clear: clearHandler(d),
+    cancel: cancelHandler,
   };
 }

@@ -37,17 +37,7 @@ export function collectReferences(value: unknown, path: (string | number)[] = []
   return [];
 }
 
-/** Follows a dotted field path into a step result; undefined when any part is missing. */
-export function pickField(value: unknown, field: string[]): unknown {
-  let cur = value;
-  for (const part of field) {
-    if (cur === null || typeof cur !== 'object') return undefined;
-    // Own fields only: "constructor" or "__proto__" must not reach into the prototype chain.
-    if (!Object.hasOwn(cur, part)) return undefined;
-    cur = (cur as Record<string, unknown>)[part];
-  }
-  return cur;
-}
+export { pickField } from '../pipelines/pick-field.js';
 
 export function jsonPath(path: readonly (string | number | symbol)[]): string {
   return (

@@ -1,5 +1,5 @@
 import { DwError } from '../../protocol/errors.js';
-import { pickField } from '../../workflow/references.js';
+import { pickField } from '../pick-field.js';
 import { checkArgs } from '../arguments.js';
 import { TASK_ARGS } from './specs.js';
 

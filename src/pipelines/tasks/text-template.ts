@@ -1,7 +1,7 @@
 import { DwError } from '../../protocol/errors.js';
 import { checkArgs } from '../arguments.js';
 import { TASK_ARGS } from './specs.js';
-import { pickField } from '../../workflow/references.js';
+import { pickField } from '../pick-field.js';
 
 const PLACEHOLDER = /\{\{|\}\}|\{([A-Za-z_][\w-]*(?:\.[\w-]+)*)\}/g;
 
