@@ -1,0 +1,202 @@
+// The scheduler as plain code: a fake runner and registry injected, timers mocked, so its decisions
+// (lanes, deadlines, abandon or kill, retry once) are checked fast and deterministically. The
+// integration tests (crash.test.ts, concurrency.test.ts) run the same paths with real runners.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { DwError } from '../src/protocol/errors.js';
+import type { RunEvent } from '../src/protocol/messages.js';
+import type { RunnerResult } from '../src/runner/ipc.js';
+import { type Job, Scheduler, YIELD_GRACE_MS } from '../src/daemon/scheduler.js';
+import type { ModelRegistry } from '../src/daemon/models.js';
+import type { Supervisor } from '../src/daemon/supervisor.js';
+import type { Plan } from '../src/workflow/plan.js';
+
+const RESULT: RunnerResult = { results: {}, models: [], outputs: [], load_ms: 0, run_ms: 1, rss: 0 };
+
+/** A runner that holds each run until the test settles it, and records what the scheduler asks of it. */
+class FakeRunner {
+  readonly calls: string[] = [];
+  readonly runs = new Map<string, { resolve: (r: RunnerResult) => void; reject: (e: DwError) => void }>();
+  /** What answers() says: the loop answers, with these runs inside a native call; null: it does not answer. */
+  pong: { native: string[] } | null = { native: [] };
+
+  run(id: string, _plan: Plan, _emit: unknown, cancelled: () => DwError | undefined): Promise<RunnerResult> {
+    const reason = cancelled();
+    if (reason) return Promise.reject(reason);
+    this.calls.push(`run ${id}`);
+    return new Promise((resolve, reject) => this.runs.set(id, { resolve, reject }));
+  }
+  has(id: string) {
+    return this.runs.has(id);
+  }
+  cancel(id: string) {
+    this.calls.push(`cancel ${id}`);
+  }
+  async answers() {
+    return this.pong;
+  }
+  abandon(id: string, reason: DwError) {
+    this.calls.push(`abandon ${id}`);
+    this.settle(id)?.reject(reason);
+  }
+  kill(id: string, reason: DwError) {
+    this.calls.push(`kill ${id}`);
+    // A kill ends every run on the runner: the one killed for, with its reason; the others crashed.
+    for (const other of [...this.runs.keys()])
+      this.settle(other)?.reject(
+        other === id ? reason : new DwError('DW_ERR_RUNNER_CRASHED', 'dwd killed the runner; it is being restarted'),
+      );
+  }
+  status() {
+    return { pid: 1, state: 'ready' as const, restarts: 0, last_exit: null, crash_streak: 0, next_start_in_ms: null, frozen: false };
+  }
+  settle(id: string) {
+    const r = this.runs.get(id);
+    this.runs.delete(id);
+    return r;
+  }
+}
+
+const fakeRegistry = {
+  prepare: async (plan: Plan) => plan.steps.flatMap((s) => s.models.map((m) => m.key)),
+  finish: async () => {},
+  noteModel: () => null,
+};
+
+function plan(key: string): Plan {
+  return {
+    workflow: { id: key, path: `/w/${key}.json` },
+    variables: {},
+    steps: [
+      {
+        name: 's',
+        kind: 'pipeline',
+        type: 'onnx',
+        models: [{ role: 'model', kind: 'onnx', path: `/m/${key}.onnx`, key }],
+        session: { providers: ['cpu'] },
+        arguments: {},
+        save: null,
+      },
+    ],
+  };
+}
+
+function setup(parallel = 2) {
+  const runner = new FakeRunner();
+  const scheduler = new Scheduler(runner as unknown as Supervisor, fakeRegistry as unknown as ModelRegistry, { parallel, maxQueue: 8 });
+  const events = new Map<string, RunEvent[]>();
+  const submit = (id: string, key: string, timeout_ms = 60_000) => {
+    const controller = new AbortController();
+    events.set(id, []);
+    const job: Job = { id, plan: plan(key), controller, timeout_ms, emit: (e) => void events.get(id)!.push(e) };
+    const done = scheduler.submit(job).then(
+      (r) => ({ ok: true as const, r }),
+      (e: DwError) => ({ ok: false as const, e }),
+    );
+    return { controller, done };
+  };
+  return { runner, scheduler, events, submit };
+}
+
+/** Lets the scheduler's promise chains run. */
+const settle = () => new Promise<void>((r) => setImmediate(r));
+
+test('runs of different models take lanes side by side; a run of the same model waits, told its place', async () => {
+  const { runner, events, submit } = setup();
+  const a = submit('a', 'm1');
+  const b = submit('b', 'm2');
+  const c = submit('c', 'm1');
+  await settle();
+  assert.deepEqual(runner.calls, ['run a', 'run b']);
+  assert.deepEqual(
+    events.get('c')!.filter((e) => e.kind === 'queued'),
+    [{ kind: 'queued', position: 1 }],
+  );
+  runner.settle('a')!.resolve(RESULT);
+  await settle();
+  assert.deepEqual(runner.calls, ['run a', 'run b', 'run c']);
+  runner.settle('b')!.resolve(RESULT);
+  runner.settle('c')!.resolve(RESULT);
+  for (const r of [a, b, c]) assert.equal((await r.done).ok, true);
+});
+
+test('a queued run whose controller is aborted leaves the queue without ever reaching the runner', async () => {
+  const { runner, submit } = setup(1);
+  const a = submit('a', 'm1');
+  const b = submit('b', 'm1');
+  await settle();
+  b.controller.abort(new DwError('DW_ERR_CANCELLED', 'the client disconnected'));
+  const got = await b.done;
+  assert.equal(got.ok, false);
+  assert.equal(!got.ok && got.e.code, 'DW_ERR_CANCELLED');
+  runner.settle('a')!.resolve(RESULT);
+  await a.done;
+  assert.deepEqual(runner.calls, ['run a'], 'b never ran');
+});
+
+test('past its deadline a run is cancelled; not yielding while its runner answers, it is abandoned, the runner kept', async (t) => {
+  t.mock.timers.enable({ apis: ['setTimeout', 'setInterval'] });
+  const { runner, submit } = setup();
+  const a = submit('a', 'm1', 1000);
+  await settle();
+  t.mock.timers.tick(1000);
+  assert.deepEqual(runner.calls, ['run a', 'cancel a']);
+  t.mock.timers.tick(YIELD_GRACE_MS);
+  await settle();
+  assert.deepEqual(runner.calls, ['run a', 'cancel a', 'abandon a']);
+  const got = await a.done;
+  assert.equal(!got.ok && got.e.code, 'DW_ERR_TIMEOUT');
+});
+
+test('a run inside a native call, or a runner that does not answer, gets the runner killed; the other run on it is retried once and succeeds', async (t) => {
+  t.mock.timers.enable({ apis: ['setTimeout', 'setInterval'] });
+  for (const pong of [{ native: ['a'] }, null]) {
+    const { runner, events, submit } = setup();
+    runner.pong = pong;
+    const a = submit('a', 'm1', 1000);
+    const b = submit('b', 'm2');
+    await settle();
+    t.mock.timers.tick(1000);
+    t.mock.timers.tick(YIELD_GRACE_MS);
+    await settle();
+    assert.deepEqual(runner.calls.slice(0, 4), ['run a', 'run b', 'cancel a', 'kill a'], JSON.stringify(pong));
+    const ga = await a.done;
+    assert.equal(!ga.ok && ga.e.code, 'DW_ERR_TIMEOUT');
+    await settle();
+    assert.deepEqual(runner.calls.at(-1), 'run b', 'b sent again');
+    assert.deepEqual(
+      events.get('b')!.filter((e) => e.kind === 'retry'),
+      [{ kind: 'retry', reason: 'dwd killed the runner' }],
+    );
+    runner.settle('b')!.resolve(RESULT);
+    assert.equal((await b.done).ok, true);
+  }
+});
+
+test('a run whose runner dies twice under it fails with DW_ERR_RUNNER_CRASHED, saying it was retried', async () => {
+  const { runner, events, submit } = setup();
+  const a = submit('a', 'm1');
+  for (let i = 0; i < 2; i++) {
+    await settle();
+    runner
+      .settle('a')!
+      .reject(new DwError('DW_ERR_RUNNER_CRASHED', 'the runner died during the run (killed by SIGKILL); it is being restarted'));
+  }
+  const got = await a.done;
+  assert.equal(!got.ok && got.e.code, 'DW_ERR_RUNNER_CRASHED');
+  assert.match(!got.ok ? got.e.message : '', /the run had been retried once already, so it is not tried again$/);
+  assert.equal(events.get('a')!.filter((e) => e.kind === 'retry').length, 1);
+  assert.deepEqual(runner.calls, ['run a', 'run a']);
+});
+
+test('a run cancelled while its runner restarts is not retried', async (t) => {
+  t.mock.timers.enable({ apis: ['setTimeout', 'setInterval'] });
+  const { runner, submit } = setup();
+  const a = submit('a', 'm1');
+  await settle();
+  a.controller.abort(new DwError('DW_ERR_CANCELLED', 'the run was cancelled by the client'));
+  runner.settle('a')!.reject(new DwError('DW_ERR_RUNNER_CRASHED', 'the runner died'));
+  const got = await a.done;
+  assert.equal(!got.ok && got.e.code, 'DW_ERR_RUNNER_CRASHED');
+  assert.deepEqual(runner.calls, ['run a', 'cancel a'], 'not sent again');
+});
