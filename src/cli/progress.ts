@@ -42,8 +42,14 @@ export function createProgress(stream: NodeJS.WriteStream, quiet: boolean): Prog
   if (!stream.isTTY) {
     // Plain lines: progress is thinned to quarters so a log is not flooded by a long step.
     const lastQuarter = new Map<string, number>();
+    // dwd tells every waiting run its place whenever the queue changes: a place already shown is not repeated.
+    let lastPlace = 0;
     return {
       event(e) {
+        if (e.kind === 'queued') {
+          if (e.position === lastPlace) return;
+          lastPlace = e.position;
+        }
         if (e.kind === 'progress') {
           const q = e.total > 0 ? Math.floor((4 * e.done) / e.total) : 0;
           if (lastQuarter.get(e.step) === q) return;

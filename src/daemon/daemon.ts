@@ -29,6 +29,9 @@ const MAX_RESULT_BYTES = 16 * 1024 * 1024;
 /** How long the daemon must have had no run before it looks at the runner's memory. */
 const IDLE_MEMORY_CHECK_MS = 2000;
 
+/** How long shutdown waits for clients to take the last answers written to them. */
+const CLOSE_WAIT_MS = 5000;
+
 /** Past the grace period, how long stopping the runner and closing up may take before the exit is forced. */
 const SHUTDOWN_SLACK_MS = 15_000;
 
@@ -75,6 +78,8 @@ export class Daemon {
           this.registry.reset();
         },
         ready: () => void this.recover(),
+        // Whatever the abandoned run still does (timers, memory) ends with its runner: replaced once idle.
+        abandoned: () => this.scheduleMemoryCheck(),
       },
       Math.min(MAX_RESULT_BYTES, config.max_frame - Math.min(RESULT_FRAME_OVERHEAD, config.max_frame / 4)),
     );
@@ -134,7 +139,7 @@ export class Daemon {
 
   /** Looks at the runner's memory once no run has come for a moment (each run that ends puts it off). */
   private scheduleMemoryCheck(): void {
-    if (this.config.recycle_above_bytes === 0) return;
+    if (this.config.recycle_above_bytes === 0 && this.supervisor.abandoned === 0) return;
     if (this.memoryCheck) clearTimeout(this.memoryCheck);
     this.memoryCheck = setTimeout(() => {
       this.memoryCheck = null;
@@ -151,7 +156,18 @@ export class Daemon {
    * is replaced, and its models are loaded again at once.
    */
   private async checkRunnerMemory(): Promise<void> {
-    if (this.shuttingDown || !this.scheduler.idleNow) return;
+    if (this.shuttingDown) return;
+    if (!this.scheduler.idleNow) {
+      if (this.supervisor.abandoned > 0) this.scheduleMemoryCheck(); // looked at again once runs stop coming
+      return;
+    }
+    if (this.supervisor.abandoned > 0) {
+      await this.recycle(`it still holds ${this.supervisor.abandoned} abandoned run(s), which may go on working there`, {
+        abandoned: this.supervisor.abandoned,
+      });
+      return;
+    }
+    if (this.config.recycle_above_bytes === 0) return;
     const snap = await this.supervisor.snapshot();
     const fresh = this.supervisor.freshRss;
     if (!snap || fresh === null || !this.scheduler.idleNow) return;
@@ -160,13 +176,18 @@ export class Daemon {
     // Models whose working memory is legitimately large (a diffusion UNet) are allowed twice their size.
     const allowed = Math.max(this.config.recycle_above_bytes, 2 * models);
     if (excess <= allowed) return;
-    await this.recycle({ rss: snap.rss, excess_bytes: excess, models_bytes: models, allowed_bytes: allowed });
+    await this.recycle('it holds far more memory than its models', {
+      rss: snap.rss,
+      excess_bytes: excess,
+      models_bytes: models,
+      allowed_bytes: allowed,
+    });
   }
 
   /** Replaces the runner with a fresh process and loads what the old one held (with their keep-alive). */
-  private async recycle(facts: Record<string, number>): Promise<void> {
+  private async recycle(why: string, facts: Record<string, number>): Promise<void> {
     const held = this.registry.snapshot().filter((m) => m.session);
-    this.log.info({ ...facts, models: held.length }, 'the idle runner holds far more memory than its models: replacing it');
+    this.log.info({ ...facts, models: held.length }, `replacing the idle runner: ${why}`);
     await this.scheduler.exclusive('recycle', () => this.supervisor.replace());
     this.growth.reset();
     const reloaded = await this.preload(
@@ -222,12 +243,18 @@ export class Daemon {
     if (todo.length === 0) return;
     let loaded = 0;
     for (const m of todo) {
+      if (!this.lost.some((x) => x.key === m.key)) continue; // dw clear meanwhile: not wanted any more
       // Taken off the list only once loaded: if this runner dies too, its successor tries again.
       if (!(await this.preload([{ ...m, session: m.session! }], 'recovery'))) continue;
       this.lost = this.lost.filter((x) => x.key !== m.key);
       loaded += 1;
     }
     this.log.info({ models: todo.length, loaded }, 'reloaded the models the crashed runner held');
+  }
+
+  /** dw clear: what a crashed runner held is not to be loaded again either. */
+  forgetLost(): void {
+    this.lost = [];
   }
 
   /** Stops accepting, lets runs in flight finish within the grace period, cancels the rest, cleans up. */
@@ -250,6 +277,27 @@ export class Daemon {
     return this.shutdownPromise;
   }
 
+  /**
+   * Ends every connection once what was written to it has gone out: a run's last answer may be
+   * megabytes still in the socket's buffer, and exiting at once cut a 3 MB result short. A client
+   * that does not read is not waited for past CLOSE_WAIT_MS.
+   */
+  private async closeConnections(): Promise<void> {
+    const closing = [...this.connections].map(
+      (s) =>
+        new Promise<void>((resolve) => {
+          if (s.destroyed) return resolve();
+          s.once('close', () => resolve());
+          s.end();
+        }),
+    );
+    const late = setTimeout(() => {
+      for (const s of this.connections) s.destroy();
+    }, CLOSE_WAIT_MS);
+    await Promise.all(closing);
+    clearTimeout(late);
+  }
+
   /** For an exit that cannot wait (a second SIGTERM): the runner is killed, our files removed. */
   abandon(): void {
     this.supervisor.killNow();
@@ -270,7 +318,7 @@ export class Daemon {
     }
     await this.watcher.close();
     await this.supervisor.stop();
-    for (const s of this.connections) s.end();
+    await this.closeConnections();
     this.stopServing();
     this.bound.cleanup();
     this.log.info({ reason }, 'stopped');

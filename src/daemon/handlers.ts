@@ -43,6 +43,7 @@ export interface HandlerDeps {
   readonly shuttingDown: boolean;
   shutdown(reason: string): Promise<void>;
   noteRunnerRss(rss: number): void;
+  forgetLost(): void;
 }
 
 type Deps<K extends keyof HandlerDeps> = Pick<HandlerDeps, K>;
@@ -211,7 +212,7 @@ const memoryHandler =
   };
 
 const clearHandler =
-  (d: Deps<'scheduler' | 'supervisor' | 'registry' | 'growth' | 'log' | 'roots'>): Handler<'clear'> =>
+  (d: Deps<'scheduler' | 'supervisor' | 'registry' | 'growth' | 'log' | 'roots' | 'forgetLost'>): Handler<'clear'> =>
   async (req) => {
     if (!req.path) {
       if (req.no_wait && d.scheduler.running)
@@ -221,6 +222,7 @@ const clearHandler =
       return d.scheduler.exclusive('clear', async (): Promise<ResultMap['clear']> => {
         const before = (await d.supervisor.snapshot())?.rss ?? null;
         const released = d.registry.snapshot().map((m) => ({ key: m.key, path: m.path }));
+        d.forgetLost();
         await d.supervisor.replace();
         d.growth.reset();
         const after = (await d.supervisor.snapshot())?.rss ?? null;

@@ -145,28 +145,42 @@ export class Scheduler {
       const why = this.registry.noteModel(r, { ...m, session: step.session, workflow: job.plan.workflow.path });
       if (why) void job.emit(why);
     };
+    const cancelled = () => (job.controller.signal.aborted ? (job.controller.signal.reason as DwError) : undefined);
+    const attempt = () => this.supervisor.run(job.id, job.plan, emit, cancelled, model);
+    const retryable = (err: unknown): err is DwError =>
+      err instanceof DwError && err.code === 'DW_ERR_RUNNER_CRASHED' && !job.controller.signal.aborted;
     try {
-      for (let attempt = 1; ; attempt++) {
-        try {
-          const cancelled = () => (job.controller.signal.aborted ? (job.controller.signal.reason as DwError) : undefined);
-          const r = await this.supervisor.run(job.id, job.plan, emit, cancelled, model);
-          return { ...r, queue_ms };
-        } catch (err) {
-          // The runner died under this run (another run's kill, a native crash, an OOM kill):
-          // pipelines write no files, so running it again on the fresh runner is safe. Once only:
-          // a run that takes down a second runner is likely the cause (a poison pill).
-          if (!(err instanceof DwError) || err.code !== 'DW_ERR_RUNNER_CRASHED' || job.controller.signal.aborted) throw err;
-          if (attempt > 1)
-            throw new DwError('DW_ERR_RUNNER_CRASHED', `${err.message}; the run had been retried once already, so it is not tried again`, {
-              ...err.details,
-              attempts: attempt,
-            });
-          await job.emit({ kind: 'retry', reason: err.message.replace(/; it is being restarted$/, '') });
-        }
+      try {
+        return { ...(await attempt()), queue_ms };
+      } catch (err) {
+        // The runner died under this run (another run's kill, a native crash, an OOM kill):
+        // built-in pipelines write no files, so running it again on the fresh runner is safe.
+        if (!retryable(err)) throw err;
+        await job.emit({ kind: 'retry', reason: err.message.replace(/; it is being restarted$/, '') });
+      }
+      // Once, and one retried run at a time: the run that takes down the runner again is the
+      // cause (a poison pill) and fails alone; the runs that only shared the runner with it pass.
+      try {
+        return { ...(await this.oneRetryAtATime(attempt)), queue_ms };
+      } catch (err) {
+        if (!retryable(err)) throw err;
+        throw new DwError('DW_ERR_RUNNER_CRASHED', `${err.message}; the run had been retried once already, so it is not tried again`, {
+          ...err.details,
+          attempts: 2,
+        });
       }
     } finally {
       await this.registry.finish(job.plan, acquired, job.keep_alive_ms);
     }
+  }
+
+  /** The end of the chain of retried runs: each waits for the one before it. */
+  private retries: Promise<unknown> = Promise.resolve();
+
+  private oneRetryAtATime<T>(fn: () => Promise<T>): Promise<T> {
+    const mine = this.retries.then(fn, fn);
+    this.retries = mine.catch(() => {});
+    return mine;
   }
 
   /** Nothing running, loading or waiting. */

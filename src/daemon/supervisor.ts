@@ -42,6 +42,8 @@ export class Supervisor {
   private restartAt = 0;
   /** The current runner's memory when it was ready, before any model: its excess is counted from there. */
   freshRss: number | null = null;
+  /** Runs abandoned on the current runner (they may still be working in it). */
+  abandoned = 0;
   /** Set while dw clear swaps the runner: its exit is intended, not a crash. */
   private replacing = false;
 
@@ -52,6 +54,8 @@ export class Supervisor {
       exited?: (crashed: boolean) => void;
       /** A runner (first, restarted or replacement) is ready for work. */
       ready?: (restarts: number) => void;
+      /** A run was abandoned on the runner: it may go on working there, unseen, until the runner is replaced. */
+      abandoned?: () => void;
     } = {},
     /** Room for a run's results in the daemon's result frame (--max-frame). */
     private readonly maxResultBytes = Number.POSITIVE_INFINITY,
@@ -59,6 +63,10 @@ export class Supervisor {
 
   start(): Promise<void> {
     if (this.ready) return this.ready;
+    // Started early (a run wants it): the backoff's own start is void, and status must not say "down".
+    if (this.restartTimer) clearTimeout(this.restartTimer);
+    this.restartTimer = null;
+    this.abandoned = 0;
     this.state = this.restarts > 0 ? 'restarting' : 'starting';
     this.startedAt = Date.now();
     const child = forkRunner(this.log);
@@ -215,7 +223,9 @@ export class Supervisor {
     if (!p) return;
     this.log.warn({ run: runId, reason: reason.message }, 'abandoned a run that does not yield; its runner answers, so it stays');
     this.send({ type: 'forget', runId });
+    this.abandoned += 1;
     p.reject(reason);
+    this.hooks.abandoned?.();
   }
 
   /** Kills the runner because a run will not yield (a hung native call); that run fails with `reason`. */

@@ -5,7 +5,19 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { closeSync, existsSync, openSync, readFileSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { alive, dw, dwJson, eventually, OCR_WORKFLOW, pluginWorkflow, SAMPLE, spawnDw, tallImage, withDaemon } from '../helpers/env.js';
+import {
+  alive,
+  dw,
+  dwJson,
+  eventually,
+  OCR_WORKFLOW,
+  pluginWorkflow,
+  SAMPLE,
+  slowWorkflow,
+  spawnDw,
+  tallImage,
+  withDaemon,
+} from '../helpers/env.js';
 import { slowClassifier } from '../helpers/onnx.js';
 
 test('SIGKILL of the runner mid-run: that run is run again on a fresh runner and succeeds; the models come back, the next run hits', async () => {
@@ -204,26 +216,42 @@ test('a run that takes down its runner twice fails with DW_ERR_RUNNER_CRASHED, a
   });
 });
 
-test("a step that awaits for ever past its deadline is abandoned, its runner kept: another client's run and the models carry on", async () => {
+test("a step that awaits for ever past its deadline is abandoned, its runner kept: another client's run and the models carry on; once idle, the runner is replaced", async () => {
   await withDaemon([], async (sb, d) => {
     assert.equal((await dw(sb, ['run', OCR_WORKFLOW, '-q'])).code, 0);
     const before = (await dwJson(sb, ['status'])).json.runner.pid as number;
     const tall = await tallImage(sb, 6);
     const other = spawnDw(sb, ['run', OCR_WORKFLOW, '--arg', `image=${tall}`, '--json']);
-    const stuck = await dwJson(sb, ['run', pluginWorkflow(sb.dir, 'forever', 'await new Promise(() => {});'), '--timeout', '1s']);
+    // It keeps timers going, as a step that ignores its cancel may: its runner must not keep it for ever.
+    const stuck = await dwJson(sb, [
+      'run',
+      pluginWorkflow(sb.dir, 'forever', 'setInterval(() => {}, 50); await new Promise(() => {});'),
+      '--timeout',
+      '1s',
+    ]);
     assert.equal(stuck.ran.code, 5, stuck.ran.stderr);
     assert.equal(stuck.json.error.code, 'DW_ERR_TIMEOUT');
+    // Replaced only once idle (2 s after the last run): right now it is the same runner.
+    const st = (await dwJson(sb, ['status'])).json;
+    assert.equal(st.runner.pid, before, 'the same runner');
+    assert.equal(st.runner.restarts, 0);
     const done = await other.done;
     assert.equal(done.code, 0, done.stderr);
     assert.doesNotMatch(done.stderr, /running the run again/, 'the other run was never interrupted');
     assert.match(d.log(), /abandoned a run that does not yield; its runner answers, so it stays/);
-    const st = (await dwJson(sb, ['status'])).json;
-    assert.equal(st.runner.pid, before, 'the same runner');
-    assert.equal(st.runner.restarts, 0);
+    await eventually(
+      'the idle runner replaced, its models loaded again',
+      async () =>
+        /replacing the idle runner: it still holds 1 abandoned run\(s\)/.test(d.log()) &&
+        /runner replaced: memory given back, models loaded again/.test(d.log()),
+    );
+    assert.notEqual((await dwJson(sb, ['status'])).json.runner.pid, before);
+    assert.equal(alive(before), false, 'the abandoned run went with its runner');
     const next = await dwJson(sb, ['run', OCR_WORKFLOW]);
     assert.deepEqual(
       next.json.models.map((m: any) => m.cache),
       ['hit', 'hit', 'hit'],
+      'its models were loaded again in the new one',
     );
   });
 });
@@ -244,5 +272,22 @@ test("Ctrl-C on a run that blocks its runner's thread: the runner is killed, and
     assert.match(o.stderr, /dw: dwd killed the runner: another run on it did not yield; running the run again on a fresh runner/);
     assert.ok(JSON.parse(o.stdout).results.read.lines.length > 0);
     assert.match(d.log(), /killing the runner: a run did not yield/);
+  });
+});
+
+test('a run that only shared the runner with one that kills it is retried alone and succeeds; the killer fails', async () => {
+  await withDaemon([], async (sb) => {
+    const innocent = spawnDw(sb, ['run', slowWorkflow(sb.dir, 3), '--json']);
+    await innocent.stderrMatches(/sleep: \d+\/\d+ ticks/);
+    const killer = await dwJson(sb, [
+      'run',
+      pluginWorkflow(sb.dir, 'killer', "await new Promise((r) => setTimeout(r, 500)); process.kill(process.pid, 'SIGKILL');"),
+    ]);
+    assert.equal(killer.json.error.code, 'DW_ERR_RUNNER_CRASHED');
+    assert.match(killer.json.error.message, /retried once already/);
+    const i = await innocent.done;
+    assert.equal(i.code, 0, i.stderr);
+    assert.match(i.stderr, /running the run again on a fresh runner/);
+    assert.equal(JSON.parse(i.stdout).results.sleep, 'slept');
   });
 });

@@ -403,7 +403,7 @@ test('a runner left holding far more than its models after a large input is repl
     assert.equal(big.ran.code, 0, big.ran.stderr);
     const peak = (await memory(sb)).runners[0].rss as number;
     const second = await eventually('the runner to be replaced', async () => (await runnerPid()) !== first && runnerPid());
-    assert.match(d.log(), /"msg":"the idle runner holds far more memory than its models: replacing it"/);
+    assert.match(d.log(), /"msg":"replacing the idle runner: it holds far more memory than its models"/);
     await eventually('its models loaded again', async () =>
       d.log().includes('"msg":"runner replaced: memory given back, models loaded again"'),
     );

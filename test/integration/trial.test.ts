@@ -347,3 +347,27 @@ test('a folder at the pid file path is named, not a stack trace; a sparse array 
     );
   });
 });
+
+test('dw stop during a run with a 15 MB result: the client still gets all of it before the daemon exits', { timeout: 60_000 }, async () => {
+  await withDaemon([], async (sb, d) => {
+    const wf = pluginWorkflow(sb.dir, 'big', 'await new Promise((r) => setTimeout(r, 1000)); return "x".repeat(15_000_000);');
+    const run = spawnDw(sb, ['run', wf, '--json']);
+    await run.stderrMatches(/x: started/);
+    assert.equal((await dw(sb, ['stop'])).code, 0);
+    const r = await run.done;
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(JSON.parse(r.stdout).results.x.length, 15_000_000);
+    assert.deepEqual(await d.exited, { code: 0, signal: null });
+  });
+});
+
+test('dw clear right after a runner crash: what the dead runner held is not loaded again behind it', { timeout: 60_000 }, async () => {
+  await withDaemon([], async (sb) => {
+    assert.equal((await dw(sb, ['run', OCR_WORKFLOW, '-q'])).code, 0);
+    process.kill((await dwJson(sb, ['status'])).json.runner.pid, 'SIGKILL');
+    assert.equal((await dw(sb, ['clear'])).code, 0);
+    await new Promise((r) => setTimeout(r, 3000));
+    const m = (await dwJson(sb, ['memory'])).json;
+    assert.deepEqual(m.runners[0].models, [], 'nothing came back');
+  });
+});
