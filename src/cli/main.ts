@@ -48,6 +48,7 @@ ${environmentHelp()}
 
 Exit codes:
 ${exitCodeTable()}
+  ${String(EXIT_PIPE).padStart(3)}  the reader of dw's output closed the pipe (dw … | head)
 `;
 }
 
