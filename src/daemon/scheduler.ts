@@ -1,9 +1,10 @@
 // Runs wait in a queue and go to the runner in lanes: up to `parallel` at once, but never two runs
 // that use the same model at the same time (the second waits, and sees its queue position), so a
 // short run on one model is not stuck behind a long run on another. Each run has a deadline; past
-// it the run is cancelled, and if the runner does not yield within a grace period it is killed
-// (the supervisor restarts it). Maintenance (dw clear, background loads) goes to the front of the
-// queue and runs alone, as soon as the runs in progress end.
+// it (or on a cancel) the run's controller is aborted, and a run that does not yield within a
+// grace period is abandoned, or its runner killed (unstick()). Runs that were on a runner that
+// died are run again once, one at a time (execute()). Maintenance (dw clear, recycling) goes to
+// the front of the queue and runs alone, as soon as the runs in progress end.
 import { DwError } from '../protocol/errors.js';
 import type { RunEvent } from '../protocol/messages.js';
 import type { EmitEvent, ModelReport, RunnerResult } from '../runner/ipc.js';
