@@ -3,10 +3,10 @@
 // displaces a live daemon (it waits for one that is shutting down), removes only files that are
 // still its own, and stops when its socket path no longer leads to it.
 import { randomBytes } from 'node:crypto';
-import type { Stats } from 'node:fs';
 import { chmodSync, closeSync, existsSync, linkSync, lstatSync, openSync, renameSync, statSync, unlinkSync, writeSync } from 'node:fs';
 import { createConnection, createServer, type Server } from 'node:net';
 import { basename, dirname, join } from 'node:path';
+import { kindOf } from '../media/read.js';
 import { makeDirs } from '../protocol/dirs.js';
 import { DwError } from '../protocol/errors.js';
 import { assertValidSocketPath, lockPathFor, MAX_SOCKET_PATH, uid } from '../protocol/paths.js';
@@ -166,15 +166,6 @@ async function listenAt(server: Server, path: string): Promise<void> {
     process.umask(oldMask);
   }
   chmodSync(path, 0o600);
-}
-
-/** What is at a path, for a message that says why dwd will not touch it. */
-function kindOf(st: Stats): string {
-  if (st.isDirectory()) return 'a directory';
-  if (st.isFile()) return 'a regular file';
-  if (st.isSymbolicLink()) return 'a symbolic link';
-  if (st.isFIFO()) return 'a named pipe';
-  return 'a device';
 }
 
 /** A stale socket is replaced; anything else at the path (a user's file, a folder) never is. */

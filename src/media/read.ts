@@ -1,7 +1,7 @@
 // Reading a file a user named (a workflow, a step's input): only a regular file, never a FIFO or a
 // device. A missing or unreadable input is DW_ERR_FILE_NOT_FOUND naming the step type, what the
 // file was for, and why.
-import { constants } from 'node:fs';
+import { constants, type Stats } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { DwError } from '../protocol/errors.js';
 
@@ -10,13 +10,14 @@ class NotRegular extends Error {
   readonly code = 'ENOTREG';
 }
 
-/** What a file is, for a message saying why it cannot be read. */
-function kindOf(st: import('node:fs').Stats): string {
-  if (st.isFIFO()) return 'a named pipe';
+/** What is at a path, for a message saying why it is not read, or not touched (daemon/listen.ts). */
+export function kindOf(st: Stats): string {
+  if (st.isFile()) return 'a regular file';
   if (st.isDirectory()) return 'a directory';
-  if (st.isCharacterDevice() || st.isBlockDevice()) return 'a device';
+  if (st.isSymbolicLink()) return 'a symbolic link';
+  if (st.isFIFO()) return 'a named pipe';
   if (st.isSocket()) return 'a socket';
-  return 'not a regular file';
+  return 'a device';
 }
 
 /**
