@@ -41,24 +41,32 @@ function plan(...models: Array<{ key: string; path: string }>): Plan {
 function harness(
   opts: { maxMemory?: number | null; keepAliveMs?: number; costs?: Record<string, number>; loadMs?: Record<string, number> } = {},
 ) {
-  const held = new Map<string, LoadedModelInfo>();
+  // What each runner of a pool of two holds; `held` is runner 0's.
+  const pool = [new Map<string, LoadedModelInfo>(), new Map<string, LoadedModelInfo>()];
+  const held = pool[0]!;
   const released: string[][] = [];
+  const releasedBy: number[] = [];
   const registry = new ModelRegistry({
-    release: async (keys) => {
+    release: async (runner, keys) => {
       released.push(keys);
-      keys.forEach((k) => held.delete(k));
+      releasedBy.push(runner);
+      keys.forEach((k) => pool[runner]!.delete(k));
     },
-    loaded: async () => [...held.values()],
+    loaded: async (runner) => [...pool[runner]!.values()],
     log: pino({ level: 'silent' }),
     maxMemory: opts.maxMemory ?? null,
     keepAliveMs: opts.keepAliveMs ?? 60_000,
   });
   let clock = 1;
-  const run = async (p: Plan, keepAlive?: number) => {
+  const run = async (p: Plan, keepAlive?: number, runner = 0) => {
+    await registry.gather(
+      p.steps[0]!.models.map((m) => m.key),
+      runner,
+    );
     const acquired = await registry.prepare(p);
     for (const m of p.steps[0]!.models) {
-      const prev = held.get(m.key);
-      held.set(m.key, {
+      const prev = pool[runner]!.get(m.key);
+      pool[runner]!.set(m.key, {
         key: m.key,
         path: m.path,
         provider: 'cpu',
@@ -69,9 +77,9 @@ function harness(
       });
     }
     clock += 1;
-    await registry.finish(p, acquired, keepAlive);
+    await registry.finish(runner, p, acquired, keepAlive);
   };
-  return { registry, held, released, run };
+  return { registry, held, pool, released, releasedBy, run };
 }
 
 test('records what a run loaded, with the measured cost, uses and keep-alive deadline', async () => {
@@ -113,7 +121,7 @@ test('a model in use never expires: its timer starts when its run ends', async (
   const acquired = await h.registry.prepare(plan(a));
   await new Promise((r) => setTimeout(r, 80));
   assert.deepEqual(h.released, [], 'pinned by the run in progress');
-  await h.registry.finish(plan(a), acquired, undefined);
+  await h.registry.finish(0, plan(a), acquired, undefined);
   await new Promise((r) => setTimeout(r, 80));
   assert.deepEqual(h.released, [['a']]);
 });
@@ -176,10 +184,11 @@ test('invalidation drops idle sessions of other content now, running ones when t
   const acquired = await h.registry.prepare(plan(a));
   await h.registry.invalidate(a.path, ['aaa:o'], 'model file changed on disk');
   assert.deepEqual(h.released, [], 'in use: kept until the run ends');
-  await h.registry.finish(plan(a), acquired, undefined);
+  await h.registry.finish(0, plan(a), acquired, undefined);
   assert.deepEqual(h.released, [['aaa:o']]);
   const cache = (status: 'hit' | 'loaded', key: string) =>
     h.registry.noteModel(
+      0,
       { step: 's', role: 'r', status, provider: 'cpu', load_ms: 1 },
       { key, path: a.path, role: 'r', session: { providers: ['cpu'] }, workflow: 'w.json' },
     );
@@ -256,7 +265,7 @@ test('reconciles with what the runner holds: a crash forgets everything', async 
     h.registry.snapshot().map((m) => m.key),
     ['b'],
   );
-  h.registry.reset();
+  h.registry.reset(0);
   assert.deepEqual(h.registry.snapshot(), []);
 });
 
@@ -266,7 +275,47 @@ test('budget: models another lane is loading right now count against it', async 
   const h = harness({ maxMemory: 10 * MB });
   const acquired = await h.registry.prepare(plan(a)); // a is being loaded: about 6 MB
   await assert.rejects(h.registry.prepare(plan(b)), (e: DwError) => e.code === 'DW_ERR_NO_MEMORY');
-  await h.registry.finish(plan(a), acquired, undefined);
+  await h.registry.finish(0, plan(a), acquired, undefined);
   // That run ended without loading a (the fake runner holds nothing): its reservation is gone.
   await h.registry.prepare(plan(b));
+});
+
+test('pool: the budget covers every runner; the least recently used idle model goes, whichever runner holds it', async () => {
+  const old = { key: 'old', path: modelFile('old1.onnx', 10) };
+  const recent = { key: 'recent', path: modelFile('recent1.onnx', 10) };
+  const fresh = { key: 'fresh', path: modelFile('fresh1.onnx', 3 * MB) }; // estimated at 6 MB
+  const h = harness({ maxMemory: 20 * MB, costs: { old: 8 * MB, recent: 8 * MB, fresh: 8 * MB } });
+  await h.run(plan(old), undefined, 1); // on runner 1
+  await h.run(plan(recent), undefined, 0); // on runner 0
+  assert.equal(h.registry.runnerOf('old'), 1);
+  assert.equal(h.registry.runnerOf('recent'), 0);
+  // 16 MB held across the two runners + about 6 MB for fresh do not fit under 20 MB: one model goes.
+  await h.run(plan(fresh), undefined, 0);
+  assert.deepEqual(h.released, [['old']], 'the older model, though on the other runner');
+  assert.deepEqual(h.releasedBy, [1], 'released in the runner that held it');
+  assert.deepEqual([...h.pool[1]!.keys()], []);
+  assert.equal(h.registry.modelsOn(0), 2);
+  assert.equal(h.registry.modelsOn(1), 0);
+});
+
+test('pool: a run placed on one runner takes its models from another (never loaded twice); a crash forgets only its runner', async () => {
+  const a = { key: 'a', path: modelFile('pa.onnx', 10) };
+  const b = { key: 'b', path: modelFile('pb.onnx', 10) };
+  const h = harness();
+  await h.run(plan(a), undefined, 0);
+  await h.run(plan(b), undefined, 1);
+  await h.run(plan(a, b), undefined, 0);
+  assert.deepEqual(h.released, [['b']]);
+  assert.deepEqual(h.releasedBy, [1]);
+  assert.deepEqual(h.registry.evictions, [], 'moved, not evicted');
+  assert.equal(h.registry.runnerOf('b'), 0);
+  await h.run(plan({ key: 'c', path: modelFile('pc.onnx', 10) }), undefined, 1);
+  h.registry.reset(1);
+  assert.deepEqual(
+    h.registry
+      .snapshot()
+      .map((m) => `${m.key}@${m.runner}`)
+      .sort(),
+    ['a@0', 'b@0'],
+  );
 });

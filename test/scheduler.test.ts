@@ -1,5 +1,6 @@
-// The scheduler as plain code: a fake runner and registry injected, timers mocked, so its decisions
-// (lanes, deadlines, abandon or kill, retry once) are checked fast and deterministically. The
+// The scheduler as plain code: a fake pool of runners and a fake registry injected, timers mocked,
+// so its decisions (placement, lanes, deadlines, abandon or kill, retry once) are checked fast and
+// deterministically. The
 // integration tests (crash.test.ts, concurrency.test.ts) run the same paths with real runners.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -7,14 +8,15 @@ import { DwError } from '../src/protocol/errors.js';
 import type { RunEvent } from '../src/protocol/messages.js';
 import type { RunnerResult } from '../src/runner/ipc.js';
 import { type Job, Scheduler, YIELD_GRACE_MS } from '../src/daemon/scheduler.js';
-import type { ModelRegistry } from '../src/daemon/models.js';
-import type { Supervisor } from '../src/daemon/supervisor.js';
+import type { SchedulerRegistry } from '../src/daemon/scheduler.js';
 import type { Plan } from '../src/workflow/plan.js';
 
 const RESULT: RunnerResult = { results: {}, models: [], outputs: [], load_ms: 0, run_ms: 1, rss: 0 };
 
 /** A runner that holds each run until the test settles it, and records what the scheduler asks of it. */
 class FakeRunner {
+  readonly device = 'cpu';
+  readonly isReady = true;
   readonly calls: string[] = [];
   readonly runs = new Map<string, { resolve: (r: RunnerResult) => void; reject: (e: DwError) => void }>();
   /** What answers() says: the loop answers, with these runs inside a native call; null: it does not answer. */
@@ -48,7 +50,17 @@ class FakeRunner {
       );
   }
   status() {
-    return { pid: 1, state: 'ready' as const, restarts: 0, last_exit: null, crash_streak: 0, next_start_in_ms: null, frozen: false };
+    return {
+      index: 0,
+      device: 'cpu',
+      pid: 1,
+      state: 'ready' as const,
+      restarts: 0,
+      last_exit: null,
+      crash_streak: 0,
+      next_start_in_ms: null,
+      frozen: false,
+    };
   }
   settle(id: string) {
     const r = this.runs.get(id);
@@ -57,11 +69,21 @@ class FakeRunner {
   }
 }
 
-const fakeRegistry = {
-  prepare: async (plan: Plan) => plan.steps.flatMap((s) => s.models.map((m) => m.key)),
-  finish: async () => {},
-  noteModel: () => null,
-};
+/** Where each model is loaded: a run's models are, once it ends, on the runner it ran on. */
+function fakeRegistry() {
+  const homes = new Map<string, number>();
+  const registry = {
+    prepare: async (plan: Plan) => plan.steps.flatMap((s) => s.models.map((m) => m.key)),
+    finish: async (runner: number, plan: Plan) => {
+      for (const s of plan.steps) for (const m of s.models) homes.set(m.key, runner);
+    },
+    noteModel: () => null,
+    runnerOf: (key: string) => homes.get(key),
+    modelsOn: (runner: number) => [...homes.values()].filter((r) => r === runner).length,
+    gather: async () => {},
+  } satisfies SchedulerRegistry;
+  return { registry, homes };
+}
 
 function plan(key: string): Plan {
   return {
@@ -81,9 +103,11 @@ function plan(key: string): Plan {
   };
 }
 
-function setup(parallel = 2) {
-  const runner = new FakeRunner();
-  const scheduler = new Scheduler(runner as unknown as Supervisor, fakeRegistry as unknown as ModelRegistry, { parallel, maxQueue: 8 });
+function setup(parallel = 2, runners = 1) {
+  const pool = Array.from({ length: runners }, () => new FakeRunner());
+  const runner = pool[0]!;
+  const { registry, homes } = fakeRegistry();
+  const scheduler = new Scheduler(pool, registry, { parallel, maxQueue: 8 });
   const events = new Map<string, RunEvent[]>();
   const submit = (id: string, key: string, timeout_ms = 60_000) => {
     const controller = new AbortController();
@@ -95,7 +119,7 @@ function setup(parallel = 2) {
     );
     return { controller, done };
   };
-  return { runner, scheduler, events, submit };
+  return { runner, pool, homes, scheduler, events, submit };
 }
 
 /** Lets the scheduler's promise chains run. */
@@ -199,4 +223,61 @@ test('a run cancelled while its runner restarts is not retried', async (t) => {
   const got = await a.done;
   assert.equal(!got.ok && got.e.code, 'DW_ERR_RUNNER_CRASHED');
   assert.deepEqual(runner.calls, ['run a', 'cancel a'], 'not sent again');
+});
+
+test('pool: runs of models loaded nowhere spread over the runners; a run goes where its model is, and waits there rather than move', async () => {
+  const { pool, homes, submit } = setup(1, 2);
+  const a = submit('a', 'm1');
+  const b = submit('b', 'm2');
+  await settle();
+  assert.deepEqual(
+    pool.map((r) => r.calls),
+    [['run a'], ['run b']],
+    'the least busy runner',
+  );
+  pool[0]!.settle('a')!.resolve(RESULT);
+  assert.equal((await a.done).ok, true);
+  assert.equal(homes.get('m1'), 0);
+  // Runner 0 is free, but m2 is on busy runner 1: a cache hit never moves, it waits.
+  const c = submit('c', 'm2');
+  await settle();
+  assert.deepEqual(pool[0]!.calls, ['run a']);
+  pool[1]!.settle('b')!.resolve(RESULT);
+  assert.equal((await b.done).ok, true);
+  await settle();
+  assert.deepEqual(pool[1]!.calls, ['run b', 'run c']);
+  pool[1]!.settle('c')!.resolve(RESULT);
+  assert.equal((await c.done).ok, true);
+  // Both idle, a new model: the runner holding fewer models (runner 0 holds m1, runner 1 holds m2: a tie, the first).
+  homes.set('m3', 1);
+  const d = submit('d', 'm4');
+  await settle();
+  assert.deepEqual(pool[0]!.calls, ['run a', 'run d'], 'runner 0 holds 1 model, runner 1 holds 2');
+  pool[0]!.settle('d')!.resolve(RESULT);
+  await d.done;
+});
+
+test('pool: a runner killed for a run that does not yield costs the runs on other runners nothing', async (t) => {
+  t.mock.timers.enable({ apis: ['setTimeout', 'setInterval'] });
+  const { pool, events, submit } = setup(2, 2);
+  pool[0]!.pong = null;
+  const a = submit('a', 'm1', 1000);
+  const b = submit('b', 'm2');
+  await settle();
+  assert.deepEqual(
+    pool.map((r) => r.calls),
+    [['run a'], ['run b']],
+  );
+  t.mock.timers.tick(1000);
+  t.mock.timers.tick(YIELD_GRACE_MS);
+  await settle();
+  assert.deepEqual(pool[0]!.calls, ['run a', 'cancel a', 'kill a']);
+  assert.deepEqual(pool[1]!.calls, ['run b'], 'nothing asked of the other runner');
+  assert.equal((await a.done).ok, false);
+  pool[1]!.settle('b')!.resolve(RESULT);
+  assert.equal((await b.done).ok, true);
+  assert.deepEqual(
+    events.get('b')!.filter((e) => e.kind === 'retry'),
+    [],
+  );
 });

@@ -8,6 +8,7 @@ import { DEFAULT_MAX_FRAME } from '../protocol/framing.js';
 import { parseDuration, parseKeepAlive, parseSize } from '../protocol/units.js';
 import { totalmem } from 'node:os';
 import { gpuMemoryTotal } from '../host/nvidia.js';
+import { type Device, parseDevices, parseRunners } from './pool-layout.js';
 
 export interface Config {
   socket: string;
@@ -18,6 +19,8 @@ export interface Config {
   prewarm: boolean;
   allowed_roots: string[] | null;
   plugins: 'auto' | 'on' | 'off';
+  runners: number | 'auto';
+  devices: Device[] | null;
   parallel: number;
   max_queue: number;
   timeout_ms: number;
@@ -79,7 +82,7 @@ export const SETTINGS: { [K in keyof Config]: Setting<K> } = {
   growth_warn_bytes: {
     flag: 'growth-warn',
     env: 'DWD_GROWTH_WARN',
-    doc: 'warn when the runner grows by more than this across warm runs',
+    doc: 'warn when a runner grows by more than this across warm runs',
     default: () => 500 * 1024 * 1024,
     parse: parseSize,
   },
@@ -118,10 +121,24 @@ export const SETTINGS: { [K in keyof Config]: Setting<K> } = {
       return raw as Config['plugins'];
     },
   },
+  runners: {
+    flag: 'runners',
+    env: 'DWD_RUNNERS',
+    doc: 'runner processes, each with its own models: a number, or auto = one per GPU, else 2 on a host with 2 cores or more',
+    default: () => 'auto',
+    parse: parseRunners,
+  },
+  devices: {
+    flag: 'devices',
+    env: 'DWD_DEVICES',
+    doc: 'devices the runners are dealt to in turn: cpu, or cuda:0,cuda:1,…; auto = every GPU nvidia-smi reports, else cpu',
+    default: () => null,
+    parse: parseDevices,
+  },
   parallel: {
     flag: 'parallel',
     env: 'DWD_PARALLEL',
-    doc: 'runs of different models at once (the CPU plus one)',
+    doc: 'runs of different models at once on each runner',
     default: () => 2,
     parse: positiveInt,
   },
@@ -177,7 +194,9 @@ export function usage(): string {
   const envWidth = Math.max(...settings.map((s) => s.env.length));
   const shown = (key: string, v: unknown) =>
     v === null
-      ? 'none'
+      ? key === 'devices'
+        ? 'auto'
+        : 'none'
       : typeof v !== 'number'
         ? String(v)
         : key.endsWith('_ms')

@@ -14,6 +14,9 @@ import { Scheduler } from './scheduler.js';
 import { serve } from './server.js';
 import { Supervisor } from './supervisor.js';
 import { GrowthTracker } from './growth.js';
+import { CpuPriorities, mayRaiseBack } from './cpu-priority.js';
+import { poolLayout } from './pool-layout.js';
+import { gpuIndexes } from '../host/nvidia.js';
 import { AllowedRoots } from '../workflow/roots.js';
 import { ModelWatcher } from './watcher.js';
 
@@ -36,7 +39,8 @@ const CLOSE_WAIT_MS = 5000;
 const SHUTDOWN_SLACK_MS = 15_000;
 
 export class Daemon {
-  readonly supervisor: Supervisor;
+  /** The pool: one Supervisor per runner process, by index. */
+  readonly runners: readonly Supervisor[];
   readonly scheduler: Scheduler;
   readonly registry: ModelRegistry;
   readonly watcher: ModelWatcher;
@@ -44,9 +48,11 @@ export class Daemon {
   readonly roots: AllowedRoots;
   readonly pluginsAllowed: boolean;
   readonly startedAt = Date.now();
-  readonly growth: GrowthTracker;
+  /** Memory growth across warm runs, per runner. */
+  readonly growth: readonly GrowthTracker[];
+  readonly priorities: CpuPriorities;
   shuttingDown = false;
-  /** Models a crashed runner held, to load again in its successor. */
+  /** Models crashed runners held, to load again in their successors (each snapshot names its runner). */
   private lost: ModelSnapshot[] = [];
   private shutdownPromise: Promise<void> | null = null;
   private connections: Set<Socket> = new Set();
@@ -67,31 +73,59 @@ export class Daemon {
     this.roots = new AllowedRoots(config.allowed_roots);
     // A plugin runs any code as the daemon; with roots set, the operator meant to contain requests.
     this.pluginsAllowed = config.plugins === 'on' || (config.plugins === 'auto' && !this.roots.active);
-    this.growth = new GrowthTracker(config.growth_warn_bytes);
-    this.supervisor = new Supervisor(
-      log,
-      {
-        exited: (crashed) => {
-          // Remember what the dead runner held, so the next one can load it again unasked.
-          // A runner that dies during the previous recovery must not make us forget what it was recovering.
-          if (crashed) this.lost = [...new Map([...this.lost, ...this.registry.snapshot()].map((m) => [m.key, m])).values()];
-          this.registry.reset();
-        },
-        ready: () => void this.recover(),
-        // Whatever the abandoned run still does (timers, memory) ends with its runner: replaced once idle.
-        abandoned: () => this.scheduleMemoryCheck(),
-      },
-      Math.min(MAX_RESULT_BYTES, config.max_frame - Math.min(RESULT_FRAME_OVERHEAD, config.max_frame / 4)),
+    const devices = poolLayout(config.runners, config.devices);
+    const gpus = devices.some((x) => x !== 'cpu') ? new Set(gpuIndexes().map((i) => `cuda:${i}`)) : new Set<string>();
+    for (const device of new Set(devices.filter((x) => x !== 'cpu' && !gpus.has(x))))
+      log.warn({ device }, `${device} is not a GPU nvidia-smi reports: its runner's models load on the CPU unless CUDA finds it`);
+    this.growth = devices.map(() => new GrowthTracker(config.growth_warn_bytes));
+    const maxResult = Math.min(MAX_RESULT_BYTES, config.max_frame - Math.min(RESULT_FRAME_OVERHEAD, config.max_frame / 4));
+    this.runners = devices.map(
+      (device, i) =>
+        new Supervisor(
+          i,
+          device,
+          devices.some((x) => x !== 'cpu'),
+          log.child({ runner: i }),
+          {
+            exited: (crashed) => {
+              // Remember what the dead runner held, so the next one can load it again unasked.
+              // A runner that dies during the previous recovery must not make us forget what it was recovering.
+              const held = this.registry.snapshot().filter((m) => m.runner === i);
+              if (crashed) this.lost = [...new Map([...this.lost, ...held].map((m) => [m.key, m])).values()];
+              this.registry.reset(i);
+            },
+            ready: () => void this.recover(i),
+            // Whatever the abandoned run still does (timers, memory) ends with its runner: replaced once idle.
+            abandoned: () => this.scheduleMemoryCheck(),
+          },
+          maxResult,
+        ),
     );
     this.registry = new ModelRegistry({
-      release: (keys) => this.supervisor.release(keys),
-      loaded: async () => (await this.supervisor.snapshot())?.models ?? null,
+      release: (runner, keys) => this.runners[runner]!.release(keys),
+      loaded: async (runner) => (await this.runners[runner]!.snapshot())?.models ?? null,
       log,
       maxMemory: config.max_memory,
       keepAliveMs: config.keep_alive_ms,
       changed: () => this.watcher?.sync(this.registry.paths()),
     });
-    this.scheduler = new Scheduler(this.supervisor, this.registry, { parallel: config.parallel, maxQueue: config.max_queue });
+    this.scheduler = new Scheduler(this.runners, this.registry, { parallel: config.parallel, maxQueue: config.max_queue }, () =>
+      this.priorities.update(),
+    );
+    this.priorities = new CpuPriorities({
+      busy: () => {
+        const since = this.scheduler.youngestRuns();
+        return this.runners.map((r, i) => ({ pid: r.status().pid, since: since[i] ?? null }));
+      },
+      enabled: this.runners.length > 1 && mayRaiseBack(),
+      noted: (pid, nice) =>
+        nice === null
+          ? log.warn({ runner_pid: pid }, 'CPU priorities between runners are off: raising a lowered runner back was refused')
+          : log.debug(
+              { runner_pid: pid, nice },
+              nice > 0 ? 'runner lowered: a younger run is busy on another runner' : 'runner priority back to normal',
+            ),
+    });
     this.watcher = new ModelWatcher({
       registry: this.registry,
       hasher: this.hasher,
@@ -126,20 +160,33 @@ export class Daemon {
       this.log.warn({ socket: this.socket, why }, 'the socket no longer leads to this daemon');
       void this.shutdown(`socket lost: ${why}`);
     });
-    // Start the runner now so the first run does not pay for the process start.
-    return this.supervisor.start().catch((err: Error) => this.log.error({ err: err.message }, 'runner failed to start'));
+    if (this.runners.length > 1 && !this.priorities.enabled)
+      this.log.info(
+        {},
+        'CPU priorities between runners are off: dwd could not raise a lowered runner back (run it as root, or with systemd LimitNICE=+0)',
+      );
+    // Start the runners now so the first run does not pay for the process start.
+    return Promise.all(
+      this.runners.map((r) =>
+        r.start().catch((err: Error) => this.log.error({ runner: r.index, err: err.message }, 'runner failed to start')),
+      ),
+    ).then(() => {});
   }
 
-  /** After a run: warns once if the runner keeps growing across warm runs of the same models. */
-  noteRunnerRss(rss: number): void {
-    const warning = this.growth.note(rss, this.registry.generation);
-    if (warning) this.log.warn({ rss, threshold: this.config.growth_warn_bytes }, warning);
+  /** After a run: warns once if its runner keeps growing across warm runs of the same models. */
+  noteRunnerRss(runner: number, rss: number): void {
+    const warning = this.growth[runner]!.note(rss, this.registry.generation);
+    if (warning) this.log.warn({ runner, rss, threshold: this.config.growth_warn_bytes }, warning);
     this.scheduleMemoryCheck();
   }
 
-  /** Looks at the runner's memory once no run has come for a moment (each run that ends puts it off). */
+  private get abandonedRuns(): number {
+    return this.runners.reduce((sum, r) => sum + r.abandoned, 0);
+  }
+
+  /** Looks at the runners' memory once no run has come for a moment (each run that ends puts it off). */
   private scheduleMemoryCheck(): void {
-    if (this.config.recycle_above_bytes === 0 && this.supervisor.abandoned === 0) return;
+    if (this.config.recycle_above_bytes === 0 && this.abandonedRuns === 0) return;
     if (this.memoryCheck) clearTimeout(this.memoryCheck);
     this.memoryCheck = setTimeout(() => {
       this.memoryCheck = null;
@@ -158,50 +205,58 @@ export class Daemon {
   private async checkRunnerMemory(): Promise<void> {
     if (this.shuttingDown) return;
     if (!this.scheduler.idleNow) {
-      if (this.supervisor.abandoned > 0) this.scheduleMemoryCheck(); // looked at again once runs stop coming
+      if (this.abandonedRuns > 0) this.scheduleMemoryCheck(); // looked at again once runs stop coming
       return;
     }
-    if (this.supervisor.abandoned > 0) {
-      await this.recycle(`it still holds ${this.supervisor.abandoned} abandoned run(s), which may go on working there`, {
-        abandoned: this.supervisor.abandoned,
+    for (const runner of this.runners) {
+      if (runner.abandoned > 0) {
+        await this.recycle(runner.index, `it still holds ${runner.abandoned} abandoned run(s), which may go on working there`, {
+          abandoned: runner.abandoned,
+        });
+        continue;
+      }
+      if (this.config.recycle_above_bytes === 0) continue;
+      const snap = await runner.snapshot();
+      const fresh = runner.freshRss;
+      if (!snap || fresh === null || !this.scheduler.idleNow) continue;
+      const models = this.registry
+        .snapshot()
+        .filter((m) => m.runner === runner.index)
+        .reduce((sum, m) => sum + m.cost_bytes, 0);
+      const excess = snap.rss - fresh - models;
+      // Models whose working memory is legitimately large (a diffusion UNet) are allowed twice their size.
+      const allowed = Math.max(this.config.recycle_above_bytes, 2 * models);
+      if (excess <= allowed) continue;
+      await this.recycle(runner.index, 'it holds far more memory than its models', {
+        rss: snap.rss,
+        excess_bytes: excess,
+        models_bytes: models,
+        allowed_bytes: allowed,
       });
-      return;
     }
-    if (this.config.recycle_above_bytes === 0) return;
-    const snap = await this.supervisor.snapshot();
-    const fresh = this.supervisor.freshRss;
-    if (!snap || fresh === null || !this.scheduler.idleNow) return;
-    const models = this.registry.snapshot().reduce((sum, m) => sum + m.cost_bytes, 0);
-    const excess = snap.rss - fresh - models;
-    // Models whose working memory is legitimately large (a diffusion UNet) are allowed twice their size.
-    const allowed = Math.max(this.config.recycle_above_bytes, 2 * models);
-    if (excess <= allowed) return;
-    await this.recycle('it holds far more memory than its models', {
-      rss: snap.rss,
-      excess_bytes: excess,
-      models_bytes: models,
-      allowed_bytes: allowed,
-    });
   }
 
-  /** Replaces the runner with a fresh process and loads what the old one held (with their keep-alive). */
-  private async recycle(why: string, facts: Record<string, number>): Promise<void> {
-    const held = this.registry.snapshot().filter((m) => m.session);
-    this.log.info({ ...facts, models: held.length }, `replacing the idle runner: ${why}`);
-    await this.scheduler.exclusive('recycle', () => this.supervisor.replace());
-    this.growth.reset();
+  /** Replaces a runner with a fresh process and loads what the old one held (with their keep-alive). */
+  private async recycle(index: number, why: string, facts: Record<string, number>): Promise<void> {
+    const runner = this.runners[index]!;
+    const held = this.registry.snapshot().filter((m) => m.session && m.runner === index);
+    this.log.info({ runner: index, ...facts, models: held.length }, `replacing the idle runner: ${why}`);
+    await this.scheduler.exclusive('recycle', () => runner.replace());
+    this.growth[index]!.reset();
     const reloaded = await this.preload(
+      index,
       held.map((m) => ({ ...m, session: m.session! })),
       'runner replaced',
     );
     this.log.info(
-      { rss_before: facts.rss, rss_after: (await this.supervisor.snapshot())?.rss ?? null, models: held.length, reloaded },
+      { runner: index, rss_before: facts.rss, rss_after: (await runner.snapshot())?.rss ?? null, models: held.length, reloaded },
       'runner replaced: memory given back, models loaded again',
     );
   }
 
   /** Loads models in the background, ahead of any run that will ask for them; false if any failed. */
   private async preload(
+    runner: number,
     models: Array<{
       key: string;
       path: string;
@@ -216,40 +271,44 @@ export class Daemon {
     let ok = true;
     for (const m of models) {
       const model = { role: m.role, kind: 'onnx' as const, path: m.path, key: m.key, ...(m.files?.length ? { files: m.files } : {}) };
+      // A run may have loaded it meanwhile, wherever it was placed: a model is never loaded twice.
       const reply = await this.scheduler
-        .background(`preload:${m.key}`, [m.key], () => this.supervisor.preload(model, m.session))
+        .background(`preload:${m.key}`, runner, [m.key], async () =>
+          this.registry.runnerOf(m.key) === undefined ? this.runners[runner]!.preload(model, m.session) : 'loaded already',
+        )
         .catch(() => null);
+      if (reply === 'loaded already') continue;
       if (!reply || reply.error) {
-        this.log.warn({ path: m.path, why, err: reply?.error?.message ?? 'no runner' }, 'background load failed');
+        this.log.warn({ runner, path: m.path, why, err: reply?.error?.message ?? 'no runner' }, 'background load failed');
         ok = false;
         continue;
       }
-      await this.registry.adopt([m]);
+      await this.registry.adopt(runner, [m]);
     }
     return ok;
   }
 
   /** --prewarm: after a model file changed, load its new content before anyone asks. */
   private async prewarm(path: string, dropped: Array<ModelSnapshot & { digest: string }>): Promise<void> {
-    const models = dropped
-      .filter((m) => m.session)
-      .map((m) => ({ ...m, key: modelKey('onnx', m.digest, m.session!), session: m.session! }));
-    if (await this.preload(models, 'prewarm')) this.log.info({ path, sessions: models.length }, 'model prewarmed after its file changed');
+    let ok = true;
+    for (const m of dropped.filter((x) => x.session))
+      ok = (await this.preload(m.runner, [{ ...m, key: modelKey('onnx', m.digest, m.session!), session: m.session! }], 'prewarm')) && ok;
+    if (ok) this.log.info({ path, sessions: dropped.length }, 'model prewarmed after its file changed');
   }
 
   /** After a crash: the new runner loads what the old one held, so the next run is a cache hit. */
-  private async recover(): Promise<void> {
-    const todo = this.lost.filter((m) => m.session);
+  private async recover(runner: number): Promise<void> {
+    const todo = this.lost.filter((m) => m.session && m.runner === runner);
     if (todo.length === 0) return;
     let loaded = 0;
     for (const m of todo) {
       if (!this.lost.some((x) => x.key === m.key)) continue; // dw clear meanwhile: not wanted any more
       // Taken off the list only once loaded: if this runner dies too, its successor tries again.
-      if (!(await this.preload([{ ...m, session: m.session! }], 'recovery'))) continue;
+      if (!(await this.preload(runner, [{ ...m, session: m.session! }], 'recovery'))) continue;
       this.lost = this.lost.filter((x) => x.key !== m.key);
       loaded += 1;
     }
-    this.log.info({ models: todo.length, loaded }, 'reloaded the models the crashed runner held');
+    this.log.info({ runner, models: todo.length, loaded }, 'reloaded the models the crashed runner held');
   }
 
   /** dw clear: what a crashed runner held is not to be loaded again either. */
@@ -298,9 +357,9 @@ export class Daemon {
     clearTimeout(late);
   }
 
-  /** For an exit that cannot wait (a second SIGTERM): the runner is killed, our files removed. */
+  /** For an exit that cannot wait (a second SIGTERM): the runners are killed, our files removed. */
   abandon(): void {
-    this.supervisor.killNow();
+    for (const r of this.runners) r.killNow();
     this.bound.cleanup();
   }
 
@@ -317,7 +376,8 @@ export class Daemon {
       await this.scheduler.idle();
     }
     await this.watcher.close();
-    await this.supervisor.stop();
+    this.priorities.stop();
+    await Promise.all(this.runners.map((r) => r.stop()));
     await this.closeConnections();
     this.stopServing();
     this.bound.cleanup();

@@ -16,6 +16,7 @@ import type { ModelRegistry } from './models.js';
 import type { Scheduler } from './scheduler.js';
 import type { Connection, Handler, HandlerTable } from './server.js';
 import type { Supervisor } from './supervisor.js';
+import type { CpuPriorities } from './cpu-priority.js';
 import type { AllowedRoots } from '../workflow/roots.js';
 
 export function runId(conn: Connection, id: string | number): string {
@@ -30,9 +31,10 @@ export interface HandlerDeps {
   readonly config: Config;
   readonly log: Logger;
   readonly scheduler: Scheduler;
-  readonly supervisor: Supervisor;
+  readonly runners: readonly Supervisor[];
   readonly registry: ModelRegistry;
-  readonly growth: GrowthTracker;
+  readonly growth: readonly GrowthTracker[];
+  readonly priorities: CpuPriorities;
   readonly roots: AllowedRoots;
   readonly hasher: FileHasher;
   readonly logSink: LogSink | null;
@@ -42,7 +44,7 @@ export interface HandlerDeps {
   readonly startedAt: number;
   readonly shuttingDown: boolean;
   shutdown(reason: string): Promise<void>;
-  noteRunnerRss(rss: number): void;
+  noteRunnerRss(runner: number, rss: number): void;
   forgetLost(): void;
 }
 
@@ -94,8 +96,11 @@ const runHandler =
         keep_alive_ms: req.keep_alive_ms,
         emit: (e) => conn.event(req.id, e),
       });
-      d.noteRunnerRss(r.rss);
-      d.log.info({ run: id, workflow: plan.workflow.path, load_ms: r.load_ms, run_ms: r.run_ms, queue_ms: r.queue_ms }, 'run done');
+      d.noteRunnerRss(r.runner, r.rss);
+      d.log.info(
+        { run: id, runner: r.runner, workflow: plan.workflow.path, load_ms: r.load_ms, run_ms: r.run_ms, queue_ms: r.queue_ms },
+        'run done',
+      );
       return {
         ok: true,
         workflow: plan.workflow,
@@ -129,7 +134,7 @@ const validateHandler =
   };
 
 const statusHandler =
-  (d: Deps<'startedAt' | 'socket' | 'scheduler' | 'supervisor' | 'registry' | 'logSink' | 'config'>): Handler<'status'> =>
+  (d: Deps<'startedAt' | 'socket' | 'scheduler' | 'runners' | 'registry' | 'logSink' | 'config' | 'priorities'>): Handler<'status'> =>
   async () => {
     return {
       pid: process.pid,
@@ -140,7 +145,16 @@ const statusHandler =
       runs_total: d.scheduler.runsTotal,
       runs_active: d.scheduler.running,
       runs_queued: d.scheduler.queued,
-      runner: d.supervisor.status(),
+      runners: d.runners.map((r) => {
+        const st = r.status();
+        return {
+          ...st,
+          runs_active: d.scheduler.runningOn(r.index),
+          runs_queued: d.scheduler.queuedFor(r.index),
+          models: d.registry.modelsOn(r.index),
+          cpu_priority: d.priorities.stateOf(st.pid),
+        };
+      }),
       models_loaded: d.registry.snapshot().length,
       log: d.logSink?.status ?? null,
       settings: { ...d.config },
@@ -156,14 +170,13 @@ const stopHandler =
   };
 
 const memoryHandler =
-  (d: Deps<'supervisor' | 'registry' | 'growth' | 'startedAt' | 'config' | 'scheduler'>): Handler<'memory'> =>
+  (d: Deps<'runners' | 'registry' | 'growth' | 'startedAt' | 'config' | 'scheduler'>): Handler<'memory'> =>
   async () => {
-    const [snap, host] = await Promise.all([d.supervisor.snapshot(), hostFacts()]);
-    const runner = d.supervisor.status();
-    const gpu = await gpuFacts([process.pid, ...(runner.pid ? [runner.pid] : [])]);
+    const [snaps, host] = await Promise.all([Promise.all(d.runners.map((r) => r.snapshot())), hostFacts()]);
+    const statuses = d.runners.map((r) => r.status());
+    const gpu = await gpuFacts([process.pid, ...statuses.flatMap((r) => (r.pid ? [r.pid] : []))]);
     const models = d.registry.snapshot();
-    const growth = d.growth.snapshot();
-    const providers = [...new Set(models.map((m) => m.provider))];
+    const beyondFresh = d.runners.map((r, i) => (snaps[i] && r.freshRss !== null ? Math.max(0, snaps[i].rss - r.freshRss) : null));
     return {
       daemon: {
         pid: process.pid,
@@ -175,35 +188,41 @@ const memoryHandler =
       budget: {
         max_bytes: d.registry.budget,
         used_bytes: models.reduce((s, m) => s + m.cost_bytes, 0),
-        runner_bytes: snap && d.supervisor.freshRss !== null ? Math.max(0, snap.rss - d.supervisor.freshRss) : null,
+        runner_bytes: beyondFresh.includes(null) ? null : beyondFresh.reduce((a, b) => a! + b!, 0),
       },
-      runners: [
-        {
-          pid: runner.pid,
-          state: runner.state,
-          device: providers.some((p) => p !== 'cpu') ? providers.filter((p) => p !== 'cpu').join('+') : 'cpu',
-          rss: snap?.rss ?? null,
-          fresh_rss: d.supervisor.freshRss,
+      runners: d.runners.map((r, i) => {
+        const growth = d.growth[i]!.snapshot();
+        return {
+          index: i,
+          pid: statuses[i]!.pid,
+          state: statuses[i]!.state,
+          device: r.device,
+          runs_active: d.scheduler.runningOn(i),
+          runs_queued: d.scheduler.queuedFor(i),
+          rss: snaps[i]?.rss ?? null,
+          fresh_rss: r.freshRss,
           growth: growth && { ...growth, warn_bytes: d.config.growth_warn_bytes },
-          models: models.map((m) => ({
-            path: m.path,
-            key: m.key,
-            role: m.role,
-            provider: m.provider,
-            options: m.session,
-            size_bytes: m.size_bytes,
-            cost_bytes: m.cost_bytes,
-            load_ms: m.load_ms,
-            uses: m.uses,
-            loaded_at: m.loaded_at,
-            last_used: m.last_used,
-            keep_alive_ms: m.keep_alive_ms,
-            expires_at: m.expires_at,
-            in_use: m.in_use,
-            workflows: m.workflows,
-          })),
-        },
-      ],
+          models: models
+            .filter((m) => m.runner === i)
+            .map((m) => ({
+              path: m.path,
+              key: m.key,
+              role: m.role,
+              provider: m.provider,
+              options: m.session,
+              size_bytes: m.size_bytes,
+              cost_bytes: m.cost_bytes,
+              load_ms: m.load_ms,
+              uses: m.uses,
+              loaded_at: m.loaded_at,
+              last_used: m.last_used,
+              keep_alive_ms: m.keep_alive_ms,
+              expires_at: m.expires_at,
+              in_use: m.in_use,
+              workflows: m.workflows,
+            })),
+        };
+      }),
       gpus: gpu.gpus,
       gpu_note: gpu.note,
       evictions: d.registry.evictions.map((e) => ({ ...e })),
@@ -212,21 +231,29 @@ const memoryHandler =
   };
 
 const clearHandler =
-  (d: Deps<'scheduler' | 'supervisor' | 'registry' | 'growth' | 'log' | 'roots' | 'forgetLost'>): Handler<'clear'> =>
+  (d: Deps<'scheduler' | 'runners' | 'registry' | 'growth' | 'log' | 'roots' | 'forgetLost'>): Handler<'clear'> =>
   async (req) => {
+    /** What the runners hold together (null when one does not answer). */
+    const rss = async () => {
+      const snaps = await Promise.all(d.runners.map((r) => r.snapshot()));
+      return snaps.every((x) => x !== null) ? snaps.reduce((sum, x) => sum + x!.rss, 0) : null;
+    };
     if (!req.path) {
       if (req.no_wait && d.scheduler.running)
         throw new DwError('DW_ERR_MODEL_IN_USE', 'a run is in progress; drop --no-wait to clear once it ends', {
           active: d.scheduler.activeJobs().map((j) => j.plan.workflow.path),
         });
       return d.scheduler.exclusive('clear', async (): Promise<ResultMap['clear']> => {
-        const before = (await d.supervisor.snapshot())?.rss ?? null;
+        const before = await rss();
         const released = d.registry.snapshot().map((m) => ({ key: m.key, path: m.path }));
         d.forgetLost();
-        await d.supervisor.replace();
-        d.growth.reset();
-        const after = (await d.supervisor.snapshot())?.rss ?? null;
-        d.log.info({ released: released.length, rss_before: before, rss_after: after }, 'cleared: runner replaced');
+        await Promise.all(d.runners.map((r) => r.replace()));
+        for (const g of d.growth) g.reset();
+        const after = await rss();
+        d.log.info(
+          { released: released.length, rss_before: before, rss_after: after, runners: d.runners.length },
+          'cleared: runners replaced',
+        );
         return {
           scope: 'all',
           released,
@@ -267,9 +294,9 @@ const clearHandler =
     }
     return d.scheduler.exclusive('clear', async (): Promise<ResultMap['clear']> => {
       const keys = d.registry.keysFor(paths);
-      const before = (await d.supervisor.snapshot())?.rss ?? null;
+      const before = await rss();
       const gone = await d.registry.drop(keys, `dw clear ${req.path}`, false);
-      const after = (await d.supervisor.snapshot())?.rss ?? null;
+      const after = await rss();
       return {
         scope: 'path',
         released: gone.map((e) => ({ key: e.key, path: e.path })),

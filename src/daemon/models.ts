@@ -1,6 +1,8 @@
-// The daemon's view of the sessions its runner holds: who uses them, when they expire, what they
-// cost, and what to evict when a new model would not fit. The runner owns the sessions; this owns
-// the policy. Status reports are built from snapshot(), a copy, never from the live entries.
+// The daemon's view of the sessions its runners hold: where each is loaded, who uses them, when
+// they expire, what they cost, and what to evict when a new model would not fit. The budget covers
+// every runner: eviction chooses across them. A model is loaded in one runner at a time (the
+// scheduler runs one run of a model at a time and places it where the model is). The runners own
+// the sessions; this owns the policy. Status reports are built from snapshot(), a copy.
 import { statSync } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { sep } from 'node:path';
@@ -15,6 +17,8 @@ export const PINNED = -1;
 
 export interface ModelEntry {
   key: string;
+  /** The runner of the pool that holds it. */
+  runner: number;
   path: string;
   /** Other files it was built from (an onnx graph's external data): watched, and named by dw clear, with it. */
   files: string[];
@@ -48,9 +52,9 @@ export interface Eviction {
 }
 
 export interface RegistryDeps {
-  release: (keys: string[]) => Promise<unknown>;
-  /** What the runner actually holds, to reconcile after each run (a failed run may still have loaded). */
-  loaded: () => Promise<LoadedModelInfo[] | null>;
+  release: (runner: number, keys: string[]) => Promise<unknown>;
+  /** What a runner actually holds, to reconcile after each run (a failed run may still have loaded). */
+  loaded: (runner: number) => Promise<LoadedModelInfo[] | null>;
   log: Logger;
   maxMemory: number | null;
   keepAliveMs: number;
@@ -168,6 +172,7 @@ export class ModelRegistry {
    * keeps what status reports show during the run (a model just loaded, its cost; uses).
    */
   noteModel(
+    runner: number,
     e: ModelReport,
     m: { key: string; path: string; files?: string[]; role: string; session: SessionOptionsSpec; workflow: string },
   ): RunEvent | null {
@@ -188,6 +193,7 @@ export class ModelRegistry {
       const now = Date.now();
       this.entries.set(m.key, {
         key: m.key,
+        runner,
         path: m.path,
         files: m.files ?? [],
         role: m.role,
@@ -294,10 +300,10 @@ export class ModelRegistry {
   }
 
   /** After a run, successful or not: records what the runner now holds and starts keep-alive timers. */
-  async finish(plan: Plan, acquired: string[], keepAliveMs: number | undefined): Promise<void> {
+  async finish(runner: number, plan: Plan, acquired: string[], keepAliveMs: number | undefined): Promise<void> {
     this.unpin(acquired);
-    const held = await this.deps.loaded();
-    if (held) await this.reconcile(held);
+    const held = await this.deps.loaded(runner);
+    if (held) await this.reconcile(runner, held);
     for (const key of acquired) this.reserved.delete(key);
     const ka = keepAliveMs ?? this.deps.keepAliveMs;
     const now = Date.now();
@@ -317,10 +323,11 @@ export class ModelRegistry {
 
   /** After a background load (--prewarm, recovery, a replaced runner): adopt what the runner now holds, with the default keep-alive unless told. */
   async adopt(
+    runner: number,
     extra: Array<{ key: string; role: string; session: SessionOptionsSpec; workflows: string[]; keep_alive_ms?: number }>,
   ): Promise<void> {
-    const held = await this.deps.loaded();
-    if (held) await this.reconcile(held);
+    const held = await this.deps.loaded(runner);
+    if (held) await this.reconcile(runner, held);
     for (const x of extra) {
       const e = this.entries.get(x.key);
       if (!e) continue;
@@ -333,11 +340,12 @@ export class ModelRegistry {
     this.deps.changed?.();
   }
 
-  private async reconcile(held: LoadedModelInfo[]): Promise<void> {
+  private async reconcile(runner: number, held: LoadedModelInfo[]): Promise<void> {
     const keys = new Set(held.map((h) => h.key));
     for (const h of held) {
       const e = this.entries.get(h.key);
       if (e) {
+        e.runner = runner;
         e.uses = h.uses;
         if (e.size_bytes === 0) e.size_bytes = await sizeOf(h);
         e.cost_bytes = this.remember(h.key, h.cost_bytes);
@@ -347,6 +355,7 @@ export class ModelRegistry {
       this.generation += 1;
       this.entries.set(h.key, {
         key: h.key,
+        runner,
         path: h.path,
         files: h.files ?? [],
         role: '',
@@ -365,7 +374,7 @@ export class ModelRegistry {
         timer: null,
       });
     }
-    for (const key of [...this.entries.keys()]) if (!keys.has(key)) this.forget(key);
+    for (const e of [...this.entries.values()]) if (e.runner === runner && !keys.has(e.key)) this.forget(e.key);
   }
 
   private unpin(keys: string[]): void {
@@ -416,7 +425,11 @@ export class ModelRegistry {
       if (eviction) this.evictions.unshift({ at: Date.now(), key: e.key, path: e.path, reason, cost_bytes: e.cost_bytes });
     }
     this.evictions.splice(20);
-    await this.deps.release(gone.map((e) => e.key));
+    for (const runner of new Set(gone.map((e) => e.runner)))
+      await this.deps.release(
+        runner,
+        gone.filter((e) => e.runner === runner).map((e) => e.key),
+      );
     this.deps.changed?.();
     return gone;
   }
@@ -442,10 +455,33 @@ export class ModelRegistry {
     return before;
   }
 
-  /** The runner was replaced: everything it held is gone. */
-  reset(): void {
-    for (const key of [...this.entries.keys()]) this.forget(key);
+  /** A runner was replaced, or died: everything it held is gone. */
+  reset(runner: number): void {
+    for (const e of [...this.entries.values()]) if (e.runner === runner) this.forget(e.key);
     this.deps.changed?.();
+  }
+
+  /** The runner that holds this model, if one does. */
+  runnerOf(key: string): number | undefined {
+    return this.entries.get(key)?.runner;
+  }
+
+  /** How many models runner `runner` holds. */
+  modelsOn(runner: number): number {
+    return [...this.entries.values()].filter((e) => e.runner === runner).length;
+  }
+
+  /**
+   * A run goes to `runner`, and some of its models are loaded in another (a workflow whose models
+   * were loaded by different runs in different runners): they are released there, so that no
+   * model is ever loaded twice. The scheduler runs them nowhere else meanwhile.
+   */
+  async gather(keys: string[], runner: number): Promise<void> {
+    const elsewhere = keys.filter((k) => {
+      const e = this.entries.get(k);
+      return e !== undefined && e.runner !== runner && !this.busy(k);
+    });
+    if (elsewhere.length > 0) await this.drop(elsewhere, `moved to runner ${runner}, where the rest of its run's models are`, false);
   }
 
   /** Models built from these files, or from files in these folders (dw clear of an export). */

@@ -17,10 +17,10 @@ const RUNNER_ENTRY = fileURLToPath(new URL(`../runner/main${extname(fileURLToPat
  * RSS creeps up over hundreds of warm runs. A fixed threshold keeps large blocks in mmap, which
  * free() gives back at once. Values the user sets win.
  */
-function runnerEnv(tmp: string | null): NodeJS.ProcessEnv {
+function runnerEnv(tmp: string | null, device: string | null): NodeJS.ProcessEnv {
   // TMPDIR: onnxruntime-node 1.30 leaves an empty mat-debug-PID.log in the temporary folder at
   // every start; a private folder, removed when the runner exits, keeps /tmp clean.
-  const env = { MALLOC_MMAP_THRESHOLD_: String(128 * 1024), MALLOC_ARENA_MAX: '2', ...process.env };
+  const env = { MALLOC_MMAP_THRESHOLD_: String(128 * 1024), MALLOC_ARENA_MAX: '2', ...process.env, DW_RUNNER_DEVICE: device ?? '' };
   return tmp ? { ...env, TMPDIR: tmp, DW_RUNNER_TMPDIR: tmp } : env;
 }
 
@@ -73,12 +73,13 @@ function capture(child: ChildProcess, log: Logger): void {
   }
 }
 
-export function forkRunner(log: Logger): ChildProcess {
+/** `device`: the runner's pinned device (runner/providers.ts runnerDevice), or null for any. */
+export function forkRunner(log: Logger, device: string | null): ChildProcess {
   const tmp = privateTmp(log);
   const child = fork(RUNNER_ENTRY, [], {
     stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
     serialization: 'advanced',
-    env: runnerEnv(tmp),
+    env: runnerEnv(tmp, device),
     execArgv: [...process.execArgv, ...RUNNER_V8_FLAGS],
   });
   capture(child, log);

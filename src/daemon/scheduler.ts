@@ -1,16 +1,24 @@
-// Runs wait in a queue and go to the runner in lanes: up to `parallel` at once, but never two runs
-// that use the same model at the same time (the second waits, and sees its queue position), so a
-// short run on one model is not stuck behind a long run on another. Each run has a deadline; past
-// it (or on a cancel) the run's controller is aborted, and a run that does not yield within a
-// grace period is abandoned, or its runner killed (unstick()). Runs that were on a runner that
-// died are run again once, one at a time (execute()). Maintenance (dw clear, recycling) goes to
-// the front of the queue and runs alone, as soon as the runs in progress end.
+// Runs wait in a queue and go to the pool's runners in lanes: up to `parallel` at once on each, but
+// never two runs that use the same model at the same time (the second waits, and sees its queue
+// position). Placement (place()): a run goes to the runner that holds its models, so a cache hit
+// never moves; a run whose models are loaded nowhere goes to the runner with the least work (ties:
+// fewer models). Each run has a deadline; past it (or on a cancel) the run's controller is aborted,
+// and a run that does not yield within a grace period is abandoned, or its runner killed
+// (unstick()). Runs that were on a runner that died are run again once, one at a time (execute()).
+// Maintenance (dw clear, recycling) goes to the front of the queue and runs alone, as soon as the
+// runs in progress end.
 import { DwError } from '../protocol/errors.js';
 import type { RunEvent } from '../protocol/messages.js';
 import type { EmitEvent, ModelReport, RunnerResult } from '../runner/ipc.js';
 import type { Plan } from '../workflow/plan.js';
 import type { ModelRegistry } from './models.js';
 import type { Supervisor } from './supervisor.js';
+
+/** What the scheduler asks of a runner of the pool (supervisor.ts); tests give it fakes. */
+export type PoolRunner = Pick<Supervisor, 'run' | 'has' | 'cancel' | 'answers' | 'abandon' | 'kill' | 'status' | 'device' | 'isReady'>;
+
+/** What the scheduler asks of the model registry (models.ts). */
+export type SchedulerRegistry = Pick<ModelRegistry, 'prepare' | 'finish' | 'noteModel' | 'runnerOf' | 'modelsOn' | 'gather'>;
 
 export interface Job {
   id: string;
@@ -22,7 +30,8 @@ export interface Job {
   emit: EmitEvent;
 }
 
-export type RunOutcome = RunnerResult & { queue_ms: number };
+/** A run's result, with its time in the queue and the runner it ran on. */
+export type RunOutcome = RunnerResult & { queue_ms: number; runner: number };
 
 interface Entry {
   id: string;
@@ -33,9 +42,12 @@ interface Entry {
   reject: (e: DwError) => void;
   /** A run (with its models); absent for background loads and maintenance. */
   job?: Job;
-  /** A background load: it takes a lane like a run, beside runs of other models. Otherwise, without a job: maintenance, alone. */
-  lane?: true;
+  /** A background load: it takes a lane on this runner like a run, beside runs of other models. Otherwise, without a job: maintenance, alone. */
+  lane?: { runner: number };
   keys: Set<string>;
+  /** The runner it was placed on, once started. */
+  runner?: number;
+  started?: number;
   timers: NodeJS.Timeout[];
   /** The step in progress, for a timeout message that says what was running. */
   step?: string;
@@ -59,9 +71,11 @@ export class Scheduler {
   runsTotal = 0;
 
   constructor(
-    private readonly supervisor: Supervisor,
-    private readonly registry: ModelRegistry,
+    private readonly runners: readonly PoolRunner[],
+    private readonly registry: SchedulerRegistry,
     private readonly limits: SchedulerLimits,
+    /** Told whenever a run starts or ends (CPU priorities follow the runs). */
+    private readonly changed: () => void = () => {},
   ) {}
 
   submit(job: Job): Promise<RunOutcome> {
@@ -114,12 +128,12 @@ export class Scheduler {
    * Loads models in the background (--prewarm, recovery after a crash) in a lane of its own, like a
    * run of those models: runs of other models go on meanwhile, and a run of the same models waits.
    */
-  background<T>(id: string, keys: string[], fn: () => Promise<T>): Promise<T> {
+  background<T>(id: string, runner: number, keys: string[], fn: () => Promise<T>): Promise<T> {
     return new Promise((resolve, reject) => {
       this.queue.push({
         id,
         enqueued: Date.now(),
-        lane: true,
+        lane: { runner },
         keys: new Set(keys),
         timers: [],
         execute: fn,
@@ -132,6 +146,10 @@ export class Scheduler {
 
   private async execute(entry: Entry, job: Job): Promise<RunOutcome> {
     const queue_ms = Date.now() - entry.enqueued;
+    const index = entry.runner!;
+    const runner = this.runners[index]!;
+    // Models of this run that another runner holds (a run of models loaded in two places) come here.
+    await this.registry.gather([...entry.keys], index);
     const acquired = await this.registry.prepare(job.plan);
     const emit = (e: RunEvent) => {
       if (e.kind === 'step' && e.state === 'start') entry.step = e.step;
@@ -143,16 +161,16 @@ export class Scheduler {
       const step = job.plan.steps.find((s) => s.name === r.step);
       const m = step?.models.find((x) => x.role === r.role);
       if (!step || !m) return;
-      const why = this.registry.noteModel(r, { ...m, session: step.session, workflow: job.plan.workflow.path });
+      const why = this.registry.noteModel(index, r, { ...m, session: step.session, workflow: job.plan.workflow.path });
       if (why) void job.emit(why);
     };
     const cancelled = () => (job.controller.signal.aborted ? (job.controller.signal.reason as DwError) : undefined);
-    const attempt = () => this.supervisor.run(job.id, job.plan, emit, cancelled, model);
+    const attempt = () => runner.run(job.id, job.plan, emit, cancelled, model);
     const retryable = (err: unknown): err is DwError =>
       err instanceof DwError && err.code === 'DW_ERR_RUNNER_CRASHED' && !job.controller.signal.aborted;
     try {
       try {
-        return { ...(await attempt()), queue_ms };
+        return { ...(await attempt()), queue_ms, runner: index };
       } catch (err) {
         // The runner died under this run (another run's kill, a native crash, an OOM kill):
         // built-in pipelines write no files, so running it again on the fresh runner is safe.
@@ -162,7 +180,7 @@ export class Scheduler {
       // Once, and one retried run at a time: the run that takes down the runner again is the
       // cause (a poison pill) and fails alone; the runs that only shared the runner with it pass.
       try {
-        return { ...(await this.oneRetryAtATime(attempt)), queue_ms };
+        return { ...(await this.oneRetryAtATime(attempt)), queue_ms, runner: index };
       } catch (err) {
         if (!retryable(err)) throw err;
         throw new DwError('DW_ERR_RUNNER_CRASHED', `${err.message}; the run had been retried once already, so it is not tried again`, {
@@ -171,7 +189,7 @@ export class Scheduler {
         });
       }
     } finally {
-      await this.registry.finish(job.plan, acquired, job.keep_alive_ms);
+      await this.registry.finish(index, job.plan, acquired, job.keep_alive_ms);
     }
   }
 
@@ -199,24 +217,83 @@ export class Scheduler {
     return [...this.active.values()].flatMap((e) => (e.job ? [e.job] : []));
   }
 
-  /** Whether `entry` may start now. Maintenance needs the runner to itself; a run or a load needs a free lane and its models free. */
-  private canStart(entry: Entry): boolean {
-    if (!entry.job && !entry.lane) return this.active.size === 0;
-    if ([...this.active.values()].some((a) => !a.job && !a.lane)) return false;
-    if (this.active.size >= this.limits.parallel) return false;
-    return ![...this.active.values()].some((a) => [...entry.keys].some((k) => a.keys.has(k)));
+  /** Runs on runner `index` now. */
+  runningOn(index: number): number {
+    return [...this.active.values()].filter((e) => e.job && e.runner === index).length;
+  }
+
+  /** When the youngest run on each runner started (null: none runs there): CPU priorities follow it. */
+  youngestRuns(): Array<number | null> {
+    return this.runners.map((_, i) => {
+      const starts = [...this.active.values()].filter((e) => e.job && e.runner === i).map((e) => e.started!);
+      return starts.length > 0 ? Math.max(...starts) : null;
+    });
+  }
+
+  private lanesUsed(index: number): number {
+    return [...this.active.values()].filter((e) => e.runner === index).length;
+  }
+
+  /** Runs waiting for runner `index`: those whose models it holds. */
+  queuedFor(index: number): number {
+    return this.queue.filter((q) => q.job && [...q.keys].some((k) => this.registry.runnerOf(k) === index)).length;
+  }
+
+  /** What runner `index` has to do: the runs and loads on it, and the runs waiting for it. */
+  private work(index: number): number {
+    return this.lanesUsed(index) + this.queuedFor(index);
+  }
+
+  /**
+   * Where `entry` starts now, or null when it must wait. Maintenance needs every runner to itself;
+   * a run or a load needs its models free (no other run on them) and a free lane on its runner.
+   */
+  private place(entry: Entry): number | null {
+    const active = [...this.active.values()];
+    if (!entry.job && !entry.lane) return active.length === 0 ? 0 : null;
+    if (active.some((a) => !a.job && !a.lane)) return null;
+    if (active.some((a) => [...entry.keys].some((k) => a.keys.has(k)))) return null;
+    const free = (i: number) => this.lanesUsed(i) < this.limits.parallel;
+    if (entry.lane) return free(entry.lane.runner) ? entry.lane.runner : null;
+    // A cache hit never moves: the runner holding most of the run's models takes it, or it waits.
+    const homes = new Map<number, number>();
+    for (const k of entry.keys) {
+      const home = this.registry.runnerOf(k);
+      if (home !== undefined) homes.set(home, (homes.get(home) ?? 0) + 1);
+    }
+    if (homes.size > 0) {
+      const [home] = [...homes].sort((a, b) => b[1] - a[1] || a[0] - b[0])[0]!;
+      return free(home) ? home : null;
+    }
+    // Loaded nowhere: a runner on a device the run asks for, with the least work (runs on it and
+    // waiting for it), then the fewest models.
+    const wantsGpu = entry.job?.plan.steps.some((s) => s.models.length > 0 && s.session.providers.some((p) => p !== 'cpu')) ?? false;
+    const all = this.runners.map((r, i) => ({ r, i }));
+    const onDevice = all.filter(({ r }) => (r.device !== 'cpu') === wantsGpu);
+    const candidates = (onDevice.length > 0 ? onDevice : all)
+      .filter(({ i }) => free(i))
+      .sort(
+        (a, b) =>
+          this.work(a.i) - this.work(b.i) ||
+          Number(!a.r.isReady) - Number(!b.r.isReady) ||
+          this.registry.modelsOn(a.i) - this.registry.modelsOn(b.i) ||
+          a.i - b.i,
+      );
+    return candidates[0]?.i ?? null;
   }
 
   private next(): void {
     for (let i = 0; i < this.queue.length; ) {
       const entry = this.queue[i]!;
-      if (!this.canStart(entry)) {
+      const runner = this.place(entry);
+      if (runner === null) {
         // Maintenance waits at the head; nothing may overtake it, or it could wait forever.
         if (!entry.job && !entry.lane) break;
         i++;
         continue;
       }
       this.queue.splice(i, 1);
+      entry.runner = runner;
       this.start(entry);
     }
   }
@@ -226,8 +303,10 @@ export class Scheduler {
   }
 
   private start(entry: Entry): void {
+    entry.started = Date.now();
     this.active.set(entry.id, entry);
     const job = entry.job;
+    const runner = this.runners[entry.runner!]!;
     if (job) {
       this.runsTotal += 1;
       job.emit({ kind: 'started' });
@@ -246,16 +325,17 @@ export class Scheduler {
       let told = false;
       entry.timers.push(
         setInterval(() => {
-          const r = this.supervisor.status();
+          const r = runner.status();
           if (r.frozen && r.pid && !told)
             void job.emit({
               kind: 'log',
               level: 'warn',
-              message: `the runner (pid ${r.pid}) is stopped by a signal: this run waits until it is resumed (kill -CONT ${r.pid}); its deadline still counts`,
+              message: `its runner (pid ${r.pid}) is stopped by a signal: this run waits until it is resumed (kill -CONT ${r.pid}); its deadline still counts`,
             });
           told = r.frozen === true;
         }, FROZEN_CHECK_MS),
       );
+      this.changed();
     }
     entry
       .execute()
@@ -269,6 +349,7 @@ export class Scheduler {
         this.next();
         if (this.queue.length !== before) this.announcePositions();
         if (this.active.size === 0) this.idleWaiters.splice(0).forEach((wake) => wake());
+        if (job) this.changed();
       });
   }
 
@@ -283,9 +364,10 @@ export class Scheduler {
     }
     // Not sent to the runner yet: execute() stops it before it is (the signal says so), and no
     // runner needs telling; already done: nothing to do.
-    if (!this.active.has(entry.id) || !this.supervisor.has(entry.id)) return;
-    this.supervisor.cancel(entry.id, reason.toPayload());
-    entry.timers.push(setTimeout(() => void this.unstick(entry.id, reason), YIELD_GRACE_MS));
+    const runner = entry.runner === undefined ? undefined : this.runners[entry.runner];
+    if (!this.active.has(entry.id) || !runner?.has(entry.id)) return;
+    runner.cancel(entry.id, reason.toPayload());
+    entry.timers.push(setTimeout(() => void this.unstick(runner, entry.id, reason), YIELD_GRACE_MS));
   }
 
   /**
@@ -294,12 +376,12 @@ export class Scheduler {
    * (the loop is held by a long JavaScript call, or the run is in a native call that nothing can
    * interrupt) the runner is killed, and its other runs are retried on the fresh one (execute()).
    */
-  private async unstick(id: string, reason: DwError): Promise<void> {
-    if (!this.supervisor.has(id)) return;
-    const pong = await this.supervisor.answers();
-    if (!this.supervisor.has(id)) return; // it yielded meanwhile
-    if (pong && !pong.native.includes(id)) this.supervisor.abandon(id, reason);
-    else this.supervisor.kill(id, reason);
+  private async unstick(runner: PoolRunner, id: string, reason: DwError): Promise<void> {
+    if (!runner.has(id)) return;
+    const pong = await runner.answers();
+    if (!runner.has(id)) return; // it yielded meanwhile
+    if (pong && !pong.native.includes(id)) runner.abandon(id, reason);
+    else runner.kill(id, reason);
   }
 
   /** Rejects everything still queued (shutdown). */

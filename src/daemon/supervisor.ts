@@ -1,9 +1,10 @@
-// Owns the runner child process: starts it, routes its messages to the runs waiting on them,
-// notices when it dies, fails the runs it took with it and starts a new one (with backoff when it
-// keeps dying). The daemon never exits because of a runner.
+// Owns one runner child process of the pool (the daemon has one Supervisor per runner): starts
+// it on its device, routes its messages to the runs waiting on them, notices when it dies, fails
+// the runs it took with it and starts a new one (with backoff when it keeps dying). The daemon
+// never exits because of a runner.
 import type { ChildProcess } from 'node:child_process';
 import { DwError, type ErrorPayload } from '../protocol/errors.js';
-import type { StatusResult } from '../protocol/messages.js';
+import type { RunnerStatus } from '../protocol/messages.js';
 import type { EmitEvent, FromRunner, ModelReport, RunnerResult, ToRunner } from '../runner/ipc.js';
 import type { Plan, PlanModel, SessionOptionsSpec } from '../workflow/plan.js';
 import type { Logger } from './log.js';
@@ -32,7 +33,7 @@ export class Supervisor {
   /** Replies the runner owes, by request number (snapshot, release). */
   private readonly calls = new Map<number, (reply: FromRunner | null) => void>();
   private callSeq = 0;
-  private state: StatusResult['runner']['state'] = 'stopped';
+  private state: RunnerStatus['state'] = 'stopped';
   private restarts = 0;
   private crashStreak = 0;
   private lastExit: string | null = null;
@@ -48,6 +49,12 @@ export class Supervisor {
   private replacing = false;
 
   constructor(
+    /** Its place in the pool, as dw memory and dw status number runners. */
+    readonly index: number,
+    /** `cpu` or `cuda:N` (pool-layout.ts): the runner's GPU providers are pinned to that device. */
+    readonly device: string,
+    /** Whether the pool has GPU runners: only then does a CPU runner skip GPU providers. */
+    private readonly gpuPool: boolean,
     private readonly log: Logger,
     private readonly hooks: {
       /** The runner is gone; `crashed` unless it was stopped or replaced on purpose. */
@@ -69,7 +76,7 @@ export class Supervisor {
     this.abandoned = 0;
     this.state = this.restarts > 0 ? 'restarting' : 'starting';
     this.startedAt = Date.now();
-    const child = forkRunner(this.log);
+    const child = forkRunner(this.log, this.device !== 'cpu' || this.gpuPool ? this.device : null);
     this.child = child;
     // Registered first so lastExit is set before the start promise below reports it.
     child.once('exit', (code, signal) => this.onExit(child, code, signal));
@@ -195,6 +202,11 @@ export class Supervisor {
     });
   }
 
+  /** Up and taking runs (not starting, restarting or stopped). */
+  get isReady(): boolean {
+    return this.state === 'ready';
+  }
+
   /** Whether the runner has this run. */
   has(runId: string): boolean {
     return this.pending.has(runId);
@@ -283,8 +295,10 @@ export class Supervisor {
     return this.call({ type: 'release', keys });
   }
 
-  status(): StatusResult['runner'] {
+  status(): Omit<RunnerStatus, 'runs_active' | 'runs_queued' | 'models' | 'cpu_priority'> {
     return {
+      index: this.index,
+      device: this.device,
       pid: this.child?.pid ?? null,
       state: this.state,
       restarts: this.restarts,

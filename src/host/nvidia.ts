@@ -52,3 +52,14 @@ export function gpuMemoryTotal(): number | null {
     .filter(Number.isFinite);
   return mib.length > 0 ? mib.reduce((a, b) => a + b, 0) * 1024 * 1024 : null;
 }
+
+/** The index of every GPU nvidia-smi reports; empty without nvidia-smi. */
+export function gpuIndexes(): number[] {
+  const out = query(['--query-gpu=index', '--format=csv,noheader,nounits']);
+  if (out === null) return [];
+  return out
+    .trim()
+    .split('\n')
+    .map((x) => Number(x.trim()))
+    .filter(Number.isInteger);
+}

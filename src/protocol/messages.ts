@@ -153,6 +153,29 @@ export interface ValidateResult {
   models: Array<{ step: string; role: string; path: string }>;
 }
 
+export interface RunnerStatus {
+  index: number;
+  /** `cpu` or `cuda:N`. */
+  device: string;
+  pid: number | null;
+  state: 'starting' | 'ready' | 'restarting' | 'stopped';
+  restarts: number;
+  last_exit: string | null;
+  /** Crashes in a row, each within 30 s of its start: the backoff grows with it. */
+  crash_streak: number;
+  /** While restarting with backoff: when the next runner starts. */
+  next_start_in_ms: number | null;
+  /** Stopped by a signal (SIGSTOP): alive, but it runs nothing until resumed. */
+  frozen: boolean;
+  /** Runs on it now, and runs waiting for it (their models are loaded there). */
+  runs_active: number;
+  runs_queued: number;
+  /** Models loaded in it. */
+  models: number;
+  /** `lowered` while its run has gone on longer than another runner's (cpu-priority.ts); `off` where dwd may not raise it back. */
+  cpu_priority: 'normal' | 'lowered' | 'off';
+}
+
 export interface StatusResult {
   pid: number;
   version: string;
@@ -162,18 +185,8 @@ export interface StatusResult {
   runs_total: number;
   runs_active: number;
   runs_queued: number;
-  runner: {
-    pid: number | null;
-    state: 'starting' | 'ready' | 'restarting' | 'stopped';
-    restarts: number;
-    last_exit: string | null;
-    /** Crashes in a row, each within 30 s of its start: the backoff grows with it. */
-    crash_streak: number;
-    /** While restarting with backoff: when the next runner starts. */
-    next_start_in_ms: number | null;
-    /** Stopped by a signal (SIGSTOP): alive, but it runs nothing until resumed. Absent from older daemons. */
-    frozen?: boolean;
-  };
+  /** Every runner of the pool, by index. */
+  runners: RunnerStatus[];
   models_loaded: number;
   /** Log lines dwd could not write (a full disk), and why; null for a daemon built without its log sink (tests). */
   log: { dropped: number; last_error: string | null } | null;
@@ -220,8 +233,12 @@ export interface MemoryResult {
   budget: { max_bytes: number | null; used_bytes: number; runner_bytes: number | null };
   runners: Array<{
     pid: number | null;
-    state: StatusResult['runner']['state'];
+    index: number;
+    state: RunnerStatus['state'];
     device: string;
+    /** Runs on it now, and runs waiting for it (their models are loaded there). */
+    runs_active: number;
+    runs_queued: number;
     rss: number | null;
     /** Its RSS when it started, before any model. */
     fresh_rss: number | null;

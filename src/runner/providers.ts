@@ -30,8 +30,29 @@ export function providerInstalled(name: string): boolean {
   return ok;
 }
 
+/**
+ * The device dwd gave this runner (daemon/pool-layout.ts): `cpu`, or `cuda:N`, whose GPU providers
+ * are pinned to device N. A CPU runner skips GPU providers: its pool has GPU runners for them.
+ */
+export function runnerDevice(env: NodeJS.ProcessEnv = process.env): { kind: 'cpu' } | { kind: 'gpu'; id: number } | null {
+  const raw = env.DW_RUNNER_DEVICE;
+  if (raw === undefined || raw === '') return null;
+  const gpu = /^cuda:(\d+)$/.exec(raw);
+  return gpu ? { kind: 'gpu', id: Number(gpu[1]) } : { kind: 'cpu' };
+}
+
 /** The providers to attempt, in the workflow's order; cpu is always the last resort. */
-export function candidateProviders(requested: string[]): { tryOrder: string[]; skipped: string[] } {
+export function candidateProviders(
+  requested: string[],
+  device = runnerDevice(),
+): { tryOrder: string[]; skipped: string[]; offDevice: string[] } {
   const order = requested.includes('cpu') ? requested : [...requested, 'cpu'];
-  return { tryOrder: order.filter(providerInstalled), skipped: order.filter((p) => !providerInstalled(p)) };
+  const offDevice = device?.kind === 'cpu' ? order.filter((p) => p in PROVIDER_LIBS) : [];
+  const usable = order.filter((p) => !offDevice.includes(p));
+  return { tryOrder: usable.filter(providerInstalled), skipped: usable.filter((p) => !providerInstalled(p)), offDevice };
+}
+
+/** What onnxruntime is given for a provider: a GPU provider on a GPU runner is pinned to its device. */
+export function providerEntry(name: string, device = runnerDevice()): string | { name: string; deviceId: number } {
+  return device?.kind === 'gpu' && name in PROVIDER_LIBS ? { name, deviceId: device.id } : name;
 }

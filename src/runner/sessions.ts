@@ -5,7 +5,7 @@ import * as ort from 'onnxruntime-node';
 import { DwError } from '../protocol/errors.js';
 import type { PlanModel, SessionOptionsSpec } from '../workflow/plan.js';
 import { rewriteGraph } from './graph-rewrite.js';
-import { candidateProviders } from './providers.js';
+import { candidateProviders, providerEntry } from './providers.js';
 import { gpuMemoryOfPid } from '../host/nvidia.js';
 import type { LoadedModelInfo } from './ipc.js';
 
@@ -38,7 +38,7 @@ interface Entry {
  */
 export function sessionOptions(spec: SessionOptionsSpec, provider: string): ort.InferenceSession.SessionOptions {
   return {
-    executionProviders: [provider],
+    executionProviders: [providerEntry(provider)],
     graphOptimizationLevel: spec.graph_optimization ?? 'all',
     ...(spec.intra_op_threads ? { intraOpNumThreads: spec.intra_op_threads } : {}),
     extra: { session: { intra_op: { allow_spinning: spec.intra_op_spinning ? '1' : '0' } } },
@@ -106,7 +106,8 @@ export class SessionCache {
   }
 
   private async load(model: PlanModel, spec: SessionOptionsSpec): Promise<Made> {
-    const { tryOrder, skipped } = candidateProviders(spec.providers);
+    const { tryOrder, skipped, offDevice } = candidateProviders(spec.providers);
+    if (offDevice.length > 0) this.log('info', `${model.path}: provider ${offDevice.join(', ')} skipped on this CPU runner`);
     if (skipped.length > 0) this.log('info', `${model.path}: provider ${skipped.join(', ')} not installed, skipped`);
     const source = spec.graph_rewrites === false ? null : await rewritten(model, this.log);
     const failures: string[] = [];

@@ -21,11 +21,21 @@ export interface Sandbox {
   cleanup(): void;
 }
 
-/** A temp dir with a short socket path and a private state dir (autostart logs land there). */
-export function sandbox(): Sandbox {
+/**
+ * A temp dir with a short socket path and a private state dir (autostart logs land there). Its
+ * daemons have `runners` runners: one unless a test is about the pool, so that a test that kills,
+ * stops or measures "the runner" (status.runners[0]) knows which process holds its run.
+ */
+export function sandbox(runners = 1): Sandbox {
   const dir = mkdtempSync(join(tmpdir(), 'dwt-'));
   const socket = join(dir, 'run', 'dwd.sock');
-  const env: NodeJS.ProcessEnv = { ...process.env, DW_SOCKET: socket, XDG_STATE_HOME: join(dir, 'state'), DW_AUTOSTART: '0' };
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    DW_SOCKET: socket,
+    XDG_STATE_HOME: join(dir, 'state'),
+    DW_AUTOSTART: '0',
+    DWD_RUNNERS: String(runners),
+  };
   delete env.NODE_OPTIONS;
   return { dir, socket, env, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
 }

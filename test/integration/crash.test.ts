@@ -24,7 +24,7 @@ test('SIGKILL of the runner mid-run: that run is run again on a fresh runner and
   await withDaemon([], async (sb, d) => {
     const tall = await tallImage(sb, 6);
     assert.equal((await dw(sb, ['run', OCR_WORKFLOW, '-q'])).code, 0);
-    const before = (await dwJson(sb, ['status'])).json.runner.pid as number;
+    const before = (await dwJson(sb, ['status'])).json.runners[0].pid as number;
 
     const victim = spawnDw(sb, ['run', OCR_WORKFLOW, '--arg', `image=${tall}`, '--json']);
     await victim.stderrMatches(/read: \d+\/\d+ boxes/);
@@ -40,8 +40,8 @@ test('SIGKILL of the runner mid-run: that run is run again on a fresh runner and
     });
     assert.ok(alive(recovered.runners[0].pid));
     const st = (await dwJson(sb, ['status'])).json;
-    assert.equal(st.runner.restarts, 1);
-    assert.equal(st.runner.last_exit, 'killed by SIGKILL');
+    assert.equal(st.runners[0].restarts, 1);
+    assert.equal(st.runners[0].last_exit, 'killed by SIGKILL');
     assert.equal(st.pid, d.proc.pid, 'the daemon itself never went down');
     const next = await dwJson(sb, ['run', OCR_WORKFLOW]);
     assert.equal(next.ran.code, 0, next.ran.stderr);
@@ -129,29 +129,29 @@ test('Ctrl-C while the daemon is still checking the run (hashing a big model) is
 
 test('a runner that keeps crashing is restarted with backoff, and dw status says so', async () => {
   await withDaemon([], async (sb, d) => {
-    let pid = (await dwJson(sb, ['status'])).json.runner.pid as number;
+    let pid = (await dwJson(sb, ['status'])).json.runners[0].pid as number;
     for (let i = 1; i <= 3; i++) {
       process.kill(pid, 'SIGKILL');
       const st = await eventually(`runner ${i + 1}`, async () => {
         const s = (await dwJson(sb, ['status'])).json;
-        return s.runner.pid !== pid && s.runner.state === 'ready' && s;
+        return s.runners[0].pid !== pid && s.runners[0].state === 'ready' && s;
       });
-      pid = st.runner.pid;
-      assert.equal(st.runner.restarts, i);
-      assert.equal(st.runner.crash_streak, i);
+      pid = st.runners[0].pid;
+      assert.equal(st.runners[0].restarts, i);
+      assert.equal(st.runners[0].crash_streak, i);
     }
     process.kill(pid, 'SIGKILL');
     const backing = await eventually('the backoff to show', async () => {
       const r = await dw(sb, ['status']);
-      return /^runner +down \(it crashed 4 times in a row, backing off; next start in \d+\.\d s\)/m.test(r.stdout) && r;
+      return /^runner 0 on cpu: down \(it crashed 4 times in a row, backing off; next start in \d+\.\d s\)/m.test(r.stdout) && r;
     });
     assert.equal(backing.code, 0);
-    const ok = await eventually('a runner again', async () => (await dwJson(sb, ['status'])).json.runner.state === 'ready');
+    const ok = await eventually('a runner again', async () => (await dwJson(sb, ['status'])).json.runners[0].state === 'ready');
     assert.ok(ok);
     const ready = await dw(sb, ['status']);
     assert.match(
       ready.stdout,
-      /^runner +ready, pid \d+, restarted 4x \(last: killed by SIGKILL\); it crashed 4 times in a row within 30 s of starting$/m,
+      /^runner 0 on cpu: ready, pid \d+, restarted 4x \(last: killed by SIGKILL\); it crashed 4 times in a row within 30 s of starting; 0 models$/m,
     );
     assert.doesNotMatch(ready.stdout, /backing off/, 'a ready runner is not said to be backing off');
     assert.equal((await dwJson(sb, ['run', OCR_WORKFLOW])).ran.code, 0, 'and it works again');
@@ -166,7 +166,7 @@ test('a run stuck inside one native call past its deadline: the runner is killed
     const slow = join(sb.dir, 'slow-cls.onnx');
     writeFileSync(slow, slowClassifier());
     const path = ocrWorkflow(sb, 'slow.json', (w) => (w.steps[0].pipeline.models.cls = slow));
-    const before = (await dwJson(sb, ['status'])).json.runner.pid as number;
+    const before = (await dwJson(sb, ['status'])).json.runners[0].pid as number;
 
     const r = await dwJson(sb, ['run', path, '--timeout', '1s']);
     assert.equal(r.ran.code, 5, r.ran.stderr);
@@ -177,11 +177,11 @@ test('a run stuck inside one native call past its deadline: the runner is killed
 
     const st = await eventually('a new runner', async () => {
       const s = (await dwJson(sb, ['status'])).json;
-      return s.runner.state === 'ready' && s.runner.pid !== before && s;
+      return s.runners[0].state === 'ready' && s.runners[0].pid !== before && s;
     });
-    assert.equal(st.runner.restarts, 1);
-    assert.equal(st.runner.last_exit, 'killed by dwd: a run did not yield');
-    assert.equal(st.runner.crash_streak, 0, 'a kill by dwd is not a crash: no backoff');
+    assert.equal(st.runners[0].restarts, 1);
+    assert.equal(st.runners[0].last_exit, 'killed by dwd: a run did not yield');
+    assert.equal(st.runners[0].crash_streak, 0, 'a kill by dwd is not a crash: no backoff');
     // The new runner reloads what the old one held, in the background; wait for det and rec.
     await eventually('det and rec reloaded', async () => {
       const models: Array<{ path: string }> = (await dwJson(sb, ['memory'])).json.runners[0].models;
@@ -210,7 +210,7 @@ test('a run that takes down its runner twice fails with DW_ERR_RUNNER_CRASHED, a
       /killed by SIGKILL\); it is being restarted; the run had been retried once already, so it is not tried again/,
     );
     assert.equal((r.ran.stderr.match(/running the run again on a fresh runner/g) ?? []).length, 1, 'retried exactly once');
-    const ok = await eventually('a runner again', async () => (await dwJson(sb, ['status'])).json.runner.state === 'ready');
+    const ok = await eventually('a runner again', async () => (await dwJson(sb, ['status'])).json.runners[0].state === 'ready');
     assert.ok(ok);
     assert.equal((await dwJson(sb, ['run', OCR_WORKFLOW])).ran.code, 0);
   });
@@ -219,7 +219,7 @@ test('a run that takes down its runner twice fails with DW_ERR_RUNNER_CRASHED, a
 test("a step that awaits for ever past its deadline is abandoned, its runner kept: another client's run and the models carry on; once idle, the runner is replaced", async () => {
   await withDaemon([], async (sb, d) => {
     assert.equal((await dw(sb, ['run', OCR_WORKFLOW, '-q'])).code, 0);
-    const before = (await dwJson(sb, ['status'])).json.runner.pid as number;
+    const before = (await dwJson(sb, ['status'])).json.runners[0].pid as number;
     const tall = await tallImage(sb, 6);
     const other = spawnDw(sb, ['run', OCR_WORKFLOW, '--arg', `image=${tall}`, '--json']);
     // It keeps timers going, as a step that ignores its cancel may: its runner must not keep it for ever.
@@ -233,8 +233,8 @@ test("a step that awaits for ever past its deadline is abandoned, its runner kep
     assert.equal(stuck.json.error.code, 'DW_ERR_TIMEOUT');
     // Replaced only once idle (2 s after the last run): right now it is the same runner.
     const st = (await dwJson(sb, ['status'])).json;
-    assert.equal(st.runner.pid, before, 'the same runner');
-    assert.equal(st.runner.restarts, 0);
+    assert.equal(st.runners[0].pid, before, 'the same runner');
+    assert.equal(st.runners[0].restarts, 0);
     const done = await other.done;
     assert.equal(done.code, 0, done.stderr);
     assert.doesNotMatch(done.stderr, /running the run again/, 'the other run was never interrupted');
@@ -245,7 +245,7 @@ test("a step that awaits for ever past its deadline is abandoned, its runner kep
         /replacing the idle runner: it still holds 1 abandoned run\(s\)/.test(d.log()) &&
         /runner replaced: memory given back, models loaded again/.test(d.log()),
     );
-    assert.notEqual((await dwJson(sb, ['status'])).json.runner.pid, before);
+    assert.notEqual((await dwJson(sb, ['status'])).json.runners[0].pid, before);
     assert.equal(alive(before), false, 'the abandoned run went with its runner');
     const next = await dwJson(sb, ['run', OCR_WORKFLOW]);
     assert.deepEqual(

@@ -68,26 +68,26 @@ test('a DW_CONNECT_TIMEOUT dw cannot read is a usage error', async () => {
 test('a stopped runner (SIGSTOP) is shown as such in dw status, with how to resume it; resumed, it runs', { timeout: 60_000 }, async () => {
   await withDaemon([], async (sb) => {
     const { json } = await dwJson(sb, ['status']);
-    const pid = json.runner.pid as number;
+    const pid = json.runners[0].pid as number;
     process.kill(pid, 'SIGSTOP');
     try {
-      await eventually('the runner seen as stopped', async () => (await dwJson(sb, ['status'])).json.runner.frozen === true);
+      await eventually('the runner seen as stopped', async () => (await dwJson(sb, ['status'])).json.runners[0].frozen === true);
       // A run meanwhile is told why it waits, and goes on once the runner is resumed.
       const run = spawnDw(sb, ['run', OCR_WORKFLOW]);
-      await run.stderrMatches(new RegExp(`the runner \\(pid ${pid}\\) is stopped by a signal: this run waits until it is resumed`));
+      await run.stderrMatches(new RegExp(`its runner \\(pid ${pid}\\) is stopped by a signal: this run waits until it is resumed`));
       process.kill(pid, 'SIGCONT');
       assert.equal((await run.done).code, 0);
       process.kill(pid, 'SIGSTOP');
-      await eventually('stopped again', async () => (await dwJson(sb, ['status'])).json.runner.frozen === true);
+      await eventually('stopped again', async () => (await dwJson(sb, ['status'])).json.runners[0].frozen === true);
       const shown = await dw(sb, ['status']);
       assert.match(
         shown.stdout,
-        new RegExp(`runner +stopped by a signal, pid ${pid}: runs wait until it is resumed \\(\`kill -CONT ${pid}\`\\)`),
+        new RegExp(`runner 0 on cpu: stopped by a signal, pid ${pid}: runs wait until it is resumed \\(\`kill -CONT ${pid}\`\\)`),
       );
     } finally {
       process.kill(pid, 'SIGCONT');
     }
     assert.equal((await dw(sb, ['run', OCR_WORKFLOW])).code, 0);
-    assert.equal((await dwJson(sb, ['status'])).json.runner.frozen, false);
+    assert.equal((await dwJson(sb, ['status'])).json.runners[0].frozen, false);
   });
 });

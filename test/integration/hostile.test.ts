@@ -185,5 +185,5 @@ test('thousands of broken frames from several connections while a real client ru
   );
   const st = await dwJson(sb, ['status']);
   assert.equal(st.json.pid, d.proc.pid, 'the daemon is the same process');
-  assert.equal(st.json.runner.restarts, 0);
+  assert.equal(st.json.runners[0].restarts, 0);
 });

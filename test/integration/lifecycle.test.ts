@@ -26,8 +26,8 @@ test('socket in a 0700 directory, socket 0600, pid file; dw stop removes them, s
     assert.match(readFileSync(`${sb.socket}.pid`, 'utf8'), new RegExp(`^${d.proc.pid} \\d+\n$`), 'the pid and its start time');
     const st = await dwJson(sb, ['status']);
     assert.equal(st.json.pid, d.proc.pid);
-    assert.equal(st.json.runner.state, 'ready');
-    const runner = st.json.runner.pid as number;
+    assert.equal(st.json.runners[0].state, 'ready');
+    const runner = st.json.runners[0].pid as number;
 
     const r = await dw(sb, ['stop']);
     assert.equal(r.code, 0, r.stderr);
@@ -91,7 +91,7 @@ test('after kill -9 of an autostarted daemon, the next dw run starts a new one a
     assert.equal(r.ran.code, 0, r.ran.stderr);
     const second = (await dwJson(sb, ['status'])).json;
     assert.notEqual(second.pid, first.pid);
-    assert.ok(await gone(first.runner.pid), 'the dead daemon took its runner with it');
+    assert.ok(await gone(first.runners[0].pid), 'the dead daemon took its runner with it');
   } finally {
     await dw(sb, ['stop']);
     sb.cleanup();

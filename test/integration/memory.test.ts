@@ -243,7 +243,7 @@ test('dw clear: one model, a workflow, then everything with a fresh runner and t
     const before = await memory(sb);
     const all = await dw(sb, ['clear']);
     assert.equal(all.code, 0, all.stderr);
-    assert.match(all.stdout, /runner replaced: released 3 sessions .* runner rss [\d.]+ MB -> [\d.]+ MB, freed [\d.]+ MB/);
+    assert.match(all.stdout, /runners replaced: released 3 sessions .* runners' rss [\d.]+ MB -> [\d.]+ MB, freed [\d.]+ MB/);
     const after = await memory(sb);
     assert.notEqual(after.runners[0].pid, before.runners[0].pid, 'a new runner process');
     assert.ok(after.runners[0].rss < before.runners[0].rss, `rss ${after.runners[0].rss} < ${before.runners[0].rss}`);
@@ -253,7 +253,7 @@ test('dw clear: one model, a workflow, then everything with a fresh runner and t
       next.json.models.map((x: any) => x.cache),
       ['loaded', 'loaded', 'loaded'],
     );
-    assert.equal((await dwJson(sb, ['status'])).json.runner.restarts, 0, 'a clear is not a crash');
+    assert.equal((await dwJson(sb, ['status'])).json.runners[0].restarts, 0, 'a clear is not a crash');
   });
 });
 
@@ -392,7 +392,7 @@ test('a runner left holding far more than its models after a large input is repl
     body.variables.limit = 960;
     body.steps[0].pipeline.arguments.limit_side_len = 'variable:limit';
     writeFileSync(wf, JSON.stringify(body));
-    const runnerPid = async () => (await dwJson(sb, ['status'])).json.runner.pid as number;
+    const runnerPid = async () => (await dwJson(sb, ['status'])).json.runners[0].pid as number;
     assert.equal((await dwJson(sb, ['run', wf])).ran.code, 0);
     assert.equal((await dwJson(sb, ['run', wf])).ran.code, 0);
     const first = await runnerPid();

@@ -94,7 +94,7 @@ test('SIGTERM during shutdown ends the daemon at once, runner included', { timeo
   try {
     const running = spawnDw(sb, ['run', slowWorkflow(sb.dir, 20)]);
     await running.stderrMatches(/sleep: \d+\/\d+ ticks/);
-    const runner = (await dwJson(sb, ['status'])).json.runner.pid as number;
+    const runner = (await dwJson(sb, ['status'])).json.runners[0].pid as number;
     d.proc.kill('SIGTERM');
     await new Promise((r) => setTimeout(r, 300));
     assert.equal(alive(d.proc.pid!), true, 'the first SIGTERM waits for the run (grace 60 s)');

@@ -233,8 +233,8 @@ test('Ctrl-C during a long VAD run stops it between frames: the runner is not ki
   assert.equal(r.code, 130, r.stderr);
   assert.equal(existsSync(join(sb.dir, 'cancelled')), false, 'nothing written');
   const after = JSON.parse((await dw(sb, ['status', '--json'])).stdout);
-  assert.equal(after.runner.pid, before.runner.pid, 'the pipeline saw the cancel between frames; nothing had to be killed');
-  assert.equal(after.runner.restarts, before.runner.restarts);
+  assert.equal(after.runners[0].pid, before.runners[0].pid, 'the pipeline saw the cancel between frames; nothing had to be killed');
+  assert.equal(after.runners[0].restarts, before.runners[0].restarts);
   const next = await dwJson(sb, ['run', WF('vad')]);
   assert.deepEqual(
     next.json.models.map((m: any) => m.cache),

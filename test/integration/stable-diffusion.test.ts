@@ -175,7 +175,7 @@ test('Ctrl-C during a long generation stops it between steps: the runner is not 
   assert.equal(r.code, 130, r.stderr);
   assert.equal(existsSync(join(sb.dir, 'cancelled')), false, 'nothing written');
   const after = JSON.parse((await dw(sb, ['status', '--json'])).stdout);
-  assert.equal(after.runner.pid, before.runner.pid, 'cancelled between steps; nothing had to be killed');
+  assert.equal(after.runners[0].pid, before.runners[0].pid, 'cancelled between steps; nothing had to be killed');
   const next = await dwJson(sb, ['run', workflow('short', lin.dir, { prompt: 'a fox', steps: 2, width: 16, height: 16 })]);
   assert.deepEqual(
     next.json.models.map((m: any) => m.cache),

@@ -199,7 +199,7 @@ test("a plugin that leaves a promise rejected fails its own run; the runner, its
   await withDaemon([], async (sb) => {
     const warm = await dwJson(sb, ['run', OCR_WORKFLOW]);
     assert.equal(warm.ran.code, 0, warm.ran.stderr);
-    const before = (await dwJson(sb, ['status'])).json.runner.pid;
+    const before = (await dwJson(sb, ['status'])).json.runners[0].pid;
     // A plugin run beside it, innocent: it must not pay for the other's slip.
     const innocent = spawnDw(sb, ['run', slowWorkflow(sb.dir, 2), '--json']);
     await innocent.stderrMatches(/sleep: \d+\/\d+ ticks/);
@@ -218,7 +218,7 @@ test("a plugin that leaves a promise rejected fails its own run; the runner, its
     assert.match(r.json.error.message, /plugin code left a promise rejected with nothing to handle it: nobody catches this/);
     const after = await dwJson(sb, ['run', OCR_WORKFLOW]);
     assert.equal(after.ran.code, 0, after.ran.stderr);
-    assert.equal((await dwJson(sb, ['status'])).json.runner.pid, before, 'the same runner');
+    assert.equal((await dwJson(sb, ['status'])).json.runners[0].pid, before, 'the same runner');
     assert.deepEqual(new Set(after.json.models.map((m: { cache: string }) => m.cache)), new Set(['hit']), 'its models stayed loaded');
   });
 });
@@ -364,7 +364,7 @@ test('dw stop during a run with a 15 MB result: the client still gets all of it 
 test('dw clear right after a runner crash: what the dead runner held is not loaded again behind it', { timeout: 60_000 }, async () => {
   await withDaemon([], async (sb) => {
     assert.equal((await dw(sb, ['run', OCR_WORKFLOW, '-q'])).code, 0);
-    process.kill((await dwJson(sb, ['status'])).json.runner.pid, 'SIGKILL');
+    process.kill((await dwJson(sb, ['status'])).json.runners[0].pid, 'SIGKILL');
     assert.equal((await dw(sb, ['clear'])).code, 0);
     await new Promise((r) => setTimeout(r, 3000));
     const m = (await dwJson(sb, ['memory'])).json;

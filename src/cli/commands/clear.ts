@@ -6,13 +6,14 @@ import { bytes } from '../format.js';
 
 export const clear: Command = {
   name: 'clear',
-  summary: 'unload models: all of them (fresh runner), or those of one model or workflow file',
+  summary: 'unload models: all of them (fresh runners), or those of one model or workflow file',
   help: `Usage: dw clear [MODEL_FILE | WORKFLOW_FILE] [--no-wait] [--json]
 
-Without a path: unloads everything by replacing the runner with a fresh process, the only
-way to give all of its memory back to the OS, and prints the memory freed (runner RSS
-before and after). With a model file: releases the sessions built from it. With a workflow
-file: releases the sessions of every model it names.
+Without a path: unloads everything by replacing every runner with a fresh process, the
+only way to give all of their memory back to the OS, and prints the memory freed (the
+runners' RSS before and after). With a model file: releases the sessions built from it,
+in whichever runner holds them. With a workflow file: releases the sessions of every model
+it names.
 
 A run using a model being cleared is waited for; with --no-wait dw clear fails instead
 (exit 6, DW_ERR_MODEL_IN_USE). Does not start a daemon.
@@ -40,8 +41,9 @@ Options:
           ? `no loaded model comes from ${positionals[0]}`
           : 'nothing was loaded'
         : `released ${r.released.length} session${r.released.length === 1 ? '' : 's'} (${[...new Set(r.released.map((x) => basename(x.path)))].join(', ')})`;
-    const mem = r.freed_bytes === null ? '' : `; runner rss ${bytes(r.rss_before)} -> ${bytes(r.rss_after)}, freed ${bytes(r.freed_bytes)}`;
-    process.stdout.write(`${r.scope === 'all' ? 'runner replaced: ' : ''}${what}${mem}\n`);
+    const mem =
+      r.freed_bytes === null ? '' : `; runners' rss ${bytes(r.rss_before)} -> ${bytes(r.rss_after)}, freed ${bytes(r.freed_bytes)}`;
+    process.stdout.write(`${r.scope === 'all' ? 'runners replaced: ' : ''}${what}${mem}\n`);
     return EXIT.OK;
   },
 };

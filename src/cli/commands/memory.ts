@@ -24,7 +24,10 @@ function render(m: MemoryResult, now: number): string {
     `dwd ${m.daemon.version}  pid ${m.daemon.pid}  rss ${bytes(m.daemon.rss)}  up ${span(m.daemon.uptime_s * 1000)}  runs ${m.runs_total}`,
   );
   out.push(`host  ${m.host.cpus} cpus (${m.host.cpu}), ${bytes(m.host.available_mem)} available of ${bytes(m.host.total_mem)}`);
-  const holds = m.budget.runner_bytes === null ? '' : `; the runner holds ${bytes(m.budget.runner_bytes)} more than a fresh one`;
+  const holds =
+    m.budget.runner_bytes === null
+      ? ''
+      : `; the ${m.runners.length > 1 ? 'runners hold' : 'runner holds'} ${bytes(m.budget.runner_bytes)} more than fresh ones`;
   out.push(
     `budget  ${m.budget.max_bytes === null ? 'none (dwd --max-memory)' : bytes(m.budget.max_bytes)}, models use ${bytes(m.budget.used_bytes)}${holds}`,
   );
@@ -37,7 +40,8 @@ function render(m: MemoryResult, now: number): string {
   }
   for (const r of m.runners) {
     out.push('');
-    out.push(`runner  pid ${r.pid ?? '-'}  ${r.state}  device ${r.device}  rss ${bytes(r.rss)}`);
+    const busy = `${r.runs_active > 0 ? `  ${r.runs_active} running` : ''}${r.runs_queued > 0 ? `  ${r.runs_queued} waiting` : ''}`;
+    out.push(`runner ${r.index}  pid ${r.pid ?? '-'}  ${r.state}  device ${r.device}  rss ${bytes(r.rss)}${busy}`);
     if (r.growth?.warning) out.push(`  WARNING: ${r.growth.warning}`);
     if (r.models.length === 0) {
       out.push('  no models loaded');
@@ -79,7 +83,7 @@ export const memory: Command = {
   summary: 'show loaded models, what each costs in memory, and when it unloads',
   help: `Usage: dw memory [--json]      (alias: dw ps)
 
-Shows the daemon and runner memory (RSS), GPU memory where nvidia-smi answers, the
+Shows the daemon's and each runner's memory (RSS), GPU memory where nvidia-smi answers, the
 memory budget, and one row per loaded model: file, short key, provider, size on disk,
 memory it cost (runner RSS growth measured across its load), uses, last use and when its
 keep-alive unloads it. Also recent evictions and a warning if the runner keeps growing.

@@ -1,11 +1,11 @@
 import { EXIT } from '../../protocol/errors.js';
-import type { StatusResult } from '../../protocol/messages.js';
+import type { RunnerStatus } from '../../protocol/messages.js';
 import { ask } from '../autostart.js';
 import type { Command } from '../command.js';
 import { span } from '../format.js';
 
-/** The runner's state in words; "ready" only when it is, and backing off only while it waits to restart. */
-export function runnerLine(r: StatusResult['runner']): string {
+/** A runner's state in words; "ready" only when it is, and backing off only while it waits to restart. */
+export function runnerLine(r: Omit<RunnerStatus, 'runs_active' | 'runs_queued' | 'models' | 'cpu_priority'>): string {
   const history = r.restarts ? `, restarted ${r.restarts}x (last: ${r.last_exit})` : '';
   if (r.next_start_in_ms !== null) {
     const streak = r.crash_streak > 1 ? `it crashed ${r.crash_streak} times in a row, backing off; ` : '';
@@ -18,11 +18,12 @@ export function runnerLine(r: StatusResult['runner']): string {
 
 export const status: Command = {
   name: 'status',
-  summary: 'show whether dwd runs, its version, runner and runs (never starts it)',
+  summary: 'show whether dwd runs, its version, runners and runs (never starts it)',
   help: `Usage: dw status [--json]
 
-Shows the daemon's pid, version, socket, uptime, runner state (restarts, last exit),
-runs so far and models loaded. Does not start a daemon: exit code 4 when none answers.
+Shows the daemon's pid, version, socket, uptime, each runner's state (device, restarts,
+last exit, runs and models on it, a lowered CPU priority), runs so far and models loaded.
+Does not start a daemon: exit code 4 when none answers.
 
 Options:
       --json   print the status as JSON
@@ -38,7 +39,15 @@ Options:
     const lines = [
       `dwd ${s.version} (protocol ${s.protocol}), pid ${s.pid}, up ${span(s.uptime_s * 1000)}`,
       `socket   ${s.socket}`,
-      `runner   ${runnerLine(s.runner)}`,
+      ...s.runners.map((r) => {
+        const work = [
+          ...(r.runs_active > 0 ? [`${r.runs_active} running`] : []),
+          ...(r.runs_queued > 0 ? [`${r.runs_queued} waiting for it`] : []),
+          `${r.models} model${r.models === 1 ? '' : 's'}`,
+          ...(r.cpu_priority === 'lowered' ? ['lower CPU priority while a younger run is busy elsewhere'] : []),
+        ];
+        return `runner ${r.index} on ${r.device}: ${runnerLine(r)}; ${work.join(', ')}`;
+      }),
       `runs     ${s.runs_total} so far, ${s.runs_active} running, ${s.runs_queued} queued`,
       `models   ${s.models_loaded} loaded`,
       ...(s.log?.dropped ? [`log      ${s.log.dropped} lines could not be written (${s.log.last_error})`] : []),
