@@ -39,7 +39,13 @@ function plan(...models: Array<{ key: string; path: string }>): Plan {
 
 /** A runner that "loads" whatever a run names, with the given measured costs. */
 function harness(
-  opts: { maxMemory?: number | null; keepAliveMs?: number; costs?: Record<string, number>; loadMs?: Record<string, number> } = {},
+  opts: {
+    maxMemory?: number | null;
+    budgetOf?: (runner: number) => { scope: string; bytes: number } | null;
+    keepAliveMs?: number;
+    costs?: Record<string, number>;
+    loadMs?: Record<string, number>;
+  } = {},
 ) {
   // What each runner of a pool of two holds; `held` is runner 0's.
   const pool = [new Map<string, LoadedModelInfo>(), new Map<string, LoadedModelInfo>()];
@@ -54,7 +60,7 @@ function harness(
     },
     loaded: async (runner) => [...pool[runner]!.values()],
     log: pino({ level: 'silent' }),
-    maxMemory: opts.maxMemory ?? null,
+    budgetOf: opts.budgetOf ?? (() => (opts.maxMemory ? { scope: 'all', bytes: opts.maxMemory } : null)),
     keepAliveMs: opts.keepAliveMs ?? 60_000,
   });
   let clock = 1;
@@ -63,7 +69,7 @@ function harness(
       p.steps[0]!.models.map((m) => m.key),
       runner,
     );
-    const acquired = await registry.prepare(p);
+    const acquired = await registry.prepare(runner, p);
     for (const m of p.steps[0]!.models) {
       const prev = pool[runner]!.get(m.key);
       pool[runner]!.set(m.key, {
@@ -118,7 +124,7 @@ test('a model in use never expires: its timer starts when its run ends', async (
   const a = { key: 'a', path: modelFile('a.onnx', 10) };
   const h = harness({ keepAliveMs: 30 });
   await h.run(plan(a));
-  const acquired = await h.registry.prepare(plan(a));
+  const acquired = await h.registry.prepare(0, plan(a));
   await new Promise((r) => setTimeout(r, 80));
   assert.deepEqual(h.released, [], 'pinned by the run in progress');
   await h.registry.finish(0, plan(a), acquired, undefined);
@@ -154,7 +160,7 @@ test('budget: a model that cannot fit even alone fails with DW_ERR_NO_MEMORY nam
   const big = { key: 'big', path: modelFile('big.onnx', 8 * MB) };
   const h = harness({ maxMemory: 10 * MB });
   await assert.rejects(
-    h.registry.prepare(plan(big)),
+    h.registry.prepare(0, plan(big)),
     (e: DwError) => e.code === 'DW_ERR_NO_MEMORY' && /16\.0 MB .* budget of 10\.0 MB/.test(e.message),
   );
 });
@@ -166,7 +172,7 @@ test('budget: models in use are never evicted', async () => {
   await h.run(plan(a));
   // A run that uses a and needs b: a is pinned by this very run, so b cannot fit.
   await assert.rejects(
-    h.registry.prepare(plan(a, b)),
+    h.registry.prepare(0, plan(a, b)),
     (e: DwError) =>
       e.code === 'DW_ERR_NO_MEMORY' &&
       /8\.0 MB are models this run uses as well \(a\.onnx\)/.test(e.message) &&
@@ -181,7 +187,7 @@ test('invalidation drops idle sessions of other content now, running ones when t
   const a = { key: 'aaa:o', path: modelFile('a.onnx', 10) };
   const h = harness();
   await h.run(plan(a));
-  const acquired = await h.registry.prepare(plan(a));
+  const acquired = await h.registry.prepare(0, plan(a));
   await h.registry.invalidate(a.path, ['aaa:o'], 'model file changed on disk');
   assert.deepEqual(h.released, [], 'in use: kept until the run ends');
   await h.registry.finish(0, plan(a), acquired, undefined);
@@ -229,7 +235,7 @@ test('a run that fails with DW_ERR_NO_MEMORY leaves the models it touched with t
   const b = { key: 'b', path: modelFile('kb.onnx', 3 * MB) };
   const h = harness({ maxMemory: 10 * MB, keepAliveMs: 40, costs: { a: 8 * MB } });
   await h.run(plan(a));
-  await assert.rejects(h.registry.prepare(plan(a, b)), (e: DwError) => e.code === 'DW_ERR_NO_MEMORY');
+  await assert.rejects(h.registry.prepare(0, plan(a, b)), (e: DwError) => e.code === 'DW_ERR_NO_MEMORY');
   const [m] = h.registry.snapshot();
   assert.equal(m!.in_use, false);
   assert.ok(m!.expires_at !== null, 'a keep-alive deadline again');
@@ -273,11 +279,11 @@ test('budget: models another lane is loading right now count against it', async 
   const a = { key: 'a', path: modelFile('a3.onnx', 3 * MB) };
   const b = { key: 'b', path: modelFile('b3.onnx', 3 * MB) };
   const h = harness({ maxMemory: 10 * MB });
-  const acquired = await h.registry.prepare(plan(a)); // a is being loaded: about 6 MB
-  await assert.rejects(h.registry.prepare(plan(b)), (e: DwError) => e.code === 'DW_ERR_NO_MEMORY');
+  const acquired = await h.registry.prepare(0, plan(a)); // a is being loaded: about 6 MB
+  await assert.rejects(h.registry.prepare(0, plan(b)), (e: DwError) => e.code === 'DW_ERR_NO_MEMORY');
   await h.registry.finish(0, plan(a), acquired, undefined);
   // That run ended without loading a (the fake runner holds nothing): its reservation is gone.
-  await h.registry.prepare(plan(b));
+  await h.registry.prepare(0, plan(b));
 });
 
 test('pool: the budget covers every runner; the least recently used idle model goes, whichever runner holds it', async () => {
@@ -317,5 +323,29 @@ test('pool: a run placed on one runner takes its models from another (never load
       .map((m) => `${m.key}@${m.runner}`)
       .sort(),
     ['a@0', 'b@0'],
+  );
+});
+
+test('per-GPU budgets (80%gpu): a GPU runner evicts only models of its own GPU; models on the CPU count against none', async () => {
+  const gpus = [{ scope: 'cuda:0', bytes: 20 * MB }, { scope: 'cuda:1', bytes: 20 * MB }, null];
+  const m = (k: string, size = 10) => ({ key: k, path: modelFile(`g${k}.onnx`, size) });
+  const h = harness({ budgetOf: (r) => gpus[r] ?? null, costs: { a: 12 * MB, b: 12 * MB, c: 12 * MB, d: 12 * MB, big: 50 * MB } });
+  h.pool.push(new Map());
+  await h.run(plan(m('a')), undefined, 0);
+  await h.run(plan(m('b')), undefined, 1);
+  await h.run(plan(m('big', 10)), undefined, 2); // 50 MB on the CPU runner: no budget there
+  // c on GPU 1 (estimated 6 MB): 12 + 6 fits in 20 MB; once measured at 12 MB, d on GPU 1 needs room.
+  await h.run(plan(m('c', 3 * MB)), undefined, 1);
+  assert.deepEqual(h.released, [], 'c fitted beside b');
+  await h.run(plan(m('d', 3 * MB)), undefined, 1);
+  assert.deepEqual(h.released, [['b']], 'the least recently used model of GPU 1, not a of GPU 0 (older)');
+  assert.deepEqual(h.releasedBy, [1]);
+  assert.match(h.registry.evictions[0]!.reason, /under the 20\.0 MB budget of cuda:1/);
+  assert.equal(h.registry.runnerOf('a'), 0, 'GPU 0 untouched');
+  assert.equal(h.registry.runnerOf('big'), 2);
+  assert.equal(h.registry.budgetTotal(3), 40 * MB, 'each GPU once');
+  await assert.rejects(
+    h.registry.prepare(0, plan(m('huge', 15 * MB))),
+    (e: DwError) => e.code === 'DW_ERR_NO_MEMORY' && /budget of cuda:0 of 20\.0 MB/.test(e.message),
   );
 });

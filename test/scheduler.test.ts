@@ -73,7 +73,7 @@ class FakeRunner {
 function fakeRegistry() {
   const homes = new Map<string, number>();
   const registry = {
-    prepare: async (plan: Plan) => plan.steps.flatMap((s) => s.models.map((m) => m.key)),
+    prepare: async (_runner: number, plan: Plan) => plan.steps.flatMap((s) => s.models.map((m) => m.key)),
     finish: async (runner: number, plan: Plan) => {
       for (const s of plan.steps) for (const m of s.models) homes.set(m.key, runner);
     },

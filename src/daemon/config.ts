@@ -7,13 +7,14 @@ import { defaultSocketPath } from '../protocol/paths.js';
 import { DEFAULT_MAX_FRAME } from '../protocol/framing.js';
 import { parseDuration, parseKeepAlive, parseSize } from '../protocol/units.js';
 import { totalmem } from 'node:os';
-import { gpuMemoryTotal } from '../host/nvidia.js';
+import { gpuMemoryByIndex } from '../host/nvidia.js';
 import { type Device, parseDevices, parseRunners } from './pool-layout.js';
 
 export interface Config {
   socket: string;
   keep_alive_ms: number;
-  max_memory: number | null;
+  /** Bytes for all runners together, or a share of each GPU for the models of the runners on it. */
+  max_memory: number | { gpu_percent: number } | null;
   growth_warn_bytes: number;
   recycle_above_bytes: number;
   prewarm: boolean;
@@ -62,7 +63,7 @@ export const SETTINGS: { [K in keyof Config]: Setting<K> } = {
   max_memory: {
     flag: 'max-memory',
     env: 'DWD_MAX_MEMORY',
-    doc: 'memory budget for loaded models: bytes, 8G, 50% (of RAM) or 80%gpu; idle models are evicted to fit',
+    doc: 'memory budget for loaded models: bytes, 8G or 50% (of RAM) for all runners together, or 80%gpu (of each GPU, for the models on it); idle models are evicted to fit',
     default: () => null,
     parse: (raw, name) => {
       const pct = /^(\d+(?:\.\d+)?)%(gpu)?$/i.exec(raw.trim());
@@ -72,9 +73,12 @@ export const SETTINGS: { [K in keyof Config]: Setting<K> } = {
           `${name}: "${raw}" is not a percentage between 0 and 100, e.g. 50% (of RAM) or 80%gpu (of GPU memory)`,
         );
       }
-      const gpu = pct?.[2] ? gpuMemoryTotal() : null;
-      if (pct?.[2] && gpu === null) throw new DwError('DW_ERR_USAGE', `${name}: "${raw}" needs a GPU, but nvidia-smi does not answer`);
-      const bytes = pct ? Math.round(((gpu ?? totalmem()) * Number(pct[1])) / 100) : parseSize(raw, name);
+      if (pct?.[2]) {
+        if (gpuMemoryByIndex().size === 0)
+          throw new DwError('DW_ERR_USAGE', `${name}: "${raw}" needs a GPU, but nvidia-smi does not answer`);
+        return { gpu_percent: Number(pct[1]) };
+      }
+      const bytes = pct ? Math.round((totalmem() * Number(pct[1])) / 100) : parseSize(raw, name);
       if (bytes <= 0) throw new DwError('DW_ERR_USAGE', `${name}: "${raw}" must be more than zero`);
       return bytes;
     },

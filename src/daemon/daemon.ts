@@ -8,7 +8,7 @@ import { modelKey } from './model-identity.js';
 import type { Bound } from './listen.js';
 import type { Logger } from './log.js';
 import type { LogSink } from './log-sink.js';
-import { ModelRegistry, type ModelSnapshot } from './models.js';
+import { type Budget, ModelRegistry, type ModelSnapshot } from './models.js';
 import type { SessionOptionsSpec } from '../workflow/plan.js';
 import { Scheduler } from './scheduler.js';
 import { serve } from './server.js';
@@ -16,7 +16,7 @@ import { Supervisor } from './supervisor.js';
 import { GrowthTracker } from './growth.js';
 import { CpuPriorities, mayRaiseBack } from './cpu-priority.js';
 import { poolLayout } from './pool-layout.js';
-import { gpuIndexes } from '../host/nvidia.js';
+import { gpuIndexes, gpuMemoryByIndex } from '../host/nvidia.js';
 import { AllowedRoots } from '../workflow/roots.js';
 import { ModelWatcher } from './watcher.js';
 
@@ -37,6 +37,21 @@ const CLOSE_WAIT_MS = 5000;
 
 /** Past the grace period, how long stopping the runner and closing up may take before the exit is forced. */
 const SHUTDOWN_SLACK_MS = 15_000;
+
+/**
+ * Where each runner's models count (--max-memory): bytes are one budget for every runner; N%gpu is
+ * N% of each GPU for the models of the runners on it (a CPU runner has none then).
+ */
+function budgets(max: Config['max_memory'], devices: string[]): (runner: number) => Budget | null {
+  if (max === null) return () => null;
+  if (typeof max === 'number') return () => ({ scope: 'all', bytes: max });
+  const totals = gpuMemoryByIndex();
+  return (runner) => {
+    const gpu = /^cuda:(\d+)$/.exec(devices[runner] ?? '');
+    const total = gpu ? totals.get(Number(gpu[1])) : undefined;
+    return total === undefined ? null : { scope: devices[runner]!, bytes: Math.round((total * max.gpu_percent) / 100) };
+  };
+}
 
 export class Daemon {
   /** The pool: one Supervisor per runner process, by index. */
@@ -105,7 +120,7 @@ export class Daemon {
       release: (runner, keys) => this.runners[runner]!.release(keys),
       loaded: async (runner) => (await this.runners[runner]!.snapshot())?.models ?? null,
       log,
-      maxMemory: config.max_memory,
+      budgetOf: budgets(config.max_memory, devices),
       keepAliveMs: config.keep_alive_ms,
       changed: () => this.watcher?.sync(this.registry.paths()),
     });

@@ -186,7 +186,7 @@ const memoryHandler =
       },
       host,
       budget: {
-        max_bytes: d.registry.budget,
+        max_bytes: d.registry.budgetTotal(d.runners.length),
         used_bytes: models.reduce((s, m) => s + m.cost_bytes, 0),
         runner_bytes: beyondFresh.includes(null) ? null : beyondFresh.reduce((a, b) => a! + b!, 0),
       },

@@ -51,12 +51,22 @@ export interface Eviction {
   cost_bytes: number;
 }
 
+/**
+ * What a runner's models count against: `scope` names the budget (`all`: one for every runner;
+ * `cuda:N`: that GPU's, shared by the runners on it), `bytes` is its size.
+ */
+export interface Budget {
+  scope: string;
+  bytes: number;
+}
+
 export interface RegistryDeps {
   release: (runner: number, keys: string[]) => Promise<unknown>;
   /** What a runner actually holds, to reconcile after each run (a failed run may still have loaded). */
   loaded: (runner: number) => Promise<LoadedModelInfo[] | null>;
   log: Logger;
-  maxMemory: number | null;
+  /** The budget of a runner's models; null: none (no --max-memory, or a CPU runner under N%gpu). */
+  budgetOf: (runner: number) => Budget | null;
   keepAliveMs: number;
   /** Called whenever the set of loaded models changed (the watcher follows it). */
   changed?: () => void;
@@ -119,8 +129,8 @@ export class ModelRegistry {
   private readonly entries = new Map<string, ModelEntry>();
   /** Runs using each key right now, loaded yet or not: never evicted, never expired while counted. */
   private readonly inFlight = new Map<string, { count: number; path: string; files: string[] }>();
-  /** Estimated cost of models that runs in progress are loading, until those runs end. */
-  private readonly reserved = new Map<string, number>();
+  /** Estimated cost of models that runs in progress are loading (and where), until those runs end. */
+  private readonly reserved = new Map<string, { cost: number; runner: number }>();
   /**
    * What each model costs: the largest of its measurements. A reload often measures less (memory
    * the allocator kept from the last load: cls 0 B against 2.9 MB fresh), and a budget decision
@@ -140,8 +150,8 @@ export class ModelRegistry {
 
   constructor(private readonly deps: RegistryDeps) {}
 
-  /** Pins the plan's loaded models for the run and makes room under the budget for the rest. */
-  async prepare(plan: Plan): Promise<string[]> {
+  /** Pins the plan's loaded models for a run on `runner` and makes room under its budget for the rest. */
+  async prepare(runner: number, plan: Plan): Promise<string[]> {
     const models = onnxModels(plan);
     const acquired = models.map((m) => m.key);
     for (const { key, path, files } of models) {
@@ -151,6 +161,7 @@ export class ModelRegistry {
     }
     try {
       await this.makeRoom(
+        runner,
         models.filter((m) => !this.entries.has(m.key)),
         new Set(acquired),
       );
@@ -223,19 +234,19 @@ export class ModelRegistry {
     return known;
   }
 
-  private async makeRoom(missing: PlannedModel[], mine: Set<string>): Promise<void> {
-    const max = this.deps.maxMemory;
-    if (max === null || missing.length === 0) return;
+  private async makeRoom(runner: number, missing: PlannedModel[], mine: Set<string>): Promise<void> {
+    const budget = this.deps.budgetOf(runner);
+    if (budget === null || missing.length === 0) return;
     let need = 0;
     const reserving = new Set<string>();
     for (const m of missing) {
       const cost = this.knownCost.get(m.key) ?? (await sizeOf(m)) * COST_PER_FILE_BYTE;
-      this.reserved.set(m.key, cost);
+      this.reserved.set(m.key, { cost, runner });
       reserving.add(m.key);
       need += cost;
     }
     try {
-      await this.evictFor(need, max, mine, reserving);
+      await this.evictFor(need, budget, mine, reserving);
     } catch (err) {
       for (const key of reserving) this.reserved.delete(key);
       throw err;
@@ -243,21 +254,24 @@ export class ModelRegistry {
   }
 
   /**
-   * Evicts idle models until `need` more fits under `max`: the least recently used first (among
-   * equals, the quickest to load again), then those the others turn out to make room enough
+   * Evicts idle models under the same budget until `need` more fits: the least recently used first
+   * (among equals, the quickest to load again), then those the others turn out to make room enough
    * without are kept: no model goes that did not have to.
    */
-  private async evictFor(need: number, max: number, mine: Set<string>, reserving: Set<string>): Promise<void> {
+  private async evictFor(need: number, budget: Budget, mine: Set<string>, reserving: Set<string>): Promise<void> {
+    const max = budget.bytes;
+    const where = budget.scope === 'all' ? '' : ` of ${budget.scope}`;
     if (need > max) {
       throw new DwError(
         'DW_ERR_NO_MEMORY',
-        `the run needs about ${mb(need)} for models not loaded yet, more than the whole budget of ${mb(max)} (dwd --max-memory)`,
-        { need_bytes: need, budget_bytes: max },
+        `the run needs about ${mb(need)} for models not loaded yet, more than the whole budget${where} of ${mb(max)} (dwd --max-memory)`,
+        { need_bytes: need, budget_bytes: max, budget_scope: budget.scope },
       );
     }
+    const counted = (runner: number) => this.deps.budgetOf(runner)?.scope === budget.scope;
     // Loaded models at their measured cost, plus what other lanes are loading right now (their estimate).
-    const loading = [...this.reserved].filter(([k]) => !reserving.has(k)).reduce((sum, [, c]) => sum + c, 0);
-    const loaded = [...this.entries.values()].filter((e) => !this.reserved.has(e.key));
+    const loading = [...this.reserved].filter(([k, r]) => !reserving.has(k) && counted(r.runner)).reduce((sum, [, r]) => sum + r.cost, 0);
+    const loaded = [...this.entries.values()].filter((e) => !this.reserved.has(e.key) && counted(e.runner));
     const used = loaded.reduce((sum, e) => sum + e.cost_bytes, 0) + loading;
     const idle = loaded.filter((e) => !this.busy(e.key)).sort((a, b) => a.last_used - b.last_used || a.load_ms - b.load_ms);
     const fits = (freed: number) => used - freed + need <= max;
@@ -279,8 +293,15 @@ export class ModelRegistry {
       ];
       throw new DwError(
         'DW_ERR_NO_MEMORY',
-        `the run needs about ${mb(need)} for models not loaded yet, but with every idle model evicted only ${mb(Math.max(0, max - (used - freed)))} of the ${mb(max)} budget is free: ${held.join('; ')} (dwd --max-memory)`,
-        { need_bytes: need, budget_bytes: max, own_bytes: sum(own), in_use_bytes: sum(others), loading_bytes: loading },
+        `the run needs about ${mb(need)} for models not loaded yet, but with every idle model evicted only ${mb(Math.max(0, max - (used - freed)))} of the ${mb(max)} budget${where} is free: ${held.join('; ')} (dwd --max-memory)`,
+        {
+          need_bytes: need,
+          budget_bytes: max,
+          budget_scope: budget.scope,
+          own_bytes: sum(own),
+          in_use_bytes: sum(others),
+          loading_bytes: loading,
+        },
       );
     }
     // The most valuable victims first (last chosen): keep each that the rest make room enough without.
@@ -294,7 +315,7 @@ export class ModelRegistry {
     if (victims.length > 0)
       await this.drop(
         victims.map((v) => v.key),
-        `evicted to fit ${mb(need)} under the ${mb(max)} budget (least recently used first)`,
+        `evicted to fit ${mb(need)} under the ${mb(max)} budget${where} (least recently used first)`,
         true,
       );
   }
@@ -502,8 +523,14 @@ export class ModelRegistry {
     return [...this.entries.values()].some((e) => named(new Set([path]), e));
   }
 
-  get budget(): number | null {
-    return this.deps.maxMemory;
+  /** The budgets of all runners together (each GPU's once), for dw memory; null without one. */
+  budgetTotal(runners: number): number | null {
+    const scopes = new Map<string, number>();
+    for (let i = 0; i < runners; i++) {
+      const b = this.deps.budgetOf(i);
+      if (b) scopes.set(b.scope, b.bytes);
+    }
+    return scopes.size === 0 ? null : [...scopes.values()].reduce((a, b) => a + b, 0);
   }
 
   snapshot(): ModelSnapshot[] {

@@ -150,7 +150,7 @@ export class Scheduler {
     const runner = this.runners[index]!;
     // Models of this run that another runner holds (a run of models loaded in two places) come here.
     await this.registry.gather([...entry.keys], index);
-    const acquired = await this.registry.prepare(job.plan);
+    const acquired = await this.registry.prepare(index, job.plan);
     const emit = (e: RunEvent) => {
       if (e.kind === 'step' && e.state === 'start') entry.step = e.step;
       return job.emit(e);

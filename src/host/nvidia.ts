@@ -1,6 +1,6 @@
 // nvidia-smi, where it answers: per-process GPU memory (for dw memory, asynchronously, so the
 // daemon never blocks on it; and for a load's GPU cost in the runner, synchronously, since the
-// runner is busy loading anyway) and total GPU memory (for --max-memory N%gpu at dwd's start).
+// runner is busy loading anyway) and each GPU's memory (for --max-memory N%gpu at dwd's start).
 // No shell, a short timeout, and null when there is no NVIDIA driver (the usual case on CPU hosts).
 import { execFile, execFileSync } from 'node:child_process';
 
@@ -41,16 +41,15 @@ export function gpuMemoryOfPid(pid: number): number | null {
   return out === null ? null : (byPid(out).get(pid) ?? 0);
 }
 
-/** Total memory of all GPUs, in bytes; null without nvidia-smi. */
-export function gpuMemoryTotal(): number | null {
-  const out = query(['--query-gpu=memory.total', '--format=csv,noheader,nounits']);
-  if (out === null) return null;
-  const mib = out
-    .trim()
-    .split('\n')
-    .map((x) => Number(x.trim()))
-    .filter(Number.isFinite);
-  return mib.length > 0 ? mib.reduce((a, b) => a + b, 0) * 1024 * 1024 : null;
+/** Each GPU's memory in bytes, by index; empty without nvidia-smi. */
+export function gpuMemoryByIndex(): Map<number, number> {
+  const out = query(['--query-gpu=index,memory.total', '--format=csv,noheader,nounits']);
+  const totals = new Map<number, number>();
+  for (const line of out?.trim().split('\n') ?? []) {
+    const [index, mib] = line.split(',').map((x) => Number(x.trim()));
+    if (Number.isInteger(index) && Number.isFinite(mib)) totals.set(index!, mib! * 1024 * 1024);
+  }
+  return totals;
 }
 
 /** The index of every GPU nvidia-smi reports; empty without nvidia-smi. */
