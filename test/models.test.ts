@@ -64,11 +64,13 @@ function harness(
     keepAliveMs: opts.keepAliveMs ?? 60_000,
   });
   let clock = 1;
-  const run = async (p: Plan, keepAlive?: number, runner = 0) => {
-    await registry.gather(
-      p.steps[0]!.models.map((m) => m.key),
-      runner,
-    );
+  /** A run of `p` on `runner`, as the scheduler makes it (replicas: without gathering its models in one runner). */
+  const run = async (p: Plan, keepAlive?: number, runner = 0, replicas = false) => {
+    if (!replicas)
+      await registry.gather(
+        p.steps[0]!.models.map((m) => m.key),
+        runner,
+      );
     const acquired = await registry.prepare(runner, p);
     for (const m of p.steps[0]!.models) {
       const prev = pool[runner]!.get(m.key);
@@ -293,8 +295,8 @@ test('pool: the budget covers every runner; the least recently used idle model g
   const h = harness({ maxMemory: 20 * MB, costs: { old: 8 * MB, recent: 8 * MB, fresh: 8 * MB } });
   await h.run(plan(old), undefined, 1); // on runner 1
   await h.run(plan(recent), undefined, 0); // on runner 0
-  assert.equal(h.registry.runnerOf('old'), 1);
-  assert.equal(h.registry.runnerOf('recent'), 0);
+  assert.deepEqual(h.registry.runnersOf('old'), [1]);
+  assert.deepEqual(h.registry.runnersOf('recent'), [0]);
   // 16 MB held across the two runners + about 6 MB for fresh do not fit under 20 MB: one model goes.
   await h.run(plan(fresh), undefined, 0);
   assert.deepEqual(h.released, [['old']], 'the older model, though on the other runner');
@@ -314,7 +316,7 @@ test('pool: a run placed on one runner takes its models from another (never load
   assert.deepEqual(h.released, [['b']]);
   assert.deepEqual(h.releasedBy, [1]);
   assert.deepEqual(h.registry.evictions, [], 'moved, not evicted');
-  assert.equal(h.registry.runnerOf('b'), 0);
+  assert.deepEqual(h.registry.runnersOf('b'), [0]);
   await h.run(plan({ key: 'c', path: modelFile('pc.onnx', 10) }), undefined, 1);
   h.registry.reset(1);
   assert.deepEqual(
@@ -329,23 +331,52 @@ test('pool: a run placed on one runner takes its models from another (never load
 test('per-GPU budgets (80%gpu): a GPU runner evicts only models of its own GPU; models on the CPU count against none', async () => {
   const gpus = [{ scope: 'cuda:0', bytes: 20 * MB }, { scope: 'cuda:1', bytes: 20 * MB }, null];
   const m = (k: string, size = 10) => ({ key: k, path: modelFile(`g${k}.onnx`, size) });
-  const h = harness({ budgetOf: (r) => gpus[r] ?? null, costs: { a: 12 * MB, b: 12 * MB, c: 12 * MB, d: 12 * MB, big: 50 * MB } });
+  const h = harness({ budgetOf: (r) => gpus[r] ?? null, costs: { a: 12 * MB, b: 12 * MB, c: 8 * MB, d: 8 * MB, big: 50 * MB } });
   h.pool.push(new Map());
   await h.run(plan(m('a')), undefined, 0);
   await h.run(plan(m('b')), undefined, 1);
   await h.run(plan(m('big', 10)), undefined, 2); // 50 MB on the CPU runner: no budget there
-  // c on GPU 1 (estimated 6 MB): 12 + 6 fits in 20 MB; once measured at 12 MB, d on GPU 1 needs room.
+  // c on GPU 1 (estimated 6 MB, measured 8): 12 + 8 fits in 20 MB; d on GPU 1 then needs room.
   await h.run(plan(m('c', 3 * MB)), undefined, 1);
   assert.deepEqual(h.released, [], 'c fitted beside b');
   await h.run(plan(m('d', 3 * MB)), undefined, 1);
   assert.deepEqual(h.released, [['b']], 'the least recently used model of GPU 1, not a of GPU 0 (older)');
   assert.deepEqual(h.releasedBy, [1]);
   assert.match(h.registry.evictions[0]!.reason, /under the 20\.0 MB budget of cuda:1/);
-  assert.equal(h.registry.runnerOf('a'), 0, 'GPU 0 untouched');
-  assert.equal(h.registry.runnerOf('big'), 2);
+  assert.deepEqual(h.registry.runnersOf('a'), [0], 'GPU 0 untouched');
+  assert.deepEqual(h.registry.runnersOf('big'), [2]);
   assert.equal(h.registry.budgetTotal(3), 40 * MB, 'each GPU once');
   await assert.rejects(
     h.registry.prepare(0, plan(m('huge', 15 * MB))),
     (e: DwError) => e.code === 'DW_ERR_NO_MEMORY' && /budget of cuda:0 of 20\.0 MB/.test(e.message),
+  );
+});
+
+test('replicas: one model in two runners is two entries, each with its own budget share, keep-alive and fate', async () => {
+  const a = { key: 'ra', path: modelFile('ra.onnx', 10) };
+  const h = harness({ maxMemory: 20 * MB, costs: { ra: 8 * MB } });
+  await h.run(plan(a), undefined, 0);
+  assert.equal(h.registry.fitsWithoutEviction(1, [a]), true, '8 MB held + 8 MB measured fit in 20 MB');
+  await h.run(plan(a), undefined, 1, true);
+  assert.deepEqual(h.registry.runnersOf('ra').sort(), [0, 1]);
+  assert.deepEqual(h.released, [], 'the replica did not take the first copy away');
+  assert.equal(h.registry.fitsWithoutEviction(2, [a]), false, 'a third copy would need an eviction');
+  h.held.clear();
+  h.registry.reset(0);
+  assert.deepEqual(h.registry.runnersOf('ra'), [1], 'a crash of one runner leaves the other copy');
+  assert.equal(h.registry.snapshot().length, 1);
+});
+
+test('a model that costs far more than estimated: once measured, idle models go until the budget holds again', async () => {
+  const a = { key: 'ua', path: modelFile('ua.onnx', 10) };
+  const b = { key: 'ub', path: modelFile('ub.onnx', MB) }; // estimated at 2 MB
+  const h = harness({ maxMemory: 20 * MB, costs: { ua: 8 * MB, ub: 15 * MB } });
+  await h.run(plan(a));
+  await h.run(plan(b));
+  assert.deepEqual(h.released, [['ua']], '8 + 15 MB measured > 20 MB: the idle one went');
+  assert.match(h.registry.evictions[0]!.reason, /cost more than estimated, over the 20\.0 MB budget/);
+  assert.deepEqual(
+    h.registry.snapshot().map((m) => m.key),
+    ['ub'],
   );
 });

@@ -23,13 +23,14 @@ test('a number of runners is dealt to the devices in turn', () => {
 });
 
 test('bad --runners and --devices values are usage errors that say what is allowed', () => {
-  for (const bad of ['0', '-1', '1.5', 'two', '33', ''])
+  for (const bad of ['0', '-1', '1.5', 'two', '33', '', '0x2', '2e0', ' 3'])
     assert.throws(
       () => parseRunners(bad, '--runners'),
       (e: DwError) => e.code === 'DW_ERR_USAGE' && /auto or a whole number from 1 to 32/.test(e.message),
       bad,
     );
   assert.equal(parseRunners('auto', '--runners'), 'auto');
+  assert.equal(parseRunners('AUTO', '--runners'), 'auto');
   assert.equal(parseRunners('3', '--runners'), 3);
   assert.deepEqual(parseDevices(' CUDA:0, cpu ', '--devices'), ['cuda:0', 'cpu']);
   for (const bad of ['gpu', 'cuda', 'cuda:x', 'cuda:0,,rocm:1', ','])
@@ -38,10 +39,13 @@ test('bad --runners and --devices values are usage errors that say what is allow
       (e: DwError) => e.code === 'DW_ERR_USAGE' && /give cpu or cuda:N/.test(e.message),
       bad,
     );
-  assert.throws(
-    () => parseDevices('cuda:0,cuda:0', '--devices'),
-    (e: DwError) => /names a device twice/.test(e.message),
-  );
+  for (const twice of ['cuda:0,cuda:0', 'cuda:00,cuda:0', 'cpu,cpu'])
+    assert.throws(
+      () => parseDevices(twice, '--devices'),
+      (e: DwError) => /names a device twice/.test(e.message),
+      twice,
+    );
+  assert.deepEqual(parseDevices('cuda:01', '--devices'), ['cuda:1']);
 });
 
 test('a runner pinned to a GPU gives onnxruntime its device id; a CPU runner of a GPU pool skips GPU providers', () => {

@@ -69,20 +69,23 @@ class FakeRunner {
   }
 }
 
-/** Where each model is loaded: a run's models are, once it ends, on the runner it ran on. */
+/** Where each model is loaded: a run's models are, once it ends, on the runner it ran on (too). */
 function fakeRegistry() {
-  const homes = new Map<string, number>();
+  const homes = new Map<string, Set<number>>();
+  const loadMs = new Map<string, number>();
   const registry = {
     prepare: async (_runner: number, plan: Plan) => plan.steps.flatMap((s) => s.models.map((m) => m.key)),
     finish: async (runner: number, plan: Plan) => {
-      for (const s of plan.steps) for (const m of s.models) homes.set(m.key, runner);
+      for (const s of plan.steps) for (const m of s.models) homes.set(m.key, new Set([...(homes.get(m.key) ?? []), runner]));
     },
     noteModel: () => null,
-    runnerOf: (key: string) => homes.get(key),
-    modelsOn: (runner: number) => [...homes.values()].filter((r) => r === runner).length,
+    runnersOf: (key: string) => [...(homes.get(key) ?? [])],
+    modelsOn: (runner: number) => [...homes.values()].filter((r) => r.has(runner)).length,
     gather: async () => {},
+    loadMsOf: (key: string) => loadMs.get(key) ?? 0,
+    fitsWithoutEviction: () => true,
   } satisfies SchedulerRegistry;
-  return { registry, homes };
+  return { registry, homes, loadMs };
 }
 
 function plan(key: string): Plan {
@@ -103,11 +106,11 @@ function plan(key: string): Plan {
   };
 }
 
-function setup(parallel = 2, runners = 1) {
+function setup(parallel = 2, runners = 1, replicas = false) {
   const pool = Array.from({ length: runners }, () => new FakeRunner());
   const runner = pool[0]!;
-  const { registry, homes } = fakeRegistry();
-  const scheduler = new Scheduler(pool, registry, { parallel, maxQueue: 8 });
+  const { registry, homes, loadMs } = fakeRegistry();
+  const scheduler = new Scheduler(pool, registry, { parallel, maxQueue: 8, replicas });
   const events = new Map<string, RunEvent[]>();
   const submit = (id: string, key: string, timeout_ms = 60_000) => {
     const controller = new AbortController();
@@ -119,7 +122,7 @@ function setup(parallel = 2, runners = 1) {
     );
     return { controller, done };
   };
-  return { runner, pool, homes, scheduler, events, submit };
+  return { runner, pool, homes, loadMs, scheduler, events, submit };
 }
 
 /** Lets the scheduler's promise chains run. */
@@ -237,7 +240,7 @@ test('pool: runs of models loaded nowhere spread over the runners; a run goes wh
   );
   pool[0]!.settle('a')!.resolve(RESULT);
   assert.equal((await a.done).ok, true);
-  assert.equal(homes.get('m1'), 0);
+  assert.deepEqual([...homes.get('m1')!], [0]);
   // Runner 0 is free, but m2 is on busy runner 1: a cache hit never moves, it waits.
   const c = submit('c', 'm2');
   await settle();
@@ -249,7 +252,7 @@ test('pool: runs of models loaded nowhere spread over the runners; a run goes wh
   pool[1]!.settle('c')!.resolve(RESULT);
   assert.equal((await c.done).ok, true);
   // Both idle, a new model: the runner holding fewer models (runner 0 holds m1, runner 1 holds m2: a tie, the first).
-  homes.set('m3', 1);
+  homes.set('m3', new Set([1]));
   const d = submit('d', 'm4');
   await settle();
   assert.deepEqual(pool[0]!.calls, ['run a', 'run d'], 'runner 0 holds 1 model, runner 1 holds 2');
@@ -280,4 +283,72 @@ test('pool: a runner killed for a run that does not yield costs the runs on othe
     events.get('b')!.filter((e) => e.kind === 'retry'),
     [],
   );
+});
+
+test('replicas off: a model stays in one runner, its runs wait there however long', async (t) => {
+  t.mock.timers.enable({ apis: ['setTimeout', 'setInterval', 'Date'] });
+  const { pool, homes, loadMs, submit } = setup(2, 2);
+  homes.set('m1', new Set([0]));
+  loadMs.set('m1', 500);
+  const a = submit('a', 'm1');
+  const b = submit('b', 'm1');
+  await settle();
+  t.mock.timers.tick(10_000);
+  await settle();
+  assert.deepEqual(
+    pool.map((r) => r.calls),
+    [['run a'], []],
+  );
+  pool[0]!.settle('a')!.resolve(RESULT);
+  await settle();
+  assert.deepEqual(pool[0]!.calls, ['run a', 'run b']);
+  pool[0]!.settle('b')!.resolve(RESULT);
+  for (const r of [a, b]) assert.equal((await r.done).ok, true);
+});
+
+test('replicas auto: a run that waited longer than its model takes to load goes to another runner, which loads it too', async (t) => {
+  t.mock.timers.enable({ apis: ['setTimeout', 'setInterval', 'Date'] });
+  const { pool, homes, loadMs, submit } = setup(2, 2, true);
+  homes.set('m1', new Set([0]));
+  loadMs.set('m1', 500);
+  const a = submit('a', 'm1');
+  const b = submit('b', 'm1');
+  await settle();
+  assert.deepEqual(
+    pool.map((r) => r.calls),
+    [['run a'], []],
+    'not before it has waited as long as a load takes',
+  );
+  t.mock.timers.tick(499);
+  await settle();
+  assert.deepEqual(pool[1]!.calls, []);
+  t.mock.timers.tick(1);
+  await settle();
+  assert.deepEqual(pool[1]!.calls, ['run b'], 'a replica on the other runner');
+  pool[1]!.settle('b')!.resolve(RESULT);
+  assert.equal((await b.done).ok, true);
+  assert.deepEqual([...homes.get('m1')!].sort(), [0, 1]);
+  // Now both hold it: the next run goes at once to the free one.
+  const c = submit('c', 'm1');
+  await settle();
+  assert.deepEqual(pool[1]!.calls, ['run b', 'run c']);
+  for (const id of ['a']) pool[0]!.settle(id)!.resolve(RESULT);
+  pool[1]!.settle('c')!.resolve(RESULT);
+  for (const r of [a, c]) assert.equal((await r.done).ok, true);
+});
+
+test('replicas auto: a model loaded nowhere is never loaded twice at once; the second run waits for the first load', async () => {
+  const { pool, submit } = setup(2, 2, true);
+  const a = submit('a', 'm9');
+  const b = submit('b', 'm9');
+  await settle();
+  assert.deepEqual(
+    pool.map((r) => r.calls),
+    [['run a'], []],
+  );
+  pool[0]!.settle('a')!.resolve(RESULT);
+  await settle();
+  assert.deepEqual(pool[0]!.calls, ['run a', 'run b'], 'then a cache hit where it was loaded');
+  pool[0]!.settle('b')!.resolve(RESULT);
+  for (const r of [a, b]) assert.equal((await r.done).ok, true);
 });

@@ -22,6 +22,7 @@ export interface Config {
   plugins: 'auto' | 'on' | 'off';
   runners: number | 'auto';
   devices: Device[] | null;
+  replicas: 'auto' | 1;
   parallel: number;
   max_queue: number;
   timeout_ms: number;
@@ -138,6 +139,16 @@ export const SETTINGS: { [K in keyof Config]: Setting<K> } = {
     doc: 'devices the runners are dealt to in turn: cpu, or cuda:0,cuda:1,…; auto = every GPU nvidia-smi reports, else cpu',
     default: () => null,
     parse: parseDevices,
+  },
+  replicas: {
+    flag: 'replicas',
+    env: 'DWD_REPLICAS',
+    doc: 'auto: a model whose runs wait longer than its load takes is loaded in another runner with room too; 1: one copy of each model',
+    default: () => 1,
+    parse: (raw, name) => {
+      if (raw !== 'auto' && raw !== '1') throw new DwError('DW_ERR_USAGE', `${name}: "${raw}" is not auto or 1`);
+      return raw === 'auto' ? 'auto' : 1;
+    },
   },
   parallel: {
     flag: 'parallel',

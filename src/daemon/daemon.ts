@@ -124,8 +124,11 @@ export class Daemon {
       keepAliveMs: config.keep_alive_ms,
       changed: () => this.watcher?.sync(this.registry.paths()),
     });
-    this.scheduler = new Scheduler(this.runners, this.registry, { parallel: config.parallel, maxQueue: config.max_queue }, () =>
-      this.priorities.update(),
+    this.scheduler = new Scheduler(
+      this.runners,
+      this.registry,
+      { parallel: config.parallel, maxQueue: config.max_queue, replicas: config.replicas === 'auto' },
+      () => this.priorities.update(),
     );
     this.priorities = new CpuPriorities({
       busy: () => {
@@ -289,7 +292,7 @@ export class Daemon {
       // A run may have loaded it meanwhile, wherever it was placed: a model is never loaded twice.
       const reply = await this.scheduler
         .background(`preload:${m.key}`, runner, [m.key], async () =>
-          this.registry.runnerOf(m.key) === undefined ? this.runners[runner]!.preload(model, m.session) : 'loaded already',
+          this.registry.runnersOf(m.key).length === 0 ? this.runners[runner]!.preload(model, m.session) : 'loaded already',
         )
         .catch(() => null);
       if (reply === 'loaded already') continue;

@@ -172,8 +172,12 @@ const stopHandler =
 const memoryHandler =
   (d: Deps<'runners' | 'registry' | 'growth' | 'startedAt' | 'config' | 'scheduler'>): Handler<'memory'> =>
   async () => {
-    const [snaps, host] = await Promise.all([Promise.all(d.runners.map((r) => r.snapshot())), hostFacts()]);
     const statuses = d.runners.map((r) => r.status());
+    // A runner stopped by a signal cannot answer: it is not asked (that took the whole 5 s timeout).
+    const [snaps, host] = await Promise.all([
+      Promise.all(d.runners.map((r, i) => (statuses[i]!.frozen ? null : r.snapshot()))),
+      hostFacts(),
+    ]);
     const gpu = await gpuFacts([process.pid, ...statuses.flatMap((r) => (r.pid ? [r.pid] : []))]);
     const models = d.registry.snapshot();
     const beyondFresh = d.runners.map((r, i) => (snaps[i] && r.freshRss !== null ? Math.max(0, snaps[i].rss - r.freshRss) : null));
@@ -196,6 +200,7 @@ const memoryHandler =
           index: i,
           pid: statuses[i]!.pid,
           state: statuses[i]!.state,
+          frozen: statuses[i]!.frozen,
           device: r.device,
           runs_active: d.scheduler.runningOn(i),
           runs_queued: d.scheduler.queuedFor(i),
@@ -292,10 +297,11 @@ const clearHandler =
         { path: target },
       );
     }
-    return d.scheduler.exclusive('clear', async (): Promise<ResultMap['clear']> => {
-      const keys = d.registry.keysFor(paths);
+    // Waits only for runs of these models; runs of others, on any runner, go on.
+    return d.scheduler.whenFree(`clear:${target}`, d.registry.keysFor(paths), async (): Promise<ResultMap['clear']> => {
+      const slots = d.registry.slotsFor(paths);
       const before = await rss();
-      const gone = await d.registry.drop(keys, `dw clear ${req.path}`, false);
+      const gone = await d.registry.drop(slots, `dw clear ${req.path}`, false);
       const after = await rss();
       return {
         scope: 'path',

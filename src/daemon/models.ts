@@ -111,6 +111,13 @@ function named(paths: Set<string>, m: { path: string; files?: string[] }): boole
   return false;
 }
 
+/**
+ * Where a session lives: a runner and a model key. One model may be loaded in more than one runner
+ * (a replica, dwd --replicas auto); each copy is an entry of its own.
+ */
+export const slotOf = (runner: number, key: string) => `${runner}/${key}`;
+const slotOfEntry = (e: { runner: number; key: string }) => slotOf(e.runner, e.key);
+
 const mb = (n: number) => `${(n / 1024 / 1024).toFixed(1)} MB`;
 const basename = (p: string) => p.slice(p.lastIndexOf('/') + 1);
 
@@ -127,8 +134,8 @@ function sizeOfSync(m: { path: string; files?: string[] }): number {
 
 export class ModelRegistry {
   private readonly entries = new Map<string, ModelEntry>();
-  /** Runs using each key right now, loaded yet or not: never evicted, never expired while counted. */
-  private readonly inFlight = new Map<string, { count: number; path: string; files: string[] }>();
+  /** Runs using each slot right now, loaded yet or not: never evicted, never expired while counted. */
+  private readonly inFlight = new Map<string, { count: number; key: string; path: string; files: string[] }>();
   /** Estimated cost of models that runs in progress are loading (and where), until those runs end. */
   private readonly reserved = new Map<string, { cost: number; runner: number }>();
   /**
@@ -153,24 +160,25 @@ export class ModelRegistry {
   /** Pins the plan's loaded models for a run on `runner` and makes room under its budget for the rest. */
   async prepare(runner: number, plan: Plan): Promise<string[]> {
     const models = onnxModels(plan);
-    const acquired = models.map((m) => m.key);
+    const acquired = models.map((m) => slotOf(runner, m.key));
     for (const { key, path, files } of models) {
-      this.inFlight.set(key, { count: (this.inFlight.get(key)?.count ?? 0) + 1, path, files });
-      const e = this.entries.get(key);
+      const slot = slotOf(runner, key);
+      this.inFlight.set(slot, { count: (this.inFlight.get(slot)?.count ?? 0) + 1, key, path, files });
+      const e = this.entries.get(slot);
       if (e) this.clearTimer(e);
     }
     try {
       await this.makeRoom(
         runner,
-        models.filter((m) => !this.entries.has(m.key)),
+        models.filter((m) => !this.entries.has(slotOf(runner, m.key))),
         new Set(acquired),
       );
     } catch (err) {
       // A run that never ran still touched its loaded models: they get their keep-alive back.
       this.unpin(acquired);
-      for (const key of acquired) {
-        const e = this.entries.get(key);
-        if (e && !this.busy(key)) this.schedule(e);
+      for (const slot of acquired) {
+        const e = this.entries.get(slot);
+        if (e && !this.busy(slot)) this.schedule(e);
       }
       throw err;
     }
@@ -192,7 +200,7 @@ export class ModelRegistry {
     const note = this.notes.get(m.path);
     this.notes.delete(m.path);
     this.lastSha.set(m.path, sha);
-    const entry = this.entries.get(m.key);
+    const entry = this.entries.get(slotOf(runner, m.key));
     if (e.status === 'hit') {
       if (entry) entry.uses += 1;
       return null;
@@ -202,7 +210,7 @@ export class ModelRegistry {
       this.generation += 1;
       const cost = this.remember(m.key, e.cost_bytes ?? 0);
       const now = Date.now();
-      this.entries.set(m.key, {
+      this.entries.set(slotOf(runner, m.key), {
         key: m.key,
         runner,
         path: m.path,
@@ -241,8 +249,9 @@ export class ModelRegistry {
     const reserving = new Set<string>();
     for (const m of missing) {
       const cost = this.knownCost.get(m.key) ?? (await sizeOf(m)) * COST_PER_FILE_BYTE;
-      this.reserved.set(m.key, { cost, runner });
-      reserving.add(m.key);
+      const slot = slotOf(runner, m.key);
+      this.reserved.set(slot, { cost, runner });
+      reserving.add(slot);
       need += cost;
     }
     try {
@@ -258,7 +267,13 @@ export class ModelRegistry {
    * (among equals, the quickest to load again), then those the others turn out to make room enough
    * without are kept: no model goes that did not have to.
    */
-  private async evictFor(need: number, budget: Budget, mine: Set<string>, reserving: Set<string>): Promise<void> {
+  private async evictFor(
+    need: number,
+    budget: Budget,
+    mine: Set<string>,
+    reserving: Set<string>,
+    why = `evicted to fit ${mb(need)} under the ${mb(budget.bytes)} budget${budget.scope === 'all' ? '' : ` of ${budget.scope}`} (least recently used first)`,
+  ): Promise<void> {
     const max = budget.bytes;
     const where = budget.scope === 'all' ? '' : ` of ${budget.scope}`;
     if (need > max) {
@@ -271,9 +286,9 @@ export class ModelRegistry {
     const counted = (runner: number) => this.deps.budgetOf(runner)?.scope === budget.scope;
     // Loaded models at their measured cost, plus what other lanes are loading right now (their estimate).
     const loading = [...this.reserved].filter(([k, r]) => !reserving.has(k) && counted(r.runner)).reduce((sum, [, r]) => sum + r.cost, 0);
-    const loaded = [...this.entries.values()].filter((e) => !this.reserved.has(e.key) && counted(e.runner));
+    const loaded = [...this.entries.values()].filter((e) => !this.reserved.has(slotOfEntry(e)) && counted(e.runner));
     const used = loaded.reduce((sum, e) => sum + e.cost_bytes, 0) + loading;
-    const idle = loaded.filter((e) => !this.busy(e.key)).sort((a, b) => a.last_used - b.last_used || a.load_ms - b.load_ms);
+    const idle = loaded.filter((e) => !this.busy(slotOfEntry(e))).sort((a, b) => a.last_used - b.last_used || a.load_ms - b.load_ms);
     const fits = (freed: number) => used - freed + need <= max;
     const victims: ModelEntry[] = [];
     let freed = 0;
@@ -283,8 +298,8 @@ export class ModelRegistry {
       freed += v.cost_bytes;
     }
     if (!fits(freed)) {
-      const own = loaded.filter((e) => mine.has(e.key));
-      const others = loaded.filter((e) => !mine.has(e.key) && this.busy(e.key));
+      const own = loaded.filter((e) => mine.has(slotOfEntry(e)));
+      const others = loaded.filter((e) => !mine.has(slotOfEntry(e)) && this.busy(slotOfEntry(e)));
       const sum = (xs: ModelEntry[]) => xs.reduce((s, e) => s + e.cost_bytes, 0);
       const held = [
         ...(own.length > 0 ? [`${mb(sum(own))} are models this run uses as well (${own.map((e) => basename(e.path)).join(', ')})`] : []),
@@ -312,12 +327,7 @@ export class ModelRegistry {
         freed -= v.cost_bytes;
       }
     }
-    if (victims.length > 0)
-      await this.drop(
-        victims.map((v) => v.key),
-        `evicted to fit ${mb(need)} under the ${mb(max)} budget${where} (least recently used first)`,
-        true,
-      );
+    if (victims.length > 0) await this.drop(victims.map(slotOfEntry), why, true);
   }
 
   /** After a run, successful or not: records what the runner now holds and starts keep-alive timers. */
@@ -325,21 +335,36 @@ export class ModelRegistry {
     this.unpin(acquired);
     const held = await this.deps.loaded(runner);
     if (held) await this.reconcile(runner, held);
-    for (const key of acquired) this.reserved.delete(key);
+    for (const slot of acquired) this.reserved.delete(slot);
     const ka = keepAliveMs ?? this.deps.keepAliveMs;
     const now = Date.now();
     for (const { key, role, session } of onnxModels(plan)) {
-      const e = this.entries.get(key);
+      const slot = slotOf(runner, key);
+      const e = this.entries.get(slot);
       if (!e) continue;
       e.role = role;
       e.session = session;
       e.keep_alive_ms = ka;
       e.workflows.add(plan.workflow.path);
       e.last_used = now;
-      if (e.stale !== null && !this.busy(key)) await this.drop([key], e.stale, false);
+      if (e.stale !== null && !this.busy(slot)) await this.drop([slot], e.stale, false);
       else this.schedule(e);
     }
+    await this.backUnderBudget(runner);
     this.deps.changed?.();
+  }
+
+  /**
+   * A model loaded for the first time was estimated from its file size; measured, it may cost far
+   * more (Silero VAD: 3.4 MB estimated, 29 MB measured) and leave the budget exceeded. Idle models
+   * under that budget then go, least recently used first, until it holds again.
+   */
+  private async backUnderBudget(runner: number): Promise<void> {
+    const budget = this.deps.budgetOf(runner);
+    if (budget === null) return;
+    const why = `evicted: models just loaded cost more than estimated, over the ${mb(budget.bytes)} budget (least recently used first)`;
+    // Not enough idle models to give back: the runs in progress hold the rest, and it is met once they end.
+    await this.evictFor(0, budget, new Set(), new Set(), why).catch(() => {});
   }
 
   /** After a background load (--prewarm, recovery, a replaced runner): adopt what the runner now holds, with the default keep-alive unless told. */
@@ -350,7 +375,7 @@ export class ModelRegistry {
     const held = await this.deps.loaded(runner);
     if (held) await this.reconcile(runner, held);
     for (const x of extra) {
-      const e = this.entries.get(x.key);
+      const e = this.entries.get(slotOf(runner, x.key));
       if (!e) continue;
       e.role = x.role;
       e.session = x.session;
@@ -364,9 +389,8 @@ export class ModelRegistry {
   private async reconcile(runner: number, held: LoadedModelInfo[]): Promise<void> {
     const keys = new Set(held.map((h) => h.key));
     for (const h of held) {
-      const e = this.entries.get(h.key);
+      const e = this.entries.get(slotOf(runner, h.key));
       if (e) {
-        e.runner = runner;
         e.uses = h.uses;
         if (e.size_bytes === 0) e.size_bytes = await sizeOf(h);
         e.cost_bytes = this.remember(h.key, h.cost_bytes);
@@ -374,7 +398,7 @@ export class ModelRegistry {
       }
       const size = await sizeOf(h);
       this.generation += 1;
-      this.entries.set(h.key, {
+      this.entries.set(slotOf(runner, h.key), {
         key: h.key,
         runner,
         path: h.path,
@@ -395,29 +419,29 @@ export class ModelRegistry {
         timer: null,
       });
     }
-    for (const e of [...this.entries.values()]) if (e.runner === runner && !keys.has(e.key)) this.forget(e.key);
+    for (const e of [...this.entries.values()]) if (e.runner === runner && !keys.has(e.key)) this.forget(slotOfEntry(e));
   }
 
-  private unpin(keys: string[]): void {
-    for (const key of keys) {
-      const f = this.inFlight.get(key);
+  private unpin(slots: string[]): void {
+    for (const slot of slots) {
+      const f = this.inFlight.get(slot);
       if (f && f.count > 1) f.count -= 1;
-      else this.inFlight.delete(key);
+      else this.inFlight.delete(slot);
     }
   }
 
-  private busy(key: string): boolean {
-    return this.inFlight.has(key);
+  private busy(slot: string): boolean {
+    return this.inFlight.has(slot);
   }
 
   private schedule(e: ModelEntry): void {
     this.clearTimer(e);
-    if (this.busy(e.key) || e.keep_alive_ms === PINNED) return;
+    if (this.busy(slotOfEntry(e)) || e.keep_alive_ms === PINNED) return;
     e.expires_at = Date.now() + e.keep_alive_ms;
     e.timer = setTimeout(() => {
       e.timer = null;
-      if (!this.busy(e.key) && this.entries.get(e.key) === e)
-        void this.drop([e.key], `idle for its keep-alive of ${e.keep_alive_ms} ms`, false);
+      if (!this.busy(slotOfEntry(e)) && this.entries.get(slotOfEntry(e)) === e)
+        void this.drop([slotOfEntry(e)], `idle for its keep-alive of ${e.keep_alive_ms} ms`, false);
     }, e.keep_alive_ms);
     e.timer.unref();
   }
@@ -428,18 +452,18 @@ export class ModelRegistry {
     e.expires_at = null;
   }
 
-  private forget(key: string): ModelEntry | undefined {
-    const e = this.entries.get(key);
+  private forget(slot: string): ModelEntry | undefined {
+    const e = this.entries.get(slot);
     if (!e) return undefined;
     this.clearTimer(e);
-    this.entries.delete(key);
+    this.entries.delete(slot);
     this.generation += 1;
     return e;
   }
 
-  /** Releases sessions in the runner and forgets them. */
-  async drop(keys: string[], reason: string, eviction: boolean): Promise<ModelEntry[]> {
-    const gone = keys.map((k) => this.forget(k)).filter((e): e is ModelEntry => e !== undefined);
+  /** Releases sessions (by slot: runner and key) in their runners and forgets them. */
+  async drop(slots: string[], reason: string, eviction: boolean): Promise<ModelEntry[]> {
+    const gone = slots.map((k) => this.forget(k)).filter((e): e is ModelEntry => e !== undefined);
     if (gone.length === 0) return gone;
     for (const e of gone) {
       this.deps.log.info({ key: e.key, path: e.path, cost_bytes: e.cost_bytes, reason }, eviction ? 'model evicted' : 'model unloaded');
@@ -465,26 +489,44 @@ export class ModelRegistry {
       (e) => (e.path === path || e.files.includes(path)) && (keys === null || keys.includes(e.key)),
     );
     if (hit.length === 0) return [];
-    const before = this.snapshot().filter((m) => hit.some((e) => e.key === m.key));
+    const before = this.snapshot().filter((m) => hit.some((e) => e.key === m.key && e.runner === m.runner));
     for (const e of hit) this.notes.set(e.path, cause);
-    for (const e of hit.filter((x) => this.busy(x.key))) e.stale = cause;
-    await this.drop(
-      hit.filter((x) => !this.busy(x.key)).map((x) => x.key),
-      cause,
-      false,
-    );
+    for (const e of hit.filter((x) => this.busy(slotOfEntry(x)))) e.stale = cause;
+    await this.drop(hit.filter((x) => !this.busy(slotOfEntry(x))).map(slotOfEntry), cause, false);
     return before;
   }
 
   /** A runner was replaced, or died: everything it held is gone. */
   reset(runner: number): void {
-    for (const e of [...this.entries.values()]) if (e.runner === runner) this.forget(e.key);
+    for (const e of [...this.entries.values()]) if (e.runner === runner) this.forget(slotOfEntry(e));
     this.deps.changed?.();
   }
 
-  /** The runner that holds this model, if one does. */
-  runnerOf(key: string): number | undefined {
-    return this.entries.get(key)?.runner;
+  /** The runners that hold this model (more than one: replicas). */
+  runnersOf(key: string): number[] {
+    return [...this.entries.values()].filter((e) => e.key === key).map((e) => e.runner);
+  }
+
+  /** The most a load of this model took, 0 if never measured: a replica is worth it when a run waits longer. */
+  loadMsOf(key: string): number {
+    return Math.max(0, ...[...this.entries.values()].filter((e) => e.key === key).map((e) => e.load_ms));
+  }
+
+  /**
+   * Whether the models not loaded in `runner` fit under its budget without evicting anything, at
+   * their measured cost (a replica's model has one), else the estimate from their size.
+   */
+  fitsWithoutEviction(runner: number, models: Array<{ key: string; path: string; files?: string[] }>): boolean {
+    const budget = this.deps.budgetOf(runner);
+    if (budget === null) return true;
+    const need = models
+      .filter((m) => !this.entries.has(slotOf(runner, m.key)))
+      .reduce((sum, m) => sum + (this.knownCost.get(m.key) ?? sizeOfSync(m) * COST_PER_FILE_BYTE), 0);
+    const counted = (r: number) => this.deps.budgetOf(r)?.scope === budget.scope;
+    const used =
+      [...this.entries.values()].filter((e) => counted(e.runner)).reduce((sum, e) => sum + e.cost_bytes, 0) +
+      [...this.reserved.values()].filter((r) => counted(r.runner)).reduce((sum, r) => sum + r.cost, 0);
+    return used + need <= budget.bytes;
   }
 
   /** How many models runner `runner` holds. */
@@ -498,16 +540,24 @@ export class ModelRegistry {
    * model is ever loaded twice. The scheduler runs them nowhere else meanwhile.
    */
   async gather(keys: string[], runner: number): Promise<void> {
-    const elsewhere = keys.filter((k) => {
-      const e = this.entries.get(k);
-      return e !== undefined && e.runner !== runner && !this.busy(k);
-    });
-    if (elsewhere.length > 0) await this.drop(elsewhere, `moved to runner ${runner}, where the rest of its run's models are`, false);
+    if (keys.every((k) => this.entries.has(slotOf(runner, k)))) return;
+    const elsewhere = [...this.entries.values()].filter(
+      (e) => keys.includes(e.key) && e.runner !== runner && !this.entries.has(slotOf(runner, e.key)) && !this.busy(slotOfEntry(e)),
+    );
+    if (elsewhere.length > 0)
+      await this.drop(elsewhere.map(slotOfEntry), `moved to runner ${runner}, where the rest of its run's models are`, false);
   }
 
-  /** Models built from these files, or from files in these folders (dw clear of an export). */
+  /** The keys of models from these files (or folders) that are loaded, or that runs are using or loading now. */
   keysFor(paths: Set<string>): string[] {
-    return [...this.entries.values()].filter((e) => named(paths, e)).map((e) => e.key);
+    const loaded = [...this.entries.values()].filter((e) => named(paths, e)).map((e) => e.key);
+    const used = [...this.inFlight.values()].filter((f) => named(paths, f)).map((f) => f.key);
+    return [...new Set([...loaded, ...used])];
+  }
+
+  /** The sessions (slots) of models built from these files, or from files in these folders (dw clear of an export). */
+  slotsFor(paths: Set<string>): string[] {
+    return [...this.entries.values()].filter((e) => named(paths, e)).map(slotOfEntry);
   }
 
   /** Whether a run in progress uses a model from one of these files (loaded already or being loaded). */
@@ -537,7 +587,7 @@ export class ModelRegistry {
     return [...this.entries.values()].map(({ timer: _t, workflows, ...rest }) => ({
       ...rest,
       workflows: [...workflows],
-      in_use: this.busy(rest.key),
+      in_use: this.busy(slotOfEntry(rest)),
     }));
   }
 }

@@ -19,13 +19,15 @@ export function parseDevices(raw: string, name: string): Device[] {
   const bad = devices.find((d) => !DEVICE.test(d));
   if (devices.length === 0 || bad !== undefined)
     throw new DwError('DW_ERR_USAGE', `${name}: "${bad ?? raw}" is not a device; give cpu or cuda:N, comma-separated (e.g. cuda:0,cuda:1)`);
-  if (new Set(devices).size !== devices.length) throw new DwError('DW_ERR_USAGE', `${name}: "${raw}" names a device twice`);
-  return devices;
+  // cuda:00 is cuda:0: one spelling, so that a GPU named twice is seen.
+  const canonical = devices.map((d) => (d === 'cpu' ? d : `cuda:${Number(d.slice(5))}`));
+  if (new Set(canonical).size !== canonical.length) throw new DwError('DW_ERR_USAGE', `${name}: "${raw}" names a device twice`);
+  return canonical;
 }
 
 export function parseRunners(raw: string, name: string): number | 'auto' {
-  if (raw === 'auto') return 'auto';
-  const n = Number(raw);
+  if (raw.toLowerCase() === 'auto') return 'auto';
+  const n = /^\d+$/.test(raw) ? Number(raw) : Number.NaN;
   if (!Number.isInteger(n) || n < 1 || n > MAX_RUNNERS)
     throw new DwError('DW_ERR_USAGE', `${name}: "${raw}" is not auto or a whole number from 1 to ${MAX_RUNNERS}`);
   return n;

@@ -18,7 +18,10 @@ import type { Supervisor } from './supervisor.js';
 export type PoolRunner = Pick<Supervisor, 'run' | 'has' | 'cancel' | 'answers' | 'abandon' | 'kill' | 'status' | 'device' | 'isReady'>;
 
 /** What the scheduler asks of the model registry (models.ts). */
-export type SchedulerRegistry = Pick<ModelRegistry, 'prepare' | 'finish' | 'noteModel' | 'runnerOf' | 'modelsOn' | 'gather'>;
+export type SchedulerRegistry = Pick<
+  ModelRegistry,
+  'prepare' | 'finish' | 'noteModel' | 'runnersOf' | 'modelsOn' | 'gather' | 'loadMsOf' | 'fitsWithoutEviction'
+>;
 
 export interface Job {
   id: string;
@@ -42,8 +45,10 @@ interface Entry {
   reject: (e: DwError) => void;
   /** A run (with its models); absent for background loads and maintenance. */
   job?: Job;
-  /** A background load: it takes a lane on this runner like a run, beside runs of other models. Otherwise, without a job: maintenance, alone. */
+  /** A background load: it takes a lane on this runner like a run, beside runs of other models. */
   lane?: { runner: number };
+  /** Work on some models (dw clear FILE): on no runner, once no run uses them. Without job, lane or hold: maintenance, alone. */
+  hold?: true;
   keys: Set<string>;
   /** The runner it was placed on, once started. */
   runner?: number;
@@ -52,6 +57,9 @@ interface Entry {
   /** The step in progress, for a timeout message that says what was running. */
   step?: string;
 }
+
+/** Where a `whenFree` entry runs: on no runner. */
+const NO_RUNNER = -1;
 
 /** How often a running run looks whether its runner was stopped by a signal (SIGSTOP). */
 const FROZEN_CHECK_MS = 2000;
@@ -62,6 +70,8 @@ export const YIELD_GRACE_MS = 2000;
 export interface SchedulerLimits {
   parallel: number;
   maxQueue: number;
+  /** dwd --replicas auto: a model whose runs keep waiting longer than its load may be loaded in another runner too. */
+  replicas?: boolean;
 }
 
 export class Scheduler {
@@ -125,6 +135,27 @@ export class Scheduler {
   }
 
   /**
+   * Runs `fn` as soon as no run uses any of `keys` (dw clear FILE), ahead of queued runs of them:
+   * runs of other models, on any runner, go on meanwhile.
+   */
+  whenFree<T>(id: string, keys: string[], fn: () => Promise<T>): Promise<T> {
+    return new Promise((resolve, reject) => {
+      const i = this.queue.findIndex((q) => q.job);
+      this.queue.splice(i < 0 ? this.queue.length : i, 0, {
+        id,
+        enqueued: Date.now(),
+        hold: true,
+        keys: new Set(keys),
+        timers: [],
+        execute: fn,
+        resolve: resolve as (r: unknown) => void,
+        reject,
+      });
+      this.next();
+    });
+  }
+
+  /**
    * Loads models in the background (--prewarm, recovery after a crash) in a lane of its own, like a
    * run of those models: runs of other models go on meanwhile, and a run of the same models waits.
    */
@@ -148,8 +179,9 @@ export class Scheduler {
     const queue_ms = Date.now() - entry.enqueued;
     const index = entry.runner!;
     const runner = this.runners[index]!;
-    // Models of this run that another runner holds (a run of models loaded in two places) come here.
-    await this.registry.gather([...entry.keys], index);
+    // Models of this run that another runner holds (a run of models loaded in two places) come
+    // here; with replicas, a copy may stay where it is.
+    if (!this.limits.replicas) await this.registry.gather([...entry.keys], index);
     const acquired = await this.registry.prepare(index, job.plan);
     const emit = (e: RunEvent) => {
       if (e.kind === 'step' && e.state === 'start') entry.step = e.step;
@@ -180,7 +212,7 @@ export class Scheduler {
       // Once, and one retried run at a time: the run that takes down the runner again is the
       // cause (a poison pill) and fails alone; the runs that only shared the runner with it pass.
       try {
-        return { ...(await this.oneRetryAtATime(attempt)), queue_ms, runner: index };
+        return { ...(await this.oneRetryAtATime(index, attempt)), queue_ms, runner: index };
       } catch (err) {
         if (!retryable(err)) throw err;
         throw new DwError('DW_ERR_RUNNER_CRASHED', `${err.message}; the run had been retried once already, so it is not tried again`, {
@@ -193,12 +225,15 @@ export class Scheduler {
     }
   }
 
-  /** The end of the chain of retried runs: each waits for the one before it. */
-  private retries: Promise<unknown> = Promise.resolve();
+  /** The end of each runner's chain of retried runs: each waits for the one before it on that runner. */
+  private readonly retries = new Map<number, Promise<unknown>>();
 
-  private oneRetryAtATime<T>(fn: () => Promise<T>): Promise<T> {
-    const mine = this.retries.then(fn, fn);
-    this.retries = mine.catch(() => {});
+  private oneRetryAtATime<T>(runner: number, fn: () => Promise<T>): Promise<T> {
+    const mine = (this.retries.get(runner) ?? Promise.resolve()).then(fn, fn);
+    this.retries.set(
+      runner,
+      mine.catch(() => {}),
+    );
     return mine;
   }
 
@@ -234,9 +269,17 @@ export class Scheduler {
     return [...this.active.values()].filter((e) => e.runner === index).length;
   }
 
-  /** Runs waiting for runner `index`: those whose models it holds. */
+  /** Runs waiting for runner `index`: those whose models it holds most of (each run counted once). */
   queuedFor(index: number): number {
-    return this.queue.filter((q) => q.job && [...q.keys].some((k) => this.registry.runnerOf(k) === index)).length;
+    return this.queue.filter((q) => q.job && this.homeOf(q.keys) === index).length;
+  }
+
+  /** The runner holding most of these models (ties: the lower index); null when none holds any. */
+  private homeOf(keys: Set<string>): number | null {
+    const held = new Map<number, number>();
+    for (const k of keys) for (const r of this.registry.runnersOf(k)) held.set(r, (held.get(r) ?? 0) + 1);
+    const [best] = [...held].sort((a, b) => b[1] - a[1] || a[0] - b[0]);
+    return best ? best[0] : null;
   }
 
   /** What runner `index` has to do: the runs and loads on it, and the runs waiting for it. */
@@ -246,32 +289,59 @@ export class Scheduler {
 
   /**
    * Where `entry` starts now, or null when it must wait. Maintenance needs every runner to itself;
-   * a run or a load needs its models free (no other run on them) and a free lane on its runner.
+   * a run or a load needs a free lane on its runner and its models free there: no other run on
+   * them, and without replicas no other run on them anywhere.
    */
   private place(entry: Entry): number | null {
     const active = [...this.active.values()];
-    if (!entry.job && !entry.lane) return active.length === 0 ? 0 : null;
-    if (active.some((a) => !a.job && !a.lane)) return null;
-    if (active.some((a) => [...entry.keys].some((k) => a.keys.has(k)))) return null;
-    const free = (i: number) => this.lanesUsed(i) < this.limits.parallel;
+    if (this.isMaintenance(entry)) return active.length === 0 ? 0 : null;
+    if (active.some((a) => this.isMaintenance(a))) return null;
+    const keys = [...entry.keys];
+    const usedOn = (i: number | null) => active.some((a) => (i === null || a.runner === i) && keys.some((k) => a.keys.has(k)));
+    if (entry.hold) return usedOn(null) ? null : NO_RUNNER;
+    const free = (i: number) => this.lanesUsed(i) < this.limits.parallel && !usedOn(i);
+    if (!this.limits.replicas && usedOn(null)) return null;
     if (entry.lane) return free(entry.lane.runner) ? entry.lane.runner : null;
-    // A cache hit never moves: the runner holding most of the run's models takes it, or it waits.
+    // A cache hit never moves: the runner holding most of the run's models takes it (with
+    // replicas, the least busy of those holding them), or it waits.
     const homes = new Map<number, number>();
-    for (const k of entry.keys) {
-      const home = this.registry.runnerOf(k);
-      if (home !== undefined) homes.set(home, (homes.get(home) ?? 0) + 1);
-    }
+    for (const k of keys) for (const home of this.registry.runnersOf(k)) homes.set(home, (homes.get(home) ?? 0) + 1);
     if (homes.size > 0) {
-      const [home] = [...homes].sort((a, b) => b[1] - a[1] || a[0] - b[0])[0]!;
-      return free(home) ? home : null;
+      const best = Math.max(...homes.values());
+      const usable = [...homes].filter(([i, n]) => n === best && free(i)).sort((a, b) => this.work(a[0]) - this.work(b[0]) || a[0] - b[0]);
+      if (usable.length > 0) return usable[0]![0];
+      return this.limits.replicas ? this.replica(entry, keys, homes, free) : null;
     }
-    // Loaded nowhere: a runner on a device the run asks for, with the least work (runs on it and
-    // waiting for it), then the fewest models.
+    // Being loaded by another run somewhere: wait for it, never load one model twice by accident.
+    if (usedOn(null)) return null;
+    return this.leastBusy(entry, free);
+  }
+
+  /**
+   * Replicas (dwd --replicas auto): every runner holding the run's models is busy with them. Once
+   * the run has waited longer than the models take to load, a runner with a free lane and room
+   * under its budget (nothing evicted for it) loads them too; until then it waits for its turn.
+   */
+  private replica(entry: Entry, keys: string[], homes: Map<number, number>, free: (i: number) => boolean): number | null {
+    const loadMs = Math.max(...keys.map((k) => this.registry.loadMsOf(k)));
+    const due = entry.enqueued + loadMs;
+    if (Date.now() < due) {
+      this.wakeAt(due);
+      return null;
+    }
+    const models = entry.job!.plan.steps.flatMap((s) => s.models.filter((m) => m.kind === 'onnx'));
+    const room = this.runners.map((_, i) => i).filter((i) => !homes.has(i) && free(i) && this.registry.fitsWithoutEviction(i, models));
+    return room.length > 0 ? this.leastBusy(entry, (i) => room.includes(i)) : null;
+  }
+
+  /** Of the runners `allowed`, one on a device the run asks for, with the least work (runs on it and waiting for it), then the fewest models. */
+  private leastBusy(entry: Entry, allowed: (i: number) => boolean): number | null {
     const wantsGpu = entry.job?.plan.steps.some((s) => s.models.length > 0 && s.session.providers.some((p) => p !== 'cpu')) ?? false;
     const all = this.runners.map((r, i) => ({ r, i }));
     const onDevice = all.filter(({ r }) => (r.device !== 'cpu') === wantsGpu);
+    // A runner stopped by a signal (SIGSTOP) would hold a new run until it is resumed.
     const candidates = (onDevice.length > 0 ? onDevice : all)
-      .filter(({ i }) => free(i))
+      .filter(({ r, i }) => allowed(i) && !r.status().frozen)
       .sort(
         (a, b) =>
           this.work(a.i) - this.work(b.i) ||
@@ -282,13 +352,34 @@ export class Scheduler {
     return candidates[0]?.i ?? null;
   }
 
+  /** The earliest time a waiting run may be placed as a replica: next() looks again then. */
+  private wake: { at: number; timer: NodeJS.Timeout } | null = null;
+
+  private wakeAt(at: number): void {
+    if (this.wake && this.wake.at <= at) return;
+    if (this.wake) clearTimeout(this.wake.timer);
+    const timer = setTimeout(
+      () => {
+        this.wake = null;
+        this.next();
+      },
+      Math.max(0, at - Date.now()),
+    );
+    timer.unref();
+    this.wake = { at, timer };
+  }
+
+  private isMaintenance(e: Entry): boolean {
+    return !e.job && !e.lane && !e.hold;
+  }
+
   private next(): void {
     for (let i = 0; i < this.queue.length; ) {
       const entry = this.queue[i]!;
       const runner = this.place(entry);
       if (runner === null) {
         // Maintenance waits at the head; nothing may overtake it, or it could wait forever.
-        if (!entry.job && !entry.lane) break;
+        if (this.isMaintenance(entry)) break;
         i++;
         continue;
       }
@@ -306,8 +397,8 @@ export class Scheduler {
     entry.started = Date.now();
     this.active.set(entry.id, entry);
     const job = entry.job;
-    const runner = this.runners[entry.runner!]!;
     if (job) {
+      const runner = this.runners[entry.runner!]!;
       this.runsTotal += 1;
       job.emit({ kind: 'started' });
       const timedOut = () => {

@@ -165,6 +165,8 @@ export class Supervisor {
       this.replacing = false;
       this.state = 'stopped';
       this.log.info({ exit: this.lastExit }, 'runner replaced by a fresh one');
+      // Not a crash: status says what it was.
+      this.lastExit = 'replaced by dwd (dw clear, or to give memory back)';
       return;
     }
     const lived = Date.now() - this.startedAt;
@@ -303,7 +305,8 @@ export class Supervisor {
       state: this.state,
       restarts: this.restarts,
       last_exit: this.lastExit,
-      crash_streak: this.crashStreak,
+      // A runner up and healthy for HEALTHY_MS has no streak any more (the next crash starts one anew).
+      crash_streak: this.state === 'ready' && Date.now() - this.startedAt > HEALTHY_MS ? 0 : this.crashStreak,
       next_start_in_ms: this.restartTimer ? Math.max(0, this.restartAt - Date.now()) : null,
       frozen: this.child?.pid ? pidStopped(this.child.pid) : false,
     };

@@ -235,6 +235,8 @@ export interface MemoryResult {
     pid: number | null;
     index: number;
     state: RunnerStatus['state'];
+    /** Stopped by a signal (SIGSTOP): not asked for its memory, it runs nothing until resumed. */
+    frozen: boolean;
     device: string;
     /** Runs on it now, and runs waiting for it (their models are loaded there). */
     runs_active: number;

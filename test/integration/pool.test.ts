@@ -189,3 +189,72 @@ test('one budget across both runners: the least recently used idle model is evic
     assert.equal(now.runners[vadAt].models.length, 4, 'the new sessions went beside it: the runner with fewer models');
   });
 });
+
+test('--replicas auto: a run that waits longer than its models take to load gets them loaded in the other runner', async () => {
+  await withPool(['--replicas', 'auto'], async (sb) => {
+    const tall = await tallImage(sb, 8);
+    assert.equal((await dw(sb, ['run', OCR_WORKFLOW, '-q'])).code, 0);
+    const home = holder(await memory(sb), '_det_infer.onnx');
+    const finished: string[] = [];
+    const long = spawnDw(sb, ['run', OCR_WORKFLOW, '--arg', `image=${tall}`, '--json']);
+    long.done.then(() => finished.push('long'));
+    await long.stderrMatches(/read: \d+\/\d+ boxes/);
+    const second = await dwJson(sb, ['run', OCR_WORKFLOW]);
+    finished.push('second');
+    assert.equal(second.ran.code, 0, second.ran.stderr);
+    assert.deepEqual(
+      second.json.models.map((m: any) => m.cache),
+      ['loaded', 'loaded', 'loaded'],
+      'loaded afresh in the other runner',
+    );
+    assert.equal((await long.done).code, 0);
+    assert.deepEqual(finished, ['second', 'long'], 'it did not wait for the long run');
+    const m = await memory(sb);
+    for (const r of m.runners)
+      assert.equal(r.models.filter((x: any) => x.path.endsWith('_det_infer.onnx')).length, 1, `runner ${r.index} holds a copy`);
+    assert.notEqual(home, -1);
+  });
+});
+
+test('dw clear FILE waits only for runs of that model: a long run of another model on the other runner does not hold it', async () => {
+  await withPool([], async (sb) => {
+    const audio = noise(sb, 10);
+    assert.equal((await dw(sb, ['run', OCR_WORKFLOW, '-q'])).code, 0);
+    assert.equal((await dw(sb, ['run', VAD_WORKFLOW, '-q'])).code, 0);
+    const vad = spawnDw(sb, ['run', VAD_WORKFLOW, '--arg', `audio=${audio}`]);
+    await vad.stderrMatches(/speech: \d+\/\d+ frames/);
+    const det = join(ROOT, 'node_modules', '@gutenye', 'ocr-models', 'assets', 'ch_PP-OCRv4_det_infer.onnx');
+    const cleared = await dw(sb, ['clear', '--no-wait', det]);
+    assert.equal(cleared.code, 0, cleared.stderr);
+    assert.match(cleared.stdout, /released 1 session \(ch_PP-OCRv4_det_infer\.onnx\)/);
+    assert.equal(vad.proc.exitCode, null, 'done while the VAD run still runs');
+    const busy = await dw(sb, ['clear', '--no-wait', join(ROOT, 'node_modules', '@ricky0123', 'vad-node', 'dist', 'silero_vad.onnx')]);
+    assert.equal(busy.code, 6, 'the model in use: --no-wait refuses');
+    assert.equal((await vad.done).code, 0);
+  });
+});
+
+test('a runner stopped by a signal gets no new run: it goes to the other runner', async () => {
+  await withPool([], async (sb) => {
+    assert.equal((await dw(sb, ['run', OCR_WORKFLOW, '-q'])).code, 0);
+    const st = (await dwJson(sb, ['status'])).json;
+    const idle = st.runners.find((r: any) => r.models === 0);
+    assert.ok(idle, JSON.stringify(st.runners));
+    const busyAt = 1 - idle.index;
+    process.kill(idle.pid, 'SIGSTOP');
+    try {
+      const plugin = pluginWorkflow(sb.dir, 'hello', `return 'hello';`);
+      const r = await dwJson(sb, ['run', plugin]);
+      assert.equal(r.ran.code, 0, r.ran.stderr);
+      assert.equal(r.json.results.x, 'hello');
+      const after = (await dwJson(sb, ['status'])).json;
+      assert.equal(after.runners[idle.index].frozen, true);
+      assert.equal(after.runs_total, 2);
+      assert.ok(after.runners[busyAt].pid, 'ran on the other runner');
+      const mem = await memory(sb);
+      assert.equal(mem.runners[idle.index].frozen, true, 'dw memory says so, without waiting for it');
+    } finally {
+      process.kill(idle.pid, 'SIGCONT');
+    }
+  });
+});

@@ -4,6 +4,13 @@ import { ask } from '../autostart.js';
 import type { Command } from '../command.js';
 import { bytes } from '../format.js';
 
+/** File names, each once, with how many sessions came from it when more than one (other options, or runners). */
+function named(names: string[]): string {
+  const counts = new Map<string, number>();
+  for (const n of names) counts.set(n, (counts.get(n) ?? 0) + 1);
+  return [...counts].map(([n, c]) => (c > 1 ? `${n} ×${c}` : n)).join(', ');
+}
+
 export const clear: Command = {
   name: 'clear',
   summary: 'unload models: all of them (fresh runners), or those of one model or workflow file',
@@ -40,7 +47,7 @@ Options:
         ? positionals[0]
           ? `no loaded model comes from ${positionals[0]}`
           : 'nothing was loaded'
-        : `released ${r.released.length} session${r.released.length === 1 ? '' : 's'} (${[...new Set(r.released.map((x) => basename(x.path)))].join(', ')})`;
+        : `released ${r.released.length} session${r.released.length === 1 ? '' : 's'} (${named(r.released.map((x) => basename(x.path)))})`;
     const mem =
       r.freed_bytes === null ? '' : `; runners' rss ${bytes(r.rss_before)} -> ${bytes(r.rss_after)}, freed ${bytes(r.freed_bytes)}`;
     process.stdout.write(`${r.scope === 'all' ? 'runners replaced: ' : ''}${what}${mem}\n`);

@@ -41,7 +41,8 @@ function render(m: MemoryResult, now: number): string {
   for (const r of m.runners) {
     out.push('');
     const busy = `${r.runs_active > 0 ? `  ${r.runs_active} running` : ''}${r.runs_queued > 0 ? `  ${r.runs_queued} waiting` : ''}`;
-    out.push(`runner ${r.index}  pid ${r.pid ?? '-'}  ${r.state}  device ${r.device}  rss ${bytes(r.rss)}${busy}`);
+    const state = r.frozen ? 'stopped by a signal' : r.state;
+    out.push(`runner ${r.index}  pid ${r.pid ?? '-'}  ${state}  device ${r.device}  rss ${bytes(r.rss)}${busy}`);
     if (r.growth?.warning) out.push(`  WARNING: ${r.growth.warning}`);
     if (r.models.length === 0) {
       out.push('  no models loaded');
