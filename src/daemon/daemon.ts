@@ -133,7 +133,11 @@ export class Daemon {
     this.priorities = new CpuPriorities({
       busy: () => {
         const since = this.scheduler.youngestRuns();
-        return this.runners.map((r, i) => ({ pid: r.status().pid, since: since[i] ?? null }));
+        // A run on a runner stopped by a signal uses no CPU: it is no reason to lower another.
+        return this.runners.map((r, i) => {
+          const st = r.status();
+          return { pid: st.pid, since: st.frozen ? null : (since[i] ?? null) };
+        });
       },
       enabled: this.runners.length > 1 && mayRaiseBack(),
       noted: (pid, nice) =>
