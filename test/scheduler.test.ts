@@ -352,3 +352,65 @@ test('replicas auto: a model loaded nowhere is never loaded twice at once; the s
   pool[0]!.settle('b')!.resolve(RESULT);
   for (const r of [a, b]) assert.equal((await r.done).ok, true);
 });
+
+test('replicas auto: a waiting dw clear of a model holds back later runs of it on every copy, and none runs while it clears', async () => {
+  const { pool, homes, scheduler, submit } = setup(2, 2, true);
+  homes.set('m1', new Set([0, 1]));
+  const a = submit('a', 'm1');
+  await settle();
+  let finishClear!: () => void;
+  const steps: string[] = [];
+  const clear = scheduler.whenFree('clear', ['m1'], () => {
+    steps.push('clear');
+    return new Promise<void>((r) => (finishClear = r));
+  });
+  const b = submit('b', 'm1');
+  await settle();
+  assert.deepEqual(
+    pool.map((r) => r.calls),
+    [['run a'], []],
+    'b does not overtake the clear on the free copy',
+  );
+  pool[0]!.settle('a')!.resolve(RESULT);
+  await settle();
+  assert.deepEqual(steps, ['clear']);
+  assert.deepEqual(
+    pool.map((r) => r.calls),
+    [['run a'], []],
+    'nothing runs on m1 while it is cleared',
+  );
+  finishClear();
+  await clear;
+  await settle();
+  assert.equal(pool[0]!.calls.length + pool[1]!.calls.length, 2, 'b ran once the clear was done');
+  for (const r of pool) for (const id of [...r.runs.keys()]) r.settle(id)!.resolve(RESULT);
+  for (const r of [a, b]) assert.equal((await r.done).ok, true);
+});
+
+test('replicas auto: a runner holding some of the models (a clear took the rest) loads what it lacks, rather than all runs queue on one runner', async (t) => {
+  t.mock.timers.enable({ apis: ['setTimeout', 'setInterval', 'Date'] });
+  const { pool, homes, loadMs, scheduler } = setup(2, 2, true);
+  homes.set('det', new Set([1]));
+  homes.set('rec', new Set([0, 1]));
+  loadMs.set('det', 50);
+  const two = (id: string) => {
+    const p = plan('det');
+    p.steps[0]!.models.push({ role: 'rec', kind: 'onnx', path: '/m/rec.onnx', key: 'rec' });
+    const controller = new AbortController();
+    return scheduler.submit({ id, plan: p, controller, timeout_ms: 60_000, emit: () => {} });
+  };
+  const a = two('a');
+  const b = two('b');
+  await settle();
+  assert.deepEqual(
+    pool.map((r) => r.calls),
+    [[], ['run a']],
+    'the runner holding both',
+  );
+  t.mock.timers.tick(50);
+  await settle();
+  assert.deepEqual(pool[0]!.calls, ['run b'], 'after a load time, the runner with rec takes it and loads det');
+  pool[1]!.settle('a')!.resolve(RESULT);
+  pool[0]!.settle('b')!.resolve(RESULT);
+  await Promise.all([a, b]);
+});

@@ -119,19 +119,7 @@ export class Scheduler {
 
   /** Runs `fn` alone, as soon as the runs in progress end, ahead of queued runs. */
   exclusive<T>(id: string, fn: () => Promise<T>): Promise<T> {
-    return new Promise((resolve, reject) => {
-      const i = this.queue.findIndex((q) => q.job);
-      this.queue.splice(i < 0 ? this.queue.length : i, 0, {
-        id,
-        enqueued: Date.now(),
-        keys: new Set(),
-        timers: [],
-        execute: fn,
-        resolve: resolve as (r: unknown) => void,
-        reject,
-      });
-      this.next();
-    });
+    return this.enqueue({ id, keys: new Set() }, fn, true);
   }
 
   /**
@@ -139,20 +127,7 @@ export class Scheduler {
    * runs of other models, on any runner, go on meanwhile.
    */
   whenFree<T>(id: string, keys: string[], fn: () => Promise<T>): Promise<T> {
-    return new Promise((resolve, reject) => {
-      const i = this.queue.findIndex((q) => q.job);
-      this.queue.splice(i < 0 ? this.queue.length : i, 0, {
-        id,
-        enqueued: Date.now(),
-        hold: true,
-        keys: new Set(keys),
-        timers: [],
-        execute: fn,
-        resolve: resolve as (r: unknown) => void,
-        reject,
-      });
-      this.next();
-    });
+    return this.enqueue({ id, hold: true, keys: new Set(keys) }, fn, true);
   }
 
   /**
@@ -160,17 +135,15 @@ export class Scheduler {
    * run of those models: runs of other models go on meanwhile, and a run of the same models waits.
    */
   background<T>(id: string, runner: number, keys: string[], fn: () => Promise<T>): Promise<T> {
+    return this.enqueue({ id, lane: { runner }, keys: new Set(keys) }, fn, false);
+  }
+
+  /** Queues work that is not a run: at the end, or `ahead` of the queued runs. */
+  private enqueue<T>(what: Pick<Entry, 'id' | 'keys' | 'lane' | 'hold'>, fn: () => Promise<T>, ahead: boolean): Promise<T> {
     return new Promise((resolve, reject) => {
-      this.queue.push({
-        id,
-        enqueued: Date.now(),
-        lane: { runner },
-        keys: new Set(keys),
-        timers: [],
-        execute: fn,
-        resolve: resolve as (r: unknown) => void,
-        reject,
-      });
+      const entry: Entry = { ...what, enqueued: Date.now(), timers: [], execute: fn, resolve: resolve as (r: unknown) => void, reject };
+      const i = ahead ? this.queue.findIndex((q) => q.job) : -1;
+      this.queue.splice(i < 0 ? this.queue.length : i, 0, entry);
       this.next();
     });
   }
@@ -269,9 +242,9 @@ export class Scheduler {
     return [...this.active.values()].filter((e) => e.runner === index).length;
   }
 
-  /** Runs waiting for runner `index`: those whose models it holds most of (each run counted once). */
-  queuedFor(index: number): number {
-    return this.queue.filter((q) => q.job && this.homeOf(q.keys) === index).length;
+  /** Runs waiting for runner `index`: those whose models it holds most of (each run counted once), but `self`. */
+  queuedFor(index: number, self?: Entry): number {
+    return this.queue.filter((q) => q.job && q !== self && this.homeOf(q.keys) === index).length;
   }
 
   /** The runner holding most of these models (ties: the lower index); null when none holds any. */
@@ -282,9 +255,9 @@ export class Scheduler {
     return best ? best[0] : null;
   }
 
-  /** What runner `index` has to do: the runs and loads on it, and the runs waiting for it. */
-  private work(index: number): number {
-    return this.lanesUsed(index) + this.queuedFor(index);
+  /** What runner `index` has to do: the runs and loads on it, and the runs waiting for it (other than `self`, being placed). */
+  private work(index: number, self?: Entry): number {
+    return this.lanesUsed(index) + this.queuedFor(index, self);
   }
 
   /**
@@ -299,6 +272,8 @@ export class Scheduler {
     const keys = [...entry.keys];
     const usedOn = (i: number | null) => active.some((a) => (i === null || a.runner === i) && keys.some((k) => a.keys.has(k)));
     if (entry.hold) return usedOn(null) ? null : NO_RUNNER;
+    // A dw clear of these models in progress: no run may take them meanwhile, copy or not.
+    if (active.some((a) => a.hold && keys.some((k) => a.keys.has(k)))) return null;
     const free = (i: number) => this.lanesUsed(i) < this.limits.parallel && !usedOn(i);
     if (!this.limits.replicas && usedOn(null)) return null;
     if (entry.lane) return free(entry.lane.runner) ? entry.lane.runner : null;
@@ -308,7 +283,9 @@ export class Scheduler {
     for (const k of keys) for (const home of this.registry.runnersOf(k)) homes.set(home, (homes.get(home) ?? 0) + 1);
     if (homes.size > 0) {
       const best = Math.max(...homes.values());
-      const usable = [...homes].filter(([i, n]) => n === best && free(i)).sort((a, b) => this.work(a[0]) - this.work(b[0]) || a[0] - b[0]);
+      const usable = [...homes]
+        .filter(([i, n]) => n === best && free(i))
+        .sort((a, b) => this.work(a[0], entry) - this.work(b[0], entry) || a[0] - b[0]);
       if (usable.length > 0) return usable[0]![0];
       return this.limits.replicas ? this.replica(entry, keys, homes, free) : null;
     }
@@ -318,9 +295,9 @@ export class Scheduler {
   }
 
   /**
-   * Replicas (dwd --replicas auto): every runner holding the run's models is busy with them. Once
-   * the run has waited longer than the models take to load, a runner with a free lane and room
-   * under its budget (nothing evicted for it) loads them too; until then it waits for its turn.
+   * Replicas (dwd --replicas auto): every runner holding most of the run's models is busy with
+   * them. Once the run has waited longer than the models take to load, a runner with a free lane
+   * and room under its budget (nothing evicted for it) loads them too; until then it waits.
    */
   private replica(entry: Entry, keys: string[], homes: Map<number, number>, free: (i: number) => boolean): number | null {
     const loadMs = Math.max(...keys.map((k) => this.registry.loadMsOf(k)));
@@ -329,9 +306,12 @@ export class Scheduler {
       this.wakeAt(due);
       return null;
     }
+    // Any runner free of these models with room: one holding some of them already (a clear or an
+    // eviction took the rest) loads only what it lacks, so it goes first.
     const models = entry.job!.plan.steps.flatMap((s) => s.models.filter((m) => m.kind === 'onnx'));
-    const room = this.runners.map((_, i) => i).filter((i) => !homes.has(i) && free(i) && this.registry.fitsWithoutEviction(i, models));
-    return room.length > 0 ? this.leastBusy(entry, (i) => room.includes(i)) : null;
+    const room = this.runners.map((_, i) => i).filter((i) => free(i) && this.registry.fitsWithoutEviction(i, models));
+    const most = Math.max(0, ...room.map((i) => homes.get(i) ?? 0));
+    return room.length > 0 ? this.leastBusy(entry, (i) => room.includes(i) && (homes.get(i) ?? 0) === most) : null;
   }
 
   /** Of the runners `allowed`, one on a device the run asks for, with the least work (runs on it and waiting for it), then the fewest models. */
@@ -339,12 +319,15 @@ export class Scheduler {
     const wantsGpu = entry.job?.plan.steps.some((s) => s.models.length > 0 && s.session.providers.some((p) => p !== 'cpu')) ?? false;
     const all = this.runners.map((r, i) => ({ r, i }));
     const onDevice = all.filter(({ r }) => (r.device !== 'cpu') === wantsGpu);
-    // A runner stopped by a signal (SIGSTOP) would hold a new run until it is resumed.
-    const candidates = (onDevice.length > 0 ? onDevice : all)
-      .filter(({ r, i }) => allowed(i) && !r.status().frozen)
+    // A runner stopped by a signal (SIGSTOP) would hold a new run until it is resumed: the run waits
+    // for another rather; only when all are stopped does it go to one (and is told why it waits).
+    const fitting = onDevice.length > 0 ? onDevice : all;
+    const thawed = fitting.filter(({ r }) => !r.status().frozen);
+    const candidates = (thawed.length > 0 ? thawed : fitting)
+      .filter(({ i }) => allowed(i))
       .sort(
         (a, b) =>
-          this.work(a.i) - this.work(b.i) ||
+          this.work(a.i, entry) - this.work(b.i, entry) ||
           Number(!a.r.isReady) - Number(!b.r.isReady) ||
           this.registry.modelsOn(a.i) - this.registry.modelsOn(b.i) ||
           a.i - b.i,
@@ -374,10 +357,14 @@ export class Scheduler {
   }
 
   private next(): void {
+    // Models a waiting dw clear is for: later runs of them may not overtake it (with copies in
+    // several runners, a steady stream of runs could otherwise keep it waiting for ever).
+    const held = new Set<string>();
     for (let i = 0; i < this.queue.length; ) {
       const entry = this.queue[i]!;
-      const runner = this.place(entry);
+      const runner = entry.job && [...entry.keys].some((k) => held.has(k)) ? null : this.place(entry);
       if (runner === null) {
+        if (entry.hold) for (const k of entry.keys) held.add(k);
         // Maintenance waits at the head; nothing may overtake it, or it could wait forever.
         if (this.isMaintenance(entry)) break;
         i++;

@@ -202,9 +202,9 @@ export function fileDaemon(args: string[] = []): { sb: Sandbox; daemon: () => Da
   return { sb, daemon: () => daemon!, started };
 }
 
-/** A daemon in a fresh sandbox for the length of `fn`; stopped and cleaned up however `fn` ends. */
-export async function withDaemon<T>(args: string[], fn: (sb: Sandbox, d: Daemon) => Promise<T>): Promise<T> {
-  const sb = sandbox();
+/** A daemon (of `runners` runners) in a fresh sandbox for the length of `fn`; stopped and cleaned up however `fn` ends. */
+export async function withDaemon<T>(args: string[], fn: (sb: Sandbox, d: Daemon) => Promise<T>, runners = 1): Promise<T> {
+  const sb = sandbox(runners);
   const d = await startDaemon(sb, args);
   try {
     return await fn(sb, d);

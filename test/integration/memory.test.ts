@@ -204,7 +204,8 @@ test('memory budget: idle models are evicted least recently used first; a run th
     const remaining = m.runners[0].models.map((x: any) => setOf.get(x.key)!);
     const evicted = evictions.map((e: any) => setOf.get(e.key)!);
     assert.ok(Math.max(...evicted) <= Math.min(...remaining), `evicted sets ${evicted} are older than the remaining ${remaining}`);
-    assert.match(evictions[0].reason, /under the 40\.0 MB budget \(least recently used first\)/);
+    // Before a load (to fit its estimate), or after it (the measured cost was more than estimated).
+    assert.match(evictions[0].reason, /(under|over) the 40\.0 MB budget \(least recently used first\)/);
     assert.match(d.log(), /"msg":"model evicted"/);
     assert.equal(m.budget.max_bytes, 40 * 1048576);
   } finally {

@@ -1,5 +1,6 @@
 // A daemon with two runners, real processes: placement by model, a runner killed for real while
-// the other runs another model, Ctrl-C on a run that does not yield, and one budget across both.
+// the other runs another model, Ctrl-C on a run that does not yield, one budget across both,
+// replicas, dw clear of one model beside other runs, and a runner stopped by a signal.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
@@ -12,25 +13,16 @@ import {
   pluginWorkflow,
   ROOT,
   type Sandbox,
-  sandbox,
   spawnDw,
-  startDaemon,
+  withDaemon,
   type Daemon,
   tallImage,
 } from '../helpers/env.js';
 
 const VAD_WORKFLOW = join(ROOT, 'workflows', 'vad.json');
 
-async function withPool<T>(args: string[], fn: (sb: Sandbox, d: Daemon) => Promise<T>): Promise<T> {
-  const sb = sandbox(2);
-  const d = await startDaemon(sb, args);
-  try {
-    return await fn(sb, d);
-  } finally {
-    await d.stop();
-    sb.cleanup();
-  }
-}
+/** A daemon with two runners for the length of `fn`. */
+const withPool = <T>(args: string[], fn: (sb: Sandbox, d: Daemon) => Promise<T>) => withDaemon(args, fn, 2);
 
 const memory = async (sb: Sandbox) => (await dwJson(sb, ['memory'])).json;
 
