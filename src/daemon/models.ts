@@ -1,7 +1,7 @@
 // The daemon's view of the sessions its runners hold: where each is loaded, who uses them, when
-// they expire, what they cost, and what to evict when a new model would not fit. The budget covers
-// every runner: eviction chooses across them. A model is loaded in one runner at a time (the
-// scheduler runs one run of a model at a time and places it where the model is). The runners own
+// they expire, what they cost, and what to evict when a new model would not fit. A budget covers
+// every runner (or, with N%gpu, the runners of one GPU): eviction chooses across them. An entry is
+// one session in one runner (a slot); a model has one unless dwd makes replicas. The runners own
 // the sessions; this owns the policy. Status reports are built from snapshot(), a copy.
 import { statSync } from 'node:fs';
 import { stat } from 'node:fs/promises';
@@ -117,6 +117,9 @@ function named(paths: Set<string>, m: { path: string; files?: string[] }): boole
  */
 export const slotOf = (runner: number, key: string) => `${runner}/${key}`;
 const slotOfEntry = (e: { runner: number; key: string }) => slotOf(e.runner, e.key);
+
+/** How a budget is named in messages: `all` goes without saying. */
+const scopeOf = (b: Budget) => (b.scope === 'all' ? '' : ` of ${b.scope}`);
 
 const mb = (n: number) => `${(n / 1024 / 1024).toFixed(1)} MB`;
 const basename = (p: string) => p.slice(p.lastIndexOf('/') + 1);
@@ -272,10 +275,10 @@ export class ModelRegistry {
     budget: Budget,
     mine: Set<string>,
     reserving: Set<string>,
-    why = `evicted to fit ${mb(need)} under the ${mb(budget.bytes)} budget${budget.scope === 'all' ? '' : ` of ${budget.scope}`} (least recently used first)`,
+    why = `evicted to fit ${mb(need)} under the ${mb(budget.bytes)} budget${scopeOf(budget)} (least recently used first)`,
   ): Promise<void> {
     const max = budget.bytes;
-    const where = budget.scope === 'all' ? '' : ` of ${budget.scope}`;
+    const where = scopeOf(budget);
     if (need > max) {
       throw new DwError(
         'DW_ERR_NO_MEMORY',
@@ -283,10 +286,7 @@ export class ModelRegistry {
         { need_bytes: need, budget_bytes: max, budget_scope: budget.scope },
       );
     }
-    const counted = (runner: number) => this.deps.budgetOf(runner)?.scope === budget.scope;
-    // Loaded models at their measured cost, plus what other lanes are loading right now (their estimate).
-    const loading = [...this.reserved].filter(([k, r]) => !reserving.has(k) && counted(r.runner)).reduce((sum, [, r]) => sum + r.cost, 0);
-    const loaded = [...this.entries.values()].filter((e) => !this.reserved.has(slotOfEntry(e)) && counted(e.runner));
+    const { loaded, loading } = this.heldUnder(budget, reserving);
     const used = loaded.reduce((sum, e) => sum + e.cost_bytes, 0) + loading;
     const idle = loaded.filter((e) => !this.busy(slotOfEntry(e))).sort((a, b) => a.last_used - b.last_used || a.load_ms - b.load_ms);
     const fits = (freed: number) => used - freed + need <= max;
@@ -362,7 +362,7 @@ export class ModelRegistry {
   private async backUnderBudget(runner: number): Promise<void> {
     const budget = this.deps.budgetOf(runner);
     if (budget === null) return;
-    const why = `evicted: models just loaded cost more than estimated, over the ${mb(budget.bytes)} budget (least recently used first)`;
+    const why = `evicted: models just loaded cost more than estimated, over the ${mb(budget.bytes)} budget${scopeOf(budget)} (least recently used first)`;
     // Not enough idle models to give back: the runs in progress hold the rest, and it is met once they end.
     await this.evictFor(0, budget, new Set(), new Set(), why).catch(() => {});
   }
@@ -522,11 +522,22 @@ export class ModelRegistry {
     const need = models
       .filter((m) => !this.entries.has(slotOf(runner, m.key)))
       .reduce((sum, m) => sum + (this.knownCost.get(m.key) ?? sizeOfSync(m) * COST_PER_FILE_BYTE), 0);
-    const counted = (r: number) => this.deps.budgetOf(r)?.scope === budget.scope;
-    const used =
-      [...this.entries.values()].filter((e) => counted(e.runner)).reduce((sum, e) => sum + e.cost_bytes, 0) +
-      [...this.reserved.values()].filter((r) => counted(r.runner)).reduce((sum, r) => sum + r.cost, 0);
-    return used + need <= budget.bytes;
+    const { loaded, loading } = this.heldUnder(budget);
+    return loaded.reduce((sum, e) => sum + e.cost_bytes, 0) + loading + need <= budget.bytes;
+  }
+
+  /**
+   * What counts against `budget`: the models loaded under it at their measured cost, and those
+   * runs are loading there now at their estimate (but the slots in `except`: a run's own).
+   */
+  private heldUnder(budget: Budget, except: Set<string> = new Set()): { loaded: ModelEntry[]; loading: number } {
+    const counted = (runner: number) => this.deps.budgetOf(runner)?.scope === budget.scope;
+    const loading = [...this.reserved]
+      .filter(([slot, r]) => !except.has(slot) && counted(r.runner))
+      .reduce((sum, [, r]) => sum + r.cost, 0);
+    // A model being loaded counts at its estimate until its run ends, not twice.
+    const loaded = [...this.entries.values()].filter((e) => !this.reserved.has(slotOfEntry(e)) && counted(e.runner));
+    return { loaded, loading };
   }
 
   /** How many models runner `runner` holds. */
