@@ -3,8 +3,10 @@ import { readFileSync } from 'node:fs';
 /**
  * Bumped when a frame's shape changes incompatibly; the hello exchange compares it first.
  * 2: saved outputs travel in `output` events ahead of the result, not inside it.
+ * 3: status lists every runner of the pool (`runners`, not `runner`); memory's runners carry their
+ *    index, runs and whether they are stopped by a signal.
  */
-export const PROTOCOL_VERSION = 2;
+export const PROTOCOL_VERSION = 3;
 
 // Read at start rather than inlined at build time, so a daemon left running across an upgrade
 // reports the version it was started from and the CLI can tell the two apart.
