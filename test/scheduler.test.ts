@@ -285,14 +285,20 @@ test('pool: a runner killed for a run that does not yield costs the runs on othe
   );
 });
 
+/** Two runners; m1 (a 500 ms load) held by runner 0 only; runs a and b of it submitted at once. */
+async function busyHome(replicas: boolean) {
+  const s = setup(2, 2, replicas);
+  s.homes.set('m1', new Set([0]));
+  s.loadMs.set('m1', 500);
+  const a = s.submit('a', 'm1');
+  const b = s.submit('b', 'm1');
+  await settle();
+  return { ...s, a, b };
+}
+
 test('replicas off: a model stays in one runner, its runs wait there however long', async (t) => {
   t.mock.timers.enable({ apis: ['setTimeout', 'setInterval', 'Date'] });
-  const { pool, homes, loadMs, submit } = setup(2, 2);
-  homes.set('m1', new Set([0]));
-  loadMs.set('m1', 500);
-  const a = submit('a', 'm1');
-  const b = submit('b', 'm1');
-  await settle();
+  const { pool, a, b } = await busyHome(false);
   t.mock.timers.tick(10_000);
   await settle();
   assert.deepEqual(
@@ -308,12 +314,7 @@ test('replicas off: a model stays in one runner, its runs wait there however lon
 
 test('replicas auto: a run that waited longer than its model takes to load goes to another runner, which loads it too', async (t) => {
   t.mock.timers.enable({ apis: ['setTimeout', 'setInterval', 'Date'] });
-  const { pool, homes, loadMs, submit } = setup(2, 2, true);
-  homes.set('m1', new Set([0]));
-  loadMs.set('m1', 500);
-  const a = submit('a', 'm1');
-  const b = submit('b', 'm1');
-  await settle();
+  const { pool, homes, submit, a, b } = await busyHome(true);
   assert.deepEqual(
     pool.map((r) => r.calls),
     [['run a'], []],
@@ -332,7 +333,7 @@ test('replicas auto: a run that waited longer than its model takes to load goes 
   const c = submit('c', 'm1');
   await settle();
   assert.deepEqual(pool[1]!.calls, ['run b', 'run c']);
-  for (const id of ['a']) pool[0]!.settle(id)!.resolve(RESULT);
+  pool[0]!.settle('a')!.resolve(RESULT);
   pool[1]!.settle('c')!.resolve(RESULT);
   for (const r of [a, c]) assert.equal((await r.done).ok, true);
 });

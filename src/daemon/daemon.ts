@@ -89,7 +89,8 @@ export class Daemon {
     // A plugin runs any code as the daemon; with roots set, the operator meant to contain requests.
     this.pluginsAllowed = config.plugins === 'on' || (config.plugins === 'auto' && !this.roots.active);
     const devices = poolLayout(config.runners, config.devices);
-    const gpus = devices.some((x) => x !== 'cpu') ? new Set(gpuIndexes().map((i) => `cuda:${i}`)) : new Set<string>();
+    const gpuPool = devices.some((x) => x !== 'cpu');
+    const gpus = gpuPool ? new Set(gpuIndexes().map((i) => `cuda:${i}`)) : new Set<string>();
     for (const device of new Set(devices.filter((x) => x !== 'cpu' && !gpus.has(x))))
       log.warn({ device }, `${device} is not a GPU nvidia-smi reports: its runner's models load on the CPU unless CUDA finds it`);
     this.growth = devices.map(() => new GrowthTracker(config.growth_warn_bytes));
@@ -99,7 +100,7 @@ export class Daemon {
         new Supervisor(
           i,
           device,
-          devices.some((x) => x !== 'cpu'),
+          gpuPool,
           log.child({ runner: i }),
           {
             exited: (crashed) => {
