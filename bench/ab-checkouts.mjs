@@ -50,6 +50,13 @@ try {
 }
 
 console.log(`ab-checkouts: ${rounds} interleaved rounds, medians (${process.version}, ${process.arch})\n`);
+// The second checkout against the first round by round (both ran under the same noise): a median ratio
+// whose quartiles straddle 1.00 is no difference this machine can show.
+const quartiles = (xs) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return [0.25, 0.5, 0.75].map((q) => s[Math.round(q * (s.length - 1))].toFixed(3));
+};
+const paired = (k) => setups[1][k].map((v, i) => v / setups[0][k][i]);
 console.log('| checkout | one-shot ms | dw run warm ms | run_ms | one-shot / warm |');
 console.log('|---|---:|---:|---:|---:|');
 for (const s of setups) {
@@ -57,3 +64,6 @@ for (const s of setups) {
     `| ${s.root} | ${median(s.oneshot).toFixed(1)} | ${median(s.warm).toFixed(1)} | ${median(s.run).toFixed(1)} | ${(median(s.oneshot) / median(s.warm)).toFixed(2)}x |`,
   );
 }
+console.log(
+  `\nsecond / first, round by round: dw run warm ${quartiles(paired('warm')).join(' / ')}, run_ms ${quartiles(paired('run')).join(' / ')} (quartiles 25 / 50 / 75 %)`,
+);

@@ -1,6 +1,7 @@
 // What the runner's session setup is worth: the paddle-ocr and silero-vad pipelines on warm
 // sessions made (a) with onnxruntime's defaults, (b) with intra-op spinning off, (c) spinning off
-// plus dw's graph rewrites (src/runner/graph-rewrite.ts), and for VAD (d) spinning on.
+// plus dw's graph rewrites (src/runner/graph-rewrite.ts), and for VAD (d) spinning on and
+// (e) one operator thread.
 // Each setup runs in its own process (spinning threads of one setup would slow another's), the
 // processes interleave round by round, and each reports the median of 5 warm pipeline runs and
 // how long its loads took (the graph rewrites are done at load time).
@@ -21,6 +22,7 @@ const SETUPS = {
     "onnxruntime's defaults": null,
     'spinning off': { providers: ['cpu'] },
     'spinning on': { providers: ['cpu'], intra_op_spinning: true },
+    'one thread': { providers: ['cpu'], intra_op_threads: 1 },
   },
 };
 
