@@ -8,7 +8,7 @@ import type { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { makeDirs } from '../protocol/dirs.js';
 import { DwError, isErrorCode, type ErrorPayload } from '../protocol/errors.js';
-import type { Request, RequestType, ResultMap } from '../protocol/messages.js';
+import type { Request, RequestType, ResultMap, RunEvent } from '../protocol/messages.js';
 import { defaultLogPath, defaultSocketPath, lockPathFor, startLockPathFor, systemSocket } from '../protocol/paths.js';
 import { pidAlive, readPidFile, recordAlive } from '../protocol/pids.js';
 import { Client, type SendOptions } from './client.js';
@@ -334,12 +334,12 @@ const REQUEST_DEADLINES: Partial<Record<RequestType, number>> = { status: 30_000
 export async function ask<T extends RequestType>(
   type: T,
   body: Omit<Extract<Request, { type: T }>, 'id' | 'type'>,
-  opts: { start: boolean; notify?: Notify },
+  opts: { start: boolean; notify?: Notify; onEvent?: (e: RunEvent) => void },
 ): Promise<ResultMap[T]> {
   const { client } = await connect(opts);
   const send: SendOptions = REQUEST_DEADLINES[type] ? { deadlineMs: REQUEST_DEADLINES[type] } : {};
   try {
-    return await client.request(type, body, undefined, send);
+    return await client.request(type, body, opts.onEvent, send);
   } finally {
     client.close();
   }

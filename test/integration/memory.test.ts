@@ -270,6 +270,7 @@ test('dw clear of a model in use waits for its run, or fails at once with --no-w
     const run = await long.done;
     assert.equal(run.code, 0, 'the run was not disturbed');
     assert.equal(waited.ran.code, 0);
+    assert.match(waited.ran.stderr, /waiting for the runs using .*cls.* to end/, 'the wait is told, not silent');
     assert.deepEqual(
       waited.json.released.map((x: any) => x.path),
       [CLS],

@@ -36,7 +36,8 @@ Options:
     const r = await ask(
       'clear',
       { ...(positionals[0] ? { path: positionals[0] } : {}), cwd: process.cwd(), no_wait: values['no-wait'] === true },
-      { start: false },
+      // The daemon says when it waits for runs using the models: a quiet dw clear would look stuck.
+      { start: false, onEvent: (e) => e.kind === 'log' && process.stderr.write(`dw: ${e.message}\n`) },
     );
     if (values.json) {
       process.stdout.write(JSON.stringify(r) + '\n');
