@@ -239,11 +239,11 @@ const clearHandler =
   (d: Deps<'scheduler' | 'runners' | 'registry' | 'growth' | 'log' | 'roots' | 'forgetLost'>): Handler<'clear'> =>
   async (req, conn) => {
     /** Says why dw clear is quiet for a while: it waits for runs, which may take minutes. */
-    const waiting = (what: string) =>
+    const waiting = (runs: string) =>
       void conn.event(req.id, {
         kind: 'log',
         level: 'info',
-        message: `waiting for the runs using ${what} to end (--no-wait fails instead)`,
+        message: `waiting for ${runs} to end (--no-wait fails instead)`,
       });
     /** What the runners hold together (null when one does not answer). */
     const rss = async () => {
@@ -255,7 +255,7 @@ const clearHandler =
         throw new DwError('DW_ERR_MODEL_IN_USE', 'a run is in progress; drop --no-wait to clear once it ends', {
           active: d.scheduler.activeJobs().map((j) => j.plan.workflow.path),
         });
-      if (d.scheduler.running) waiting('the runners');
+      if (d.scheduler.running) waiting('the runs in progress');
       return d.scheduler.exclusive('clear', async (): Promise<ResultMap['clear']> => {
         const before = await rss();
         const released = d.registry.snapshot().map((m) => ({ key: m.key, path: m.path }));
@@ -306,7 +306,7 @@ const clearHandler =
       );
     }
     // Waits only for runs of these models; runs of others, on any runner, go on.
-    if (d.registry.pathsInUse(paths)) waiting(isWorkflow ? `the models of ${req.path}` : req.path);
+    if (d.registry.pathsInUse(paths)) waiting(`the runs using ${isWorkflow ? `the models of ${req.path}` : req.path}`);
     return d.scheduler.whenFree(`clear:${target}`, d.registry.keysFor(paths), async (): Promise<ResultMap['clear']> => {
       const slots = d.registry.slotsFor(paths);
       const before = await rss();

@@ -22,8 +22,8 @@ runners' RSS before and after). With a model file: releases the sessions built f
 in whichever runner holds them. With a workflow file: releases the sessions of every model
 it names.
 
-A run using a model being cleared is waited for; with --no-wait dw clear fails instead
-(exit 6, DW_ERR_MODEL_IN_USE). Does not start a daemon.
+A run using a model being cleared is waited for (dw says so on stderr); with --no-wait
+dw clear fails instead (exit 6, DW_ERR_MODEL_IN_USE). Does not start a daemon.
 
 Options:
       --no-wait   fail instead of waiting for a run that uses the models
