@@ -372,6 +372,7 @@ test('replicas auto: a waiting dw clear of a model holds back later runs of it o
     [['run a'], []],
     'b does not overtake the clear on the free copy',
   );
+  assert.equal(scheduler.queued, 1, 'dw status counts the waiting run b, not the waiting clear');
   pool[0]!.settle('a')!.resolve(RESULT);
   await settle();
   assert.deepEqual(steps, ['clear']);

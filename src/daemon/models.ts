@@ -527,8 +527,8 @@ export class ModelRegistry {
   }
 
   /**
-   * What counts against `budget`: the models loaded under it at their measured cost, and those
-   * runs are loading there now at their estimate (but the slots in `except`: a run's own).
+   * What counts against `budget`: the models loaded under it at their measured cost, and what runs
+   * are loading there now at its estimate (but the slots in `except`: a run's own).
    */
   private heldUnder(budget: Budget, except: Set<string> = new Set()): { loaded: ModelEntry[]; loading: number } {
     const counted = (runner: number) => this.deps.budgetOf(runner)?.scope === budget.scope;

@@ -215,8 +215,9 @@ export class Scheduler {
     return this.active.size === 0 && this.queue.length === 0;
   }
 
+  /** Runs waiting (dw status): a waiting dw clear is not one. */
   get queued(): number {
-    return this.queue.length;
+    return this.queue.filter((q) => q.job).length;
   }
   get running(): number {
     return [...this.active.values()].filter((e) => e.job).length;
