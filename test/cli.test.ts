@@ -49,7 +49,10 @@ test('usage errors exit 2 with a pointer to --help', () => {
     assert.equal(r.code, 2, r.stderr);
     assert.match(r.stderr, /^dw: error \[DW_ERR_USAGE\]: /);
   }
-  assert.match(cases[0]!.stderr, /unknown command "frobnicate"; commands: run, validate, memory, clear, status, stop, logs, completion/);
+  assert.match(
+    cases[0]!.stderr,
+    /unknown command "frobnicate"; commands: run, validate, memory, clear, status, stop, logs, dial-stdio, completion/,
+  );
   assert.match(cases.at(-1)!.stderr, /takes a shell: bash or zsh, not "fish"/);
   assert.equal(dw().code, 2, 'no command: help, as a usage error');
 });

@@ -1,7 +1,7 @@
 // Finds a daemon to talk to, starting one in the background when none answers (like Gradle, Bazel
 // and the Nx daemon). A start lock makes ten parallel `dw` invocations start one daemon, not ten.
 import { spawn } from 'node:child_process';
-import { closeSync, fstatSync, openSync, readFileSync, unlinkSync, watch, writeSync } from 'node:fs';
+import { closeSync, existsSync, fstatSync, openSync, readFileSync, rmSync, unlinkSync, watch, writeSync } from 'node:fs';
 import { dirname, extname } from 'node:path';
 import { createInterface } from 'node:readline';
 import type { Readable } from 'node:stream';
@@ -9,11 +9,14 @@ import { fileURLToPath } from 'node:url';
 import { makeDirs } from '../protocol/dirs.js';
 import { DwError, isErrorCode, type ErrorPayload } from '../protocol/errors.js';
 import type { Request, RequestType, ResultMap, RunEvent } from '../protocol/messages.js';
-import { defaultLogPath, defaultSocketPath, lockPathFor, startLockPathFor, systemSocket } from '../protocol/paths.js';
+import { defaultLogPath, defaultSocketPath, lockPathFor, startLockPathFor, systemSocket, uid } from '../protocol/paths.js';
+import { forwardPath, forwardSocket, hostSetting, sshPipe, type Host } from './host.js';
+import { createConnection, type Socket } from 'node:net';
+import { sendingFiles } from './send-files.js';
 import { pidAlive, readPidFile, recordAlive } from '../protocol/pids.js';
 import { Client, type SendOptions } from './client.js';
 import { linesOf } from './log-lines.js';
-import { autostartAllowed, connectTimeoutMs, dwCommand, dwdCommand } from './settings.js';
+import { autostartAllowed, byContentForced, connectTimeoutMs, dwCommand, dwdCommand } from './settings.js';
 
 // Run from source (tsx) the daemon is main.ts; built, the CLI is one CommonJS bundle (dw.cjs) and
 // the daemon stays ESM (main.js).
@@ -237,7 +240,70 @@ async function autostart(socket: string, notify: Notify, timeoutMs: number): Pro
 
 export interface Connected {
   client: Client;
+  /** The socket's path, or the ssh:// URL. */
   socket: string;
+  /**
+   * Whether this daemon gets the files of a run by content rather than opening their paths: always
+   * through ssh (the far side may be another user, another machine), and for a daemon of another
+   * user here (the system service), which may not read them.
+   */
+  byContent: boolean;
+}
+
+/** How long a daemon reached through ssh may take to answer its hello: ssh's setup, and a dwd autostarted there. */
+const SSH_HELLO_MS = START_TIMEOUT_MS;
+
+/** A hello that a daemon answered, whatever it said: a version mismatch is for the user, not a reason to try another way. */
+async function greet(client: Client, host: Extract<Host, { kind: 'ssh' }>, deadlineMs: number): Promise<void> {
+  try {
+    await client.handshake(deadlineMs);
+  } catch (err) {
+    client.close();
+    const e = err as DwError;
+    if (e.code === 'DW_ERR_VERSION_MISMATCH')
+      throw new DwError(e.code, `${e.message}.\nRestart it so both match: \`DW_HOST=${host.url} dw stop\`, then run again.`, e.details);
+    throw e;
+  }
+}
+
+/**
+ * The far daemon's socket, forwarded by an earlier dw through its ssh connection, when it still
+ * leads to a daemon; null when its ssh connection has ended (the forward is removed) or no daemon
+ * answers there (dial-stdio starts one).
+ */
+async function throughForward(host: Extract<Host, { kind: 'ssh' }>, path: string, timeoutMs: number): Promise<Client | null> {
+  const socket = await new Promise<Socket | null>((resolve) => {
+    const s = createConnection(path);
+    s.once('connect', () => resolve(s));
+    s.once('error', () => resolve(null));
+  });
+  // Nobody listens: the ssh connection that forwarded it has ended.
+  if (!socket) {
+    rmSync(path, { force: true });
+    return null;
+  }
+  const client = Client.over(socket, host.url, timeoutMs, () => '');
+  try {
+    await greet(client, host, timeoutMs);
+    return client;
+  } catch (err) {
+    // The forward stays: it leads to the daemon again once dial-stdio has started one there.
+    if ((err as DwError).code === 'DW_ERR_VERSION_MISMATCH') throw err;
+    return null;
+  }
+}
+
+async function connectSsh(host: Extract<Host, { kind: 'ssh' }>, start: boolean): Promise<Connected> {
+  const timeoutMs = connectTimeoutMs();
+  const forward = forwardPath(host);
+  const near = forward && existsSync(forward) ? await throughForward(host, forward, timeoutMs) : null;
+  if (near) return { client: near, socket: host.url, byContent: true };
+  const { stream, why } = sshPipe(host, timeoutMs, start);
+  const client = Client.over(stream, host.url, timeoutMs, why);
+  await greet(client, host, timeoutMs + SSH_HELLO_MS);
+  // For the next dw: the daemon's socket, through the ssh connection this one leaves up.
+  if (forward) forwardSocket(host, forward, client.hello.socket);
+  return { client, socket: host.url, byContent: true };
 }
 
 /**
@@ -246,6 +312,9 @@ export interface Connected {
  * dw family autostarted from another version is replaced; any other mismatch is for the user to fix.
  */
 export async function connect(opts: { start: boolean; notify?: Notify }): Promise<Connected> {
+  const host = hostSetting();
+  // The far side's dw dial-stdio starts a daemon there as any dw would.
+  if (host?.kind === 'ssh') return connectSsh(host, opts.start);
   const socket = defaultSocketPath();
   const notify = opts.notify ?? toStderr;
   const allowStart = opts.start && autostartAllowed();
@@ -253,8 +322,8 @@ export async function connect(opts: { start: boolean; notify?: Notify }): Promis
   for (let attempt = 0; ; attempt++) {
     const client = await open(socket, allowStart, notify, timeoutMs);
     try {
-      await client.client.handshake();
-      return client;
+      const hello = await client.client.handshake();
+      return { ...client, byContent: hello.uid !== uid() || byContentForced() };
     } catch (err) {
       client.client.close();
       const e = err as DwError;
@@ -273,7 +342,7 @@ export async function connect(opts: { start: boolean; notify?: Notify }): Promis
   }
 }
 
-async function open(socket: string, allowStart: boolean, notify: Notify, timeoutMs: number): Promise<Connected> {
+async function open(socket: string, allowStart: boolean, notify: Notify, timeoutMs: number): Promise<Omit<Connected, 'byContent'>> {
   try {
     return { client: await Client.connect(socket, timeoutMs), socket };
   } catch (err) {
@@ -330,16 +399,26 @@ export async function waitForExit(pid: number | undefined, timeoutMs = 15_000): 
 /** How long status, memory, validate and clear may take at most, heartbeats or not: a daemon stuck in a bug must not hang a script. */
 const REQUEST_DEADLINES: Partial<Record<RequestType, number>> = { status: 30_000, memory: 60_000, validate: 120_000 };
 
-/** One request to the daemon (started only if `start`), with the connection closed afterwards. */
+/**
+ * One request to the daemon (started only if `start`), with the connection closed afterwards.
+ * With `files`, a daemon that takes files by content gets them so (the request says by_content).
+ */
 export async function ask<T extends RequestType>(
   type: T,
   body: Omit<Extract<Request, { type: T }>, 'id' | 'type'>,
-  opts: { start: boolean; notify?: Notify; onEvent?: (e: RunEvent) => void },
+  opts: { start: boolean; notify?: Notify; onEvent?: (e: RunEvent) => void; files?: boolean },
 ): Promise<ResultMap[T]> {
-  const { client } = await connect(opts);
+  const { client, byContent } = await connect(opts);
   const send: SendOptions = REQUEST_DEADLINES[type] ? { deadlineMs: REQUEST_DEADLINES[type] } : {};
   try {
-    return await client.request(type, body, opts.onEvent, send);
+    if (!(opts.files && byContent)) return await client.request(type, body, opts.onEvent, send);
+    const req = client.send(
+      type,
+      { ...body, by_content: true },
+      sendingFiles(client, (): number => req.id, opts.notify ?? toStderr, opts.onEvent),
+      send,
+    );
+    return await req.done;
   } finally {
     client.close();
   }

@@ -2,7 +2,8 @@
 // for ever: the connection and every request fail with DW_ERR_DAEMON_UNREACHABLE when dwd stays
 // silent longer than the connect timeout (it sends a heartbeat every second while it works on a
 // request), and a request may have a deadline of its own.
-import { createConnection, type Socket } from 'node:net';
+import { createConnection } from 'node:net';
+import type { Duplex } from 'node:stream';
 import { DwError } from '../protocol/errors.js';
 import { encodeFrame, FrameReader } from '../protocol/framing.js';
 import {
@@ -38,14 +39,21 @@ export class Client {
   private readonly waiters = new Map<number, Waiter>();
   private closedError: DwError | null = null;
   private lastHeard = Date.now();
+  /** Through ssh, silence before the first frame is ssh's setup, bounded by the hello's deadline, not a stuck daemon. */
+  private heard = false;
   private watchdog: NodeJS.Timeout | null = null;
   hello!: HelloResult;
 
   private constructor(
-    private readonly socket: Socket,
+    private readonly socket: Duplex,
+    /** The socket's path, or for a daemon reached through ssh its URL. */
     readonly path: string,
     /** How long dwd may stay silent while a request waits for it. */
     private readonly silenceMs: number,
+    /** Reached through a pipe (ssh), not a socket of this host: no pid file of ours tells its pid. */
+    readonly remote = false,
+    /** Why the pipe closed, when its far end says (ssh's own message). */
+    private readonly closedWhy: () => string = () => '',
   ) {
     const reader = new FrameReader(
       (frame) => this.onFrame(frame),
@@ -53,14 +61,22 @@ export class Client {
     );
     socket.on('data', (chunk) => reader.push(chunk));
     socket.on('error', () => {});
-    socket.on('close', () =>
+    socket.on('close', () => {
+      const why = this.closedWhy();
       this.failAll(
         new DwError(
           'DW_ERR_DAEMON_UNREACHABLE',
-          'dwd closed the connection before answering (did it stop or crash? see `dw logs` or its journal)',
+          why
+            ? `the connection to dwd on ${this.path} closed before it answered: ${why}`
+            : 'dwd closed the connection before answering (did it stop or crash? see `dw logs` or its journal)',
         ),
-      ),
-    );
+      );
+    });
+  }
+
+  /** A client over a pipe to a daemon elsewhere (ssh … dw dial-stdio); no hello yet. */
+  static over(stream: Duplex, label: string, silenceMs: number, closedWhy: () => string): Client {
+    return new Client(stream, label, silenceMs, true, closedWhy);
   }
 
   /** Connects without a hello; rejects with the socket error code (ENOENT, ECONNREFUSED…), or ETIMEDOUT. */
@@ -85,12 +101,17 @@ export class Client {
 
   /** The daemon's pid: from its hello, else from the pid file beside its socket. */
   get daemonPid(): number | null {
-    return this.hello?.pid ?? readPidFile(lockPathFor(this.path))?.pid ?? null;
+    return this.hello?.pid ?? (this.remote ? null : (readPidFile(lockPathFor(this.path))?.pid ?? null));
   }
 
   /** The version handshake; a mismatch rejects with DW_ERR_VERSION_MISMATCH and the daemon's facts. */
-  async handshake(): Promise<HelloResult> {
-    this.hello = await this.request('hello', { protocol: PROTOCOL_VERSION, version: PACKAGE_VERSION, client: 'dw' });
+  async handshake(deadlineMs?: number): Promise<HelloResult> {
+    this.hello = await this.request(
+      'hello',
+      { protocol: PROTOCOL_VERSION, version: PACKAGE_VERSION, client: 'dw' },
+      undefined,
+      deadlineMs === undefined ? {} : { deadlineMs },
+    );
     return this.hello;
   }
 
@@ -138,7 +159,7 @@ export class Client {
 
   private who(): string {
     const pid = this.daemonPid;
-    return `dwd${pid ? ` (pid ${pid})` : ''} on ${this.path}`;
+    return `dwd${pid ? ` (pid ${pid}${this.remote && this.hello ? ` on ${this.hello.host}` : ''})` : ''} on ${this.path}`;
   }
 
   private expire(id: number, ms: number): void {
@@ -159,7 +180,7 @@ export class Client {
     if (this.watchdog) return;
     this.watchdog = setInterval(
       () => {
-        if (Date.now() - this.lastHeard <= this.silenceMs) return;
+        if ((this.remote && !this.heard) || Date.now() - this.lastHeard <= this.silenceMs) return;
         // Timers run before pending socket data is read: if dw itself was busy (writing a big output),
         // frames may be waiting. Decide after the next poll of the socket, not before.
         setImmediate(() => {
@@ -194,6 +215,7 @@ export class Client {
 
   private onFrame(frame: unknown): void {
     this.lastHeard = Date.now();
+    this.heard = true;
     if (!isServerFrame(frame)) return this.failAll(new DwError('DW_ERR_PROTOCOL', 'unexpected frame from dwd'));
     const f = frame as ServerFrame;
     if (f.id === null) {

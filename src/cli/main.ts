@@ -7,6 +7,8 @@ import { PACKAGE_VERSION } from '../protocol/version.js';
 import { joinNegativeValues } from '../protocol/argv.js';
 import { COMMON, type Command } from './command.js';
 import { ENV_DOCS } from './settings.js';
+import { hostSetting } from './host.js';
+import { dialStdio } from './commands/dial-stdio.js';
 import { jsonError, run } from './commands/run.js';
 import { status } from './commands/status.js';
 import { stop } from './commands/stop.js';
@@ -16,7 +18,7 @@ import { clear } from './commands/clear.js';
 import { logs } from './commands/logs.js';
 import { completion } from './commands/completion.js';
 
-const COMMANDS: Command[] = [run, validate, memory, clear, status, stop, logs, completion(() => COMMANDS)];
+const COMMANDS: Command[] = [run, validate, memory, clear, status, stop, logs, dialStdio, completion(() => COMMANDS)];
 const BY_NAME = new Map(COMMANDS.flatMap((c) => [c.name, ...(c.aliases ?? [])].map((n) => [n, c] as const)));
 
 export function exitCodeTable(): string {
@@ -36,12 +38,13 @@ function mainHelp(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length));
   return `dw ${PACKAGE_VERSION}: run ML workflows on a daemon that keeps their models loaded
 
-Usage: dw COMMAND [options]
+Usage: dw [--host URL] COMMAND [options]
 
 Commands:
 ${COMMANDS.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`).join('\n')}
 
   dw COMMAND --help shows a command's options. dw --version prints the version.
+  --host URL (before the command) picks the daemon, as DW_HOST does, and wins over it.
 
 Environment:
 ${environmentHelp()}
@@ -52,7 +55,28 @@ ${exitCodeTable()}
 `;
 }
 
-async function main(argv: string[]): Promise<number> {
+/**
+ * `dw --host URL COMMAND …`: a global option before the command, winning over DW_HOST; it goes
+ * into DW_HOST, so every part of dw (and a dw it starts) reads one setting. A unix:// host is a
+ * socket path like DW_SOCKET's.
+ */
+function takeHost(argv: string[]): string[] {
+  let rest = argv;
+  const first = rest[0] ?? '';
+  if (first === '--host' || first.startsWith('--host=')) {
+    const value = first === '--host' ? rest[1] : first.slice('--host='.length);
+    if (value === undefined || value === '' || (first === '--host' && value.startsWith('-')))
+      throw new DwError('DW_ERR_USAGE', '--host needs a URL: ssh://[user@]host[:port] or unix:///path/to/dwd.sock');
+    process.env.DW_HOST = value;
+    rest = rest.slice(first === '--host' ? 2 : 1);
+  }
+  const host = hostSetting();
+  if (host?.kind === 'unix') process.env.DW_SOCKET = host.path;
+  return rest;
+}
+
+async function main(all: string[]): Promise<number> {
+  const argv = takeHost(all);
   const [name, ...rest] = argv;
   if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
     const topic = name === 'help' && rest[0] ? BY_NAME.get(rest[0]) : undefined;

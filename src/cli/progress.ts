@@ -33,7 +33,8 @@ function describe(e: RunEvent): string | null {
     case 'retry':
       return `${e.reason}; running the run again on a fresh runner`;
     case 'output':
-      return null; // written by the run command, not shown
+    case 'need':
+      return null; // written or answered by the run command, not shown
   }
 }
 

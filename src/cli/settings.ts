@@ -10,6 +10,19 @@ export const ENV_DOCS: Array<[string, string]> = [
     'DW_SOCKET',
     "socket of the daemon (default: $XDG_RUNTIME_DIR/dw/dwd.sock, else /tmp/dw-$UID/dwd.sock;\nthe system service's /run/dwd/dwd.sock is used when no per-user daemon runs)",
   ],
+  [
+    'DW_HOST',
+    'the daemon to use: ssh://[user@]host[:port] runs `dw dial-stdio` there through ssh\n(your ssh config, keys and agent; files travel by content), or unix:///path for a local socket',
+  ],
+  [
+    'DW_SSH_MULTIPLEX',
+    "0: a new ssh connection for every dw command (default: dw's ssh connection stays up 5 min\nfor the next, unless your ssh config sets ControlMaster or ControlPath)",
+  ],
+  ['DW_REMOTE_DW', 'the dw command on the ssh host, when its PATH lacks dw (default: dw)'],
+  [
+    'DW_BY_CONTENT',
+    '1: send files by content even to a daemon of your own here (to measure it; default:\nonly to one through ssh or of another user)',
+  ],
   ['DW_AUTOSTART', '0, false, no or off: never start a daemon; fail with exit code 4 instead'],
   [
     'DW_CONNECT_TIMEOUT',
@@ -27,6 +40,11 @@ export function autostartAllowed(env: NodeJS.ProcessEnv = process.env): boolean 
     'DW_ERR_USAGE',
     `DW_AUTOSTART=${raw}: write 0, false, no or off to turn autostart off (1, true, yes or on, or unset, for on)`,
   );
+}
+
+/** DW_BY_CONTENT=1: files by content even where the daemon could open them (the bench compares both). */
+export function byContentForced(env: NodeJS.ProcessEnv = process.env): boolean {
+  return /^(1|true|yes|on)$/i.test((env.DW_BY_CONTENT ?? '').trim());
 }
 
 const DEFAULT_CONNECT_TIMEOUT_MS = 5000;

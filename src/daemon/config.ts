@@ -29,6 +29,7 @@ export interface Config {
   grace_ms: number;
   log_level: string;
   max_frame: number;
+  input_store_bytes: number;
 }
 
 interface Setting<K extends keyof Config> {
@@ -177,6 +178,17 @@ export const SETTINGS: { [K in keyof Config]: Setting<K> } = {
     doc: 'how long shutdown waits for runs in flight before cancelling them',
     default: () => 10_000,
     parse: parseDuration,
+  },
+  input_store_bytes: {
+    flag: 'input-store',
+    env: 'DWD_INPUT_STORE',
+    doc: "room for files that clients send by content (DW_HOST=ssh://, another user's dw), least recently used out first; also the most one run may send",
+    default: () => 2 * 1024 * 1024 * 1024,
+    parse: (raw, name) => {
+      const bytes = parseSize(raw, name);
+      if (bytes <= 0) throw new DwError('DW_ERR_USAGE', `${name}: "${raw}" must be more than zero`);
+      return bytes;
+    },
   },
   log_level: {
     flag: 'log-level',

@@ -19,6 +19,9 @@ import { poolLayout } from './pool-layout.js';
 import { gpuIndexes, gpuMemoryByIndex } from '../host/nvidia.js';
 import { AllowedRoots } from '../workflow/roots.js';
 import { ModelWatcher } from './watcher.js';
+import { InputStore } from './input-store.js';
+import { stateDir } from '../protocol/paths.js';
+import { join } from 'node:path';
 
 /** Room in a result frame for what surrounds the results (models, outputs, timings). */
 const RESULT_FRAME_OVERHEAD = 256 * 1024;
@@ -53,6 +56,17 @@ function budgets(max: Config['max_memory'], devices: string[]): (runner: number)
   };
 }
 
+/** The input store in the state folder; null (said in the log) when that cannot be written. */
+function openInputStore(config: Config, log: Logger): InputStore | null {
+  const dir = join(stateDir(), 'inputs');
+  try {
+    return new InputStore(dir, config.input_store_bytes);
+  } catch (err) {
+    log.warn({ dir, err: (err as Error).message }, 'no input store: runs that send their files by content will fail');
+    return null;
+  }
+}
+
 export class Daemon {
   /** The pool: one Supervisor per runner process, by index. */
   readonly runners: readonly Supervisor[];
@@ -61,6 +75,7 @@ export class Daemon {
   readonly watcher: ModelWatcher;
   readonly hasher = new FileHasher();
   readonly roots: AllowedRoots;
+  readonly store: InputStore | null;
   readonly pluginsAllowed: boolean;
   readonly startedAt = Date.now();
   /** Memory growth across warm runs, per runner. */
@@ -86,6 +101,8 @@ export class Daemon {
   ) {
     this.stopped = new Promise((resolve) => (this.markStopped = resolve));
     this.roots = new AllowedRoots(config.allowed_roots);
+    this.store = openInputStore(config, log);
+    if (this.store) this.roots.deny(this.store.dir, "the daemon's input store (files clients sent by content)");
     // A plugin runs any code as the daemon; with roots set, the operator meant to contain requests.
     this.pluginsAllowed = config.plugins === 'on' || (config.plugins === 'auto' && !this.roots.active);
     const devices = poolLayout(config.runners, config.devices);

@@ -14,10 +14,14 @@ import type { Logger } from './log.js';
 import type { LogSink } from './log-sink.js';
 import type { ModelRegistry } from './models.js';
 import type { Scheduler } from './scheduler.js';
-import type { Connection, Handler, HandlerTable } from './server.js';
+import { type Connection, type Handler, type HandlerTable, MAX_REQUEST_BYTES } from './server.js';
 import type { Supervisor } from './supervisor.js';
 import type { CpuPriorities } from './cpu-priority.js';
 import type { AllowedRoots } from '../workflow/roots.js';
+import { hostname } from 'node:os';
+import { uid } from '../protocol/paths.js';
+import { ClientFiles } from './client-files.js';
+import type { InputStore } from './input-store.js';
 
 export function runId(conn: Connection, id: string | number): string {
   return `${conn.id}:${id}`;
@@ -37,6 +41,8 @@ export interface HandlerDeps {
   readonly priorities: CpuPriorities;
   readonly roots: AllowedRoots;
   readonly hasher: FileHasher;
+  /** Where files sent by content go; null when it could not be made (runs by content then fail). */
+  readonly store: InputStore | null;
   readonly logSink: LogSink | null;
   readonly pluginsAllowed: boolean;
   readonly autostarted: boolean;
@@ -50,8 +56,42 @@ export interface HandlerDeps {
 
 type Deps<K extends keyof HandlerDeps> = Pick<HandlerDeps, K>;
 
+/**
+ * The source of a request's files: the client's, by content, registered on the connection for its
+ * offers and pieces; or null when the daemon opens the paths itself. `done` releases it.
+ */
+function filesFor(
+  d: Deps<'store'>,
+  conn: Connection,
+  req: { id: string | number; by_content?: boolean },
+  signal: AbortSignal,
+): { files: ClientFiles | null; done: () => void } {
+  if (!req.by_content) return { files: null, done: () => {} };
+  if (!d.store)
+    throw new DwError(
+      'DW_ERR_RUN_FAILED',
+      'this daemon has no input store (its state folder cannot be written; see its log), so it takes no files by content',
+    );
+  const id = runId(conn, req.id);
+  const files = new ClientFiles(conn, req.id, d.store, signal);
+  conn.files.set(id, files);
+  return {
+    files,
+    done: () => {
+      conn.files.delete(id);
+      files.release();
+    },
+  };
+}
+
+const filesOf = (conn: Connection, target: string | number): ClientFiles => {
+  const files = conn.files.get(runId(conn, target));
+  if (!files) throw new DwError('DW_ERR_PROTOCOL', `request ${JSON.stringify(target)} of this connection takes no files now`, { target });
+  return files;
+};
+
 const helloHandler =
-  (d: Deps<'autostarted' | 'config'>): Handler<'hello'> =>
+  (d: Deps<'autostarted' | 'config' | 'socket'>): Handler<'hello'> =>
   async (req, conn) => {
     const mine: ResultMap['hello'] = {
       protocol: PROTOCOL_VERSION,
@@ -59,6 +99,11 @@ const helloHandler =
       pid: process.pid,
       autostarted: d.autostarted,
       timeout_ms: d.config.timeout_ms,
+      uid: uid(),
+      host: hostname(),
+      socket: d.socket,
+      input_store_bytes: d.config.input_store_bytes,
+      max_request_bytes: Math.min(d.config.max_frame, MAX_REQUEST_BYTES),
     };
     if (req.protocol !== PROTOCOL_VERSION || req.version !== PACKAGE_VERSION) {
       throw new DwError(
@@ -72,7 +117,9 @@ const helloHandler =
   };
 
 const runHandler =
-  (d: Deps<'shuttingDown' | 'roots' | 'pluginsAllowed' | 'hasher' | 'scheduler' | 'config' | 'noteRunnerRss' | 'log'>): Handler<'run'> =>
+  (
+    d: Deps<'shuttingDown' | 'roots' | 'pluginsAllowed' | 'hasher' | 'scheduler' | 'config' | 'noteRunnerRss' | 'log' | 'store'>,
+  ): Handler<'run'> =>
   async (req, conn): Promise<RunResult> => {
     if (d.shuttingDown) throw new DwError('DW_ERR_SHUTTING_DOWN', 'dwd is shutting down and takes no new runs');
     const t0 = performance.now();
@@ -84,8 +131,11 @@ const runHandler =
     const controller = new AbortController();
     conn.runs.set(id, controller);
     let plan: Plan | null = null;
+    let release = () => {};
     try {
-      plan = await loadPlan(req.workflow, req.args, req.cwd, d.roots, { plugins: d.pluginsAllowed });
+      const { files, done } = filesFor(d, conn, req, controller.signal);
+      release = done;
+      plan = await loadPlan(req.workflow, req.args, req.cwd, d.roots, { plugins: d.pluginsAllowed, source: files });
       await assignKeys(plan, d.hasher, (e) => conn.event(req.id, e));
       controller.signal.throwIfAborted();
       const r = await d.scheduler.submit({
@@ -117,13 +167,27 @@ const runHandler =
       throw err;
     } finally {
       conn.runs.delete(id);
+      release();
     }
   };
 
 const validateHandler =
-  (d: Deps<'roots' | 'pluginsAllowed'>): Handler<'validate'> =>
-  async (req) => {
-    const plan = await loadPlan(req.workflow, req.args ?? {}, req.cwd ?? '/', d.roots, { plugins: d.pluginsAllowed });
+  (d: Deps<'roots' | 'pluginsAllowed' | 'store'>): Handler<'validate'> =>
+  async (req, conn) => {
+    // Like a run's, a validation by content can be waiting for its client's files: a disconnect ends it.
+    const id = runId(conn, req.id);
+    const controller = new AbortController();
+    conn.runs.set(id, controller);
+    let release = () => {};
+    let plan: Plan;
+    try {
+      const { files, done } = filesFor(d, conn, req, controller.signal);
+      release = done;
+      plan = await loadPlan(req.workflow, req.args ?? {}, req.cwd ?? '/', d.roots, { plugins: d.pluginsAllowed, source: files });
+    } finally {
+      conn.runs.delete(id);
+      release();
+    }
     return {
       ok: true,
       workflow: plan.workflow,
@@ -141,6 +205,7 @@ const statusHandler =
       version: PACKAGE_VERSION,
       protocol: PROTOCOL_VERSION,
       uptime_s: Math.round((Date.now() - d.startedAt) / 1000),
+      host: hostname(),
       socket: d.socket,
       runs_total: d.scheduler.runsTotal,
       runs_active: d.scheduler.running,
@@ -330,6 +395,9 @@ const cancelHandler: Handler<'cancel'> = async (req, conn) => {
   return { cancelled: true };
 };
 
+const offerHandler: Handler<'offer'> = async (req, conn) => filesOf(conn, req.target).offered(req);
+const putHandler: Handler<'put'> = async (req, conn) => filesOf(conn, req.target).put(req);
+
 export function createHandlers(d: HandlerDeps): HandlerTable {
   return {
     hello: helloHandler(d),
@@ -340,5 +408,7 @@ export function createHandlers(d: HandlerDeps): HandlerTable {
     memory: memoryHandler(d),
     clear: clearHandler(d),
     cancel: cancelHandler,
+    offer: offerHandler,
+    put: putHandler,
   };
 }

@@ -6,6 +6,7 @@ import { encodeFrame, FrameReader } from '../protocol/framing.js';
 import { checkRequest, type Request, type RequestId, type RequestType, type RunEvent, type ServerFrame } from '../protocol/messages.js';
 import { collectSoon, LARGE_FRAME } from './idle-gc.js';
 import type { Logger } from './log.js';
+import type { ClientFiles } from './client-files.js';
 
 export interface Connection {
   readonly id: number;
@@ -16,6 +17,8 @@ export interface Connection {
    * stage the run is (checks, queue, runner).
    */
   readonly runs: Map<string, AbortController>;
+  /** Of this connection's runs and validations by content, by internal id: where its offers and pieces go. */
+  readonly files: Map<string, ClientFiles>;
   /** Resolves once the socket has taken the frame(s) (or the connection is gone): flow control for outputs. */
   event(id: RequestId, event: RunEvent): Promise<void>;
   readonly closed: boolean;
@@ -120,6 +123,7 @@ export function serve(server: Server, opts: ServeOptions): { connections: Set<So
       id: seq,
       helloDone: false,
       runs: new Map(),
+      files: new Map(),
       event: (id, event) => {
         let flowing = true;
         for (const e of withinFrame(event, opts.maxFrame)) flowing = write({ id, type: 'event', event: e });
@@ -173,8 +177,8 @@ export function serve(server: Server, opts: ServeOptions): { connections: Set<So
           write({ id: req.id, type: 'error', error: { code: 'DW_ERR_PROTOCOL', message: 'send "hello" first' } });
           return;
         }
-        // A cancel never waits behind the runs it may be meant for.
-        if (req.type === 'cancel') dispatch(req);
+        // A cancel never waits behind the runs it may be meant for, nor do the files a run waits for.
+        if (req.type === 'cancel' || req.type === 'offer' || req.type === 'put') dispatch(req);
         else backlog.push(req);
         pump();
       },

@@ -22,6 +22,11 @@ export const ERROR_CODES = {
   DW_ERR_MODEL_NOT_FOUND: { exit: EXIT.INVALID, doc: 'a model file (path or npm: package path) does not exist' },
   DW_ERR_BAD_ARGUMENT: { exit: EXIT.INVALID, doc: 'a pipeline argument has the wrong type or value' },
   DW_ERR_PLUGIN: { exit: EXIT.INVALID, doc: 'a plugin pipeline module could not be imported or does not export a pipeline' },
+  DW_ERR_CONTENT_MISMATCH: { exit: EXIT.INVALID, doc: 'file bytes sent by content do not match the sha256 or size they were offered with' },
+  DW_ERR_INPUT_TOO_LARGE: {
+    exit: EXIT.RESOURCES,
+    doc: "a run's files sent by content exceed the daemon's input store (dwd --input-store)",
+  },
   DW_ERR_PATH_FORBIDDEN: { exit: EXIT.INVALID, doc: "a workflow, model or input path lies outside the daemon's --allowed-roots" },
   DW_ERR_MODEL_LOAD: { exit: EXIT.RUN_FAILED, doc: 'onnxruntime could not load the model with any listed provider' },
   DW_ERR_RUN_FAILED: { exit: EXIT.RUN_FAILED, doc: 'a pipeline step failed while running' },

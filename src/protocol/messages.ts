@@ -7,7 +7,7 @@ import { MAX_DURATION_MS } from './units.js';
 
 export type RequestId = string | number;
 
-export const REQUEST_TYPES = ['hello', 'run', 'validate', 'status', 'stop', 'cancel', 'memory', 'clear'] as const;
+export const REQUEST_TYPES = ['hello', 'run', 'validate', 'status', 'stop', 'cancel', 'memory', 'clear', 'offer', 'put'] as const;
 export type RequestType = (typeof REQUEST_TYPES)[number];
 
 export interface HelloRequest {
@@ -29,6 +29,12 @@ export interface RunRequest {
   timeout_ms?: number;
   /** How long this run's models stay loaded when idle; -1 pins them, 0 unloads them after the run. */
   keep_alive_ms?: number;
+  /**
+   * The client's files travel by content: the daemon opens none of the paths it names (workflow,
+   * sub-workflows, plugins, inputs) but asks for each with a `need` event. Model paths still
+   * resolve on the daemon's host.
+   */
+  by_content?: boolean;
 }
 export interface ValidateRequest {
   id: RequestId;
@@ -36,6 +42,7 @@ export interface ValidateRequest {
   workflow: string;
   args?: Record<string, string>;
   cwd?: string;
+  by_content?: boolean;
 }
 export interface StatusRequest {
   id: RequestId;
@@ -63,8 +70,38 @@ export interface ClearRequest {
   no_wait?: boolean;
 }
 
+/**
+ * The answer to a `need` event of run or validate `target`: the file's sha256 and size, or why the
+ * client cannot send it. The result says whether the daemon already holds those bytes.
+ */
+export interface OfferRequest {
+  id: RequestId;
+  type: 'offer';
+  target: RequestId;
+  path: string;
+  sha256?: string;
+  size?: number;
+  /** Why the client cannot read the file (ENOENT, a directory…). */
+  error?: string;
+}
+/**
+ * A piece of an offered file the daemon lacks, at `offset`; pieces may be in flight together. With
+ * `error` instead of data: the client cannot send the rest (the file changed or went away).
+ */
+export interface PutRequest {
+  id: RequestId;
+  type: 'put';
+  target: RequestId;
+  sha256: string;
+  offset: number;
+  data_base64?: string;
+  error?: string;
+}
+
 export type Request =
   | HelloRequest
+  | OfferRequest
+  | PutRequest
   | RunRequest
   | ValidateRequest
   | StatusRequest
@@ -95,6 +132,8 @@ export type RunEvent =
     }
   | { kind: 'progress'; step: string; done: number; total: number; unit: string }
   | { kind: 'log'; level: 'info' | 'warn'; message: string }
+  /** A run by content needs this file of the client's (absolute, as the client would open it): answer with `offer`. */
+  | { kind: 'need'; path: string; what: string }
   /** The runner died under the run (not because of it, as far as dwd knows): it runs again from the start; outputs so far are void. */
   | { kind: 'retry'; reason: string }
   /**
@@ -112,6 +151,15 @@ export interface HelloResult {
   autostarted: boolean;
   /** The daemon's default run deadline (dwd --timeout): with its margin, how long dw waits for a started run. */
   timeout_ms: number;
+  /** Who and where the daemon is: a client of another user or host sends its files by content. */
+  uid: number;
+  host: string;
+  /** The socket it listens on, as a path on its host. */
+  socket: string;
+  /** The largest total of inputs one run may send by content (dwd --input-store). */
+  input_store_bytes: number;
+  /** The largest request frame it reads: pieces of files sent by content are cut to fit. */
+  max_request_bytes: number;
 }
 
 export interface ModelUse {
@@ -181,6 +229,8 @@ export interface StatusResult {
   version: string;
   protocol: number;
   uptime_s: number;
+  /** The daemon's host name, and its socket as a path there. */
+  host: string;
   socket: string;
   runs_total: number;
   runs_active: number;
@@ -271,6 +321,8 @@ export interface ResultMap {
   cancel: { cancelled: boolean };
   memory: MemoryResult;
   clear: ClearResult;
+  offer: { have: boolean };
+  put: { received: number };
 }
 
 // ---- frames -------------------------------------------------------------------------------
@@ -300,6 +352,10 @@ function isRecord(x: unknown): x is Record<string, unknown> {
 function isId(x: unknown): x is RequestId {
   return (typeof x === 'string' && x.length > 0 && x.length <= 128) || (typeof x === 'number' && Number.isSafeInteger(x));
 }
+const SHA256 = /^[0-9a-f]{64}$/;
+const byContent = (f: Record<string, unknown>) =>
+  f.by_content !== undefined && typeof f.by_content !== 'boolean' ? '"by_content" must be a boolean' : null;
+
 function isStringMap(x: unknown): x is Record<string, string> {
   return isRecord(x) && Object.values(x).every((v) => typeof v === 'string');
 }
@@ -320,13 +376,13 @@ const REQUEST_CHECKS: Record<RequestType, (f: Record<string, unknown>) => string
             : f.keep_alive_ms !== undefined &&
                 !(typeof f.keep_alive_ms === 'number' && f.keep_alive_ms >= -1 && f.keep_alive_ms <= MAX_DURATION_MS)
               ? `"keep_alive_ms" must be -1, 0 or a positive number up to ${MAX_DURATION_MS}`
-              : null,
+              : byContent(f),
   validate: (f) =>
     typeof f.workflow !== 'string'
       ? 'validate needs a string "workflow" path'
       : f.args !== undefined && !isStringMap(f.args)
         ? '"args" must be an object of strings'
-        : null,
+        : byContent(f),
   status: () => null,
   stop: () => null,
   cancel: (f) => (isId(f.target) ? null : 'cancel needs a "target" request id'),
@@ -338,6 +394,26 @@ const REQUEST_CHECKS: Record<RequestType, (f: Record<string, unknown>) => string
         ? '"cwd" must be a string'
         : f.no_wait !== undefined && typeof f.no_wait !== 'boolean'
           ? '"no_wait" must be a boolean'
+          : null,
+  offer: (f) =>
+    !isId(f.target) || typeof f.path !== 'string'
+      ? 'offer needs a "target" request id and a string "path"'
+      : f.error !== undefined
+        ? typeof f.error === 'string'
+          ? null
+          : '"error" must be a string'
+        : typeof f.sha256 !== 'string' || !SHA256.test(f.sha256)
+          ? 'offer needs "sha256" as 64 lower-case hex digits (or an "error")'
+          : typeof f.size !== 'number' || !Number.isSafeInteger(f.size) || f.size < 0
+            ? 'offer needs "size" as a whole number of bytes'
+            : null,
+  put: (f) =>
+    !isId(f.target) || typeof f.sha256 !== 'string' || !SHA256.test(f.sha256)
+      ? 'put needs a "target" request id and "sha256" as 64 lower-case hex digits'
+      : typeof f.offset !== 'number' || !Number.isSafeInteger(f.offset) || f.offset < 0
+        ? 'put needs "offset" as a whole number of bytes'
+        : typeof f.data_base64 !== 'string' && typeof f.error !== 'string'
+          ? 'put needs "data_base64" (or an "error")'
           : null,
 };
 

@@ -34,3 +34,6 @@ export function parseKeepAlive(raw: string, name: string): number {
   if (/^0+(ms|s|m|h)?$/.test(t)) return 0;
   return parseDuration(t, name);
 }
+
+/** Bytes as a person reads them in a message: "36.8 MB" (MiB, one decimal). */
+export const mb = (n: number): string => `${(n / 1024 / 1024).toFixed(1)} MB`;

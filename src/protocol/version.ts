@@ -5,8 +5,10 @@ import { readFileSync } from 'node:fs';
  * 2: saved outputs travel in `output` events ahead of the result, not inside it.
  * 3: status lists every runner of the pool (`runners`, not `runner`); memory's runners carry their
  *    index, runs and whether they are stopped by a signal.
+ * 4: files travel by content (run/validate `by_content`, `need` events, `offer` and `put`); the hello
+ *    says the daemon's uid, host and input store size.
  */
-export const PROTOCOL_VERSION = 3;
+export const PROTOCOL_VERSION = 4;
 
 // Read at start rather than inlined at build time, so a daemon left running across an upgrade
 // reports the version it was started from and the CLI can tell the two apart.

@@ -5,6 +5,8 @@ import { constants } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { DwError } from '../protocol/errors.js';
 import { readRegularFile, TooLarge, whyUnreadable } from '../media/read.js';
+import { hostname } from 'node:os';
+import type { FileSource } from './source.js';
 import { argProblems } from '../pipelines/arguments.js';
 import { CONTENT_NEEDS, PIPELINES, TASKS, isPluginType, pluginInfo, type StepTypeInfo } from '../pipelines/catalog.js';
 import { ONE_KIND, workflowSchema, type Workflow, type VariableValue } from './schema.js';
@@ -70,15 +72,16 @@ const MAX_STEPS = 1000;
  */
 export const MAX_WORKFLOW_BYTES = 1024 * 1024;
 
-export async function readWorkflow(path: string): Promise<Workflow> {
+export async function readWorkflow(path: string, source: FileSource | null = null): Promise<Workflow> {
   let bytes: Buffer;
   try {
-    bytes = await readRegularFile(path, MAX_WORKFLOW_BYTES);
+    bytes = source ? await source.read(path, MAX_WORKFLOW_BYTES) : await readRegularFile(path, MAX_WORKFLOW_BYTES);
   } catch (err) {
     if (err instanceof TooLarge)
       throw invalid(path, [
         { path: '$', message: `the file is ${err.size} bytes; a workflow file is at most ${MAX_WORKFLOW_BYTES} (1 MiB)` },
       ]);
+    if (err instanceof DwError) throw err;
     throw new DwError('DW_ERR_FILE_NOT_FOUND', `cannot read workflow ${path}: ${whyUnreadable(err)}`, { path });
   }
   // UTF-16 (as some Windows editors save) would reach JSON.parse as NULs between the characters.
@@ -331,14 +334,19 @@ function coerce(name: string, raw: string, def: VariableValue): VariableValue {
   return raw;
 }
 
-async function checkReadable(path: string, code: 'DW_ERR_MODEL_NOT_FOUND' | 'DW_ERR_FILE_NOT_FOUND', what: string): Promise<void> {
+async function checkReadable(
+  path: string,
+  code: 'DW_ERR_MODEL_NOT_FOUND' | 'DW_ERR_FILE_NOT_FOUND',
+  what: string,
+  where = '',
+): Promise<void> {
   try {
     const st = await stat(path);
     if (!st.isFile()) throw new Error('not a regular file');
     await access(path, constants.R_OK);
   } catch (err) {
     const why = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
-    throw new DwError(code, `${what} ${path} cannot be read (${why})`, { path });
+    throw new DwError(code, `${what} ${path} cannot be read${where} (${why})`, { path });
   }
 }
 
@@ -371,6 +379,8 @@ interface LoadContext {
   count: number;
   /** Every problem is collected, so one `dw validate` (or a failed run) names them all at once. */
   problems: DwError[];
+  /** The client's files by content, or null: the daemon opens the paths itself. */
+  source: FileSource | null;
 }
 
 async function checkFile(
@@ -379,14 +389,27 @@ async function checkFile(
   code: 'DW_ERR_MODEL_NOT_FOUND' | 'DW_ERR_FILE_NOT_FOUND',
   what: string,
 ): Promise<boolean> {
+  // A model of a run by content is still a path on this host: say so when it is not here.
+  const where = ctx.source && code === 'DW_ERR_MODEL_NOT_FOUND' ? ` on the daemon's host ${hostname()}` : '';
   try {
     await ctx.roots.check(file, what);
-    await checkReadable(file, code, what);
+    await checkReadable(file, code, what, where);
     return true;
   } catch (err) {
     if (!(err instanceof DwError)) throw err;
     ctx.problems.push(err);
     return false;
+  }
+}
+
+/** A client's file fetched by content: the copy's path, or the path itself with the problem noted. */
+async function provided(ctx: LoadContext, file: string, what: string, ext?: string): Promise<string> {
+  try {
+    return await ctx.source!.provide(file, what, ext);
+  } catch (err) {
+    if (!(err instanceof DwError)) throw err;
+    ctx.problems.push(err);
+    return file;
   }
 }
 
@@ -597,8 +620,8 @@ async function planStep(
       );
     if (stack.length >= MAX_DEPTH)
       throw new DwError('DW_ERR_WORKFLOW_INVALID', `${path}: step "${step.name}": sub-workflows nest deeper than ${MAX_DEPTH}`, { path });
-    await ctx.roots.check(subPath, `step "${name}": workflow`);
-    if (!ctx.files.has(subPath)) ctx.files.set(subPath, readWorkflow(subPath));
+    if (!ctx.source) await ctx.roots.check(subPath, `step "${name}": workflow`);
+    if (!ctx.files.has(subPath)) ctx.files.set(subPath, readWorkflow(subPath, ctx.source));
     const sub = await ctx.files.get(subPath)!;
     const declared = Object.keys(sub.variables);
     const unknown = Object.keys(argsOut).filter((k) => !declared.includes(k));
@@ -664,8 +687,9 @@ async function planStep(
       if (isRuntimeRef(value)) continue;
       const raw = parseReference(pickField(spec.arguments, at));
       const file = resolve(raw?.kind === 'variable' ? vars[raw.name]!.base : dir, value);
-      setField(argsOut, at, file);
-      await checkFile(ctx, file, 'DW_ERR_FILE_NOT_FOUND', `step "${name}": input "${at.join('.')}"`);
+      const what = `step "${name}": input "${at.join('.')}"`;
+      setField(argsOut, at, ctx.source ? await provided(ctx, file, what) : file);
+      if (!ctx.source) await checkFile(ctx, file, 'DW_ERR_FILE_NOT_FOUND', what);
     }
   }
   ctx.problems.push(...stepProblems(name, type, info!, argsOut, saveSpec, `${path}: $.steps[${index}]`));
@@ -677,8 +701,9 @@ async function planStep(
         `step "${name}": plugin pipelines (${type}) are off in this daemon: a plugin runs any code with the daemon's rights (dwd --plugins on allows them; with --allowed-roots they are off unless so)`,
         { step: name },
       );
-    module = { path: resolve(dir, type), key: '' };
-    await checkFile(ctx, module.path, 'DW_ERR_FILE_NOT_FOUND', `step "${name}": plugin module`);
+    const what = `step "${name}": plugin module`;
+    module = { path: ctx.source ? await provided(ctx, resolve(dir, type), what, '.mjs') : resolve(dir, type), key: '' };
+    if (!ctx.source) await checkFile(ctx, module.path, 'DW_ERR_FILE_NOT_FOUND', what);
   }
   return [
     {
@@ -706,13 +731,15 @@ export async function loadPlan(
   args: Record<string, string>,
   cwd: string,
   roots: AllowedRoots = new AllowedRoots(null),
-  opts: { plugins?: boolean } = {},
+  opts: { plugins?: boolean; source?: FileSource | null } = {},
 ): Promise<Plan> {
   const path = resolve(cwd, workflowPath);
+  const source = opts.source ?? null;
   // Before reading: a refused file must not even be parsed (its content would show in errors).
-  await roots.check(path, 'workflow');
-  const wf = await readWorkflow(path);
-  const ctx: LoadContext = { roots, plugins: opts.plugins ?? true, id: wf.id, files: new Map(), count: 0, problems: [] };
+  // A file sent by content is not opened here, so the roots (paths this daemon opens) do not apply.
+  if (!source) await roots.check(path, 'workflow');
+  const wf = await readWorkflow(path, source);
+  const ctx: LoadContext = { roots, plugins: opts.plugins ?? true, id: wf.id, files: new Map(), count: 0, problems: [], source };
   const vars = bindVariables(wf, dirname(path), args, cwd, ctx.problems);
   const steps = await planSteps(wf, path, vars, '', [path], ctx);
   checkOrder(steps, path, ctx);

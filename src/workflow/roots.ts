@@ -9,6 +9,8 @@ import { OWN_ROOT } from './model-paths.js';
 
 export class AllowedRoots {
   private readonly roots: string[];
+  /** Folders no request may name, roots or not: the input store's files belong to the clients that sent them. */
+  private readonly denied: Array<{ dir: string; why: string }> = [];
 
   /** `roots` null or empty: everything is allowed. Roots that do not exist are an error at start. */
   constructor(roots: string[] | null) {
@@ -22,6 +24,11 @@ export class AllowedRoots {
     if (this.roots.length > 0) this.roots.push(realpathSync(`${OWN_ROOT}/node_modules`));
   }
 
+  /** Refuses every path under `dir` (which exists), with `why` naming it. */
+  deny(dir: string, why: string): void {
+    this.denied.push({ dir: realpathSync(dir), why });
+  }
+
   get active(): boolean {
     return this.roots.length > 0;
   }
@@ -31,9 +38,13 @@ export class AllowedRoots {
    * does not exist is judged by its resolved folder, so a refused one does not reveal whether it exists.
    */
   async check(path: string, what: string): Promise<void> {
-    if (!this.active) return;
+    if (!this.active && this.denied.length === 0) return;
     const real = await realpath(path).catch(async () => join(await realpath(dirname(path)).catch(() => dirname(path)), basename(path)));
-    if (this.roots.some((r) => real === r || real.startsWith(r + sep))) return;
+    const under = (r: string) => real === r || real.startsWith(r + sep);
+    const denied = this.denied.find((d) => under(d.dir));
+    if (denied)
+      throw new DwError('DW_ERR_PATH_FORBIDDEN', `${what} ${path} lies in ${denied.why}, which no workflow may name`, { path, real });
+    if (!this.active || this.roots.some(under)) return;
     throw new DwError(
       'DW_ERR_PATH_FORBIDDEN',
       `${what} ${path}${real !== path ? ` (really ${real})` : ''} is outside the daemon's allowed roots: ${this.roots.slice(0, -1).join(', ')}`,

@@ -4,6 +4,7 @@ import { DwError, EXIT } from '../../protocol/errors.js';
 import { defaultLogPath } from '../../protocol/paths.js';
 import type { Command } from '../command.js';
 import { humanLine } from '../log-lines.js';
+import { hostSetting, runRemote } from '../host.js';
 
 function readFrom(path: string, start: number): Promise<{ text: string; end: number }> {
   return new Promise((resolve, reject) => {
@@ -33,6 +34,17 @@ Options:
   positionals: 0,
   options: { lines: { type: 'string', short: 'n' }, follow: { type: 'boolean', short: 'f' }, json: { type: 'boolean' } },
   async run(values) {
+    const host = hostSetting();
+    // The log is a file on the daemon's host: the dw there shows it.
+    if (host?.kind === 'ssh') {
+      const args = [
+        'logs',
+        ...(values.lines !== undefined ? ['-n', String(values.lines)] : []),
+        ...(values.follow ? ['-f'] : []),
+        ...(values.json ? ['--json'] : []),
+      ];
+      return runRemote(host, args);
+    }
     const path = defaultLogPath();
     const n = values.lines === undefined ? 50 : Number(values.lines);
     if (!Number.isInteger(n) || n < 0) throw new DwError('DW_ERR_USAGE', `--lines: "${values.lines}" is not a whole number`);

@@ -9,6 +9,7 @@ import type { Command } from '../command.js';
 import { OutputFiles } from '../output.js';
 import { createProgress } from '../progress.js';
 import { renderResults } from '../results.js';
+import { sendingFiles, type Sent } from '../send-files.js';
 
 function parseArgPairs(raw: string[]): Record<string, string> {
   // No prototype: `--arg __proto__=1` is a name like any other (dwd then says it is not declared).
@@ -40,6 +41,7 @@ Options:
                          to the current directory; unknown names are an error
   -o, --output-dir DIR   where saved outputs go (default: the current directory)
       --json             print one JSON object with results, models, timings and outputs
+                         (and "sent": files sent by content, when they travel so)
       --timeout S        deadline for this run: seconds, or 90s, 5m… (default: the daemon's, 300 s)
       --keep-alive D     keep this run's models loaded D after it (5m, 1h…; -1: until cleared;
                          0: unload right after; default: the daemon's, 30 min)
@@ -48,6 +50,9 @@ Options:
 
 Progress goes to stderr (a live line on a terminal). stdout gets the last step's text
 (e.g. what OCR read), or else one line per step; --json gives every result in full.
+With DW_HOST=ssh://host (or dw --host URL run …) the run happens on that host's daemon: dw
+sends the workflow, its sub-workflows, plugins and input files by content (only what the
+daemon lacks) and writes saved outputs here. Models are paths on the daemon's host.
 Ctrl-C cancels the run in the daemon; a second Ctrl-C exits at once. dw waits for the
 daemon at most DW_CONNECT_TIMEOUT (5 s) between its messages, and for a started run its
 deadline plus 10 s, then fails with exit code 4.
@@ -77,9 +82,10 @@ Examples:
     if (values['output-dir'] === '') throw new DwError('DW_ERR_USAGE', '--output-dir is empty; give a folder (. for the current one)');
     const outDir = resolve(typeof values['output-dir'] === 'string' ? values['output-dir'] : '.');
     const progress = createProgress(process.stderr, values.quiet === true);
-    const { client } = await connect({ start: true, notify: (line) => progress.note(line) });
+    const { client, byContent } = await connect({ start: true, notify: (line) => progress.note(line) });
 
     const files = new OutputFiles(outDir);
+    const sent: Sent = { files: 0, uploaded_files: 0, uploaded_bytes: 0 };
     const onEvent = (e: RunEvent) => {
       if (e.kind === 'output') return files.piece(e.index, e.data_base64);
       // A run started again from scratch sends its outputs again: what came before is void.
@@ -96,8 +102,17 @@ Examples:
         cwd: process.cwd(),
         ...(timeout_ms ? { timeout_ms } : {}),
         ...(keep_alive_ms !== undefined ? { keep_alive_ms } : {}),
+        ...(byContent ? { by_content: true } : {}),
       },
-      onEvent,
+      byContent
+        ? sendingFiles(
+            client,
+            (): number => req.id,
+            (line) => progress.note(line),
+            onEvent,
+            sent,
+          )
+        : onEvent,
     );
     let interrupts = 0;
     const onSigint = () => {
@@ -130,7 +145,7 @@ Examples:
     if (!json) for (const w of written) progress.note(`dw: saved ${w.path}`);
     if (json) {
       const { outputs: _drop, ...rest } = result;
-      process.stdout.write(JSON.stringify({ ...rest, outputs: written }) + '\n');
+      process.stdout.write(JSON.stringify({ ...rest, outputs: written, ...(byContent ? { sent } : {}) }) + '\n');
     } else {
       process.stdout.write(renderResults(result.results));
     }

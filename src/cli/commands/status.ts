@@ -3,6 +3,7 @@ import type { RunnerStatus } from '../../protocol/messages.js';
 import { ask } from '../autostart.js';
 import type { Command } from '../command.js';
 import { span } from '../format.js';
+import { hostSetting } from '../host.js';
 
 /** A runner's state in words; "ready" only when it is, and backing off only while it waits to restart. */
 export function runnerLine(r: Omit<RunnerStatus, 'runs_active' | 'runs_queued' | 'models' | 'cpu_priority'>): string {
@@ -39,6 +40,7 @@ Options:
     const lines = [
       `dwd ${s.version} (protocol ${s.protocol}), pid ${s.pid}, up ${span(s.uptime_s * 1000)}`,
       `socket   ${s.socket}`,
+      ...(hostSetting()?.kind === 'ssh' ? [`host     ${s.host}, through ${process.env.DW_HOST}`] : []),
       ...s.runners.map((r) => {
         const work = [
           ...(r.runs_active > 0 ? [`${r.runs_active} running`] : []),

@@ -1,7 +1,8 @@
 import { DwError, EXIT } from '../../protocol/errors.js';
 import { defaultSocketPath, lockPathFor } from '../../protocol/paths.js';
 import { readPidFile, recordAlive } from '../../protocol/pids.js';
-import { stopDaemon, waitForExit } from '../autostart.js';
+import { connect, stopDaemon, waitForExit } from '../autostart.js';
+import { hostSetting } from '../host.js';
 import type { Command } from '../command.js';
 
 /** How long dw stop waits for a daemon that was already stopping (its grace period is not known here). */
@@ -21,6 +22,7 @@ Options:
   positionals: 0,
   options: {},
   async run() {
+    if (hostSetting()?.kind === 'ssh') return stopThroughSsh();
     const socket = defaultSocketPath();
     let pid: number | undefined;
     try {
@@ -48,3 +50,35 @@ Options:
     return EXIT.OK;
   },
 };
+
+/** Past the grace period, how long a daemon reached through ssh may take to close the connection. */
+const STOP_SLACK_MS = 10_000;
+
+/** Through ssh, the daemon's pid is on another host: its closing the connection says it stopped. */
+async function stopThroughSsh(): Promise<number> {
+  let connected: Awaited<ReturnType<typeof connect>>;
+  try {
+    connected = await connect({ start: false });
+  } catch (err) {
+    if (!(err instanceof DwError) || !/no dwd answers/.test(err.message)) throw err;
+    process.stderr.write(`dw: no dwd is running on ${process.env.DW_HOST}\n`);
+    return EXIT.OK;
+  }
+  const { client, socket } = connected;
+  try {
+    const answer = await client.request('stop', {});
+    const gone = await Promise.race([
+      client.closed().then(() => true),
+      new Promise<boolean>((r) => setTimeout(() => r(false), answer.grace_ms + STOP_SLACK_MS).unref()),
+    ]);
+    const who = `dwd (pid ${answer.pid} on ${client.hello.host})`;
+    if (!gone)
+      throw new DwError('DW_ERR_DAEMON_UNREACHABLE', `${who} took the stop request but has not finished stopping after its grace period`, {
+        pid: answer.pid,
+      });
+    process.stderr.write(`dw: ${who} stopped (${socket})\n`);
+    return EXIT.OK;
+  } finally {
+    client.close();
+  }
+}

@@ -1,0 +1,231 @@
+// Which daemon dw talks to: DW_HOST (or `dw --host URL`, which main.ts puts there) names a local
+// socket (unix:///path) or a daemon on another machine or account (ssh://[user@]host[:port]),
+// reached as Docker reaches DOCKER_HOST=ssh://: `ssh host -- dw dial-stdio` carries the usual
+// protocol over ssh's pipes, with ssh's own config, keys and agent.
+import { execFileSync, spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { existsSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { makeDirs } from '../protocol/dirs.js';
+import { defaultSocketPath } from '../protocol/paths.js';
+import { Duplex } from 'node:stream';
+import { DwError } from '../protocol/errors.js';
+
+export type Host = { kind: 'unix'; path: string } | { kind: 'ssh'; url: string; target: string; port: number | null };
+
+const usage = (raw: string, why: string) =>
+  new DwError(
+    'DW_ERR_USAGE',
+    `DW_HOST (or --host) "${raw}": ${why}; write ssh://[user@]host[:port] for a daemon reached through ssh, or unix:///path/to/dwd.sock for a local socket`,
+  );
+
+/** DW_HOST parsed; null when unset (the local socket of DW_SOCKET or the defaults). */
+export function hostSetting(env: NodeJS.ProcessEnv = process.env): Host | null {
+  const raw = (env.DW_HOST ?? '').trim();
+  if (raw === '') return null;
+  if (raw.startsWith('unix://')) {
+    const path = raw.slice('unix://'.length);
+    if (!path.startsWith('/')) throw usage(raw, 'a unix:// socket path must be absolute (three slashes: unix:///run/dwd/dwd.sock)');
+    return { kind: 'unix', path };
+  }
+  if (!raw.startsWith('ssh://')) throw usage(raw, 'unknown scheme');
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    throw usage(raw, 'not a URL');
+  }
+  if (!url.hostname) throw usage(raw, 'no host');
+  if (url.password) throw usage(raw, 'a password does not belong in it (ssh uses your keys and agent)');
+  if ((url.pathname && url.pathname !== '/') || url.search || url.hash) throw usage(raw, 'ssh:// takes no path');
+  // A host or user starting with "-" would reach ssh as an option.
+  const user = decodeURIComponent(url.username);
+  const host = url.hostname.replace(/^\[|\]$/g, '');
+  if (/^-/.test(user) || /^-/.test(host)) throw usage(raw, 'a user or host may not start with "-"');
+  return { kind: 'ssh', url: raw, target: user ? `${user}@${host}` : host, port: url.port ? Number(url.port) : null };
+}
+
+/** The command that runs dw on the far side: DW_REMOTE_DW, for a PATH without it (ssh's is short). */
+export function remoteDw(env: NodeJS.ProcessEnv = process.env): string {
+  return (env.DW_REMOTE_DW ?? '').trim() || 'dw';
+}
+
+/** How long an ssh connection dw opened stays up for the next dw (ssh's ControlPersist). */
+const PERSIST_S = 300;
+
+/**
+ * ssh's options that make later dw commands reuse this one's connection (ControlMaster): an ssh
+ * connection costs this host 130-250 ms before the first byte, a reused one a few. Unless the
+ * user's own ssh config says how to multiplex (ControlMaster or ControlPath: `ssh -G` tells,
+ * without connecting) or DW_SSH_MULTIPLEX=0 says not to.
+ */
+const multiplexOff = (env: NodeJS.ProcessEnv) => /^(0|false|no|off)$/i.test((env.DW_SSH_MULTIPLEX ?? '').trim());
+
+function multiplexing(host: Extract<Host, { kind: 'ssh' }>, env: NodeJS.ProcessEnv): string[] {
+  if (multiplexOff(env)) return [];
+  const key = `${host.target}:${host.port}`;
+  const known = decided.get(key);
+  if (known) return known;
+  const options = multiplexingOf(host, env);
+  decided.set(key, options);
+  return options;
+}
+/** Once per host and process: `ssh -G` is a process of its own. */
+const decided = new Map<string, string[]>();
+
+function multiplexingOf(host: Extract<Host, { kind: 'ssh' }>, env: NodeJS.ProcessEnv): string[] {
+  try {
+    const effective = execFileSync('ssh', ['-G', ...(host.port ? ['-p', String(host.port)] : []), host.target], {
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'ignore'],
+      timeout: 5000,
+    });
+    const set = (key: string) => new RegExp(`^${key} (?!none$|false$)`, 'm').test(effective);
+    if (set('controlmaster') || set('controlpath')) return [];
+    const dir = dirname(defaultSocketPath(env));
+    makeDirs(dir, 0o700);
+    return ['-o', 'ControlMaster=auto', '-o', `ControlPath=${join(dir, 'ssh-%C')}`, '-o', `ControlPersist=${PERSIST_S}`];
+  } catch {
+    return [];
+  }
+}
+
+/**
+ * Where a later dw finds the far daemon's socket forwarded through dw's own ssh connection
+ * (`ssh -O forward -L here:there`): a run then costs one hop through the running ssh, with no
+ * new session and no `dw dial-stdio` to start there. Null when dw keeps no connection up.
+ */
+export function forwardPath(host: Extract<Host, { kind: 'ssh' }>, env: NodeJS.ProcessEnv = process.env): string | null {
+  if (multiplexOff(env)) return null;
+  const tag = createHash('sha256')
+    .update(`${host.target}:${host.port ?? 22}`)
+    .digest('hex')
+    .slice(0, 16);
+  return join(dirname(defaultSocketPath(env)), `ssh-fwd-${tag}.sock`);
+}
+
+/**
+ * Makes dw's ssh connection forward `local` to the daemon's socket `remote` there, in the
+ * background, unless it already does. What it forwards to is noted beside the socket (`.to`): a
+ * forward to a socket that moved (another daemon) is cancelled first, since ssh would keep it.
+ */
+export function forwardSocket(
+  host: Extract<Host, { kind: 'ssh' }>,
+  local: string,
+  remote: string,
+  env: NodeJS.ProcessEnv = process.env,
+): void {
+  const note = `${local}.to`;
+  let before: string | null = null;
+  try {
+    before = readFileSync(note, 'utf8');
+  } catch {}
+  if (before === remote && existsSync(local)) return; // in place: its daemon was only down
+  const mux = multiplexing(host, env);
+  if (mux.length === 0) return; // the user's own ssh config multiplexes, or nothing does: no connection of dw's to use
+  try {
+    unlinkSync(local);
+  } catch {}
+  writeFileSync(note, remote, { mode: 0o600 });
+  const base = ['-o', 'BatchMode=yes', ...mux, ...(host.port ? ['-p', String(host.port)] : [])];
+  // Rarely needed (the daemon moved), and quick: a message to the running ssh.
+  if (before !== null) {
+    try {
+      execFileSync('ssh', [...base, '-O', 'cancel', '-L', `${local}:${before}`, host.target], { stdio: 'ignore', timeout: 5000 });
+    } catch {}
+  }
+  const child = spawn('ssh', [...base, '-O', 'forward', '-L', `${local}:${remote}`, host.target], { stdio: 'ignore', detached: true });
+  child.on('error', () => {});
+  child.unref();
+}
+
+/** ssh's arguments for running `command` (a remote shell line) on the host. */
+export function sshArgs(
+  host: Extract<Host, { kind: 'ssh' }>,
+  command: string,
+  opts: { connectTimeoutMs?: number; tty?: boolean } = {},
+  env: NodeJS.ProcessEnv = process.env,
+): string[] {
+  return [
+    opts.tty ? '-t' : '-T',
+    // dw never asks for a password: keys and the agent only, and a host it has not seen is refused.
+    '-o',
+    'BatchMode=yes',
+    ...(opts.connectTimeoutMs ? ['-o', `ConnectTimeout=${Math.max(1, Math.ceil(opts.connectTimeoutMs / 1000))}`] : []),
+    ...multiplexing(host, env),
+    ...(host.port ? ['-p', String(host.port)] : []),
+    host.target,
+    '--',
+    command,
+  ];
+}
+
+/** What ssh last said on stderr, trimmed (its own message when the host cannot be reached). */
+function tail(text: string): string {
+  return text.trim().split('\n').slice(-3).join(' / ');
+}
+
+/**
+ * A pipe to the daemon of `host` through ssh: its stdin and stdout as one stream. `why()` is
+ * what ssh said when it ended (an unreachable host, refused keys, no dw there).
+ */
+export function sshPipe(
+  host: Extract<Host, { kind: 'ssh' }>,
+  connectTimeoutMs: number,
+  start: boolean,
+): { stream: Duplex; why: () => string } {
+  const command = `${remoteDw()} dial-stdio${start ? '' : ' --no-start'}`;
+  const child = spawn('ssh', sshArgs(host, command, { connectTimeoutMs }), { stdio: ['pipe', 'pipe', 'pipe'] });
+  let stderr = '';
+  let exit = '';
+  child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr = (stderr + d).slice(-4096)));
+  child.stdin.on('error', () => {}); // ssh gone: its exit says why
+  const stream = new Duplex({
+    read: () => void child.stdout.resume(),
+    write: (chunk, _enc, done) => void child.stdin.write(chunk, () => done()),
+    final: (done) => void child.stdin.end(done),
+    destroy: (err, done) => {
+      // dw ending ends ssh (a Ctrl-C'd run has told the daemon to cancel already).
+      child.kill();
+      done(err);
+    },
+  });
+  child.stdout.on('data', (d: Buffer) => {
+    if (!stream.push(d)) child.stdout.pause();
+  });
+  child.on('error', (err) => {
+    exit = (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'ssh is not installed here (no ssh on PATH)' : err.message;
+    stream.destroy();
+  });
+  // 'close' comes once ssh has exited and said all it had to say on stderr.
+  child.on('close', (code, signal) => {
+    exit ||= `ssh exited with ${signal ?? `code ${code}`}`;
+    stream.push(null);
+    stream.destroy();
+  });
+  const why = () => {
+    const said = tail(stderr);
+    const hint = /command not found|No such file/.test(said)
+      ? ' (set DW_REMOTE_DW to the remote dw, e.g. DW_REMOTE_DW=/usr/local/bin/dw)'
+      : '';
+    return [exit, said].filter(Boolean).join(': ') + hint;
+  };
+  return { stream, why };
+}
+
+/** A word for the remote shell: single-quoted unless plainly safe. */
+export function shellWord(w: string): string {
+  return /^[A-Za-z0-9_./=:@%+-]+$/.test(w) ? w : `'${w.replaceAll("'", "'\\''")}'`;
+}
+
+/** Runs `dw ARGS` on the ssh host with this terminal (`dw logs` there reads that host's log); resolves with its exit code. */
+export function runRemote(host: Extract<Host, { kind: 'ssh' }>, args: string[]): Promise<number> {
+  const command = [remoteDw(), ...args.map(shellWord)].join(' ');
+  const child = spawn('ssh', sshArgs(host, command, { tty: process.stdout.isTTY === true && process.stdin.isTTY === true }), {
+    stdio: 'inherit',
+  });
+  return new Promise((resolve) => {
+    child.on('error', () => resolve(255));
+    child.on('close', (code, signal) => resolve(code ?? (signal ? 128 + 2 : 255)));
+  });
+}
