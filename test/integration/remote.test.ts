@@ -140,7 +140,7 @@ describe('DW_HOST=ssh:// to another account through a real sshd', { skip: skipRe
     assert.match(r.stderr, /DW_ERR_FILE_NOT_FOUND.*nope\.png cannot be read on the client's host \(ENOENT\)/);
   });
 
-  test('a relative model path is looked for on the daemon\'s host, and the error says so', async () => {
+  test("a relative model path is looked for on the daemon's host, and the error says so", async () => {
     const wf = join(sb.dir, 'mine.json');
     writeFileSync(
       wf,
