@@ -14,7 +14,13 @@ const rounds = Number(roundsArg ?? 20);
 const setups = [base, next].map((dir) => {
   const root = resolve(dir);
   const tmp = mkdtempSync(join(tmpdir(), 'dwab-'));
-  const env = { ...process.env, DW_SOCKET: join(tmp, 'dwd.sock'), XDG_STATE_HOME: join(tmp, 'state'), DW_AUTOSTART: '1' };
+  const env = {
+    ...process.env,
+    DW_SOCKET: join(tmp, 'dwd.sock'),
+    XDG_STATE_HOME: join(tmp, 'state'),
+    DW_AUTOSTART: '1',
+    DWD_CACHE_SIZE: '0',
+  };
   return { root, tmp, env, dw: join(root, 'dist', 'cli', 'dw.cjs'), oneshot: [], warm: [], run: [] };
 });
 

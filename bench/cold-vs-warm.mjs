@@ -17,7 +17,13 @@ const ROOT = join(import.meta.dirname, '..');
 const DW = join(ROOT, 'dist', 'cli', 'dw.cjs');
 const rounds = Number(process.argv[2] ?? 15);
 const dir = mkdtempSync(join(tmpdir(), 'dwb-'));
-const env = { ...process.env, DW_SOCKET: join(dir, 'dwd.sock'), XDG_STATE_HOME: join(dir, 'state'), DW_AUTOSTART: '1' };
+const env = {
+  ...process.env,
+  DW_SOCKET: join(dir, 'dwd.sock'),
+  XDG_STATE_HOME: join(dir, 'state'),
+  DW_AUTOSTART: '1',
+  DWD_CACHE_SIZE: '0',
+};
 
 function time(cmd, args) {
   const t0 = process.hrtime.bigint();

@@ -33,6 +33,7 @@ const envOf = (runners) => ({
   XDG_STATE_HOME: join(dir, `r${runners}`, 'state'),
   DW_AUTOSTART: '1',
   DWD_RUNNERS: String(runners),
+  DWD_CACHE_SIZE: '0', // the pipelines' own time: no step served from the step cache
 });
 
 /** Runs dw to completion; resolves with its wall time in ms. */

@@ -17,7 +17,13 @@ const DW = join(ROOT, 'dist', 'cli', 'dw.cjs');
 const SAMPLE = join(ROOT, 'workflows', 'samples', 'receipt.png');
 const side = Number(process.argv[2] ?? 4096);
 const dir = mkdtempSync(join(tmpdir(), 'dwl-'));
-const env = { ...process.env, DW_SOCKET: join(dir, 'dwd.sock'), XDG_STATE_HOME: join(dir, 'state'), DW_AUTOSTART: '1' };
+const env = {
+  ...process.env,
+  DW_SOCKET: join(dir, 'dwd.sock'),
+  XDG_STATE_HOME: join(dir, 'state'),
+  DW_AUTOSTART: '1',
+  DWD_CACHE_SIZE: '0',
+};
 const MB = 1024 * 1024;
 const mb = (n) => `${(n / MB).toFixed(0)} MB`;
 

@@ -13,7 +13,13 @@ const ROOT = join(import.meta.dirname, '..');
 const DW = join(ROOT, 'dist', 'cli', 'dw.cjs');
 const runs = Number(process.argv[2] ?? 200);
 const dir = mkdtempSync(join(tmpdir(), 'dwm-'));
-const env = { ...process.env, DW_SOCKET: join(dir, 'dwd.sock'), XDG_STATE_HOME: join(dir, 'state'), DW_AUTOSTART: '1' };
+const env = {
+  ...process.env,
+  DW_SOCKET: join(dir, 'dwd.sock'),
+  XDG_STATE_HOME: join(dir, 'state'),
+  DW_AUTOSTART: '1',
+  DWD_CACHE_SIZE: '0',
+};
 
 function dw(...args) {
   const r = spawnSync(process.execPath, [DW, ...args], { env, cwd: ROOT, encoding: 'utf8' });

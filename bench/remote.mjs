@@ -31,6 +31,7 @@ const local = {
   DW_SOCKET: join(dir, 'run', 'dwd.sock'),
   XDG_STATE_HOME: join(dir, 'state'),
   DWD_RUNNERS: '1',
+  DWD_CACHE_SIZE: '0', // runs that run: the cost of getting there, not of the step cache
 };
 delete local.DW_HOST;
 
@@ -122,7 +123,7 @@ try {
     DW_SOCKET: '',
     DW_HOST: sshd.url(user),
     PATH: sshd.path,
-    DW_REMOTE_DW: `env XDG_RUNTIME_DIR=${remoteHome} XDG_STATE_HOME=${remoteHome}/state DWD_RUNNERS=1 ${install.dw}`,
+    DW_REMOTE_DW: `env XDG_RUNTIME_DIR=${remoteHome} XDG_STATE_HOME=${remoteHome}/state DWD_RUNNERS=1 DWD_CACHE_SIZE=0 ${install.dw}`,
   };
   // By default dw keeps its ssh connection up for the next dw (ControlMaster); DW_SSH_MULTIPLEX=0 opens one per run.
   const mux = remote;

@@ -51,7 +51,7 @@ test('usage errors exit 2 with a pointer to --help', () => {
   }
   assert.match(
     cases[0]!.stderr,
-    /unknown command "frobnicate"; commands: run, validate, memory, clear, status, stop, logs, dial-stdio, completion/,
+    /unknown command "frobnicate"; commands: run, validate, memory, clear, cache, status, stop, logs, dial-stdio, completion/,
   );
   assert.match(cases.at(-1)!.stderr, /takes a shell: bash or zsh, not "fish"/);
   assert.equal(dw().code, 2, 'no command: help, as a usage error');

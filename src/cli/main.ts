@@ -9,6 +9,7 @@ import { COMMON, type Command } from './command.js';
 import { ENV_DOCS } from './settings.js';
 import { hostSetting } from './host.js';
 import { dialStdio } from './commands/dial-stdio.js';
+import { cache } from './commands/cache.js';
 import { jsonError, run } from './commands/run.js';
 import { status } from './commands/status.js';
 import { stop } from './commands/stop.js';
@@ -18,7 +19,7 @@ import { clear } from './commands/clear.js';
 import { logs } from './commands/logs.js';
 import { completion } from './commands/completion.js';
 
-const COMMANDS: Command[] = [run, validate, memory, clear, status, stop, logs, dialStdio, completion(() => COMMANDS)];
+const COMMANDS: Command[] = [run, validate, memory, clear, cache, status, stop, logs, dialStdio, completion(() => COMMANDS)];
 const BY_NAME = new Map(COMMANDS.flatMap((c) => [c.name, ...(c.aliases ?? [])].map((n) => [n, c] as const)));
 
 export function exitCodeTable(): string {

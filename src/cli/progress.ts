@@ -19,7 +19,8 @@ function describe(e: RunEvent): string | null {
     case 'alive':
       return null;
     case 'step':
-      return e.state === 'start' ? `${e.step}: started` : `${e.step}: done in ${e.ms} ms`;
+      if (e.state === 'start') return `${e.step}: started`;
+      return e.cache === 'hit' ? `${e.step}: cached (saved ${e.saved_ms ?? 0} ms)` : `${e.step}: done in ${e.ms} ms`;
     case 'cache':
       return e.status === 'hit'
         ? `${e.step}: ${e.role} already loaded (${basename(e.path)}, ${e.provider})`

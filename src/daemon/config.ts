@@ -30,6 +30,7 @@ export interface Config {
   log_level: string;
   max_frame: number;
   input_store_bytes: number;
+  cache_size_bytes: number;
 }
 
 interface Setting<K extends keyof Config> {
@@ -189,6 +190,13 @@ export const SETTINGS: { [K in keyof Config]: Setting<K> } = {
       if (bytes <= 0) throw new DwError('DW_ERR_USAGE', `${name}: "${raw}" must be more than zero`);
       return bytes;
     },
+  },
+  cache_size_bytes: {
+    flag: 'cache-size',
+    env: 'DWD_CACHE_SIZE',
+    doc: 'room for step results kept so that unchanged steps are not run again, least recently used out first; 0: no step cache',
+    default: () => 1024 * 1024 * 1024,
+    parse: parseSize,
   },
   log_level: {
     flag: 'log-level',

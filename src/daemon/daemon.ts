@@ -20,7 +20,8 @@ import { gpuIndexes, gpuMemoryByIndex } from '../host/nvidia.js';
 import { AllowedRoots } from '../workflow/roots.js';
 import { ModelWatcher } from './watcher.js';
 import { InputStore } from './input-store.js';
-import { stateDir } from '../protocol/paths.js';
+import { cacheDir, stateDir } from '../protocol/paths.js';
+import { StepStore } from './step-store.js';
 import { join } from 'node:path';
 
 /** Room in a result frame for what surrounds the results (models, outputs, timings). */
@@ -67,6 +68,17 @@ function openInputStore(config: Config, log: Logger): InputStore | null {
   }
 }
 
+/** The step cache; off (said in the log) when its folder cannot be made. */
+function openStepStore(config: Config, log: Logger): StepStore {
+  const dir = cacheDir();
+  try {
+    return new StepStore(dir, config.cache_size_bytes);
+  } catch (err) {
+    log.warn({ dir, err: (err as Error).message }, 'no step cache: every step runs every time');
+    return new StepStore(dir, 0);
+  }
+}
+
 export class Daemon {
   /** The pool: one Supervisor per runner process, by index. */
   readonly runners: readonly Supervisor[];
@@ -76,6 +88,7 @@ export class Daemon {
   readonly hasher = new FileHasher();
   readonly roots: AllowedRoots;
   readonly store: InputStore | null;
+  readonly steps: StepStore;
   readonly pluginsAllowed: boolean;
   readonly startedAt = Date.now();
   /** Memory growth across warm runs, per runner. */
@@ -102,6 +115,7 @@ export class Daemon {
     this.stopped = new Promise((resolve) => (this.markStopped = resolve));
     this.roots = new AllowedRoots(config.allowed_roots);
     this.store = openInputStore(config, log);
+    this.steps = openStepStore(config, log);
     if (this.store) this.roots.deny(this.store.dir, "the daemon's input store (files clients sent by content)");
     // A plugin runs any code as the daemon; with roots set, the operator meant to contain requests.
     this.pluginsAllowed = config.plugins === 'on' || (config.plugins === 'auto' && !this.roots.active);

@@ -22,6 +22,7 @@ import { hostname } from 'node:os';
 import { uid } from '../protocol/paths.js';
 import { ClientFiles } from './client-files.js';
 import type { InputStore } from './input-store.js';
+import type { StepStore } from './step-store.js';
 
 export function runId(conn: Connection, id: string | number): string {
   return `${conn.id}:${id}`;
@@ -43,6 +44,7 @@ export interface HandlerDeps {
   readonly hasher: FileHasher;
   /** Where files sent by content go; null when it could not be made (runs by content then fail). */
   readonly store: InputStore | null;
+  readonly steps: StepStore;
   readonly logSink: LogSink | null;
   readonly pluginsAllowed: boolean;
   readonly autostarted: boolean;
@@ -118,7 +120,7 @@ const helloHandler =
 
 const runHandler =
   (
-    d: Deps<'shuttingDown' | 'roots' | 'pluginsAllowed' | 'hasher' | 'scheduler' | 'config' | 'noteRunnerRss' | 'log' | 'store'>,
+    d: Deps<'shuttingDown' | 'roots' | 'pluginsAllowed' | 'hasher' | 'scheduler' | 'config' | 'noteRunnerRss' | 'log' | 'store' | 'steps'>,
   ): Handler<'run'> =>
   async (req, conn): Promise<RunResult> => {
     if (d.shuttingDown) throw new DwError('DW_ERR_SHUTTING_DOWN', 'dwd is shutting down and takes no new runs');
@@ -137,6 +139,7 @@ const runHandler =
       release = done;
       plan = await loadPlan(req.workflow, req.args, req.cwd, d.roots, { plugins: d.pluginsAllowed, source: files });
       await assignKeys(plan, d.hasher, (e) => conn.event(req.id, e));
+      plan.cache = d.steps.forRun(req.no_cache === true);
       controller.signal.throwIfAborted();
       const r = await d.scheduler.submit({
         id,
@@ -147,6 +150,7 @@ const runHandler =
         emit: (e) => conn.event(req.id, e),
       });
       d.noteRunnerRss(r.runner, r.rss);
+      d.steps.noteRun(r.steps, r.cache_stored_bytes);
       d.log.info(
         { run: id, runner: r.runner, workflow: plan.workflow.path, load_ms: r.load_ms, run_ms: r.run_ms, queue_ms: r.queue_ms },
         'run done',
@@ -157,6 +161,7 @@ const runHandler =
         results: r.results,
         models: r.models,
         outputs: r.outputs,
+        steps: r.steps,
         timings: { total_ms: Math.round(performance.now() - t0), queue_ms: r.queue_ms, load_ms: r.load_ms, run_ms: r.run_ms },
       };
     } catch (err) {
@@ -197,8 +202,15 @@ const validateHandler =
     } satisfies ResultMap['validate'];
   };
 
+const cacheSize = (steps: StepStore) => {
+  const s = steps.stats();
+  return { bytes: s.bytes, entries: s.entries, max_bytes: s.max_bytes };
+};
+
 const statusHandler =
-  (d: Deps<'startedAt' | 'socket' | 'scheduler' | 'runners' | 'registry' | 'logSink' | 'config' | 'priorities'>): Handler<'status'> =>
+  (
+    d: Deps<'startedAt' | 'socket' | 'scheduler' | 'runners' | 'registry' | 'logSink' | 'config' | 'priorities' | 'steps'>,
+  ): Handler<'status'> =>
   async () => {
     return {
       pid: process.pid,
@@ -221,6 +233,7 @@ const statusHandler =
         };
       }),
       models_loaded: d.registry.snapshot().length,
+      cache: cacheSize(d.steps),
       log: d.logSink?.status ?? null,
       settings: { ...d.config },
     } satisfies ResultMap['status'];
@@ -235,7 +248,7 @@ const stopHandler =
   };
 
 const memoryHandler =
-  (d: Deps<'runners' | 'registry' | 'growth' | 'startedAt' | 'config' | 'scheduler'>): Handler<'memory'> =>
+  (d: Deps<'runners' | 'registry' | 'growth' | 'startedAt' | 'config' | 'scheduler' | 'steps'>): Handler<'memory'> =>
   async () => {
     const statuses = d.runners.map((r) => r.status());
     // A runner stopped by a signal cannot answer: it is not asked (that took the whole 5 s timeout).
@@ -297,6 +310,7 @@ const memoryHandler =
       gpu_note: gpu.note,
       evictions: d.registry.evictions.map((e) => ({ ...e })),
       runs_total: d.scheduler.runsTotal,
+      cache: cacheSize(d.steps),
     } satisfies ResultMap['memory'];
   };
 
@@ -395,6 +409,13 @@ const cancelHandler: Handler<'cancel'> = async (req, conn) => {
   return { cancelled: true };
 };
 
+const cacheHandler =
+  (d: Deps<'steps'>): Handler<'cache'> =>
+  async (req) => {
+    const cleared = req.clear ? d.steps.clear() : undefined;
+    return { ...d.steps.stats(), ...(cleared ? { cleared } : {}) };
+  };
+
 const offerHandler: Handler<'offer'> = async (req, conn) => filesOf(conn, req.target).offered(req);
 const putHandler: Handler<'put'> = async (req, conn) => filesOf(conn, req.target).put(req);
 
@@ -409,6 +430,7 @@ export function createHandlers(d: HandlerDeps): HandlerTable {
     clear: clearHandler(d),
     cancel: cancelHandler,
     offer: offerHandler,
+    cache: cacheHandler(d),
     put: putHandler,
   };
 }

@@ -45,6 +45,13 @@ export interface StepTypeInfo {
   rule?: ArgRule;
   /** What its result holds besides JSON; absent: not known ahead (json_pick, plugins, sub-workflows). */
   produces?: ValueKind;
+  /**
+   * Bumped when the same arguments and models would give another result (a fixed bug, a changed
+   * default): part of the step cache's key, so results of the older code are not served.
+   */
+  version?: number;
+  /** Whether the same arguments and models always give the same result (the step cache relies on it); absent: yes. */
+  deterministic?: (args: Record<string, unknown>) => boolean;
 }
 
 export const PIPELINES: Record<string, StepTypeInfo> = {
@@ -89,6 +96,8 @@ export const PIPELINES: Record<string, StepTypeInfo> = {
     fileArgs: ['image'],
     summary: 'Stable Diffusion (a diffusers/optimum ONNX export): text, or text and an image, to an image',
     saves: () => 'image/png',
+    // Without a seed each generation picks a random one.
+    deterministic: (a) => typeof a.seed === 'number',
     layout: (given, args) => stableDiffusionLayout(given, { image: args.image !== undefined && args.image !== null }),
     args: SD_ARGS,
     rule: SD_RULE,
@@ -152,5 +161,7 @@ export function pluginInfo(models: Record<string, string>): StepTypeInfo {
     })),
     fileArgs: [],
     summary: 'a plugin pipeline (local ES module)',
+    // Any code: cached only where its step says "cache": true.
+    deterministic: () => false,
   };
 }

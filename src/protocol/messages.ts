@@ -7,7 +7,7 @@ import { MAX_DURATION_MS } from './units.js';
 
 export type RequestId = string | number;
 
-export const REQUEST_TYPES = ['hello', 'run', 'validate', 'status', 'stop', 'cancel', 'memory', 'clear', 'offer', 'put'] as const;
+export const REQUEST_TYPES = ['hello', 'run', 'validate', 'status', 'stop', 'cancel', 'memory', 'clear', 'offer', 'put', 'cache'] as const;
 export type RequestType = (typeof REQUEST_TYPES)[number];
 
 export interface HelloRequest {
@@ -35,6 +35,8 @@ export interface RunRequest {
    * resolve on the daemon's host.
    */
   by_content?: boolean;
+  /** Run every step, none from the step cache, and store their results anew (dw run --no-cache). */
+  no_cache?: boolean;
 }
 export interface ValidateRequest {
   id: RequestId;
@@ -98,8 +100,16 @@ export interface PutRequest {
   error?: string;
 }
 
+/** The step cache: what it holds; with `clear`, emptied first. */
+export interface CacheRequest {
+  id: RequestId;
+  type: 'cache';
+  clear?: boolean;
+}
+
 export type Request =
   | HelloRequest
+  | CacheRequest
   | OfferRequest
   | PutRequest
   | RunRequest
@@ -117,7 +127,8 @@ export type RunEvent =
   | { kind: 'alive' }
   | { kind: 'queued'; position: number }
   | { kind: 'started' }
-  | { kind: 'step'; step: string; state: 'start' | 'done'; ms?: number }
+  /** `cache: 'hit'`: served from the step cache; `saved_ms`, what running it took when it ran. */
+  | { kind: 'step'; step: string; state: 'start' | 'done'; ms?: number; cache?: 'hit'; saved_ms?: number }
   /** `cost_bytes` (loaded): the runner's RSS growth across the load. `invalidated`: why the model is loaded again. */
   | {
       kind: 'cache';
@@ -184,12 +195,22 @@ export interface RunOutput {
   bytes: number;
 }
 
+export interface StepTiming {
+  name: string;
+  /** `hit`: from the step cache; `miss`: run and stored; `off`: run, not cached (--no-cache stores anew: miss). */
+  cache: 'hit' | 'miss' | 'off';
+  ms: number;
+  /** A hit: what running it took when it ran. */
+  saved_ms?: number;
+}
+
 export interface RunResult {
   ok: true;
   workflow: { id: string; path: string };
   results: Record<string, unknown>;
   models: ModelUse[];
   outputs: RunOutput[];
+  steps: StepTiming[];
   timings: { total_ms: number; queue_ms: number; load_ms: number; run_ms: number };
 }
 
@@ -238,6 +259,8 @@ export interface StatusResult {
   /** Every runner of the pool, by index. */
   runners: RunnerStatus[];
   models_loaded: number;
+  /** The step cache: its size and bound (0: none). */
+  cache: { bytes: number; entries: number; max_bytes: number };
   /** Log lines dwd could not write (a full disk), and why; null for a daemon built without its log sink (tests). */
   log: { dropped: number; last_error: string | null } | null;
   settings: Record<string, unknown>;
@@ -301,6 +324,8 @@ export interface MemoryResult {
   gpu_note: string | null;
   evictions: Array<{ at: number; key: string; path: string; reason: string; cost_bytes: number }>;
   runs_total: number;
+  /** The step cache on disk (not memory, shown beside it): its size and bound (0: none). */
+  cache: { bytes: number; entries: number; max_bytes: number };
 }
 
 export interface ClearResult {
@@ -323,6 +348,19 @@ export interface ResultMap {
   clear: ClearResult;
   offer: { have: boolean };
   put: { received: number };
+  cache: CacheResult;
+}
+
+/** The step cache's folder, bound and content; hits and misses of steps since the daemon started. */
+export interface CacheResult {
+  dir: string;
+  /** 0: the daemon keeps no step cache (dwd --cache-size 0). */
+  max_bytes: number;
+  bytes: number;
+  entries: number;
+  hits: number;
+  misses: number;
+  cleared?: { entries: number; bytes: number };
 }
 
 // ---- frames -------------------------------------------------------------------------------
@@ -376,7 +414,9 @@ const REQUEST_CHECKS: Record<RequestType, (f: Record<string, unknown>) => string
             : f.keep_alive_ms !== undefined &&
                 !(typeof f.keep_alive_ms === 'number' && f.keep_alive_ms >= -1 && f.keep_alive_ms <= MAX_DURATION_MS)
               ? `"keep_alive_ms" must be -1, 0 or a positive number up to ${MAX_DURATION_MS}`
-              : byContent(f),
+              : f.no_cache !== undefined && typeof f.no_cache !== 'boolean'
+                ? '"no_cache" must be a boolean'
+                : byContent(f),
   validate: (f) =>
     typeof f.workflow !== 'string'
       ? 'validate needs a string "workflow" path'
@@ -395,6 +435,7 @@ const REQUEST_CHECKS: Record<RequestType, (f: Record<string, unknown>) => string
         : f.no_wait !== undefined && typeof f.no_wait !== 'boolean'
           ? '"no_wait" must be a boolean'
           : null,
+  cache: (f) => (f.clear !== undefined && typeof f.clear !== 'boolean' ? '"clear" must be a boolean' : null),
   offer: (f) =>
     !isId(f.target) || typeof f.path !== 'string'
       ? 'offer needs a "target" request id and a string "path"'

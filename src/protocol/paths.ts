@@ -48,6 +48,12 @@ export function stateDir(env: NodeJS.ProcessEnv = process.env): string {
   return join(env.XDG_STATE_HOME || join(homedir(), '.local', 'state'), 'dw');
 }
 
+/** Where the daemon keeps its step cache: systemd's CacheDirectory for a service, else $XDG_CACHE_HOME/dw. */
+export function cacheDir(env: NodeJS.ProcessEnv = process.env): string {
+  if (env.CACHE_DIRECTORY) return join(env.CACHE_DIRECTORY.split(':')[0]!, 'steps');
+  return join(env.XDG_CACHE_HOME || join(homedir(), '.cache'), 'dw', 'steps');
+}
+
 export function defaultLogPath(env: NodeJS.ProcessEnv = process.env): string {
   return join(stateDir(env), 'dwd.log');
 }

@@ -12,6 +12,7 @@ import { pickField, substitute } from '../workflow/references.js';
 import { encodeResult } from './encode.js';
 import type { EmitEvent, ModelReport, RunnerResult } from './ipc.js';
 import { loadPlugin } from './plugins.js';
+import { notCached, StepCache, stepKey, type StepOutcome } from './step-cache.js';
 import type { SessionCache } from './sessions.js';
 import { RESULT_TENSOR_LIMIT, toJson, UnsendableValue } from './values.js';
 
@@ -211,8 +212,40 @@ function shownResult(value: unknown, step: PlanStep): unknown {
 
 const mb = (n: number) => `${(n / 1048576).toFixed(1)} MB`;
 
+/**
+ * A step's value: from the step cache when it holds it (no model touched, none loaded), else run
+ * (and stored for next time). Steps that are not cached run as always.
+ */
+async function cachedStep(
+  step: PlanStep,
+  args: Record<string, unknown>,
+  deps: RunDeps,
+  models: ModelUse[],
+  cache: StepCache | null,
+  refresh: boolean,
+): Promise<{ value: unknown; load_ms: number; outcome: Omit<StepOutcome, 'ms'> }> {
+  if (!cache || notCached(step, args) !== null)
+    return { ...(await runStep(step, args, deps, models)), outcome: { name: step.name, cache: 'off' } };
+  checkFileArgs(step, args);
+  const key = await stepKey(step, args);
+  const found = refresh ? undefined : ((await cache.get(key)) ?? (await cache.claim(key)));
+  if (found) return { value: found.value, load_ms: 0, outcome: { name: step.name, cache: 'hit', saved_ms: found.ms } };
+  const t0 = performance.now();
+  let out: { value: unknown; load_ms: number };
+  try {
+    out = await runStep(step, args, deps, models);
+  } catch (err) {
+    await cache.release(key);
+    throw err;
+  }
+  await cache.put(key, out.value === undefined ? null : out.value, Math.round(performance.now() - t0 - out.load_ms));
+  return { ...out, outcome: { name: step.name, cache: 'miss' } };
+}
+
 export async function runPlan(plan: Plan, deps: RunDeps): Promise<RunnerResult> {
   const t0 = performance.now();
+  const cache = plan.cache ? new StepCache(plan.cache.dir, deps.signal) : null;
+  const steps: StepOutcome[] = [];
   const results: Record<string, unknown> = {};
   /** What the client gets: the top-level steps' results as JSON, within the room one result frame has. */
   const shown: Record<string, unknown> = {};
@@ -227,7 +260,8 @@ export async function runPlan(plan: Plan, deps: RunDeps): Promise<RunnerResult> 
     deps.emit({ kind: 'step', step: step.name, state: 'start' });
     try {
       const args = resolveResults(step.arguments, results, step.name);
-      const out = await runStep(step, args, deps, models);
+      const out = await cachedStep(step, args, deps, models, cache, plan.cache?.refresh === true);
+      steps.push({ ...out.outcome, ms: Math.round(performance.now() - ts) });
       // A plugin that returns nothing has a result all the same: null, not a step missing from results.
       const value = out.value === undefined ? null : out.value;
       results[step.name] = value;
@@ -266,8 +300,24 @@ export async function runPlan(plan: Plan, deps: RunDeps): Promise<RunnerResult> 
       const p = toErrorPayload(err, 'DW_ERR_RUN_FAILED');
       throw new DwError(p.code, `step "${step.name}" (${step.type}) failed: ${p.message}`, { step: step.name });
     }
-    deps.emit({ kind: 'step', step: step.name, state: 'done', ms: Math.round(performance.now() - ts) });
+    const done = steps.at(-1)!;
+    deps.emit({
+      kind: 'step',
+      step: step.name,
+      state: 'done',
+      ms: Math.round(performance.now() - ts),
+      ...(done.cache === 'hit' ? { cache: 'hit' as const, saved_ms: done.saved_ms } : {}),
+    });
   }
   const total = Math.round(performance.now() - t0);
-  return { results: shown, models, outputs, load_ms, run_ms: total - load_ms, rss: process.memoryUsage.rss() };
+  return {
+    results: shown,
+    models,
+    outputs,
+    steps,
+    cache_stored_bytes: cache?.stored ?? 0,
+    load_ms,
+    run_ms: total - load_ms,
+    rss: process.memoryUsage.rss(),
+  };
 }

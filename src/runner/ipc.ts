@@ -45,7 +45,13 @@ export interface ModelReport {
   cost_bytes?: number;
 }
 
-export type RunnerResult = Pick<RunResult, 'results' | 'models' | 'outputs'> & { load_ms: number; run_ms: number; rss: number };
+/** `cache_stored_bytes`: what the run added to the step cache (the daemon keeps it within --cache-size). */
+export type RunnerResult = Pick<RunResult, 'results' | 'models' | 'outputs' | 'steps'> & {
+  cache_stored_bytes: number;
+  load_ms: number;
+  run_ms: number;
+  rss: number;
+};
 
 export type FromRunner =
   /** `rss`: a fresh runner's memory, before any model: what the daemon counts a runner's excess from. */

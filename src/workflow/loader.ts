@@ -642,8 +642,10 @@ async function planStep(
       const base = raw?.kind === 'variable' ? vars[raw.name]!.base : dir;
       subVars[v] = { value: isRuntimeRef(argsOut[v]) ? argsOut[v] : coerceValue(v, argsOut[v], def), base };
     }
+    // A sub-workflow step's "cache" holds for its steps that do not say otherwise.
+    const inlined = await planSteps(sub, subPath, subVars, `${name}/`, [...stack, subPath], ctx);
     return [
-      ...(await planSteps(sub, subPath, subVars, `${name}/`, [...stack, subPath], ctx)),
+      ...(step.cache === undefined ? inlined : inlined.map((s) => ({ ...s, cache: s.cache ?? step.cache }))),
       {
         name,
         kind,
@@ -721,6 +723,7 @@ async function planStep(
       },
       arguments: argsOut,
       save: saveSpec,
+      ...(step.cache !== undefined ? { cache: step.cache } : {}),
     },
   ];
 }

@@ -34,10 +34,14 @@ export interface PlanStep {
   session: SessionOptionsSpec;
   arguments: Record<string, unknown>;
   save: { name: string; content_type: string } | null;
+  /** The step's own "cache" setting: false never, true even if not known deterministic. */
+  cache?: boolean;
 }
 
 export interface Plan {
   workflow: { id: string; path: string };
   variables: Record<string, unknown>;
   steps: PlanStep[];
+  /** The step cache for this run, set by the daemon: its folder, and `refresh` (dw run --no-cache) to run every step and store anew. */
+  cache?: { dir: string; refresh: boolean } | null;
 }

@@ -87,6 +87,12 @@ const stepSpec = z
     task: taskSpec.optional(),
     workflow: workflowStepSpec.optional(),
     result: resultSpec.optional(),
+    cache: z
+      .boolean()
+      .optional()
+      .describe(
+        'false: always run this step; true: serve it from the step cache even where dw cannot tell it is deterministic (a plugin); absent: cached when deterministic',
+      ),
   })
   .strict()
   .refine((s) => [s.pipeline, s.task, s.workflow].filter((x) => x !== undefined).length === 1, { message: ONE_KIND });

@@ -33,8 +33,12 @@ export function sandbox(runners = 1): Sandbox {
     ...process.env,
     DW_SOCKET: socket,
     XDG_STATE_HOME: join(dir, 'state'),
+    XDG_CACHE_HOME: join(dir, 'cache'),
     DW_AUTOSTART: '0',
     DWD_RUNNERS: String(runners),
+    // Off unless a test is about it: the others test runs that run (a step served from the cache
+    // loads no model and cannot be interrupted); test/integration/cache.test.ts turns it on.
+    DWD_CACHE_SIZE: '0',
   };
   delete env.NODE_OPTIONS;
   return { dir, socket, env, cleanup: () => rmSync(dir, { recursive: true, force: true }) };

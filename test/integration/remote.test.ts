@@ -57,7 +57,7 @@ describe('DW_HOST=ssh:// to another account through a real sshd', { skip: skipRe
     remoteHome = mkdtempSync(join(tmpdir(), 'dw-remote-'));
     chownSync(remoteHome, u.uid, u.gid);
     sb = sandbox();
-    const remoteEnv = `env XDG_RUNTIME_DIR=${remoteHome} XDG_STATE_HOME=${remoteHome}/state DWD_RUNNERS=1`;
+    const remoteEnv = `env XDG_RUNTIME_DIR=${remoteHome} XDG_STATE_HOME=${remoteHome}/state XDG_CACHE_HOME=${remoteHome}/cache DWD_RUNNERS=1 DWD_CACHE_SIZE=0`;
     env = {
       DW_HOST: sshd.url(USER),
       DW_REMOTE_DW: `${remoteEnv} ${install.dw}`,
@@ -209,7 +209,7 @@ test('a dwd running as another account serves a run on a file only the caller ca
       '--',
       'sh',
       '-c',
-      `umask 0; exec env XDG_STATE_HOME=${theirs}/state DWD_RUNNERS=1 ${process.execPath} ${install.dir}/dist/daemon/main.js --socket ${socket}`,
+      `umask 0; exec env XDG_STATE_HOME=${theirs}/state XDG_CACHE_HOME=${theirs}/cache DWD_RUNNERS=1 ${process.execPath} ${install.dir}/dist/daemon/main.js --socket ${socket}`,
     ],
     { stdio: 'ignore' },
   );

@@ -31,6 +31,9 @@ function render(m: MemoryResult, now: number): string {
   out.push(
     `budget  ${m.budget.max_bytes === null ? 'none (dwd --max-memory)' : bytes(m.budget.max_bytes)}, models use ${bytes(m.budget.used_bytes)}${holds}`,
   );
+  out.push(
+    `cache  ${m.cache.max_bytes === 0 ? 'off (dwd --cache-size 0)' : `step results on disk: ${bytes(m.cache.bytes)} in ${m.cache.entries} entries, of ${bytes(m.cache.max_bytes)} (dw cache)`}`,
+  );
   if (m.gpus.length === 0) out.push(`gpu  ${m.gpu_note ?? 'no GPU'}`);
   for (const g of m.gpus) {
     const mine = g.processes.map((p) => `pid ${p.pid}: ${bytes(p.used_memory)}`).join(', ');

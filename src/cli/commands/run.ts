@@ -34,17 +34,21 @@ export const run: Command = {
   help: `Usage: dw run FILE [--arg NAME=VALUE]... [options]
 
 Runs the workflow FILE on dwd, which keeps its models loaded between runs: the first run
-loads them, later runs (from any shell) reuse them.
+loads them, later runs (from any shell) reuse them. A step whose type, models and arguments
+(input files by content) are those of an earlier run is not run again: its result comes from
+the step cache ("read: cached (saved 412 ms)"; dw cache shows it, --no-cache skips it).
 
 Options:
   -a, --arg NAME=VALUE   set a workflow variable (repeatable); relative paths are relative
                          to the current directory; unknown names are an error
   -o, --output-dir DIR   where saved outputs go (default: the current directory)
-      --json             print one JSON object with results, models, timings and outputs
+      --json             print one JSON object with results, models, timings, outputs and
+                         steps (each step's time, and "cache": hit, miss or off)
                          (and "sent": files sent by content, when they travel so)
       --timeout S        deadline for this run: seconds, or 90s, 5m… (default: the daemon's, 300 s)
       --keep-alive D     keep this run's models loaded D after it (5m, 1h…; -1: until cleared;
                          0: unload right after; default: the daemon's, 30 min)
+      --no-cache         run every step, none from the step cache, and store their results anew
   -q, --quiet            no progress on stderr
   -h, --help             show this help
 
@@ -70,6 +74,7 @@ Examples:
     timeout: { type: 'string' },
     'keep-alive': { type: 'string' },
     quiet: { type: 'boolean', short: 'q' },
+    'no-cache': { type: 'boolean' },
   },
   async run(values, positionals) {
     if (positionals.length !== 1)
@@ -103,6 +108,7 @@ Examples:
         ...(timeout_ms ? { timeout_ms } : {}),
         ...(keep_alive_ms !== undefined ? { keep_alive_ms } : {}),
         ...(byContent ? { by_content: true } : {}),
+        ...(values['no-cache'] === true ? { no_cache: true } : {}),
       },
       byContent
         ? sendingFiles(

@@ -1,0 +1,214 @@
+// The step result cache, with a real daemon and the real models: what is a hit (and touches no
+// model), what must be a miss (one byte of an input, a model file, an argument, a sub-workflow),
+// what is never cached, two runs missing on one key at once, a damaged entry, the bound, and
+// `dw cache`. The cache is off in other tests' sandboxes; here it is on.
+import assert from 'node:assert/strict';
+import { cpSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { encodeWav } from '../../src/media/audio.js';
+import { dw, dwJson, MODELS, OCR_WORKFLOW, pluginWorkflow, ROOT, SAMPLE, spawnDw, withDaemon, type Sandbox } from '../helpers/env.js';
+
+/** The steps' cache states of a run, by name. */
+const states = (json: { steps: Array<{ name: string; cache: string }> }) => Object.fromEntries(json.steps.map((s) => [s.name, s.cache]));
+
+async function runJson(sb: Sandbox, args: string[]) {
+  const r = await dwJson(sb, ['run', ...args]);
+  assert.equal(r.ran.code, 0, r.ran.stderr);
+  return r;
+}
+
+/** A daemon with the step cache on (the sandbox's env turns it off for the other tests). */
+function withCache<T>(args: string[], fn: (sb: Sandbox) => Promise<T>, runners = 1): Promise<T> {
+  return withDaemon(args.includes('--cache-size') ? args : [...args, '--cache-size', '1G'], fn, runners);
+}
+
+test('a second run is served from the cache without loading a model; its progress and --json say so', async () => {
+  await withCache([], async (sb) => {
+    const first = await runJson(sb, [OCR_WORKFLOW]);
+    assert.deepEqual(states(first.json), { read: 'miss' });
+    // Unloaded: a hit must not load the models again.
+    assert.equal((await dw(sb, ['clear'])).code, 0);
+    const again = await dw(sb, ['run', OCR_WORKFLOW, '--json']);
+    assert.equal(again.code, 0, again.stderr);
+    const json = JSON.parse(again.stdout);
+    assert.deepEqual(states(json), { read: 'hit' });
+    assert.equal(json.results.read.text, first.json.results.read.text);
+    assert.deepEqual(json.models, [], 'no model touched');
+    assert.match(again.stderr, /read: cached \(saved \d+ ms\)/);
+    assert.ok(json.steps[0].saved_ms > 0);
+    const mem = JSON.parse((await dw(sb, ['memory', '--json'])).stdout);
+    assert.equal(mem.runners.flatMap((r: { models: unknown[] }) => r.models).length, 0, 'still nothing loaded');
+    assert.equal(mem.cache.entries, 1);
+    // --no-cache runs it (loading the models) and stores it anew.
+    const fresh = await runJson(sb, [OCR_WORKFLOW, '--no-cache']);
+    assert.deepEqual(states(fresh.json), { read: 'miss' });
+    assert.equal(fresh.json.models.length, 3);
+  });
+});
+
+test('one byte of an input, a model file, an argument or a sub-workflow changed is a miss; the rest of the run hits', async () => {
+  await withCache([], async (sb) => {
+    // An input file: one byte of a WAV's samples.
+    const wav = join(sb.dir, 'tone.wav');
+    const samples = new Float32Array(16000).map((_, i) => Math.sin(i / 10) / 2);
+    writeFileSync(wav, encodeWav({ kind: 'audio', samples, sample_rate: 16000, channels: 1 }));
+    const load = join(sb.dir, 'load.json');
+    writeFileSync(
+      load,
+      JSON.stringify({
+        id: 'load',
+        variables: { audio: 'tone.wav' },
+        steps: [
+          { name: 'load', task: { type: 'audio_load', arguments: { audio: 'variable:audio' } } },
+          { name: 'rate', task: { type: 'json_pick', arguments: { value: 'previous_result:load', path: 'sample_rate' } } },
+        ],
+      }),
+    );
+    assert.deepEqual(states((await runJson(sb, [load])).json), { load: 'miss', rate: 'miss' });
+    assert.deepEqual(states((await runJson(sb, [load])).json), { load: 'hit', rate: 'hit' });
+    const bytes = readFileSync(wav);
+    bytes[bytes.length - 1] ^= 1;
+    writeFileSync(wav, bytes);
+    assert.deepEqual(
+      states((await runJson(sb, [load])).json),
+      { load: 'miss', rate: 'miss' },
+      'the audio differs, and so does what picks from it',
+    );
+
+    // A model file: the OCR models copied, then one byte of the keys file changed.
+    const models = join(sb.dir, 'models');
+    mkdirSync(models);
+    cpSync(MODELS, models, { recursive: true });
+    const ocr = JSON.parse(readFileSync(OCR_WORKFLOW, 'utf8'));
+    for (const role of Object.keys(ocr.steps[0].pipeline.models))
+      ocr.steps[0].pipeline.models[role] = join(models, ocr.steps[0].pipeline.models[role].split('/').pop());
+    ocr.variables.image = SAMPLE;
+    const mine = join(sb.dir, 'ocr.json');
+    writeFileSync(mine, JSON.stringify(ocr));
+    assert.deepEqual(states((await runJson(sb, [mine])).json), { read: 'miss' });
+    assert.deepEqual(states((await runJson(sb, [mine])).json), { read: 'hit' });
+    const keys = join(models, 'ppocr_keys_v1.txt');
+    writeFileSync(keys, `${readFileSync(keys, 'utf8')}\n`);
+    assert.deepEqual(states((await runJson(sb, [mine])).json), { read: 'miss' });
+
+    // An argument.
+    assert.deepEqual(states((await runJson(sb, [mine, '--arg', 'min_score=0.6'])).json), { read: 'miss' });
+    assert.deepEqual(states((await runJson(sb, [mine, '--arg', 'min_score=0.6'])).json), { read: 'hit' });
+
+    // A sub-workflow: receipt-total.json runs ocr.json; a changed default there changes its step.
+    const sub = join(sb.dir, 'sub');
+    mkdirSync(sub);
+    for (const f of ['receipt-total.json', 'ocr.json']) cpSync(join(ROOT, 'workflows', f), join(sub, f));
+    const subOcr = JSON.parse(readFileSync(join(sub, 'ocr.json'), 'utf8'));
+    subOcr.variables.image = SAMPLE;
+    writeFileSync(join(sub, 'ocr.json'), JSON.stringify(subOcr));
+    const total = join(sub, 'receipt-total.json');
+    const args = [total, '--arg', `image=${SAMPLE}`, '-o', sb.dir];
+    assert.deepEqual(states((await runJson(sb, args)).json), { crop: 'miss', 'ocr/read': 'miss', ocr: 'off', total: 'miss' });
+    assert.deepEqual(states((await runJson(sb, args)).json), { crop: 'hit', 'ocr/read': 'hit', ocr: 'off', total: 'hit' });
+    subOcr.variables.min_score = 0.7;
+    writeFileSync(join(sub, 'ocr.json'), JSON.stringify(subOcr));
+    const changed = await runJson(sb, args);
+    assert.equal(states(changed.json)['ocr/read'], 'miss');
+    assert.equal(states(changed.json).crop, 'hit', 'the crop before it is unchanged');
+    assert.match(readFileSync(join(sb.dir, 'receipt-total-total.txt'), 'utf8'), /TOTAL 15\.90/, 'a saved output comes from a hit too');
+  });
+});
+
+test('"cache": false, and a plugin (not known to be deterministic), run every time; "cache": true caches a plugin', async () => {
+  await withCache([], async (sb) => {
+    const counter = join(sb.dir, 'count.txt');
+    writeFileSync(counter, '');
+    const body = `(await import('node:fs')).appendFileSync(${JSON.stringify(counter)}, 'x'); return 'ran';`;
+    const plain = pluginWorkflow(sb.dir, 'plain', body);
+    const cached = pluginWorkflow(sb.dir, 'cached', body);
+    const spec = JSON.parse(readFileSync(cached, 'utf8'));
+    spec.steps[0].cache = true;
+    writeFileSync(cached, JSON.stringify(spec));
+    const never = join(sb.dir, 'never.json');
+    writeFileSync(
+      never,
+      JSON.stringify({ id: 'never', steps: [{ name: 't', cache: false, task: { type: 'text_template', arguments: { template: 'hi' } } }] }),
+    );
+    for (let i = 0; i < 2; i++) {
+      assert.deepEqual(states((await runJson(sb, [plain])).json), { x: 'off' });
+      assert.deepEqual(states((await runJson(sb, [never])).json), { t: 'off' });
+    }
+    assert.deepEqual(states((await runJson(sb, [cached])).json), { x: 'miss' });
+    assert.deepEqual(states((await runJson(sb, [cached])).json), { x: 'hit' });
+    assert.equal(readFileSync(counter, 'utf8'), 'xxx', 'the plain plugin ran twice, the cached one once');
+  });
+});
+
+test('two runs that miss on the same key at once compute it once; the second waits and hits', async () => {
+  await withCache(
+    [],
+    async (sb) => {
+      const counter = join(sb.dir, 'count.txt');
+      writeFileSync(counter, '');
+      const wf = pluginWorkflow(
+        sb.dir,
+        'slowonce',
+        `(await import('node:fs')).appendFileSync(${JSON.stringify(counter)}, 'x'); await new Promise((r) => setTimeout(r, 1500)); return 'done';`,
+      );
+      const spec = JSON.parse(readFileSync(wf, 'utf8'));
+      spec.steps[0].cache = true;
+      writeFileSync(wf, JSON.stringify(spec));
+      const a = spawnDw(sb, ['run', wf, '--json']);
+      await a.stderrMatches(/x: started/);
+      const b = spawnDw(sb, ['run', wf, '--json']);
+      const [ra, rb] = await Promise.all([a.done, b.done]);
+      assert.equal(ra.code, 0, ra.stderr);
+      assert.equal(rb.code, 0, rb.stderr);
+      assert.deepEqual([states(JSON.parse(ra.stdout)).x, states(JSON.parse(rb.stdout)).x].sort(), ['hit', 'miss']);
+      assert.equal(readFileSync(counter, 'utf8'), 'x', 'computed once');
+    },
+    2,
+  );
+});
+
+test('a damaged entry is a miss, never a wrong result; the store stays within --cache-size; dw cache and dw cache clear', async () => {
+  await withCache(['--cache-size', '200K'], async (sb) => {
+    const first = await runJson(sb, [OCR_WORKFLOW]);
+    const store = join(sb.env.XDG_CACHE_HOME!, 'dw', 'steps');
+    const entry = readdirSync(store)
+      .flatMap((d) => readdirSync(join(store, d)).map((f) => join(store, d, f)))
+      .find((f) => /[0-9a-f]{64}$/.test(f))!;
+    writeFileSync(entry, readFileSync(entry).subarray(0, 100));
+    const again = await runJson(sb, [OCR_WORKFLOW]);
+    assert.deepEqual(states(again.json), { read: 'miss' });
+    assert.equal(again.json.results.read.text, first.json.results.read.text);
+
+    // Each image a new entry of some 20-30 KB: past 200K the oldest go.
+    for (let i = 0; i < 12; i++) await runJson(sb, [OCR_WORKFLOW, '--arg', `min_score=0.${50 + i}`]);
+    const c = JSON.parse((await dw(sb, ['cache', '--json'])).stdout);
+    assert.ok(c.bytes <= 200 * 1024, `${c.bytes} bytes kept`);
+    const onDisk = readdirSync(store).flatMap((d) =>
+      readdirSync(join(store, d))
+        .filter((f) => /^[0-9a-f]{64}$/.test(f))
+        .map((f) => statSync(join(store, d, f)).size),
+    );
+    assert.equal(
+      onDisk.reduce((a, b) => a + b, 0),
+      c.bytes,
+    );
+    assert.equal(c.entries, onDisk.length);
+    assert.ok(c.hits + c.misses >= 14);
+    const shown = await dw(sb, ['cache']);
+    assert.match(shown.stdout, /size\s+[\d.]+ KB in \d+ entries, of 200\.0 KB/);
+    assert.match(shown.stdout, /since start \d+% hits/);
+    const cleared = await dw(sb, ['cache', 'clear']);
+    assert.match(cleared.stdout, /cleared \d+ entries/);
+    assert.equal(JSON.parse((await dw(sb, ['cache', '--json'])).stdout).entries, 0);
+    assert.deepEqual(states((await runJson(sb, [OCR_WORKFLOW])).json), { read: 'miss' });
+  });
+});
+
+test('dwd --cache-size 0 keeps no step cache: every step runs, and dw cache says so', async () => {
+  await withCache(['--cache-size', '0'], async (sb) => {
+    assert.deepEqual(states((await runJson(sb, [OCR_WORKFLOW])).json), { read: 'off' });
+    assert.deepEqual(states((await runJson(sb, [OCR_WORKFLOW])).json), { read: 'off' });
+    assert.match((await dw(sb, ['cache'])).stdout, /off \(dwd --cache-size 0\)/);
+  });
+});

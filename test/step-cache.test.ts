@@ -1,0 +1,79 @@
+// The step cache's key: what changes it (content, not paths; the code's version of a step; an
+// upstream value by one element) and what does not.
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { TASKS } from '../src/pipelines/catalog.js';
+import { notCached, stepKey } from '../src/runner/step-cache.js';
+import type { PlanStep } from '../src/workflow/plan.js';
+
+const step = (type: string, args: Record<string, unknown>, extra: Partial<PlanStep> = {}): PlanStep => ({
+  name: 's',
+  kind: 'task',
+  type,
+  models: [],
+  session: { providers: ['cpu'] },
+  arguments: args,
+  save: null,
+  ...extra,
+});
+
+test('input files count by their bytes: another path with the same bytes is the same key, one byte more is another', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'dw-key-'));
+  try {
+    const a = join(dir, 'a.wav');
+    const b = join(dir, 'b.wav');
+    writeFileSync(a, 'RIFF-same-bytes');
+    writeFileSync(b, 'RIFF-same-bytes');
+    const key = (p: string) => stepKey(step('audio_load', { audio: p }), { audio: p });
+    assert.equal(await key(a), await key(b));
+    writeFileSync(b, 'RIFF-same-bytes!');
+    assert.notEqual(await key(a), await key(b));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("a step type's version is in the key: results of older code are not served after an upgrade", async () => {
+  const s = step('text_template', { template: '{x}', values: { x: 1 } });
+  const before = await stepKey(s, s.arguments);
+  const info = TASKS.text_template!;
+  const was = info.version;
+  info.version = (was ?? 1) + 1;
+  try {
+    assert.notEqual(await stepKey(s, s.arguments), before);
+  } finally {
+    info.version = was;
+  }
+  assert.equal(await stepKey(s, s.arguments), before);
+});
+
+test('a value from an earlier step counts by its content: one element of a tensor changed is another key', async () => {
+  const s = step('json_pick', { value: 'previous_result:x', path: 'data' });
+  const tensor = (v: number) => ({ kind: 'tensor', type: 'float32', dims: [4], data: new Float32Array([1, 2, 3, v]) });
+  const k = (v: number) => stepKey(s, { value: tensor(v), path: 'data' });
+  assert.equal(await k(4), await k(4));
+  assert.notEqual(await k(4), await k(4.0001));
+});
+
+test('models count by their keys, and the arguments as resolved', async () => {
+  const m = (key: string) =>
+    step('paddle-ocr', { min_score: 0.5 }, { kind: 'pipeline', models: [{ role: 'det', kind: 'onnx', path: '/same/path.onnx', key }] });
+  assert.notEqual(await stepKey(m('k1'), { min_score: 0.5 }), await stepKey(m('k2'), { min_score: 0.5 }));
+  assert.notEqual(await stepKey(m('k1'), { min_score: 0.5 }), await stepKey(m('k1'), { min_score: 0.6 }));
+});
+
+test('what is cached: deterministic steps unless "cache": false; a seedless generation or a plugin only with "cache": true', () => {
+  assert.equal(notCached(step('text_template', {}), {}), null);
+  assert.match(String(notCached(step('text_template', {}, { cache: false }), {})), /"cache" is false/);
+  const sd = step('stable-diffusion', {}, { kind: 'pipeline' });
+  assert.match(String(notCached(sd, { prompt: 'x' })), /not deterministic/);
+  assert.equal(notCached(sd, { prompt: 'x', seed: 42 }), null);
+  assert.equal(notCached({ ...sd, cache: true }, { prompt: 'x' }), null);
+  const plugin = step('./p.mjs', {}, { kind: 'pipeline', module: { path: '/p.mjs', key: 'k' } });
+  assert.match(String(notCached(plugin, {})), /not deterministic/);
+  assert.equal(notCached({ ...plugin, cache: true }, {}), null);
+  assert.match(String(notCached(step('sub.json', {}, { kind: 'workflow' }), {})), /sub-workflow/);
+});
