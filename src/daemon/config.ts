@@ -49,6 +49,13 @@ function positiveInt(raw: string, name: string): number {
   return n;
 }
 
+function aboveZero(bytes: number, raw: string, name: string): number {
+  if (bytes <= 0) throw new DwError('DW_ERR_USAGE', `${name}: "${raw}" must be more than zero`);
+  return bytes;
+}
+
+const positiveSize = (raw: string, name: string) => aboveZero(parseSize(raw, name), raw, name);
+
 const LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'];
 
 /** The smallest --max-frame: below it dwd could not send its status, nor take a stop (a 10-byte limit once left only kill). */
@@ -81,9 +88,7 @@ export const SETTINGS: { [K in keyof Config]: Setting<K> } = {
           throw new DwError('DW_ERR_USAGE', `${name}: "${raw}" needs a GPU, but nvidia-smi does not answer`);
         return { gpu_percent: Number(pct[1]) };
       }
-      const bytes = pct ? Math.round((totalmem() * Number(pct[1])) / 100) : parseSize(raw, name);
-      if (bytes <= 0) throw new DwError('DW_ERR_USAGE', `${name}: "${raw}" must be more than zero`);
-      return bytes;
+      return pct ? aboveZero(Math.round((totalmem() * Number(pct[1])) / 100), raw, name) : positiveSize(raw, name);
     },
   },
   growth_warn_bytes: {
@@ -185,11 +190,7 @@ export const SETTINGS: { [K in keyof Config]: Setting<K> } = {
     env: 'DWD_INPUT_STORE',
     doc: "room for files that clients send by content (DW_HOST=ssh://, another user's dw), least recently used out first; also the most one run may send",
     default: () => 2 * 1024 * 1024 * 1024,
-    parse: (raw, name) => {
-      const bytes = parseSize(raw, name);
-      if (bytes <= 0) throw new DwError('DW_ERR_USAGE', `${name}: "${raw}" must be more than zero`);
-      return bytes;
-    },
+    parse: positiveSize,
   },
   cache_size_bytes: {
     flag: 'cache-size',

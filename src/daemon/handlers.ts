@@ -413,7 +413,7 @@ const cacheHandler =
   (d: Deps<'steps'>): Handler<'cache'> =>
   async (req) => {
     const cleared = req.clear ? d.steps.clear() : undefined;
-    return { ...d.steps.stats(), ...(cleared ? { cleared } : {}) };
+    return { ...d.steps.stats(true), ...(cleared ? { cleared } : {}) };
   };
 
 const offerHandler: Handler<'offer'> = async (req, conn) => filesOf(conn, req.target).offered(req);

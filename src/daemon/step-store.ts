@@ -4,16 +4,9 @@
 import { readdirSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { makeDirs } from '../protocol/dirs.js';
-import type { StepTiming } from '../protocol/messages.js';
+import type { CacheResult, StepTiming } from '../protocol/messages.js';
 
-export interface CacheStats {
-  dir: string;
-  max_bytes: number;
-  bytes: number;
-  entries: number;
-  hits: number;
-  misses: number;
-}
+type CacheStats = Omit<CacheResult, 'cleared'>;
 
 interface Found {
   path: string;
@@ -104,8 +97,9 @@ export class StepStore {
     }
   }
 
-  stats(): CacheStats {
-    if (this.enabled) this.rescan();
+  /** `recount`: from the folder itself (dw cache), else as runs reported it (cheap, for status and memory). */
+  stats(recount = false): CacheStats {
+    if (recount && this.enabled) this.rescan();
     return { dir: this.dir, max_bytes: this.maxBytes, bytes: this.bytes, entries: this.count, hits: this.hits, misses: this.misses };
   }
 
