@@ -7,7 +7,7 @@ import { dirname, join, resolve } from 'node:path';
 
 const ROOT = resolve(import.meta.dirname, '..');
 const DW = join(ROOT, 'dist', 'cli', 'dw.cjs');
-const COMMANDS = ['run', 'validate', 'memory', 'clear', 'status', 'stop', 'logs', 'completion'];
+const COMMANDS = ['run', 'validate', 'memory', 'clear', 'cache', 'status', 'stop', 'logs', 'dial-stdio', 'completion'];
 const version = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')).version;
 
 function dw(...args: string[]) {
@@ -136,7 +136,8 @@ function bashCompletes(...typed: string[]): string[] {
 }
 
 test('dw completion bash completes commands, options, workflow files and directories the way bash calls it', () => {
-  assert.deepEqual(bashCompletes('c'), ['clear', 'completion']);
+  assert.deepEqual(bashCompletes('c'), ['cache', 'clear', 'completion']);
+  assert.deepEqual(bashCompletes('cache', ''), ['clear']);
   assert.deepEqual(bashCompletes('run', '--o'), ['--output-dir']);
   assert.deepEqual(bashCompletes('ps', '--j'), ['--json'], 'an alias completes like its command');
   assert.deepEqual(bashCompletes('run', 'workflows/oc'), ['workflows/ocr.json']);
@@ -151,7 +152,7 @@ test('dw completion zsh describes every command and is valid zsh', () => {
   assert.equal(r.code, 0);
   assert.match(r.stdout, /^#compdef dw\n/);
   for (const cmd of COMMANDS) assert.match(r.stdout, new RegExp(`^    '${cmd}:\\S`, 'm'), cmd);
-  assert.match(r.stdout, /^    run\) opts=\(--arg -a --output-dir -o --json --timeout --keep-alive --quiet -q --help\); files=workflow;/m);
+  assert.match(r.stdout, /^    run\) opts=\(--arg -a --output-dir -o --json --timeout --keep-alive --quiet -q --no-cache --help\); files=workflow;/m);
   // zsh is not on every machine; where it is, it must parse the script.
   const zsh = spawnSync('zsh', ['-n'], { input: r.stdout, encoding: 'utf8' });
   if (zsh.error === undefined) assert.equal(zsh.status, 0, zsh.stderr);

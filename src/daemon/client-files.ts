@@ -30,6 +30,8 @@ export class ClientFiles implements FileSource {
   private readonly pinned: string[] = [];
   /** Bytes of this run's files so far: together they must fit the store. */
   private total = 0;
+  /** Past release(): an upload that completes now is not this run's to hold. */
+  private released = false;
 
   constructor(
     private readonly conn: Connection,
@@ -97,6 +99,7 @@ export class ClientFiles implements FileSource {
       }
       upload.stored.then(
         (path) => {
+          if (this.released) return this.store.unpin(name);
           this.pinned.push(name);
           a.resolve(path);
         },
@@ -134,6 +137,7 @@ export class ClientFiles implements FileSource {
 
   /** At the run's end: unpins its entries and drops what is still in flight. */
   release(): void {
+    this.released = true;
     this.failAll(new DwError('DW_ERR_CANCELLED', 'the run ended'));
     for (const name of this.pinned.splice(0)) this.store.unpin(name);
   }

@@ -30,6 +30,8 @@ export class Upload {
   private settle!: { resolve: (path: string) => void; reject: (err: Error) => void };
   private fh: Promise<FileHandle> | null = null;
   private finished = false;
+  /** Failed (or dropped with its run): whatever completes later is not held for anyone. */
+  dropped = false;
 
   constructor(
     private readonly store: InputStore,
@@ -94,6 +96,7 @@ export class Upload {
 
   fail(err: Error): void {
     this.finished = true;
+    this.dropped = true;
     void this.fh?.then((fh) => fh.close()).catch(() => {});
     void rm(this.temp, { force: true });
     this.settle.reject(err);
@@ -168,7 +171,8 @@ export class InputStore {
     const path = this.pathOf(u.name);
     await rename(u.tempPath, path);
     this.track(u.name, u.size, Date.now());
-    this.pin(u.name);
+    // An upload dropped while it was being renamed into place is stored, but held by no run.
+    if (!u.dropped) this.pin(u.name);
     this.evict();
     return path;
   }

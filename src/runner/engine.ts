@@ -224,11 +224,20 @@ async function cachedStep(
   cache: StepCache | null,
   refresh: boolean,
 ): Promise<{ value: unknown; load_ms: number; outcome: Omit<StepOutcome, 'ms'> }> {
-  if (!cache || notCached(step, args) !== null)
-    return { ...(await runStep(step, args, deps, models)), outcome: { name: step.name, cache: 'off' } };
+  const off = async () => ({ ...(await runStep(step, args, deps, models)), outcome: { name: step.name, cache: 'off' as const } });
+  if (!cache || notCached(step, args) !== null) return off();
   checkFileArgs(step, args);
-  const key = await stepKey(step, args);
-  const found = refresh ? undefined : ((await cache.get(key)) ?? (await cache.claim(key)));
+  let key: string;
+  let found: Awaited<ReturnType<StepCache['claim']>>;
+  try {
+    key = await stepKey(step, args);
+    found = refresh ? null : ((await cache.get(key)) ?? (await cache.claim(key)));
+  } catch {
+    // The cache is an aid: a folder that cannot be written, an input gone meanwhile (the step
+    // then says so itself) leave the step to run as if there were none.
+    if (deps.signal.aborted) throw deps.signal.reason;
+    return off();
+  }
   if (found) return { value: found.value, load_ms: 0, outcome: { name: step.name, cache: 'hit', saved_ms: found.ms } };
   const t0 = performance.now();
   let out: { value: unknown; load_ms: number };
