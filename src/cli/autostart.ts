@@ -1,7 +1,7 @@
 // Finds a daemon to talk to, starting one in the background when none answers (like Gradle, Bazel
 // and the Nx daemon). A start lock makes ten parallel `dw` invocations start one daemon, not ten.
 import { spawn } from 'node:child_process';
-import { closeSync, existsSync, fstatSync, openSync, readFileSync, rmSync, unlinkSync, watch, writeSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readFileSync, unlinkSync, watch, writeSync } from 'node:fs';
 import { dirname, extname } from 'node:path';
 import { createInterface } from 'node:readline';
 import type { Readable } from 'node:stream';
@@ -10,11 +10,11 @@ import { makeDirs } from '../protocol/dirs.js';
 import { DwError, isErrorCode, type ErrorPayload } from '../protocol/errors.js';
 import type { Request, RequestType, ResultMap, RunEvent } from '../protocol/messages.js';
 import { defaultLogPath, defaultSocketPath, lockPathFor, startLockPathFor, systemSocket, uid } from '../protocol/paths.js';
-import { forwardPath, forwardSocket, hostSetting, sshPipe, type Host } from './host.js';
-import { createConnection, type Socket } from 'node:net';
-import { sendingFiles } from './send-files.js';
 import { pidAlive, readPidFile, recordAlive } from '../protocol/pids.js';
 import { Client, type SendOptions } from './client.js';
+import { hostSetting } from './host.js';
+import { sendingFiles } from './send-files.js';
+import { connectSsh } from './ssh-connect.js';
 import { linesOf } from './log-lines.js';
 import { autostartAllowed, byContentForced, connectTimeoutMs, dwCommand, dwdCommand } from './settings.js';
 
@@ -248,62 +248,6 @@ export interface Connected {
    * user here (the system service), which may not read them.
    */
   byContent: boolean;
-}
-
-/** How long a daemon reached through ssh may take to answer its hello: ssh's setup, and a dwd autostarted there. */
-const SSH_HELLO_MS = START_TIMEOUT_MS;
-
-/** A hello that a daemon answered, whatever it said: a version mismatch is for the user, not a reason to try another way. */
-async function greet(client: Client, host: Extract<Host, { kind: 'ssh' }>, deadlineMs: number): Promise<void> {
-  try {
-    await client.handshake(deadlineMs);
-  } catch (err) {
-    client.close();
-    const e = err as DwError;
-    if (e.code === 'DW_ERR_VERSION_MISMATCH')
-      throw new DwError(e.code, `${e.message}.\nRestart it so both match: \`DW_HOST=${host.url} dw stop\`, then run again.`, e.details);
-    throw e;
-  }
-}
-
-/**
- * The far daemon's socket, forwarded by an earlier dw through its ssh connection, when it still
- * leads to a daemon; null when its ssh connection has ended (the forward is removed) or no daemon
- * answers there (dial-stdio starts one).
- */
-async function throughForward(host: Extract<Host, { kind: 'ssh' }>, path: string, timeoutMs: number): Promise<Client | null> {
-  const socket = await new Promise<Socket | null>((resolve) => {
-    const s = createConnection(path);
-    s.once('connect', () => resolve(s));
-    s.once('error', () => resolve(null));
-  });
-  // Nobody listens: the ssh connection that forwarded it has ended.
-  if (!socket) {
-    rmSync(path, { force: true });
-    return null;
-  }
-  const client = Client.over(socket, host.url, timeoutMs, () => '');
-  try {
-    await greet(client, host, timeoutMs);
-    return client;
-  } catch (err) {
-    // The forward stays: it leads to the daemon again once dial-stdio has started one there.
-    if ((err as DwError).code === 'DW_ERR_VERSION_MISMATCH') throw err;
-    return null;
-  }
-}
-
-async function connectSsh(host: Extract<Host, { kind: 'ssh' }>, start: boolean): Promise<Connected> {
-  const timeoutMs = connectTimeoutMs();
-  const forward = forwardPath(host);
-  const near = forward && existsSync(forward) ? await throughForward(host, forward, timeoutMs) : null;
-  if (near) return { client: near, socket: host.url, byContent: true };
-  const { stream, why } = sshPipe(host, timeoutMs, start);
-  const client = Client.over(stream, host.url, timeoutMs, why);
-  await greet(client, host, timeoutMs + SSH_HELLO_MS);
-  // For the next dw: the daemon's socket, through the ssh connection this one leaves up.
-  if (forward) forwardSocket(host, forward, client.hello.socket);
-  return { client, socket: host.url, byContent: true };
 }
 
 /**
