@@ -152,7 +152,10 @@ test('dw completion zsh describes every command and is valid zsh', () => {
   assert.equal(r.code, 0);
   assert.match(r.stdout, /^#compdef dw\n/);
   for (const cmd of COMMANDS) assert.match(r.stdout, new RegExp(`^    '${cmd}:\\S`, 'm'), cmd);
-  assert.match(r.stdout, /^    run\) opts=\(--arg -a --output-dir -o --json --timeout --keep-alive --quiet -q --no-cache --help\); files=workflow;/m);
+  assert.match(
+    r.stdout,
+    /^    run\) opts=\(--arg -a --output-dir -o --json --timeout --keep-alive --quiet -q --no-cache --help\); files=workflow;/m,
+  );
   // zsh is not on every machine; where it is, it must parse the script.
   const zsh = spawnSync('zsh', ['-n'], { input: r.stdout, encoding: 'utf8' });
   if (zsh.error === undefined) assert.equal(zsh.status, 0, zsh.stderr);
