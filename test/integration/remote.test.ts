@@ -393,3 +393,19 @@ test('by content to a daemon that reads small frames (--max-frame 8K), a file tr
     assert.equal(r.json.sent.uploaded_bytes, readFileSync(SAMPLE).length + readFileSync(OCR_WORKFLOW).length);
   });
 });
+
+test('DW_HOST=unix:///path and dw --host unix:///path name a local socket, as DW_SOCKET does', async () => {
+  await withDaemon([], async (sb) => {
+    const byFlag = await dw(sb, ['--host', `unix://${sb.socket}`, 'status', '--json'], { env: { DW_SOCKET: '' } });
+    assert.equal(byFlag.code, 0, byFlag.stderr);
+    assert.equal(JSON.parse(byFlag.stdout).socket, sb.socket);
+    const byEnv = await dw(sb, ['status'], { env: { DW_SOCKET: '', DW_HOST: `unix://${sb.socket}` } });
+    assert.equal(byEnv.code, 0, byEnv.stderr);
+    // --host wins over DW_HOST.
+    const both = await dw(sb, ['--host', `unix://${sb.socket}`, 'status'], { env: { DW_SOCKET: '', DW_HOST: 'unix:///nowhere/dwd.sock' } });
+    assert.equal(both.code, 0, both.stderr);
+    const bad = await dw(sb, ['--host', 'tcp://x:1', 'status']);
+    assert.equal(bad.code, 2);
+    assert.match(bad.stderr, /DW_ERR_USAGE.*ssh:\/\/\[user@\]host\[:port\]/);
+  });
+});
