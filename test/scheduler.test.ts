@@ -11,7 +11,7 @@ import { type Job, Scheduler, YIELD_GRACE_MS } from '../src/daemon/scheduler.js'
 import type { SchedulerRegistry } from '../src/daemon/scheduler.js';
 import type { Plan } from '../src/workflow/plan.js';
 
-const RESULT: RunnerResult = { results: {}, models: [], outputs: [], steps: [], cache_stored_bytes: 0, load_ms: 0, run_ms: 1, rss: 0 };
+const RESULT: RunnerResult = { results: {}, models: [], outputs: [], steps: [], load_ms: 0, run_ms: 1, rss: 0 };
 
 /** A runner that holds each run until the test settles it, and records what the scheduler asks of it. */
 class FakeRunner {

@@ -8,7 +8,7 @@ images=${1:-$here/../../workflows/samples}
 texts=${2:-texts}
 dw=${DW:-npx --no-install dw}
 mkdir -p "$texts"
-for image in "$images"/*.png "$images"/*.jpg; do
+for image in "$images"/*.png "$images"/*.jpg "$images"/*.jpeg "$images"/*.webp; do
   [ -e "$image" ] || continue
   out="$texts/$(basename "$image").txt"
   $dw run --quiet "$here/../../workflows/ocr.json" --arg image="$image" > "$out.part"

@@ -1,5 +1,8 @@
 // Human-readable sizes, ages and tables for the CLI's reports.
 
+/** "1 entry", "2 entries". */
+export const entries = (n: number) => `${n} entr${n === 1 ? 'y' : 'ies'}`;
+
 export function bytes(n: number | null | undefined): string {
   if (n === null || n === undefined) return '-';
   const sign = n < 0 ? '-' : '';

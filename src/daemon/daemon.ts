@@ -144,6 +144,7 @@ export class Daemon {
             ready: () => void this.recover(i),
             // Whatever the abandoned run still does (timers, memory) ends with its runner: replaced once idle.
             abandoned: () => this.scheduleMemoryCheck(),
+            cached: (note) => this.steps.note(note),
           },
           maxResult,
         ),

@@ -150,7 +150,6 @@ const runHandler =
         emit: (e) => conn.event(req.id, e),
       });
       d.noteRunnerRss(r.runner, r.rss);
-      d.steps.noteRun(r.steps, r.cache_stored_bytes);
       d.log.info(
         { run: id, runner: r.runner, workflow: plan.workflow.path, load_ms: r.load_ms, run_ms: r.run_ms, queue_ms: r.queue_ms },
         'run done',
@@ -412,8 +411,8 @@ const cancelHandler: Handler<'cancel'> = async (req, conn) => {
 const cacheHandler =
   (d: Deps<'steps'>): Handler<'cache'> =>
   async (req) => {
-    const cleared = req.clear ? d.steps.clear() : undefined;
-    return { ...d.steps.stats(true), ...(cleared ? { cleared } : {}) };
+    const cleared = req.clear ? await d.steps.clear() : undefined;
+    return { ...(await d.steps.recounted()), ...(cleared ? { cleared } : {}) };
   };
 
 const offerHandler: Handler<'offer'> = async (req, conn) => filesOf(conn, req.target).offered(req);

@@ -1,5 +1,7 @@
-// sha256 of model files, memoised by path + size + mtime + inode, so a 5 GB model is hashed once
-// and not on every run, while a replaced or rewritten file (new inode or mtime) is hashed again.
+// sha256 of model files, memoised by path + size + mtime + ctime + inode, so a 5 GB model is hashed
+// once and not on every run, while a replaced or rewritten file is hashed again. The ctime matters:
+// a file rewritten in place with its size and mtime put back (`touch -d`, `cp -p`) keeps those, but
+// any write moves its ctime, which no user can set back.
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
@@ -7,6 +9,7 @@ import { stat } from 'node:fs/promises';
 interface Memo {
   size: number;
   mtimeMs: number;
+  ctimeMs: number;
   ino: number;
   sha256: Promise<string>;
 }
@@ -22,11 +25,11 @@ export class FileHasher {
   async sha256(path: string, onHash?: (size: number) => void, onBytes?: (done: number, size: number) => void): Promise<string> {
     const st = await stat(path);
     const m = this.memo.get(path);
-    if (m && m.size === st.size && m.mtimeMs === st.mtimeMs && m.ino === st.ino) return m.sha256;
+    if (m && m.size === st.size && m.mtimeMs === st.mtimeMs && m.ctimeMs === st.ctimeMs && m.ino === st.ino) return m.sha256;
     onHash?.(st.size);
     const sha256 = hashFile(path, onBytes && ((done) => onBytes(done, st.size)));
     this.hashed += 1;
-    this.memo.set(path, { size: st.size, mtimeMs: st.mtimeMs, ino: st.ino, sha256 });
+    this.memo.set(path, { size: st.size, mtimeMs: st.mtimeMs, ctimeMs: st.ctimeMs, ino: st.ino, sha256 });
     sha256.catch(() => this.memo.delete(path));
     return sha256;
   }

@@ -1,10 +1,13 @@
 // The daemon's side of the step cache (the runners read and write its entries: runner/step-cache.ts):
 // where it is, how big it may grow (--cache-size, least recently used out first), what it holds,
-// and how often runs found what they needed there. `dw cache` shows it; `dw cache clear` empties it.
-import { readdirSync, rmSync, statSync } from 'node:fs';
+// and how often steps found their result there. `dw cache` shows it; `dw cache clear` empties it.
+// The folder is only ever walked asynchronously, one walk at a time: with hundreds of thousands of
+// entries a walk takes seconds, which must not stop the daemon answering its clients.
+import { readdir, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { makeDirs } from '../protocol/dirs.js';
-import type { CacheResult, StepTiming } from '../protocol/messages.js';
+import type { CacheResult } from '../protocol/messages.js';
+import { type CacheNote, STALE_MS } from '../runner/step-cache.js';
 
 type CacheStats = Omit<CacheResult, 'cleared'>;
 
@@ -14,28 +17,19 @@ interface Found {
   mtime: number;
 }
 
-/** Entry files under the store (two-character folders), without locks and temporaries. */
-function entries(dir: string): Found[] {
-  const out: Found[] = [];
-  let tops: string[];
-  try {
-    tops = readdirSync(dir);
-  } catch {
-    return out;
-  }
+const ENTRY = /^[0-9a-f]{64}$/;
+
+/** Entry files under the store (two-character folders); with `locks`, lock files too. */
+async function walk(dir: string, locks = false): Promise<{ entries: Found[]; locks: Found[] }> {
+  const out = { entries: [] as Found[], locks: [] as Found[] };
+  const tops = await readdir(dir).catch(() => [] as string[]);
   for (const top of tops) {
-    let names: string[];
-    try {
-      names = readdirSync(join(dir, top));
-    } catch {
-      continue;
-    }
+    const names = await readdir(join(dir, top)).catch(() => [] as string[]);
     for (const name of names) {
-      if (!/^[0-9a-f]{64}$/.test(name)) continue;
-      try {
-        const st = statSync(join(dir, top, name));
-        out.push({ path: join(dir, top, name), size: st.size, mtime: st.mtimeMs });
-      } catch {}
+      const isEntry = ENTRY.test(name);
+      if (!isEntry && !(locks && name.endsWith('.lock'))) continue;
+      const st = await stat(join(dir, top, name)).catch(() => null);
+      if (st) (isEntry ? out.entries : out.locks).push({ path: join(dir, top, name), size: st.size, mtime: st.mtimeMs });
     }
   }
   return out;
@@ -46,6 +40,9 @@ export class StepStore {
   private count = 0;
   private hits = 0;
   private misses = 0;
+  /** The walk in progress (or the last): walks and evictions take turns. */
+  private busy: Promise<unknown> = Promise.resolve();
+  private evicting = false;
 
   /** `maxBytes` 0: no step cache (runs get none). */
   constructor(
@@ -54,7 +51,7 @@ export class StepStore {
   ) {
     if (maxBytes > 0) {
       makeDirs(dir, 0o700);
-      this.rescan();
+      void this.recount();
     }
   }
 
@@ -67,47 +64,66 @@ export class StepStore {
     return this.enabled ? { dir: this.dir, refresh } : null;
   }
 
-  /** After a run: its steps' outcomes counted, what it stored added, and the store kept within its bound. */
-  noteRun(steps: StepTiming[], storedBytes: number): void {
-    for (const s of steps) {
-      if (s.cache === 'hit') this.hits++;
-      else if (s.cache === 'miss') this.misses++;
+  /** A hit, or an entry stored, as a runner reports it (runs that fail later included); past the bound, an eviction. */
+  note(n: CacheNote): void {
+    if (n.state === 'hit') this.hits++;
+    else this.misses++;
+    this.bytes += n.bytes;
+    this.count += n.entries;
+    if (this.bytes > this.maxBytes && !this.evicting) {
+      this.evicting = true;
+      void this.turn(() => this.evict()).finally(() => (this.evicting = false));
     }
-    if (storedBytes === 0) return;
-    this.bytes += storedBytes;
-    this.count += steps.filter((s) => s.cache === 'miss').length;
-    if (this.bytes > this.maxBytes) this.evict();
   }
 
-  private rescan(): Found[] {
-    const found = entries(this.dir);
-    this.bytes = found.reduce((sum, f) => sum + f.size, 0);
-    this.count = found.length;
-    return found;
+  private turn<T>(job: () => Promise<T>): Promise<T> {
+    const next = this.busy.then(job, job);
+    this.busy = next.catch(() => {});
+    return next;
+  }
+
+  private async recount(): Promise<Found[]> {
+    return this.turn(async () => {
+      const { entries } = await walk(this.dir);
+      this.bytes = entries.reduce((sum, f) => sum + f.size, 0);
+      this.count = entries.length;
+      return entries;
+    });
   }
 
   /** Least recently used first (a hit touches its entry's mtime), down to 90% of the bound. */
-  private evict(): void {
-    const found = this.rescan().sort((a, b) => a.mtime - b.mtime);
-    for (const f of found) {
+  private async evict(): Promise<void> {
+    const { entries } = await walk(this.dir);
+    this.bytes = entries.reduce((sum, f) => sum + f.size, 0);
+    this.count = entries.length;
+    for (const f of entries.sort((a, b) => a.mtime - b.mtime)) {
       if (this.bytes <= this.maxBytes * 0.9) break;
-      rmSync(f.path, { force: true });
+      await rm(f.path, { force: true });
       this.bytes -= f.size;
       this.count--;
     }
   }
 
-  /** `recount`: from the folder itself (dw cache), else as runs reported it (cheap, for status and memory). */
-  stats(recount = false): CacheStats {
-    if (recount && this.enabled) this.rescan();
+  /** As the runners reported it (for status and memory: no walk). */
+  stats(): CacheStats {
     return { dir: this.dir, max_bytes: this.maxBytes, bytes: this.bytes, entries: this.count, hits: this.hits, misses: this.misses };
   }
 
-  /** Removes every entry (a run storing one right now may still add it); returns what was freed. */
-  clear(): { entries: number; bytes: number } {
-    const found = this.rescan();
-    for (const f of found) rmSync(f.path, { force: true });
-    this.rescan();
-    return { entries: found.length, bytes: found.reduce((sum, f) => sum + f.size, 0) };
+  /** Counted from the folder itself (dw cache). */
+  async recounted(): Promise<CacheStats> {
+    if (this.enabled) await this.recount();
+    return this.stats();
+  }
+
+  /** Removes every entry, and locks no run has touched for a while (a run storing one right now may still add it). */
+  async clear(): Promise<{ entries: number; bytes: number }> {
+    return this.turn(async () => {
+      const found = await walk(this.dir, true);
+      for (const f of found.entries) await rm(f.path, { force: true });
+      for (const l of found.locks) if (Date.now() - l.mtime > STALE_MS) await rm(l.path, { force: true });
+      this.bytes = 0;
+      this.count = 0;
+      return { entries: found.entries.length, bytes: found.entries.reduce((sum, f) => sum + f.size, 0) };
+    });
   }
 }

@@ -2,6 +2,7 @@
 // it on its device, routes its messages to the runs waiting on them, notices when it dies, fails
 // the runs it took with it and starts a new one (with backoff when it keeps dying). The daemon
 // never exits because of a runner.
+import type { CacheNote } from '../runner/step-cache.js';
 import type { ChildProcess } from 'node:child_process';
 import { DwError, type ErrorPayload } from '../protocol/errors.js';
 import type { RunnerStatus } from '../protocol/messages.js';
@@ -63,6 +64,8 @@ export class Supervisor {
       ready?: (restarts: number) => void;
       /** A run was abandoned on the runner: it may go on working there, unseen, until the runner is replaced. */
       abandoned?: () => void;
+      /** A step cache hit, or an entry stored. */
+      cached?: (note: CacheNote) => void;
     } = {},
     /** Room for a run's results in the daemon's result frame (--max-frame). */
     private readonly maxResultBytes = Number.POSITIVE_INFINITY,
@@ -114,6 +117,11 @@ export class Supervisor {
       case 'model': {
         const { type: _, runId, ...report } = msg;
         this.pending.get(runId)?.model?.(report);
+        return;
+      }
+      case 'cached': {
+        const { type: _, ...note } = msg;
+        this.hooks.cached?.(note);
         return;
       }
       case 'done':

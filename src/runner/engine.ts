@@ -12,7 +12,7 @@ import { pickField, substitute } from '../workflow/references.js';
 import { encodeResult } from './encode.js';
 import type { EmitEvent, ModelReport, RunnerResult } from './ipc.js';
 import { loadPlugin } from './plugins.js';
-import { notCached, StepCache, stepKey, type StepOutcome } from './step-cache.js';
+import { type CacheNote, notCached, StepCache, stepKey, type StepOutcome } from './step-cache.js';
 import type { SessionCache } from './sessions.js';
 import { RESULT_TENSOR_LIMIT, toJson, UnsendableValue } from './values.js';
 
@@ -27,6 +27,8 @@ export interface RunDeps {
   model?: (report: ModelReport) => void;
   /** Counts the run's onnxruntime calls in progress: a run cancelled inside one can only be ended by a kill. */
   native?: { calls: number };
+  /** Told of each step cache hit and stored entry as it happens, failed runs' too: the daemon keeps the store's count. */
+  cached?: (note: CacheNote) => void;
 }
 
 /**
@@ -231,7 +233,13 @@ async function cachedStep(
   let found: Awaited<ReturnType<StepCache['claim']>>;
   try {
     key = await stepKey(step, args);
-    found = refresh ? null : ((await cache.get(key)) ?? (await cache.claim(key)));
+    const waiting = (pid: number) =>
+      void deps.emit({
+        kind: 'log',
+        level: 'info',
+        message: `step "${step.name}": waiting for another run that computes the same result${pid > 0 ? ` (runner pid ${pid})` : ''}`,
+      });
+    found = refresh ? null : ((await cache.get(key)) ?? (await cache.claim(key, waiting)));
   } catch {
     // The cache is an aid: a folder that cannot be written, an input gone meanwhile (the step
     // then says so itself) leave the step to run as if there were none.
@@ -253,7 +261,7 @@ async function cachedStep(
 
 export async function runPlan(plan: Plan, deps: RunDeps): Promise<RunnerResult> {
   const t0 = performance.now();
-  const cache = plan.cache ? new StepCache(plan.cache.dir, deps.signal) : null;
+  const cache = plan.cache ? new StepCache(plan.cache.dir, deps.signal, deps.cached) : null;
   const steps: StepOutcome[] = [];
   const results: Record<string, unknown> = {};
   /** What the client gets: the top-level steps' results as JSON, within the room one result frame has. */
@@ -324,7 +332,6 @@ export async function runPlan(plan: Plan, deps: RunDeps): Promise<RunnerResult> 
     models,
     outputs,
     steps,
-    cache_stored_bytes: cache?.stored ?? 0,
     load_ms,
     run_ms: total - load_ms,
     rss: process.memoryUsage.rss(),

@@ -3,6 +3,7 @@
 import type { ErrorPayload } from '../protocol/errors.js';
 import type { RunEvent, RunResult } from '../protocol/messages.js';
 import type { Plan, PlanModel, SessionOptionsSpec } from '../workflow/plan.js';
+import type { CacheNote } from './step-cache.js';
 
 /** Where a run's events go; an output piece's promise settles once the client has taken it. */
 export type EmitEvent = (event: RunEvent) => void | Promise<void>;
@@ -45,9 +46,7 @@ export interface ModelReport {
   cost_bytes?: number;
 }
 
-/** `cache_stored_bytes`: what the run added to the step cache (the daemon keeps it within --cache-size). */
 export type RunnerResult = Pick<RunResult, 'results' | 'models' | 'outputs' | 'steps'> & {
-  cache_stored_bytes: number;
   load_ms: number;
   run_ms: number;
   rss: number;
@@ -61,6 +60,8 @@ export type FromRunner =
   /** Sent before the run's own `cache` event for that session. */
   | ({ type: 'model'; runId: string } & ModelReport)
   | { type: 'done'; runId: string; result: RunnerResult }
+  /** A step cache hit, or an entry stored (its size change): the daemon counts the store (--cache-size). */
+  | ({ type: 'cached' } & CacheNote)
   | { type: 'failed'; runId: string; error: ErrorPayload }
   | { type: 'snapshot'; reqId: number; rss: number; models: LoadedModelInfo[] }
   | { type: 'released'; reqId: number; keys: string[]; rss_before: number; rss_after: number }

@@ -1,5 +1,6 @@
 // The runner: a child process of dwd that holds the onnxruntime sessions and executes plans. A
 // native crash or an out-of-memory abort here costs the runs in flight, never the daemon.
+import type { CacheNote } from './step-cache.js';
 import { AsyncLocalStorage, createHook } from 'node:async_hooks';
 import { rmSync } from 'node:fs';
 import { DwError, toErrorPayload } from '../protocol/errors.js';
@@ -54,7 +55,8 @@ const handlers: { [K in ToRunner['type']]: (msg: Extract<ToRunner, { type: K }>)
     const emit = (event: RunEvent) => (event.kind === 'output' ? outputs.send(event) : send({ type: 'event', runId, event }));
     if (run.plugins && pluginRuns++ === 0) promiseOwners.enable();
     const model = (report: ModelReport) => send({ type: 'model', runId, ...report });
-    const execute = () => runPlan(plan, { sessions, signal: controller.signal, emit, model, maxResultBytes, native: run.native });
+    const cached = (note: CacheNote) => send({ type: 'cached', ...note });
+    const execute = () => runPlan(plan, { sessions, signal: controller.signal, emit, model, cached, maxResultBytes, native: run.native });
     (run.plugins ? runContext.run(runId, execute) : execute())
       .then(async (result) => {
         // Node reports a promise nobody handles only after the microtasks drain: one turn, so a

@@ -7,7 +7,7 @@
 // compute it once: the first holds a lock file, the others wait for its entry.
 import { createHash } from 'node:crypto';
 import { constants } from 'node:fs';
-import { mkdir, open, readFile, rename, rm, utimes, writeFile } from 'node:fs/promises';
+import { link, mkdir, open, readFile, rename, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { deserialize, serialize } from 'node:v8';
 import { PIPELINES, pluginInfo, TASKS } from '../pipelines/catalog.js';
@@ -19,7 +19,7 @@ import { pickField } from '../workflow/references.js';
 import { sha256Of } from '../protocol/sha256.js';
 
 /** Bumped when the key's recipe or the entry's layout changes: entries of before are then misses. */
-const FORMAT = 1;
+const FORMAT = 2;
 
 interface Entry {
   format: number;
@@ -28,14 +28,17 @@ interface Entry {
   ms: number;
 }
 
-/** An input file's sha256, remembered while its path, size, mtime and inode stay the same. */
+/**
+ * An input file's sha256, remembered while its path, size, mtime, ctime and inode stay the same
+ * (ctime: a file rewritten in place with its mtime set back still moved it; daemon/hashing.ts).
+ */
 const fileHashes = new Map<string, { id: string; sha256: string }>();
 
 async function fileSha256(path: string): Promise<string> {
   const fh = await open(path, constants.O_RDONLY | constants.O_NONBLOCK);
   try {
     const st = await fh.stat();
-    const id = `${st.size}:${st.mtimeMs}:${st.ino}`;
+    const id = `${st.size}:${st.mtimeMs}:${st.ctimeMs}:${st.ino}`;
     const known = fileHashes.get(path);
     if (known?.id === id) return known.sha256;
     const sha256 = await sha256Of(fh);
@@ -99,20 +102,71 @@ function withField(obj: Record<string, unknown>, path: string[], value: unknown)
   return { ...obj, [head!]: rest.length === 0 ? value : withField(inner, rest, value) };
 }
 
+/** What one cached step did to the store, for the daemon's count (--cache-size) and hit rate. */
+export interface CacheNote {
+  state: 'hit' | 'miss';
+  /** Bytes the store grew by (an entry replaced counts its difference). */
+  bytes: number;
+  /** Entries it gained (0 or 1). */
+  entries: number;
+}
+
+/** A lock's holder touches it this often while it computes; one untouched for STALE_MS has none. */
+const HEARTBEAT_MS = 2000;
+export const STALE_MS = 10_000;
+
+/** Prototypes v8's serialization gives back as they were; other objects would come back as plain ones. */
+const KEPT = new Set<unknown>([Object.prototype, null, Array.prototype, Map.prototype, Set.prototype, Date.prototype]);
+
+/**
+ * Whether `value` is data that comes back from the cache exactly as it is: plain objects, arrays,
+ * Maps, Sets, Dates, typed arrays and buffers. A class instance (a plugin's ort.Tensor) would come
+ * back without its class, so such a result is not stored.
+ */
+export function storable(value: unknown): boolean {
+  const seen = new Set<object>();
+  const stack: unknown[] = [value];
+  while (stack.length > 0) {
+    const v = stack.pop();
+    if (v === null || typeof v !== 'object') {
+      if (typeof v === 'function' || typeof v === 'symbol') return false;
+      continue;
+    }
+    if (seen.has(v)) continue;
+    seen.add(v);
+    if (ArrayBuffer.isView(v) || v instanceof ArrayBuffer) continue;
+    if (!KEPT.has(Object.getPrototypeOf(v))) return false;
+    if (v instanceof Map) for (const [k, x] of v) stack.push(k, x);
+    else if (v instanceof Set) for (const x of v) stack.push(x);
+    else if (!(v instanceof Date)) for (const x of Object.values(v)) stack.push(x);
+  }
+  return true;
+}
+
 export class StepCache {
-  /** Bytes of entries this run wrote: the daemon counts them against --cache-size. */
-  stored = 0;
+  /** Locks this run holds, with their heartbeats. */
+  private readonly held = new Map<string, NodeJS.Timeout>();
+  private seq = 0;
 
   constructor(
     readonly dir: string,
     private readonly signal: AbortSignal,
-  ) {}
+    private readonly note: (n: CacheNote) => void = () => {},
+  ) {
+    // A cancelled or abandoned run lets go of its locks at once: runs waiting for them go on.
+    signal.addEventListener('abort', () => {
+      for (const key of [...this.held.keys()]) void this.release(key);
+    });
+  }
 
   private path(key: string): string {
     return join(this.dir, key.slice(0, 2), key);
   }
 
-  /** The stored result, or undefined. An entry that cannot be read back is removed: a miss. */
+  /**
+   * The stored result, or undefined. An entry is its payload's sha256, then the payload: one that
+   * does not match (a flipped bit, a cut file) or does not read back is removed, and is a miss.
+   */
   async get(key: string): Promise<Entry | undefined> {
     const path = this.path(key);
     let bytes: Buffer;
@@ -122,10 +176,13 @@ export class StepCache {
       return undefined;
     }
     try {
-      const entry = deserialize(bytes) as Entry;
+      const payload = bytes.subarray(32);
+      if (bytes.length < 32 || !createHash('sha256').update(payload).digest().equals(bytes.subarray(0, 32))) throw new Error('damaged');
+      const entry = deserialize(payload) as Entry;
       if (entry?.format !== FORMAT) throw new Error('another format');
       // Its mtime is its last use: the daemon evicts the least recently used first.
       void utimes(path, new Date(), new Date()).catch(() => {});
+      this.note({ state: 'hit', bytes: 0, entries: 0 });
       return entry;
     } catch {
       await rm(path, { force: true });
@@ -134,30 +191,35 @@ export class StepCache {
   }
 
   /**
-   * Takes the key's lock, or waits while another run holds it: then its entry, if it stored one.
-   * Resolves with the entry found, or null when this run holds the lock and is to compute.
+   * Takes the key's lock, or waits while another run holds it and computes: then its entry. A
+   * lock whose holder is gone (a dead pid, or no heartbeat for STALE_MS: a killed runner, a lock
+   * left half-made on a full disk) is taken over. Resolves with the entry found, or null when
+   * this run holds the lock and is to compute. `waiting` is told once, with the holder's pid.
    */
-  async claim(key: string): Promise<Entry | null> {
+  async claim(key: string, waiting: (pid: number) => void = () => {}): Promise<Entry | null> {
     const lock = `${this.path(key)}.lock`;
     await mkdir(join(this.dir, key.slice(0, 2)), { recursive: true, mode: 0o700 });
+    let told = false;
     for (;;) {
-      try {
-        const fh = await open(lock, 'wx', 0o600);
-        await fh.writeFile(String(process.pid));
-        await fh.close();
+      if (await this.lock(lock)) {
+        this.held.set(
+          key,
+          setInterval(() => void utimes(lock, new Date(), new Date()).catch(() => {}), HEARTBEAT_MS),
+        );
         // Stored between our miss and our lock: no need to compute.
         const entry = await this.get(key);
-        if (entry) await rm(lock, { force: true });
+        if (entry) await this.release(key);
         return entry ?? null;
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
       }
+      const st = await stat(lock).catch(() => null);
+      if (!st) continue;
       const holder = Number(await readFile(lock, 'utf8').catch(() => ''));
-      // A holder that died (its runner killed mid-step) leaves its lock: taken over.
-      if (holder > 0 && !pidAlive(holder)) {
+      if (Date.now() - st.mtimeMs > STALE_MS || (holder > 0 && !pidAlive(holder))) {
         await rm(lock, { force: true });
         continue;
       }
+      if (!told) waiting(holder);
+      told = true;
       await new Promise((r) => setTimeout(r, 25));
       this.signal.throwIfAborted();
       const entry = await this.get(key);
@@ -165,19 +227,38 @@ export class StepCache {
     }
   }
 
+  /** Makes the lock with this pid in it, or false when it exists: written aside and linked, so a lock is never empty. */
+  private async lock(lock: string): Promise<boolean> {
+    const temp = `${lock}.${process.pid}.${++this.seq}`;
+    try {
+      await writeFile(temp, String(process.pid), { mode: 0o600 });
+      await link(temp, lock);
+      return true;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'EEXIST') return false;
+      throw err;
+    } finally {
+      await rm(temp, { force: true });
+    }
+  }
+
   /**
-   * Stores a computed result and lets go of the lock. Best effort: a value v8 cannot serialize (a
-   * function in a plugin's result), a full disk or a removed folder leave the step uncached, the run unharmed.
+   * Stores a computed result and lets go of the lock. Best effort: a result that would not come
+   * back as it is (see storable), a full disk or a removed folder leave the step uncached, the run
+   * unharmed.
    */
   async put(key: string, value: unknown, ms: number): Promise<boolean> {
     const path = this.path(key);
     const temp = `${path}.${process.pid}.tmp`;
     try {
-      const bytes = serialize({ format: FORMAT, value, ms } satisfies Entry);
+      if (!storable(value)) return false;
+      const payload = serialize({ format: FORMAT, value, ms } satisfies Entry);
+      const bytes = Buffer.concat([createHash('sha256').update(payload).digest(), payload]);
       await mkdir(join(this.dir, key.slice(0, 2)), { recursive: true, mode: 0o700 });
       await writeFile(temp, bytes, { mode: 0o600 });
+      const before = await stat(path).catch(() => null);
       await rename(temp, path);
-      this.stored += bytes.length;
+      this.note({ state: 'miss', bytes: bytes.length - (before?.size ?? 0), entries: before ? 0 : 1 });
       return true;
     } catch {
       await rm(temp, { force: true });
@@ -187,8 +268,10 @@ export class StepCache {
     }
   }
 
-  /** Lets go of the key's lock without an entry (the step failed). */
+  /** Lets go of the key's lock (held or not) and its heartbeat. */
   async release(key: string): Promise<void> {
+    clearInterval(this.held.get(key));
+    if (!this.held.delete(key)) return;
     await rm(`${this.path(key)}.lock`, { force: true });
   }
 }

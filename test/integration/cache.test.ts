@@ -3,7 +3,8 @@
 // what is never cached, two runs missing on one key at once, a damaged entry, the bound, and
 // `dw cache`. The cache is off in other tests' sandboxes; here it is on.
 import assert from 'node:assert/strict';
-import { cpSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { cpSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { encodeWav } from '../../src/media/audio.js';
@@ -196,10 +197,10 @@ test('a damaged entry is a miss, never a wrong result; the store stays within --
     assert.equal(c.entries, onDisk.length);
     assert.ok(c.hits + c.misses >= 14);
     const shown = await dw(sb, ['cache']);
-    assert.match(shown.stdout, /size\s+[\d.]+ KB in \d+ entries, of 200\.0 KB/);
+    assert.match(shown.stdout, /size\s+[\d.]+ KB in \d+ entr(y|ies), of 200\.0 KB/);
     assert.match(shown.stdout, /since start \d+% hits/);
     const cleared = await dw(sb, ['cache', 'clear']);
-    assert.match(cleared.stdout, /cleared \d+ entries/);
+    assert.match(cleared.stdout, /cleared \d+ entr(y|ies)/);
     assert.equal(JSON.parse((await dw(sb, ['cache', '--json'])).stdout).entries, 0);
     assert.deepEqual(states((await runJson(sb, [OCR_WORKFLOW])).json), { read: 'miss' });
   });
@@ -210,5 +211,58 @@ test('dwd --cache-size 0 keeps no step cache: every step runs, and dw cache says
     assert.deepEqual(states((await runJson(sb, [OCR_WORKFLOW])).json), { read: 'off' });
     assert.deepEqual(states((await runJson(sb, [OCR_WORKFLOW])).json), { read: 'off' });
     assert.match((await dw(sb, ['cache'])).stdout, /off \(dwd --cache-size 0\)/);
+  });
+});
+
+test('an input rewritten in place with its size and mtime put back is a miss, never the old result', async () => {
+  await withCache([], async (sb) => {
+    const wav = join(sb.dir, 'in.wav');
+    const tone = (f: number) =>
+      encodeWav({ kind: 'audio', samples: new Float32Array(8000).map((_, i) => Math.sin(i / f) / 2), sample_rate: 16000, channels: 1 });
+    const wf = join(sb.dir, 'peak.json');
+    writeFileSync(
+      wf,
+      JSON.stringify({
+        id: 'peak',
+        variables: { audio: 'in.wav' },
+        steps: [{ name: 'load', task: { type: 'audio_load', arguments: { audio: 'variable:audio' } } }],
+      }),
+    );
+    writeFileSync(wav, tone(10));
+    const then = new Date('2024-01-01T00:00:00Z');
+    utimesSync(wav, then, then);
+    assert.deepEqual(states((await runJson(sb, [wf])).json), { load: 'miss' });
+    writeFileSync(wav, tone(3)); // same length, other samples
+    utimesSync(wav, then, then);
+    assert.deepEqual(states((await runJson(sb, [wf])).json), { load: 'miss' }, 'the bytes changed, though size and mtime did not');
+  });
+});
+
+test('a lock whose holder is gone (an unrelated live pid, no heartbeat) is taken over, and a waiting run says what it waits for', async () => {
+  await withCache([], async (sb) => {
+    await runJson(sb, [OCR_WORKFLOW]);
+    const store = join(sb.env.XDG_CACHE_HOME!, 'dw', 'steps');
+    const entry = readdirSync(store)
+      .flatMap((d) => readdirSync(join(store, d)).map((f) => join(store, d, f)))
+      .find((f) => /[0-9a-f]{64}$/.test(f))!;
+    rmSync(entry);
+    // A live process that is no runner, and a lock nobody has touched for a minute.
+    const sleeper = spawn('sleep', ['60'], { stdio: 'ignore' });
+    try {
+      writeFileSync(`${entry}.lock`, String(sleeper.pid));
+      const old = new Date(Date.now() - 60_000);
+      utimesSync(`${entry}.lock`, old, old);
+      const r = await runJson(sb, [OCR_WORKFLOW, '--timeout', '60']);
+      assert.deepEqual(states(r.json), { read: 'miss' });
+      // A fresh lock of a live holder that never beats: waited for (and said), then taken over.
+      rmSync(entry);
+      writeFileSync(`${entry}.lock`, String(sleeper.pid));
+      // Its own deadline well past the takeover: it succeeds, it does not wait until then.
+      const waited = await dw(sb, ['run', OCR_WORKFLOW, '--json', '--timeout', '40']);
+      assert.equal(waited.code, 0, waited.stderr);
+      assert.match(waited.stderr, /waiting for another run that computes the same result \(runner pid \d+\)/);
+    } finally {
+      sleeper.kill();
+    }
   });
 });

@@ -55,7 +55,7 @@ test('make -j4 turns a folder of images into texts through one autostarted daemo
     const later = new Date(Date.now() + 5000);
     utimesSync(join(images, 'label.png'), later, later);
     const again = make();
-    assert.deepEqual(again.match(/image=\S+/g), [`image=${join(images, 'label.png')}`], again);
+    assert.deepEqual(again.match(/image=\S+/g), [`image='${join(images, 'label.png')}'`], again);
     const after = JSON.parse((await dw(sb, ['cache', '--json'])).stdout);
     assert.equal(after.hits, before.hits + 1);
     assert.equal(after.misses, before.misses);

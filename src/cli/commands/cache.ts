@@ -2,7 +2,7 @@ import { DwError, EXIT } from '../../protocol/errors.js';
 import type { CacheResult } from '../../protocol/messages.js';
 import { ask } from '../autostart.js';
 import type { Command } from '../command.js';
-import { bytes } from '../format.js';
+import { bytes, entries } from '../format.js';
 
 function render(c: CacheResult): string {
   if (c.max_bytes === 0) return 'step cache: off (dwd --cache-size 0): every step runs every time\n';
@@ -10,9 +10,9 @@ function render(c: CacheResult): string {
   const rate = asked === 0 ? 'no step asked for it yet' : `${((100 * c.hits) / asked).toFixed(0)}% hits (${c.hits} of ${asked} steps)`;
   return (
     [
-      ...(c.cleared ? [`cleared ${c.cleared.entries} entries (${bytes(c.cleared.bytes)})`] : []),
+      ...(c.cleared ? [`cleared ${entries(c.cleared.entries)} (${bytes(c.cleared.bytes)})`] : []),
       `step cache  ${c.dir}`,
-      `size        ${bytes(c.bytes)} in ${c.entries} entr${c.entries === 1 ? 'y' : 'ies'}, of ${bytes(c.max_bytes)} (dwd --cache-size; least recently used out first)`,
+      `size        ${bytes(c.bytes)} in ${entries(c.entries)}, of ${bytes(c.max_bytes)} (dwd --cache-size; least recently used out first)`,
       `since start ${rate}`,
     ].join('\n') + '\n'
   );

@@ -3,7 +3,7 @@ import { EXIT } from '../../protocol/errors.js';
 import type { MemoryResult, ModelInfo } from '../../protocol/messages.js';
 import { ask } from '../autostart.js';
 import type { Command } from '../command.js';
-import { bytes, span, table } from '../format.js';
+import { bytes, entries, span, table } from '../format.js';
 
 /** A session's options, as far as they differ from the defaults. */
 export function describeOptions(o: ModelInfo['options']): string {
@@ -32,7 +32,7 @@ function render(m: MemoryResult, now: number): string {
     `budget  ${m.budget.max_bytes === null ? 'none (dwd --max-memory)' : bytes(m.budget.max_bytes)}, models use ${bytes(m.budget.used_bytes)}${holds}`,
   );
   out.push(
-    `cache  ${m.cache.max_bytes === 0 ? 'off (dwd --cache-size 0)' : `step results on disk: ${bytes(m.cache.bytes)} in ${m.cache.entries} entries, of ${bytes(m.cache.max_bytes)} (dw cache)`}`,
+    `cache  ${m.cache.max_bytes === 0 ? 'off (dwd --cache-size 0)' : `step results on disk: ${bytes(m.cache.bytes)} in ${entries(m.cache.entries)}, of ${bytes(m.cache.max_bytes)} (dw cache)`}`,
   );
   if (m.gpus.length === 0) out.push(`gpu  ${m.gpu_note ?? 'no GPU'}`);
   for (const g of m.gpus) {

@@ -2,7 +2,7 @@ import { EXIT } from '../../protocol/errors.js';
 import type { RunnerStatus } from '../../protocol/messages.js';
 import { ask } from '../autostart.js';
 import type { Command } from '../command.js';
-import { bytes, span } from '../format.js';
+import { bytes, entries, span } from '../format.js';
 import { hostSetting } from '../host.js';
 
 /** A runner's state in words; "ready" only when it is, and backing off only while it waits to restart. */
@@ -52,7 +52,7 @@ Options:
       }),
       `runs     ${s.runs_total} so far, ${s.runs_active} running, ${s.runs_queued} queued`,
       `models   ${s.models_loaded} loaded`,
-      `cache    ${s.cache.max_bytes === 0 ? 'off' : `${bytes(s.cache.bytes)} of step results in ${s.cache.entries} entries (of ${bytes(s.cache.max_bytes)})`}`,
+      `cache    ${s.cache.max_bytes === 0 ? 'off' : `${bytes(s.cache.bytes)} of step results in ${entries(s.cache.entries)} (of ${bytes(s.cache.max_bytes)})`}`,
       ...(s.log?.dropped ? [`log      ${s.log.dropped} lines could not be written (${s.log.last_error})`] : []),
     ];
     process.stdout.write(lines.join('\n') + '\n');

@@ -135,10 +135,11 @@ export function externalLocations(path: string): string[] {
 interface Memo {
   size: number;
   mtimeMs: number;
+  ctimeMs: number;
   ino: number;
   files: string[];
 }
-/** Keyed by path and checked by size, mtime and inode, as the daemon's FileHasher memoises hashes. */
+/** Keyed by path and checked by size, mtime, ctime and inode, as the daemon's FileHasher memoises hashes. */
 const memo = new Map<string, Memo>();
 
 /**
@@ -149,7 +150,7 @@ const memo = new Map<string, Memo>();
 export function externalDataFiles(path: string): string[] {
   const st = statSync(path);
   const m = memo.get(path);
-  if (m && m.size === st.size && m.mtimeMs === st.mtimeMs && m.ino === st.ino) return m.files;
+  if (m && m.size === st.size && m.mtimeMs === st.mtimeMs && m.ctimeMs === st.ctimeMs && m.ino === st.ino) return m.files;
   let locations: string[];
   try {
     locations = externalLocations(path);
@@ -163,6 +164,6 @@ export function externalDataFiles(path: string): string[] {
     if (isAbsolute(loc) || !file.startsWith(dir + sep)) throw new Error(`${path} names external data "${loc}" outside its folder`);
     if (!files.includes(file)) files.push(file);
   }
-  memo.set(path, { size: st.size, mtimeMs: st.mtimeMs, ino: st.ino, files });
+  memo.set(path, { size: st.size, mtimeMs: st.mtimeMs, ctimeMs: st.ctimeMs, ino: st.ino, files });
   return files;
 }
