@@ -13,7 +13,7 @@ import { defaultLogPath, defaultSocketPath, lockPathFor, startLockPathFor, syste
 import { pidAlive, readPidFile, recordAlive } from '../protocol/pids.js';
 import { Client, type SendOptions } from './client.js';
 import { hostSetting } from './host.js';
-import { sendingFiles } from './send-files.js';
+import { Named, sendingFiles } from './send-files.js';
 import { connectSsh } from './ssh-connect.js';
 import { linesOf } from './log-lines.js';
 import { autostartAllowed, byContentForced, connectTimeoutMs, dwCommand, dwdCommand } from './settings.js';
@@ -255,10 +255,10 @@ export interface Connected {
  * With `start`, a missing per-user daemon is started; then the hello exchange runs. A daemon this
  * dw family autostarted from another version is replaced; any other mismatch is for the user to fix.
  */
-export async function connect(opts: { start: boolean; notify?: Notify }): Promise<Connected> {
+export async function connect(opts: { start: boolean; notify?: Notify; anyVersion?: boolean }): Promise<Connected> {
   const host = hostSetting();
   // The far side's dw dial-stdio starts a daemon there as any dw would.
-  if (host?.kind === 'ssh') return connectSsh(host, opts.start);
+  if (host?.kind === 'ssh') return connectSsh(host, opts.start, opts.anyVersion);
   const socket = defaultSocketPath();
   const notify = opts.notify ?? toStderr;
   const allowStart = opts.start && autostartAllowed();
@@ -343,6 +343,12 @@ export async function waitForExit(pid: number | undefined, timeoutMs = 15_000): 
 /** How long status, memory, validate and clear may take at most, heartbeats or not: a daemon stuck in a bug must not hang a script. */
 const REQUEST_DEADLINES: Partial<Record<RequestType, number>> = { status: 30_000, memory: 60_000, validate: 120_000 };
 
+/** The files a request that takes files names: its workflow and --arg values (validate's). */
+function namedBy(body: object): Named {
+  const b = body as { workflow?: string; args?: Record<string, string>; cwd?: string };
+  return new Named(b.workflow ?? '', b.args ?? {}, b.cwd ?? process.cwd());
+}
+
 /**
  * One request to the daemon (started only if `start`), with the connection closed afterwards.
  * With `files`, a daemon that takes files by content gets them so (the request says by_content).
@@ -359,7 +365,7 @@ export async function ask<T extends RequestType>(
     const req = client.send(
       type,
       { ...body, by_content: true },
-      sendingFiles(client, (): number => req.id, opts.notify ?? toStderr, opts.onEvent),
+      sendingFiles(client, (): number => req.id, opts.notify ?? toStderr, namedBy(body), opts.onEvent),
       send,
     );
     return await req.done;

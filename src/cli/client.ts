@@ -166,10 +166,15 @@ export class Client {
     const w = this.waiters.get(id);
     if (!w) return;
     this.settle(id);
+    // Through ssh, nothing at all: ssh connected, but the dw on the far side never spoke.
+    const silent = this.remote && !this.heard;
+    const why = silent ? this.closedWhy() : '';
     w.reject(
       new DwError(
         'DW_ERR_DAEMON_UNREACHABLE',
-        `${this.who()} did not answer the ${w.type} request within ${(ms / 1000).toFixed(0)} s; see \`dw logs\` (or its journal)`,
+        silent
+          ? `nothing came back through ssh from ${this.path} within ${(ms / 1000).toFixed(0)} s: the dw on the far side (DW_REMOTE_DW) does not answer${why ? ` (ssh said: ${why})` : ''}`
+          : `${this.who()} did not answer the ${w.type} request within ${(ms / 1000).toFixed(0)} s; see \`dw logs\` (or its journal)`,
         { pid: this.daemonPid, socket: this.path, request: w.type },
       ),
     );

@@ -4,10 +4,10 @@
 // protocol over ssh's pipes, with ssh's own config, keys and agent.
 import { execFileSync, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { makeDirs } from '../protocol/dirs.js';
-import { defaultSocketPath } from '../protocol/paths.js';
+import { defaultSocketPath, uid } from '../protocol/paths.js';
 import { Duplex } from 'node:stream';
 import { DwError } from '../protocol/errors.js';
 
@@ -50,6 +50,16 @@ export function remoteDw(env: NodeJS.ProcessEnv = process.env): string {
   return (env.DW_REMOTE_DW ?? '').trim() || 'dw';
 }
 
+/**
+ * Where dw's ssh control sockets and forwards live: beside its socket, unless that folder's path
+ * is too long for ssh's control socket (108 bytes with the 40-character %C and ssh's temporary
+ * suffix): then a folder of this user's in /tmp.
+ */
+function sshDir(env: NodeJS.ProcessEnv): string {
+  const dir = dirname(defaultSocketPath(env));
+  return dir.length <= 40 ? dir : join('/tmp', `dw-ssh-${uid()}`);
+}
+
 /** How long an ssh connection dw opened stays up for the next dw (ssh's ControlPersist). */
 const PERSIST_S = 300;
 
@@ -82,8 +92,11 @@ function multiplexingOf(host: Extract<Host, { kind: 'ssh' }>, env: NodeJS.Proces
     });
     const set = (key: string) => new RegExp(`^${key} (?!none$|false$)`, 'm').test(effective);
     if (set('controlmaster') || set('controlpath')) return [];
-    const dir = dirname(defaultSocketPath(env));
+    const dir = sshDir(env);
     makeDirs(dir, 0o700);
+    // Control sockets let whoever reaches them use the connection: only in a folder of ours alone.
+    const st = statSync(dir);
+    if (st.uid !== uid() || (st.mode & 0o077) !== 0) return [];
     return ['-o', 'ControlMaster=auto', '-o', `ControlPath=${join(dir, 'ssh-%C')}`, '-o', `ControlPersist=${PERSIST_S}`];
   } catch {
     return [];
@@ -97,11 +110,12 @@ function multiplexingOf(host: Extract<Host, { kind: 'ssh' }>, env: NodeJS.Proces
  */
 export function forwardPath(host: Extract<Host, { kind: 'ssh' }>, env: NodeJS.ProcessEnv = process.env): string | null {
   if (multiplexOff(env)) return null;
+  // The remote dw is part of it: another DW_REMOTE_DW may mean another daemon there.
   const tag = createHash('sha256')
-    .update(`${host.target}:${host.port ?? 22}`)
+    .update(`${host.target}:${host.port ?? 22}:${remoteDw(env)}`)
     .digest('hex')
     .slice(0, 16);
-  return join(dirname(defaultSocketPath(env)), `ssh-fwd-${tag}.sock`);
+  return join(sshDir(env), `ssh-fwd-${tag}.sock`);
 }
 
 /**
@@ -185,8 +199,12 @@ export function sshPipe(
     write: (chunk, _enc, done) => void child.stdin.write(chunk, () => done()),
     final: (done) => void child.stdin.end(done),
     destroy: (err, done) => {
-      // dw ending ends ssh (a Ctrl-C'd run has told the daemon to cancel already).
+      // dw ending ends ssh (a Ctrl-C'd run has told the daemon to cancel already). Its pipes are
+      // let go too: a ControlPersist master that this ssh forked keeps them open for minutes, and
+      // an open pipe would keep dw from exiting.
       child.kill();
+      for (const s of [child.stdin, child.stdout, child.stderr]) s.destroy();
+      child.unref();
       done(err);
     },
   });
@@ -197,15 +215,18 @@ export function sshPipe(
     exit = (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'ssh is not installed here (no ssh on PATH)' : err.message;
     stream.destroy();
   });
-  // 'close' comes once ssh has exited and said all it had to say on stderr.
-  child.on('close', (code, signal) => {
+  // Not 'close', which waits for every pipe: a master ssh forked holds them. What ssh said before
+  // it exited is read by the next turn of the loop, then the stream ends.
+  child.on('exit', (code, signal) => {
     exit ||= `ssh exited with ${signal ?? `code ${code}`}`;
-    stream.push(null);
-    stream.destroy();
+    setTimeout(() => {
+      stream.push(null);
+      stream.destroy();
+    }, 50);
   });
   const why = () => {
     const said = tail(stderr);
-    const hint = /command not found|No such file/.test(said)
+    const hint = /command not found|No such file|: not found/.test(said)
       ? ' (set DW_REMOTE_DW to the remote dw, e.g. DW_REMOTE_DW=/usr/local/bin/dw)'
       : '';
     return [exit, said].filter(Boolean).join(': ') + hint;

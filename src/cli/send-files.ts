@@ -1,10 +1,12 @@
 // The client's half of files by content: the daemon asks for a path (a `need` event), dw answers
 // with the file's sha256 and size (`offer`) and sends its bytes (`put`, in pieces, a few in flight)
 // only when the daemon's store lacks them. Only regular files are read, opened without blocking:
-// a named pipe given as an input must not hang dw.
+// a named pipe given as an input must not hang dw. And only files the user named are sent: a
+// daemon that asks for anything else (one through ssh, or another user's, that is not what it
+// claims) gets a refusal, not the file.
 import { constants } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
-import { basename } from 'node:path';
+import { basename, dirname, resolve } from 'node:path';
 import type { RunEvent } from '../protocol/messages.js';
 import { mb } from '../protocol/units.js';
 import { sha256Of } from '../protocol/sha256.js';
@@ -56,8 +58,49 @@ export interface Sent {
   uploaded_bytes: number;
 }
 
+/** A workflow file is at most this big (the daemon's MAX_WORKFLOW_BYTES): larger files are not read for names. */
+const WORKFLOW_BYTES = 1024 * 1024;
+
+/**
+ * The files dw sends: the workflow, the --arg values (as paths from where dw runs), and every
+ * string in a workflow file it has sent, as a path from that file's folder (sub-workflows, plugin
+ * modules, inputs, variable defaults: the daemon resolves them the same way).
+ */
+export class Named {
+  private readonly paths = new Set<string>();
+
+  constructor(workflow: string, args: Record<string, string>, cwd: string) {
+    this.paths.add(resolve(cwd, workflow));
+    for (const v of Object.values(args)) this.paths.add(resolve(cwd, v));
+  }
+
+  allows(path: string): boolean {
+    return this.paths.has(path);
+  }
+
+  /** A file being sent: if it is a workflow (JSON), what it names may be asked for next. */
+  learn(path: string, bytes: Buffer): void {
+    let json: unknown;
+    try {
+      json = JSON.parse(bytes.toString('utf8').replace(/^\uFEFF/, ''));
+    } catch {
+      return;
+    }
+    const stack = [json];
+    while (stack.length > 0) {
+      const v = stack.pop();
+      if (typeof v === 'string') this.paths.add(resolve(dirname(path), v));
+      else if (v && typeof v === 'object') stack.push(...Object.values(v));
+    }
+  }
+}
+
 /** Answers one need of request `target`; failures travel to the daemon, which fails the run with them. */
-async function answer(client: Client, target: number, path: string, note: (line: string) => void, sent: Sent): Promise<void> {
+async function answer(client: Client, target: number, path: string, note: (line: string) => void, sent: Sent, named: Named): Promise<void> {
+  if (!named.allows(path)) {
+    await client.request('offer', { target, path, error: 'not a file this workflow or its --arg values name: dw does not send it' });
+    return;
+  }
   let file: { fh: FileHandle; size: number };
   try {
     file = await openRegular(path);
@@ -72,6 +115,11 @@ async function answer(client: Client, target: number, path: string, note: (line:
     } catch (err) {
       await client.request('offer', { target, path, error: (err as NodeJS.ErrnoException).code ?? (err as Error).message });
       return;
+    }
+    if (file.size <= WORKFLOW_BYTES) {
+      const bytes = Buffer.alloc(file.size);
+      await file.fh.read(bytes, 0, file.size, 0);
+      named.learn(path, bytes);
     }
     const { have } = await client.request('offer', { target, path, sha256, size: file.size });
     sent.files++;
@@ -99,11 +147,12 @@ export function sendingFiles(
   client: Client,
   target: () => number,
   note: (line: string) => void,
+  named: Named,
   next: (e: RunEvent) => void = () => {},
   sent: Sent = { files: 0, uploaded_files: 0, uploaded_bytes: 0 },
 ): (e: RunEvent) => void {
   return (e) => {
     if (e.kind !== 'need') return next(e);
-    answer(client, target(), e.path, note, sent).catch(() => {});
+    answer(client, target(), e.path, note, sent, named).catch(() => {});
   };
 }

@@ -13,12 +13,17 @@ import { connectTimeoutMs } from './settings.js';
 const SSH_HELLO_MS = 30_000;
 
 /** A hello that a daemon answered, whatever it said: a version mismatch is for the user, not a reason to try another way. */
-async function greet(client: Client, host: Extract<Host, { kind: 'ssh' }>, deadlineMs: number): Promise<void> {
+async function greet(client: Client, host: Extract<Host, { kind: 'ssh' }>, deadlineMs: number, anyVersion: boolean): Promise<void> {
   try {
     await client.handshake(deadlineMs);
   } catch (err) {
-    client.close();
     const e = err as DwError;
+    // A daemon takes `stop` after any hello: dw stop must end one of another version too.
+    if (anyVersion && e.code === 'DW_ERR_VERSION_MISMATCH') {
+      client.hello = e.details?.daemon as Client['hello'];
+      return;
+    }
+    client.close();
     if (e.code === 'DW_ERR_VERSION_MISMATCH')
       throw new DwError(e.code, `${e.message}.\nRestart it so both match: \`DW_HOST=${host.url} dw stop\`, then run again.`, e.details);
     throw e;
@@ -30,20 +35,27 @@ async function greet(client: Client, host: Extract<Host, { kind: 'ssh' }>, deadl
  * leads to a daemon; null when its ssh connection has ended (the forward is removed) or no daemon
  * answers there (dial-stdio starts one).
  */
-async function throughForward(host: Extract<Host, { kind: 'ssh' }>, path: string, timeoutMs: number): Promise<Client | null> {
+async function throughForward(
+  host: Extract<Host, { kind: 'ssh' }>,
+  path: string,
+  timeoutMs: number,
+  anyVersion: boolean,
+): Promise<Client | null> {
   const socket = await new Promise<Socket | null>((resolve) => {
     const s = createConnection(path);
     s.once('connect', () => resolve(s));
     s.once('error', () => resolve(null));
   });
-  // Nobody listens: the ssh connection that forwarded it has ended.
+  // Nobody listens: the ssh connection that forwarded it has ended (or something else is there).
   if (!socket) {
-    rmSync(path, { force: true });
+    try {
+      rmSync(path, { force: true });
+    } catch {}
     return null;
   }
   const client = Client.over(socket, host.url, timeoutMs, () => '');
   try {
-    await greet(client, host, timeoutMs);
+    await greet(client, host, timeoutMs, anyVersion);
     return client;
   } catch (err) {
     // The forward stays: it leads to the daemon again once dial-stdio has started one there.
@@ -52,15 +64,15 @@ async function throughForward(host: Extract<Host, { kind: 'ssh' }>, path: string
   }
 }
 
-export async function connectSsh(host: Extract<Host, { kind: 'ssh' }>, start: boolean): Promise<Connected> {
+export async function connectSsh(host: Extract<Host, { kind: 'ssh' }>, start: boolean, anyVersion = false): Promise<Connected> {
   const timeoutMs = connectTimeoutMs();
   const forward = forwardPath(host);
-  const near = forward && existsSync(forward) ? await throughForward(host, forward, timeoutMs) : null;
+  const near = forward && existsSync(forward) ? await throughForward(host, forward, timeoutMs, anyVersion) : null;
   if (near) return { client: near, socket: host.url, byContent: true };
   const { stream, why } = sshPipe(host, timeoutMs, start);
   const client = Client.over(stream, host.url, timeoutMs, why);
-  await greet(client, host, timeoutMs + SSH_HELLO_MS);
+  await greet(client, host, timeoutMs + SSH_HELLO_MS, anyVersion);
   // For the next dw: the daemon's socket, through the ssh connection this one leaves up.
-  if (forward) forwardSocket(host, forward, client.hello.socket);
+  if (forward && client.hello?.socket) forwardSocket(host, forward, client.hello.socket);
   return { client, socket: host.url, byContent: true };
 }

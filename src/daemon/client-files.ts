@@ -57,10 +57,24 @@ export class ClientFiles implements FileSource {
         if (this.signal.aborted) return reject(this.signal.reason);
         this.asked.set(path, { what, ext, maxBytes, resolve, reject });
         void this.conn.event(this.request, { kind: 'need', path, what });
+      }).then((stored) => {
+        this.clientPaths.set(stored, path);
+        return stored;
       });
       this.byPath.set(path, p);
     }
     return p;
+  }
+
+  /** Copies in the store, by the client's paths: what errors should name instead. */
+  private readonly clientPaths = new Map<string, string>();
+
+  /** An error that names copies in the store, naming the client's files instead. */
+  named(err: unknown): unknown {
+    if (!(err instanceof DwError) || this.clientPaths.size === 0) return err;
+    let message = err.message;
+    for (const [stored, path] of this.clientPaths) message = message.replaceAll(stored, path);
+    return message === err.message ? err : new DwError(err.code, message, err.details);
   }
 
   /** The client's answer to a need: whether the store has the bytes already. */
@@ -86,7 +100,7 @@ export class ClientFiles implements FileSource {
         );
       }
       const name = entryName(req.sha256!, a.ext);
-      const here = this.store.take(name);
+      const here = this.store.take(name, size);
       if (here !== null) {
         this.pinned.push(name);
         a.resolve(here);

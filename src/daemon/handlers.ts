@@ -134,9 +134,11 @@ const runHandler =
     conn.runs.set(id, controller);
     let plan: Plan | null = null;
     let release = () => {};
+    let files: ClientFiles | null = null;
     try {
-      const { files, done } = filesFor(d, conn, req, controller.signal);
-      release = done;
+      const got = filesFor(d, conn, req, controller.signal);
+      files = got.files;
+      release = got.done;
       plan = await loadPlan(req.workflow, req.args, req.cwd, d.roots, { plugins: d.pluginsAllowed, source: files });
       await assignKeys(plan, d.hasher, (e) => conn.event(req.id, e));
       plan.cache = d.steps.forRun(req.no_cache === true);
@@ -168,7 +170,7 @@ const runHandler =
         { run: id, workflow: plan?.workflow.path ?? req.workflow, code: (err as DwError).code, err: (err as Error).message },
         'run failed',
       );
-      throw err;
+      throw files ? files.named(err) : err;
     } finally {
       conn.runs.delete(id);
       release();

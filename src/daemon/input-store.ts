@@ -24,8 +24,13 @@ interface Entry {
 }
 
 /** One file being received: pieces may come in any order; it is done when every byte has. */
+/** An upload whose client sends nothing for this long is dropped (a stopped or vanished dw). */
+export const UPLOAD_IDLE_MS = 30_000;
+
 export class Upload {
   private received = 0;
+  private idle: NodeJS.Timeout | null = null;
+  private holdsRoom = true;
   private readonly done: Promise<string>;
   private settle!: { resolve: (path: string) => void; reject: (err: Error) => void };
   private fh: Promise<FileHandle> | null = null;
@@ -42,7 +47,27 @@ export class Upload {
   ) {
     this.done = new Promise((resolve, reject) => (this.settle = { resolve, reject }));
     this.done.catch(() => {});
+    store.reserve(size);
+    this.waitForMore();
     if (size === 0) void this.finish();
+  }
+
+  /** (Re)starts the idle deadline: a client that stops sending must not hold room in the store. */
+  private waitForMore(): void {
+    clearTimeout(this.idle ?? undefined);
+    if (this.finished) return;
+    this.idle = setTimeout(
+      () =>
+        this.fail(
+          new DwError(
+            'DW_ERR_TIMEOUT',
+            `the client sent nothing of ${this.sha256} for ${UPLOAD_IDLE_MS / 1000} s (${this.received} of ${this.size} bytes): dropped`,
+            { sha256: this.sha256 },
+          ),
+        ),
+      UPLOAD_IDLE_MS,
+    );
+    this.idle.unref();
   }
 
   /** Resolves with the entry's path once stored and verified. */
@@ -61,6 +86,7 @@ export class Upload {
       this.fail(err);
       throw err;
     }
+    this.waitForMore();
     this.fh ??= open(this.temp, 'wx+', 0o600); // + : read back to verify
     const fh = await this.fh;
     await fh.write(data, 0, data.length, offset);
@@ -72,6 +98,7 @@ export class Upload {
   private async finish(): Promise<void> {
     if (this.finished) return;
     this.finished = true;
+    clearTimeout(this.idle ?? undefined);
     try {
       let got = EMPTY_SHA256;
       if (this.fh) {
@@ -83,10 +110,14 @@ export class Upload {
         await (await open(this.temp, 'wx', 0o600)).close();
       }
       if (got !== this.sha256) {
-        throw new DwError('DW_ERR_CONTENT_MISMATCH', `the bytes sent for ${this.sha256} hash to ${got}: refused`, {
-          sha256: this.sha256,
-          got,
-        });
+        throw new DwError(
+          'DW_ERR_CONTENT_MISMATCH',
+          `the bytes sent for ${this.sha256} hash to ${got}, not to that: refused (did the file change while it was sent?)`,
+          {
+            sha256: this.sha256,
+            got,
+          },
+        );
       }
       this.settle.resolve(await this.store.commit(this));
     } catch (err) {
@@ -94,7 +125,15 @@ export class Upload {
     }
   }
 
+  /** Gives back the room reserved for it (stored, or failed): once. */
+  unreserve(): void {
+    clearTimeout(this.idle ?? undefined);
+    if (this.holdsRoom) this.store.reserve(-this.size);
+    this.holdsRoom = false;
+  }
+
   fail(err: Error): void {
+    this.unreserve();
     this.finished = true;
     this.dropped = true;
     void this.fh?.then((fh) => fh.close()).catch(() => {});
@@ -143,10 +182,13 @@ export class InputStore {
     return join(this.dir, name);
   }
 
-  /** Whether the entry is here: then it is pinned for the caller and counts as just used. */
-  take(name: string): string | null {
+  /**
+   * Whether the entry is here, with the size offered (a client that knows only a hash, not the
+   * file, does not get to use someone else's): then it is pinned for the caller and counts as just used.
+   */
+  take(name: string, size: number): string | null {
     const e = this.entries.get(name);
-    if (!e) return null;
+    if (!e || e.size !== size) return null;
     this.pin(name);
     e.used = Date.now();
     // The last use survives a restart of the daemon in the file's mtime.
@@ -154,13 +196,32 @@ export class InputStore {
     return this.pathOf(name);
   }
 
-  /** A new upload of `size` bytes, refused at once when it could never fit. */
+  /** Bytes of uploads in progress: room they will take. */
+  private reserved = 0;
+
+  reserve(bytes: number): void {
+    this.reserved += bytes;
+  }
+
+  /**
+   * A new upload of `size` bytes, refused at once when it could never fit, or when the entries
+   * runs hold and the uploads in progress leave no room for it (idle entries are evicted first).
+   */
   begin(name: string, sha256: string, size: number): Upload {
     if (size > this.maxBytes) {
       throw new DwError(
         'DW_ERR_INPUT_TOO_LARGE',
         `a file of ${mb(size)} does not fit in the daemon's input store of ${mb(this.maxBytes)} (dwd --input-store)`,
         { size, max: this.maxBytes },
+      );
+    }
+    this.evict(size);
+    const held = [...this.entries].filter(([n]) => this.pins.has(n)).reduce((sum, [, e]) => sum + e.size, 0);
+    if (held + this.reserved + size > this.maxBytes) {
+      throw new DwError(
+        'DW_ERR_INPUT_TOO_LARGE',
+        `the daemon's input store of ${mb(this.maxBytes)} (dwd --input-store) is taken by the files of runs in progress (${mb(held + this.reserved)}); a file of ${mb(size)} does not fit now: try again when they end`,
+        { size, max: this.maxBytes, held: held + this.reserved },
       );
     }
     return new Upload(this, name, sha256, size, join(this.dir, `.upload-${process.pid}-${++this.seq}`));
@@ -170,6 +231,7 @@ export class InputStore {
   async commit(u: Upload): Promise<string> {
     const path = this.pathOf(u.name);
     await rename(u.tempPath, path);
+    u.unreserve();
     this.track(u.name, u.size, Date.now());
     // An upload dropped while it was being renamed into place is stored, but held by no run.
     if (!u.dropped) this.pin(u.name);
@@ -195,12 +257,16 @@ export class InputStore {
     this.total += size;
   }
 
-  /** Least recently used first, never a pinned one: over its bound only while runs hold more. */
-  private evict(): void {
-    if (this.total <= this.maxBytes) return;
+  /**
+   * Least recently used first, never a pinned one, until the entries, the uploads in progress and
+   * `room` more fit: over its bound only while runs hold more.
+   */
+  private evict(room = 0): void {
+    const over = () => this.total + this.reserved + room > this.maxBytes;
+    if (!over()) return;
     const idle = [...this.entries].filter(([name]) => !this.pins.has(name)).sort((a, b) => a[1].used - b[1].used);
     for (const [name, e] of idle) {
-      if (this.total <= this.maxBytes) break;
+      if (!over()) break;
       this.entries.delete(name);
       this.total -= e.size;
       rmSync(this.pathOf(name), { force: true });

@@ -667,7 +667,7 @@ async function planStep(
       ctx.problems.push(runtimePath(name, `model "${role}"`));
       continue;
     }
-    const resolved = resolveModelPath(String(bound.value), bound.base);
+    const resolved = resolveModelPath(String(bound.value), bound.base, ctx.source !== null);
     if ('error' in resolved) {
       ctx.problems.push(
         new DwError('DW_ERR_MODEL_NOT_FOUND', `step "${name}", model "${role}": ${resolved.error}`, { step: name, role, ref: raw }),

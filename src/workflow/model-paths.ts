@@ -35,14 +35,18 @@ function findPackageDir(pkg: string, from: string): string | null {
  * looked up from the workflow's folder first, then from dw's own install (where bundled examples
  * find the packages dw depends on).
  */
-export function resolveModelPath(ref: string, workflowDir: string): { path: string } | { error: string } {
+/**
+ * `ownOnly`: an npm: model only from dw's own install (a run by content: the workflow's folder is
+ * a path on the client's host, and packages there are not the daemon's to load).
+ */
+export function resolveModelPath(ref: string, workflowDir: string, ownOnly = false): { path: string } | { error: string } {
   if (!ref.startsWith(NPM)) return { path: isAbsolute(ref) ? ref : resolve(workflowDir, ref) };
   const split = splitPackage(ref.slice(NPM.length));
   if (!split)
     return {
       error: `"${ref}" is not of the form npm:PACKAGE/PATH (a package name as npm allows it, then a path inside the package, without "..")`,
     };
-  for (const from of [workflowDir, OWN_ROOT]) {
+  for (const from of ownOnly ? [OWN_ROOT] : [workflowDir, OWN_ROOT]) {
     const dir = findPackageDir(split.pkg, from);
     if (dir) return { path: join(dir, split.sub) };
   }

@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
 import { chmodSync, chownSync, copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createConnection } from 'node:net';
+import { createConnection, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -354,6 +354,11 @@ test('bytes that do not hash to what was offered, a piece past the size and a fi
     );
     assert.deepEqual(again.find((f) => f.id === 10)!.result, { have: true });
     assert.equal(again.find((f) => f.id === 2 && f.type !== 'event')!.type, 'result');
+    // Knowing the hash alone (the wrong size) is not having the file: it must be sent.
+    const guess = await rawByContent(sb.socket, '/w.json', (need, send) =>
+      send({ id: 10, type: 'offer', target: 2, path: need.path, sha256: sha(body), size: 0 }),
+    );
+    assert.deepEqual(guess.find((f) => f.id === 10)!.result, { have: false });
   });
 });
 
@@ -408,4 +413,63 @@ test('DW_HOST=unix:///path and dw --host unix:///path name a local socket, as DW
     assert.equal(bad.code, 2);
     assert.match(bad.stderr, /DW_ERR_USAGE.*ssh:\/\/\[user@\]host\[:port\]/);
   });
+});
+
+test('a daemon that asks for a file the workflow does not name gets a refusal, not the file', async () => {
+  const sb = sandbox();
+  const secret = join(sb.dir, 'secret.txt');
+  writeFileSync(secret, 'my secret token');
+  const socket = join(sb.dir, 'fake.sock');
+  const offers: Array<Record<string, unknown>> = [];
+  // A daemon of "another user" (uid in its hello), which asks for the workflow, then the secret.
+  const server = createServer((s) => {
+    let buf = '';
+    const send = (f: object) => s.write(`${JSON.stringify(f)}\n`);
+    s.on('data', (d) => {
+      buf += d;
+      const lines = buf.split('\n');
+      buf = lines.pop()!;
+      for (const l of lines) {
+        const f = JSON.parse(l);
+        if (f.type === 'hello')
+          send({
+            id: f.id,
+            type: 'result',
+            result: {
+              protocol: PROTOCOL_VERSION,
+              version: PACKAGE_VERSION,
+              pid: 1,
+              autostarted: false,
+              timeout_ms: 1000,
+              uid: 12345,
+              host: 'elsewhere',
+              socket,
+              input_store_bytes: 1e9,
+              max_request_bytes: 1e6,
+            },
+          });
+        if (f.type === 'run') {
+          send({ id: f.id, type: 'event', event: { kind: 'need', path: f.workflow, what: 'workflow' } });
+          send({ id: f.id, type: 'event', event: { kind: 'need', path: secret, what: 'input' } });
+        }
+        if (f.type === 'offer') {
+          offers.push(f);
+          send({ id: f.id, type: 'result', result: { have: true } });
+          if (offers.length === 2) send({ id: f.target, type: 'error', error: { code: 'DW_ERR_RUN_FAILED', message: 'done' } });
+        }
+      }
+    });
+  });
+  await new Promise<void>((r) => server.listen(socket, r));
+  try {
+    const r = await dw(sb, ['run', OCR_WORKFLOW], { env: { DW_SOCKET: socket } });
+    assert.equal(r.code, 1, r.stderr);
+    const bySecret = offers.find((o) => o.path === secret)!;
+    assert.equal(bySecret.sha256, undefined, 'no hash, no bytes');
+    assert.match(String(bySecret.error), /not a file this workflow or its --arg values name/);
+    assert.ok(offers.find((o) => o.path === OCR_WORKFLOW)?.sha256, 'the workflow itself is offered');
+  } finally {
+    server.close();
+    sb.cleanup();
+  }
 });

@@ -21,6 +21,8 @@ Options:
   positionals: 0,
   options: { 'no-start': { type: 'boolean' } },
   async run(values) {
+    // This is the far side: a DW_HOST set here (a .bashrc) must not send it on to yet another host.
+    delete process.env.DW_HOST;
     // The usual way to a daemon (autostart, version check), then a raw connection of our own.
     const { client, socket } = await connect({ start: values['no-start'] !== true });
     client.close();

@@ -9,7 +9,7 @@ import type { Command } from '../command.js';
 import { OutputFiles } from '../output.js';
 import { createProgress } from '../progress.js';
 import { renderResults } from '../results.js';
-import { sendingFiles, type Sent } from '../send-files.js';
+import { Named, sendingFiles, type Sent } from '../send-files.js';
 
 function parseArgPairs(raw: string[]): Record<string, string> {
   // No prototype: `--arg __proto__=1` is a name like any other (dwd then says it is not declared).
@@ -115,6 +115,7 @@ Examples:
             client,
             (): number => req.id,
             (line) => progress.note(line),
+            new Named(workflow, args, process.cwd()),
             onEvent,
             sent,
           )

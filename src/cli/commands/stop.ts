@@ -58,7 +58,7 @@ const STOP_SLACK_MS = 10_000;
 async function stopThroughSsh(): Promise<number> {
   let connected: Awaited<ReturnType<typeof connect>>;
   try {
-    connected = await connect({ start: false });
+    connected = await connect({ start: false, anyVersion: true });
   } catch (err) {
     if (!(err instanceof DwError) || !/no dwd answers/.test(err.message)) throw err;
     process.stderr.write(`dw: no dwd is running on ${process.env.DW_HOST}\n`);
@@ -71,7 +71,7 @@ async function stopThroughSsh(): Promise<number> {
       client.closed().then(() => true),
       new Promise<boolean>((r) => setTimeout(() => r(false), answer.grace_ms + STOP_SLACK_MS).unref()),
     ]);
-    const who = `dwd (pid ${answer.pid} on ${client.hello.host})`;
+    const who = `dwd (pid ${answer.pid}${client.hello?.host ? ` on ${client.hello.host}` : ''})`;
     if (!gone)
       throw new DwError('DW_ERR_DAEMON_UNREACHABLE', `${who} took the stop request but has not finished stopping after its grace period`, {
         pid: answer.pid,
