@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
 import { chmodSync, chownSync, copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createConnection, createServer } from 'node:net';
+import { createConnection, createServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -241,6 +241,17 @@ test('a dwd running as another account serves a run on a file only the caller ca
   }
 });
 
+/** Calls `on` with each JSON frame that arrives on `s` (newline-delimited, as the protocol is). */
+function onFrames(s: Socket, on: (f: Record<string, any>) => void): void {
+  let buf = '';
+  s.on('data', (d) => {
+    buf += d;
+    const lines = buf.split('\n');
+    buf = lines.pop()!;
+    for (const l of lines) on(JSON.parse(l));
+  });
+}
+
 /** A raw client: hello, then a validate by content of `workflow`, answering its need with `answer`. */
 function rawByContent(
   socket: string,
@@ -250,22 +261,15 @@ function rawByContent(
   return new Promise((resolve, reject) => {
     const s = createConnection(socket);
     const frames: Array<Record<string, any>> = [];
-    let buf = '';
     const send = (f: object) => s.write(`${JSON.stringify(f)}\n`);
     s.on('connect', () => {
       send({ id: 1, type: 'hello', protocol: PROTOCOL_VERSION, version: PACKAGE_VERSION });
       send({ id: 2, type: 'validate', workflow, args: {}, cwd: '/', by_content: true });
     });
-    s.on('data', (d) => {
-      buf += d;
-      const lines = buf.split('\n');
-      buf = lines.pop()!;
-      for (const l of lines) {
-        const f = JSON.parse(l);
-        frames.push(f);
-        if (f.type === 'event' && f.event.kind === 'need') answer(f.event, send);
-        if (f.id === 2 && f.type !== 'event') s.end();
-      }
+    onFrames(s, (f) => {
+      frames.push(f);
+      if (f.type === 'event' && f.event.kind === 'need') answer(f.event, send);
+      if (f.id === 2 && f.type !== 'event') s.end();
     });
     s.on('close', () => resolve(frames));
     s.on('error', reject);
@@ -276,21 +280,15 @@ function rawByContent(
 function rawRequest(socket: string, body: object): Promise<Record<string, any>> {
   return new Promise((resolve, reject) => {
     const s = createConnection(socket);
-    let buf = '';
     s.on('connect', () => {
       s.write(`${JSON.stringify({ id: 1, type: 'hello', protocol: PROTOCOL_VERSION, version: PACKAGE_VERSION })}\n`);
       s.write(`${JSON.stringify({ id: 2, ...body })}\n`);
     });
-    s.on('data', (d) => {
-      buf += d;
-      for (const l of buf.split('\n').slice(0, -1)) {
-        const f = JSON.parse(l);
-        if (f.id === 2 && f.type !== 'event') {
-          s.destroy();
-          resolve(f);
-        }
+    onFrames(s, (f) => {
+      if (f.id === 2 && f.type !== 'event') {
+        s.destroy();
+        resolve(f);
       }
-      buf = buf.slice(buf.lastIndexOf('\n') + 1);
     });
     s.on('error', reject);
   });
@@ -423,40 +421,33 @@ test('a daemon that asks for a file the workflow does not name gets a refusal, n
   const offers: Array<Record<string, unknown>> = [];
   // A daemon of "another user" (uid in its hello), which asks for the workflow, then the secret.
   const server = createServer((s) => {
-    let buf = '';
     const send = (f: object) => s.write(`${JSON.stringify(f)}\n`);
-    s.on('data', (d) => {
-      buf += d;
-      const lines = buf.split('\n');
-      buf = lines.pop()!;
-      for (const l of lines) {
-        const f = JSON.parse(l);
-        if (f.type === 'hello')
-          send({
-            id: f.id,
-            type: 'result',
-            result: {
-              protocol: PROTOCOL_VERSION,
-              version: PACKAGE_VERSION,
-              pid: 1,
-              autostarted: false,
-              timeout_ms: 1000,
-              uid: 12345,
-              host: 'elsewhere',
-              socket,
-              input_store_bytes: 1e9,
-              max_request_bytes: 1e6,
-            },
-          });
-        if (f.type === 'run') {
-          send({ id: f.id, type: 'event', event: { kind: 'need', path: f.workflow, what: 'workflow' } });
-          send({ id: f.id, type: 'event', event: { kind: 'need', path: secret, what: 'input' } });
-        }
-        if (f.type === 'offer') {
-          offers.push(f);
-          send({ id: f.id, type: 'result', result: { have: true } });
-          if (offers.length === 2) send({ id: f.target, type: 'error', error: { code: 'DW_ERR_RUN_FAILED', message: 'done' } });
-        }
+    onFrames(s, (f) => {
+      if (f.type === 'hello')
+        send({
+          id: f.id,
+          type: 'result',
+          result: {
+            protocol: PROTOCOL_VERSION,
+            version: PACKAGE_VERSION,
+            pid: 1,
+            autostarted: false,
+            timeout_ms: 1000,
+            uid: 12345,
+            host: 'elsewhere',
+            socket,
+            input_store_bytes: 1e9,
+            max_request_bytes: 1e6,
+          },
+        });
+      if (f.type === 'run') {
+        send({ id: f.id, type: 'event', event: { kind: 'need', path: f.workflow, what: 'workflow' } });
+        send({ id: f.id, type: 'event', event: { kind: 'need', path: secret, what: 'input' } });
+      }
+      if (f.type === 'offer') {
+        offers.push(f);
+        send({ id: f.id, type: 'result', result: { have: true } });
+        if (offers.length === 2) send({ id: f.target, type: 'error', error: { code: 'DW_ERR_RUN_FAILED', message: 'done' } });
       }
     });
   });
