@@ -1,7 +1,8 @@
 // DW_HOST and --host: what each form means, and every malformed one refused with how to write it.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { hostSetting, shellWord, sshArgs } from '../src/cli/host.js';
+import { hostSetting } from '../src/cli/host.js';
+import { shellWord, sshArgs } from '../src/cli/ssh.js';
 import { DwError } from '../src/protocol/errors.js';
 
 test('ssh:// and unix:// URLs parse into what ssh and the socket code need', () => {

@@ -1,9 +1,7 @@
 // Finds a daemon to talk to, starting one in the background when none answers (like Gradle, Bazel
 // and the Nx daemon). A start lock makes ten parallel `dw` invocations start one daemon, not ten.
-import { spawn } from 'node:child_process';
 import { closeSync, fstatSync, openSync, readFileSync, unlinkSync, watch, writeSync } from 'node:fs';
 import { dirname, extname } from 'node:path';
-import { createInterface } from 'node:readline';
 import type { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { makeDirs } from '../protocol/dirs.js';
@@ -12,9 +10,8 @@ import type { Request, RequestType, ResultMap, RunEvent } from '../protocol/mess
 import { defaultLogPath, defaultSocketPath, lockPathFor, startLockPathFor, systemSocket, uid } from '../protocol/paths.js';
 import { pidAlive, readPidFile, recordAlive } from '../protocol/pids.js';
 import { Client, type SendOptions } from './client.js';
+import type { Sent } from './send-files.js';
 import { hostSetting } from './host.js';
-import { Named, sendingFiles } from './send-files.js';
-import { connectSsh } from './ssh-connect.js';
 import { linesOf } from './log-lines.js';
 import { autostartAllowed, byContentForced, connectTimeoutMs, dwCommand, dwdCommand } from './settings.js';
 
@@ -95,7 +92,9 @@ function openLog(log: string, notify: Notify): number | null {
  * ready. It tells why it could not start on the same pipe, so the reason reaches the user even
  * when its log cannot be written.
  */
-function spawnDaemon(socket: string, notify: Notify): Promise<{ pid: number; logged: boolean }> {
+async function spawnDaemon(socket: string, notify: Notify): Promise<{ pid: number; logged: boolean }> {
+  // Loaded here, not at start: a dw that finds its daemon running (nearly every one) never needs them.
+  const [{ spawn }, { createInterface }] = await Promise.all([import('node:child_process'), import('node:readline')]);
   const log = defaultLogPath();
   const logFd = openLog(log, notify);
   const offset = logFd === null ? 0 : fstatSync(logFd).size;
@@ -258,7 +257,7 @@ export interface Connected {
 export async function connect(opts: { start: boolean; notify?: Notify; anyVersion?: boolean }): Promise<Connected> {
   const host = hostSetting();
   // The far side's dw dial-stdio starts a daemon there as any dw would.
-  if (host?.kind === 'ssh') return connectSsh(host, opts.start, opts.anyVersion);
+  if (host?.kind === 'ssh') return (await import('./ssh-connect.js')).connectSsh(host, opts.start, opts.anyVersion);
   const socket = defaultSocketPath();
   const notify = opts.notify ?? toStderr;
   const allowStart = opts.start && autostartAllowed();
@@ -343,10 +342,27 @@ export async function waitForExit(pid: number | undefined, timeoutMs = 15_000): 
 /** How long status, memory, validate and clear may take at most, heartbeats or not: a daemon stuck in a bug must not hang a script. */
 const REQUEST_DEADLINES: Partial<Record<RequestType, number>> = { status: 30_000, memory: 60_000, validate: 120_000 };
 
-/** The files a request that takes files names: its workflow and --arg values (validate's). */
-function namedBy(body: object): Named {
-  const b = body as { workflow?: string; args?: Record<string, string>; cwd?: string };
-  return new Named(b.workflow ?? '', b.args ?? {}, b.cwd ?? process.cwd());
+/** What a request that takes files by content names: its workflow, --arg values and where they are relative to. */
+export interface FilesNamedBy {
+  workflow: string;
+  args?: Record<string, string>;
+  cwd?: string;
+}
+
+/**
+ * The onEvent that answers a run's or validation's `need` events, passing the others on to `next`
+ * (send-files.ts is loaded only for runs by content: a local run never needs it).
+ */
+export async function filesAnswer(
+  client: Client,
+  target: () => number,
+  note: Notify,
+  named: FilesNamedBy,
+  next?: (e: RunEvent) => void,
+  sent?: Sent,
+): Promise<(e: RunEvent) => void> {
+  const { Named, sendingFiles } = await import('./send-files.js');
+  return sendingFiles(client, target, note, new Named(named.workflow, named.args ?? {}, named.cwd ?? process.cwd()), next, sent);
 }
 
 /**
@@ -365,7 +381,7 @@ export async function ask<T extends RequestType>(
     const req = client.send(
       type,
       { ...body, by_content: true },
-      sendingFiles(client, (): number => req.id, opts.notify ?? toStderr, namedBy(body), opts.onEvent),
+      await filesAnswer(client, (): number => req.id, opts.notify ?? toStderr, body as unknown as FilesNamedBy, opts.onEvent),
       send,
     );
     return await req.done;

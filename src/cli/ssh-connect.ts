@@ -6,7 +6,8 @@ import { createConnection, type Socket } from 'node:net';
 import { DwError } from '../protocol/errors.js';
 import type { Connected } from './autostart.js';
 import { Client } from './client.js';
-import { forwardPath, forwardSocket, type Host, sshPipe } from './host.js';
+import type { Host } from './host.js';
+import { forwardPath, forwardSocket, sshPipe } from './ssh.js';
 import { connectTimeoutMs } from './settings.js';
 
 /** How long a daemon reached through ssh may take to answer its hello: ssh's setup, and a dwd autostarted there. */

@@ -170,7 +170,7 @@ test('two runs that miss on the same key at once compute it once; the second wai
 });
 
 test('a damaged entry is a miss, never a wrong result; the store stays within --cache-size; dw cache and dw cache clear', async () => {
-  await withCache(['--cache-size', '100K'], async (sb) => {
+  await withCache(['--cache-size', '400K'], async (sb) => {
     const first = await runJson(sb, [OCR_WORKFLOW]);
     const store = join(sb.env.XDG_CACHE_HOME!, 'dw', 'steps');
     const entry = readdirSync(store)
@@ -181,11 +181,21 @@ test('a damaged entry is a miss, never a wrong result; the store stays within --
     assert.deepEqual(states(again.json), { read: 'miss' });
     assert.equal(again.json.results.read.text, first.json.results.read.text);
 
-    // Each a new entry of some 25 KB: past 100K the oldest go.
-    for (let i = 0; i < 6; i++) await runJson(sb, [OCR_WORKFLOW, '--arg', `min_score=0.${50 + i}`]);
+    // The receipt resized to about 300 pixels wide: an entry of some 175 KB each, six of them,
+    // more than twice the bound: the oldest go, and what is left fits.
+    const resize = join(sb.dir, 'resize.json');
+    writeFileSync(
+      resize,
+      JSON.stringify({
+        id: 'resize',
+        variables: { w: 300 },
+        steps: [{ name: 'r', task: { type: 'image_resize', arguments: { image: SAMPLE, width: 'variable:w' } } }],
+      }),
+    );
+    for (let i = 0; i < 6; i++) assert.deepEqual(states((await runJson(sb, [resize, '--arg', `w=${300 + i}`])).json), { r: 'miss' });
     const c = JSON.parse((await dw(sb, ['cache', '--json'])).stdout);
-    // Seven entries of some 25 KB were stored: within 100K means the oldest went.
-    assert.ok(c.bytes <= 100 * 1024, `${c.bytes} bytes kept`);
+    assert.ok(c.bytes <= 400 * 1024, `${c.bytes} bytes kept`);
+    assert.ok(c.entries < 6, `${c.entries} entries kept: the oldest went`);
     const onDisk = readdirSync(store).flatMap((d) =>
       readdirSync(join(store, d))
         .filter((f) => /^[0-9a-f]{64}$/.test(f))
@@ -196,9 +206,11 @@ test('a damaged entry is a miss, never a wrong result; the store stays within --
       c.bytes,
     );
     assert.equal(c.entries, onDisk.length);
+    // The latest is still there: a hit.
+    assert.deepEqual(states((await runJson(sb, [resize, '--arg', 'w=305'])).json), { r: 'hit' });
     assert.ok(c.hits + c.misses >= 8);
     const shown = await dw(sb, ['cache']);
-    assert.match(shown.stdout, /size\s+[\d.]+ KB in \d+ entr(y|ies), of 100\.0 KB/);
+    assert.match(shown.stdout, /size\s+[\d.]+ KB in \d+ entr(y|ies), of 400\.0 KB/);
     assert.match(shown.stdout, /since start \d+% hits/);
     const cleared = await dw(sb, ['cache', 'clear']);
     assert.match(cleared.stdout, /cleared \d+ entr(y|ies)/);

@@ -4,7 +4,7 @@ import { DwError, EXIT } from '../../protocol/errors.js';
 import { defaultLogPath } from '../../protocol/paths.js';
 import type { Command } from '../command.js';
 import { humanLine } from '../log-lines.js';
-import { hostSetting, runRemote } from '../host.js';
+import { hostSetting } from '../host.js';
 
 function readFrom(path: string, start: number): Promise<{ text: string; end: number }> {
   return new Promise((resolve, reject) => {
@@ -43,7 +43,7 @@ Options:
         ...(values.follow ? ['-f'] : []),
         ...(values.json ? ['--json'] : []),
       ];
-      return runRemote(host, args);
+      return (await import('../ssh.js')).runRemote(host, args);
     }
     const path = defaultLogPath();
     const n = values.lines === undefined ? 50 : Number(values.lines);

@@ -4,12 +4,12 @@ import { workflowPath } from '../workflow-path.js';
 import { DwError, EXIT, toErrorPayload } from '../../protocol/errors.js';
 import type { RunEvent, RunResult } from '../../protocol/messages.js';
 import { parseDuration, parseKeepAlive } from '../../protocol/units.js';
-import { connect } from '../autostart.js';
+import { connect, filesAnswer } from '../autostart.js';
 import type { Command } from '../command.js';
 import { OutputFiles } from '../output.js';
 import { createProgress } from '../progress.js';
 import { renderResults } from '../results.js';
-import { Named, sendingFiles, type Sent } from '../send-files.js';
+import type { Sent } from '../send-files.js';
 
 function parseArgPairs(raw: string[]): Record<string, string> {
   // No prototype: `--arg __proto__=1` is a name like any other (dwd then says it is not declared).
@@ -111,11 +111,11 @@ Examples:
         ...(values['no-cache'] === true ? { no_cache: true } : {}),
       },
       byContent
-        ? sendingFiles(
+        ? await filesAnswer(
             client,
             (): number => req.id,
             (line) => progress.note(line),
-            new Named(workflow, args, process.cwd()),
+            { workflow, args, cwd: process.cwd() },
             onEvent,
             sent,
           )
