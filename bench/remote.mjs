@@ -121,6 +121,7 @@ try {
   const remote = {
     ...local,
     DW_SOCKET: '',
+    XDG_RUNTIME_DIR: join(dir, 'rt'),
     DW_HOST: sshd.url(user),
     PATH: sshd.path,
     DW_REMOTE_DW: `env XDG_RUNTIME_DIR=${remoteHome} XDG_STATE_HOME=${remoteHome}/state DWD_RUNNERS=1 DWD_CACHE_SIZE=0 ${install.dw}`,

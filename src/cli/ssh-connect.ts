@@ -51,6 +51,7 @@ async function throughForward(
   if (!socket) {
     try {
       rmSync(path, { force: true });
+      rmSync(`${path}.to`, { force: true });
     } catch {}
     return null;
   }

@@ -63,6 +63,8 @@ describe('DW_HOST=ssh:// to another account through a real sshd', { skip: skipRe
       DW_REMOTE_DW: `${remoteEnv} ${install.dw}`,
       PATH: sshd.path,
       DW_SOCKET: '',
+      // dw's ssh control socket and forward live beside its socket: in the sandbox, not in /tmp/dw-UID.
+      XDG_RUNTIME_DIR: join(sb.dir, 'rt'),
     };
   });
 
@@ -181,7 +183,9 @@ test("an unreachable ssh host fails at once with DW_ERR_DAEMON_UNREACHABLE and s
     const { freePort } = await import('../helpers/sshd.js');
     const port = await freePort();
     const t0 = Date.now();
-    const r = await dw(sb, ['--host', `ssh://127.0.0.1:${port}`, 'status'], { env: { DW_SOCKET: '' } });
+    const r = await dw(sb, ['--host', `ssh://127.0.0.1:${port}`, 'status'], {
+      env: { DW_SOCKET: '', XDG_RUNTIME_DIR: join(sb.dir, 'rt') },
+    });
     assert.equal(r.code, 4, r.stderr);
     assert.match(r.stderr, /DW_ERR_DAEMON_UNREACHABLE.*ssh exited with code 255.*Connection refused/);
     assert.ok(Date.now() - t0 < 5000 + 3000, 'within the connect deadline');
