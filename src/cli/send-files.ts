@@ -4,6 +4,7 @@
 // a named pipe given as an input must not hang dw. And only files the user named are sent: a
 // daemon that asks for anything else (one through ssh, or another user's, that is not what it
 // claims) gets a refusal, not the file.
+import { createHash } from 'node:crypto';
 import { constants } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, resolve } from 'node:path';
@@ -111,15 +112,18 @@ async function answer(client: Client, target: number, path: string, note: (line:
   try {
     let sha256: string;
     try {
-      sha256 = await sha256Of(file.fh, file.size);
+      // A file small enough to be a workflow is read once: hashed, and read for the names in it.
+      if (file.size <= WORKFLOW_BYTES) {
+        const bytes = Buffer.alloc(file.size);
+        await file.fh.read(bytes, 0, file.size, 0);
+        sha256 = createHash('sha256').update(bytes).digest('hex');
+        named.learn(path, bytes);
+      } else {
+        sha256 = await sha256Of(file.fh, file.size);
+      }
     } catch (err) {
       await client.request('offer', { target, path, error: (err as NodeJS.ErrnoException).code ?? (err as Error).message });
       return;
-    }
-    if (file.size <= WORKFLOW_BYTES) {
-      const bytes = Buffer.alloc(file.size);
-      await file.fh.read(bytes, 0, file.size, 0);
-      named.learn(path, bytes);
     }
     const { have } = await client.request('offer', { target, path, sha256, size: file.size });
     sent.files++;
