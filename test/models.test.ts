@@ -198,7 +198,7 @@ test('invalidation drops idle sessions of other content now, running ones when t
     h.registry.noteModel(
       0,
       { step: 's', role: 'r', status, provider: 'cpu', load_ms: 1 },
-      { key, path: a.path, role: 'r', session: { providers: ['cpu'] }, workflow: 'w.json' },
+      { key, path: a.path, role: 'r', session: { providers: ['cpu'] }, workflow: { id: 'w', path: 'w.json' } },
     );
   assert.deepEqual(cache('loaded', 'bbb:o'), {
     kind: 'cache',

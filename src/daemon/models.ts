@@ -196,7 +196,7 @@ export class ModelRegistry {
   noteModel(
     runner: number,
     e: ModelReport,
-    m: { key: string; path: string; files?: string[]; role: string; session: SessionOptionsSpec; workflow: string },
+    m: { key: string; path: string; files?: string[]; role: string; session: SessionOptionsSpec; workflow: Plan['workflow'] },
   ): RunEvent | null {
     const sha = digestOf(m.key);
     const before = this.lastSha.get(m.path);
@@ -229,7 +229,7 @@ export class ModelRegistry {
         uses: 1,
         keep_alive_ms: this.deps.keepAliveMs,
         expires_at: null,
-        workflows: new Set([m.workflow]),
+        workflows: new Set([this.noteWorkflow(m.workflow)]),
         stale: null,
         timer: null,
       });
@@ -345,7 +345,7 @@ export class ModelRegistry {
       e.role = role;
       e.session = session;
       e.keep_alive_ms = ka;
-      e.workflows.add(plan.workflow.path);
+      e.workflows.add(this.noteWorkflow(plan.workflow));
       e.last_used = now;
       if (e.stale !== null && !this.busy(slot)) await this.drop([slot], e.stale, false);
       else this.schedule(e);
@@ -576,8 +576,21 @@ export class ModelRegistry {
     return [...this.inFlight.values()].some((f) => named(paths, f));
   }
 
+  /** The files to watch: models, their data, and the workflows using them that are on this host. */
   paths(): string[] {
-    return [...new Set([...this.entries.values()].flatMap((e) => [e.path, ...e.files, ...e.workflows]))];
+    return [
+      ...new Set(
+        [...this.entries.values()].flatMap((e) => [e.path, ...e.files, ...[...e.workflows].filter((w) => !this.elsewhere.has(w))]),
+      ),
+    ];
+  }
+
+  /** Workflow paths of runs by content: files on a client's host, which the daemon lists but cannot watch. */
+  private readonly elsewhere = new Set<string>();
+
+  private noteWorkflow(workflow: Plan['workflow']): string {
+    if (workflow.on_client) this.elsewhere.add(workflow.path);
+    return workflow.path;
   }
 
   hasPath(path: string): boolean {

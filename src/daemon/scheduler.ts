@@ -166,7 +166,7 @@ export class Scheduler {
       const step = job.plan.steps.find((s) => s.name === r.step);
       const m = step?.models.find((x) => x.role === r.role);
       if (!step || !m) return;
-      const why = this.registry.noteModel(index, r, { ...m, session: step.session, workflow: job.plan.workflow.path });
+      const why = this.registry.noteModel(index, r, { ...m, session: step.session, workflow: job.plan.workflow });
       if (why) void job.emit(why);
     };
     const cancelled = () => (job.controller.signal.aborted ? (job.controller.signal.reason as DwError) : undefined);

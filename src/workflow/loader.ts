@@ -756,7 +756,7 @@ export async function loadPlan(
     });
   }
   return {
-    workflow: { id: wf.id, path },
+    workflow: { id: wf.id, path, ...(source ? { on_client: true as const } : {}) },
     variables: Object.fromEntries(Object.entries(vars).map(([k, v]) => [k, v.value])),
     steps,
   };

@@ -39,7 +39,8 @@ export interface PlanStep {
 }
 
 export interface Plan {
-  workflow: { id: string; path: string };
+  /** `on_client`: the path is on the client's host (a run by content): shown, never watched here. */
+  workflow: { id: string; path: string; on_client?: true };
   variables: Record<string, unknown>;
   steps: PlanStep[];
   /** The step cache for this run, set by the daemon: its folder, and `refresh` (dw run --no-cache) to run every step and store anew. */

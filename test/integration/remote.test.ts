@@ -117,6 +117,9 @@ describe('DW_HOST=ssh:// to another account through a real sshd', { skip: skipRe
     const logs = await dw(sb, ['logs', '-n', '3'], { env });
     assert.equal(logs.code, 0, logs.stderr);
     assert.match(logs.stdout, /run done|run failed|runner ready/);
+    // The workflows of runs by content are paths on this host, not the daemon's: it lists them, never watches them.
+    const more = await dw(sb, ['logs', '-n', '200'], { env });
+    assert.doesNotMatch(more.stdout, /file watcher error/);
     const v = await dw(sb, ['validate', RECEIPT_TOTAL], { env });
     assert.equal(v.code, 0, v.stderr);
     assert.match(v.stdout, /valid workflow "receipt-total"/);
