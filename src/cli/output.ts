@@ -2,7 +2,6 @@
 // arrive in pieces (`output` events) ahead of the run's result, go to a hidden temporary file
 // each, and only a successful result whose byte counts all match renames them into place: an
 // interrupted or failed run never leaves half a file, nor replaces one of yours.
-import { randomBytes } from 'node:crypto';
 import { closeSync, fstatSync, lstatSync, openSync, readdirSync, renameSync, unlinkSync, writeSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import { makeDirs } from '../protocol/dirs.js';
@@ -61,8 +60,15 @@ export class OutputFiles {
   private readonly partial = new Map<number, Partial>();
   /** The first write error; later pieces are dropped and finish() reports it. */
   private failure: DwError | null = null;
-  /** Unguessable, so nobody can plant a link where a temporary file will be (and opened with wx). */
-  private readonly tag = `${process.pid}-${randomBytes(6).toString('hex')}`;
+  /**
+   * Unguessable, so nobody can plant a link where a temporary file will be (and opened with wx).
+   * Made at the first output from Web Crypto: importing node:crypto costs every dw start some 5 ms.
+   */
+  private tagValue = '';
+  private get tag(): string {
+    this.tagValue ||= `${process.pid}-${Buffer.from(crypto.getRandomValues(new Uint8Array(6))).toString('hex')}`;
+    return this.tagValue;
+  }
 
   constructor(dir: string) {
     this.dir = resolve(dir);
