@@ -3,6 +3,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { cacheDir, defaultSocketPath, stateDir } from '../src/protocol/paths.js';
 import { dirname, join, resolve } from 'node:path';
 
 const ROOT = resolve(import.meta.dirname, '..');
@@ -55,6 +57,17 @@ test('usage errors exit 2 with a pointer to --help', () => {
   );
   assert.match(cases.at(-1)!.stderr, /takes a shell: bash or zsh, not "fish"/);
   assert.equal(dw().code, 2, 'no command: help, as a usage error');
+});
+
+test('XDG folders count only as absolute paths, as the spec says (a relative one would differ per working directory)', () => {
+  const home = homedir();
+  assert.equal(defaultSocketPath({ XDG_RUNTIME_DIR: 'run' }), `/tmp/dw-${process.getuid!()}/dwd.sock`);
+  assert.equal(defaultSocketPath({ XDG_RUNTIME_DIR: '/run/user/7' }), '/run/user/7/dw/dwd.sock');
+  assert.equal(stateDir({ XDG_STATE_HOME: 'state' }), join(home, '.local', 'state', 'dw'));
+  assert.equal(stateDir({ XDG_STATE_HOME: '/s' }), '/s/dw');
+  assert.equal(cacheDir({ XDG_CACHE_HOME: './c' }), join(home, '.cache', 'dw', 'steps'));
+  assert.equal(cacheDir({ XDG_CACHE_HOME: '/c' }), '/c/dw/steps');
+  assert.equal(cacheDir({ XDG_CACHE_HOME: '/c', CACHE_DIRECTORY: '/var/cache/dwd' }), '/var/cache/dwd/steps');
 });
 
 test('dw stop without a daemon is not an error', () => {

@@ -1,5 +1,5 @@
 // Where the socket, lock and logs live. Shared by dw and dwd so both always agree.
-import { join } from 'node:path';
+import { isAbsolute, join } from 'node:path';
 import { homedir } from 'node:os';
 import { DwError } from './errors.js';
 
@@ -10,13 +10,23 @@ export function systemSocket(env: NodeJS.ProcessEnv = process.env): string {
   return env.DW_SYSTEM_SOCKET || '/run/dwd/dwd.sock';
 }
 
+/**
+ * An XDG base directory from the environment, if set to an absolute path. The spec says to ignore
+ * a relative one: it would name another folder in each working directory (another daemon, too).
+ */
+function xdg(env: NodeJS.ProcessEnv, name: 'XDG_RUNTIME_DIR' | 'XDG_STATE_HOME' | 'XDG_CACHE_HOME'): string | undefined {
+  const value = env[name];
+  return value && isAbsolute(value) ? value : undefined;
+}
+
 export function uid(): number {
   return process.getuid?.() ?? 0;
 }
 
 export function defaultSocketPath(env: NodeJS.ProcessEnv = process.env): string {
   if (env.DW_SOCKET) return env.DW_SOCKET;
-  if (env.XDG_RUNTIME_DIR) return join(env.XDG_RUNTIME_DIR, 'dw', 'dwd.sock');
+  const runtime = xdg(env, 'XDG_RUNTIME_DIR');
+  if (runtime) return join(runtime, 'dw', 'dwd.sock');
   return join('/tmp', `dw-${uid()}`, 'dwd.sock');
 }
 
@@ -45,13 +55,13 @@ export function startLockPathFor(socket: string): string {
 }
 
 export function stateDir(env: NodeJS.ProcessEnv = process.env): string {
-  return join(env.XDG_STATE_HOME || join(homedir(), '.local', 'state'), 'dw');
+  return join(xdg(env, 'XDG_STATE_HOME') ?? join(homedir(), '.local', 'state'), 'dw');
 }
 
-/** Where the daemon keeps its step cache: systemd's CacheDirectory for a service, else $XDG_CACHE_HOME/dw. */
+/** Where the daemon keeps its step cache: systemd's CacheDirectory for a service, else $XDG_CACHE_HOME/dw/steps. */
 export function cacheDir(env: NodeJS.ProcessEnv = process.env): string {
   if (env.CACHE_DIRECTORY) return join(env.CACHE_DIRECTORY.split(':')[0]!, 'steps');
-  return join(env.XDG_CACHE_HOME || join(homedir(), '.cache'), 'dw', 'steps');
+  return join(xdg(env, 'XDG_CACHE_HOME') ?? join(homedir(), '.cache'), 'dw', 'steps');
 }
 
 export function defaultLogPath(env: NodeJS.ProcessEnv = process.env): string {
