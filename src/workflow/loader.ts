@@ -341,9 +341,9 @@ async function checkReadable(
   where = '',
 ): Promise<void> {
   try {
-    const st = await stat(path);
+    // Side by side: each is a trip through libuv's thread pool, and a run checks every file it names.
+    const [st] = await Promise.all([stat(path), access(path, constants.R_OK)]);
     if (!st.isFile()) throw new Error('not a regular file');
-    await access(path, constants.R_OK);
   } catch (err) {
     const why = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
     throw new DwError(code, `${what} ${path} cannot be read${where} (${why})`, { path });
@@ -391,9 +391,11 @@ async function checkFile(
 ): Promise<boolean> {
   // A model of a run by content is still a path on this host: say so when it is not here.
   const where = ctx.source && code === 'DW_ERR_MODEL_NOT_FOUND' ? ` on the daemon's host ${hostname()}` : '';
+  // Both at once, but a path outside the roots is refused as such, whatever its state.
+  const [allowed, readable] = await Promise.allSettled([ctx.roots.check(file, what), checkReadable(file, code, what, where)]);
   try {
-    await ctx.roots.check(file, what);
-    await checkReadable(file, code, what, where);
+    if (allowed.status === 'rejected') throw allowed.reason;
+    if (readable.status === 'rejected') throw readable.reason;
     return true;
   } catch (err) {
     if (!(err instanceof DwError)) throw err;
