@@ -5,6 +5,14 @@ import { realpathSync, statSync } from 'node:fs';
 import { delimiter, dirname, join } from 'node:path';
 import { parseDuration } from '../protocol/units.js';
 
+/**
+ * Set by a dw on the far side of ssh for the `dw logs -f` it starts there (ssh.ts runRemote): that
+ * follow ends when its standard input does. Without a terminal, Ctrl-C here ends the local ssh but
+ * not the command it started, which went on following the log there for good (and, through a
+ * shared connection, kept this dw waiting on its output). Not for users: not in ENV_DOCS.
+ */
+export const FOLLOW_UNTIL_EOF = 'DW_LOGS_UNTIL_EOF';
+
 export const ENV_DOCS: Array<[string, string]> = [
   [
     'DW_SOCKET',

@@ -7,8 +7,10 @@ import { existsSync, readFileSync, statSync, unlinkSync, writeFileSync } from 'n
 import { dirname, join } from 'node:path';
 import { Duplex } from 'node:stream';
 import { makeDirs } from '../protocol/dirs.js';
+import { EXIT } from '../protocol/errors.js';
 import { defaultSocketPath, uid } from '../protocol/paths.js';
 import { type Host, remoteDw } from './host.js';
+import { FOLLOW_UNTIL_EOF } from './settings.js';
 
 /**
  * Where dw's ssh control sockets and forwards live: beside its socket, unless that folder's path
@@ -200,13 +202,25 @@ export function shellWord(w: string): string {
 }
 
 /** Runs `dw ARGS` on the ssh host with this terminal (`dw logs` there reads that host's log); resolves with its exit code. */
-export function runRemote(host: Extract<Host, { kind: 'ssh' }>, args: string[]): Promise<number> {
-  const command = [remoteDw(), ...args.map(shellWord)].join(' ');
-  const child = spawn('ssh', sshArgs(host, command, { tty: process.stdout.isTTY === true && process.stdin.isTTY === true }), {
-    stdio: 'inherit',
-  });
+export function runRemote(host: Extract<Host, { kind: 'ssh' }>, args: string[], opts: { follow?: boolean } = {}): Promise<number> {
+  const tty = process.stdout.isTTY === true && process.stdin.isTTY === true;
+  // With a terminal, ssh passes Ctrl-C on as a key and the far dw stops itself. Without one, dw
+  // holds ssh's standard input and closes it on Ctrl-C: the far dw sees it end and stops.
+  const lifeline = opts.follow === true && !tty;
+  const command = [...(lifeline ? [`${FOLLOW_UNTIL_EOF}=1`] : []), remoteDw(), ...args.map(shellWord)].join(' ');
+  const child = spawn('ssh', sshArgs(host, command, { tty }), { stdio: [lifeline ? 'pipe' : 'inherit', 'inherit', 'inherit'] });
+  let interrupted = false;
+  const onSigint = () => {
+    interrupted = true;
+    child.stdin?.end();
+  };
+  if (lifeline) process.on('SIGINT', onSigint);
   return new Promise((resolve) => {
     child.on('error', () => resolve(255));
-    child.on('close', (code, signal) => resolve(code ?? (signal ? 128 + 2 : 255)));
+    child.on('close', (code, signal) => {
+      process.off('SIGINT', onSigint);
+      // ssh itself got the Ctrl-C too and says 255: stopping a follow is no failure (as here).
+      resolve(interrupted ? EXIT.OK : (code ?? (signal ? 128 + 2 : 255)));
+    });
   });
 }

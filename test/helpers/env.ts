@@ -108,11 +108,13 @@ export interface Running {
 }
 
 /** Starts the real dw binary; the caller decides when to wait or kill. */
-export function spawnDw(sb: Sandbox, args: string[], opts: { env?: NodeJS.ProcessEnv; cwd?: string } = {}): Running {
+/** `group`: in a process group of its own, so a test can signal it and its children as a terminal's Ctrl-C does. */
+export function spawnDw(sb: Sandbox, args: string[], opts: { env?: NodeJS.ProcessEnv; cwd?: string; group?: boolean } = {}): Running {
   const proc = spawn(process.execPath, [DW, ...args], {
     env: { ...sb.env, ...opts.env },
     cwd: opts.cwd ?? sb.dir,
     stdio: ['ignore', 'pipe', 'pipe'],
+    detached: opts.group === true,
   });
   let stdout = '';
   let stderr = '';

@@ -125,6 +125,25 @@ describe('DW_HOST=ssh:// to another account through a real sshd', { skip: skipRe
     assert.match(v.stdout, /valid workflow "receipt-total"/);
   });
 
+  test('Ctrl-C ends dw logs -f through ssh, there as well as here, with 0 as on this host', async () => {
+    const follow = spawnDw(sb, ['logs', '-f', '-n', '1'], { env, group: true });
+    await new Promise((res) => follow.proc.stdout!.once('data', res));
+    const following = () => {
+      try {
+        return execFileSync('pgrep', ['-u', USER, '-f', 'dw.cjs logs -n 1 -f'], { encoding: 'utf8' }).trim();
+      } catch {
+        return '';
+      }
+    };
+    assert.notEqual(following(), '', 'the far dw follows the log');
+    // A terminal's Ctrl-C signals the whole foreground group: dw and its ssh alike. Without a
+    // terminal, ssh does not pass it on: the far dw used to follow on for good.
+    process.kill(-follow.proc.pid!, 'SIGINT');
+    const r = await follow.done;
+    assert.equal(r.code, 0, r.stderr);
+    await eventually('the far dw logs -f to end', async () => following() === '');
+  });
+
   test('Ctrl-C cancels the remote run; the remote daemon goes on', async () => {
     const wf = slowWorkflow(sb.dir, 30);
     const run = spawnDw(sb, ['run', wf], { env });

@@ -5,6 +5,7 @@ import { defaultLogPath } from '../../protocol/paths.js';
 import type { Command } from '../command.js';
 import { humanLine } from '../log-lines.js';
 import { hostSetting } from '../host.js';
+import { FOLLOW_UNTIL_EOF } from '../settings.js';
 
 function readFrom(path: string, start: number): Promise<{ text: string; end: number }> {
   return new Promise((resolve, reject) => {
@@ -43,7 +44,7 @@ Options:
         ...(values.follow ? ['-f'] : []),
         ...(values.json ? ['--json'] : []),
       ];
-      return (await import('../ssh.js')).runRemote(host, args);
+      return (await import('../ssh.js')).runRemote(host, args, { follow: values.follow === true });
     }
     const path = defaultLogPath();
     const n = values.lines === undefined ? 50 : Number(values.lines);
@@ -86,10 +87,13 @@ Options:
     // The folder, not the file: a watch on the file follows its inode away when the log is rotated.
     const watcher = watch(dirname(path));
     await new Promise<void>((resolve) => {
-      process.once('SIGINT', () => {
+      const stop = () => {
         watcher.close();
         resolve();
-      });
+      };
+      process.once('SIGINT', stop);
+      // Run through ssh by a dw elsewhere (ssh.ts runRemote): that dw closes our input to stop us.
+      if (process.env[FOLLOW_UNTIL_EOF] === '1') process.stdin.once('end', stop).resume();
       watcher.on('change', (_event, name) => {
         if (name !== null && name !== basename(path)) return;
         reading = reading.then(readNew); // one read at a time, in order
