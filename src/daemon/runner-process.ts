@@ -1,11 +1,12 @@
 // How a runner process is started and cleaned up after: its environment and V8 flags, a private
 // temporary folder, and its stdout/stderr turned into the daemon's JSON log records.
 import { fork, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { lstatSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { extname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import { pidAlive } from '../protocol/pids.js';
 import type { Logger } from './log.js';
 
 // dist/daemon/runner-process.js forks dist/runner/main.js; under tsx, src/…/main.ts with the same loader.
@@ -31,8 +32,9 @@ function runnerEnv(tmp: string | null, device: string | null): NodeJS.ProcessEnv
  */
 function privateTmp(log: Logger): string | null {
   for (const base of [tmpdir(), '/tmp']) {
+    sweep(base);
     try {
-      return mkdtempSync(join(base, 'dw-runner-'));
+      return mkdtempSync(join(base, `dw-runner-${process.pid}-`));
     } catch (err) {
       log.warn(
         { dir: base, err: (err as NodeJS.ErrnoException).code ?? (err as Error).message },
@@ -41,6 +43,28 @@ function privateTmp(log: Logger): string | null {
     }
   }
   return null;
+}
+
+/**
+ * Removes the folders of runners whose daemon is gone: when a daemon and its runner are both
+ * killed at once (kill -9 of the process group, an OOM kill), neither is left to remove its folder.
+ * A folder names its daemon's pid; only this user's are touched.
+ */
+function sweep(base: string): void {
+  let names: string[];
+  try {
+    names = readdirSync(base).filter((n) => n.startsWith('dw-runner-'));
+  } catch {
+    return;
+  }
+  for (const name of names) {
+    const pid = Number(/^dw-runner-(\d+)-/.exec(name)?.[1]);
+    if (!(pid > 0) || pid === process.pid || pidAlive(pid)) continue;
+    const dir = join(base, name);
+    try {
+      if (lstatSync(dir).uid === process.getuid?.()) rmSync(dir, { recursive: true, force: true });
+    } catch {}
+  }
 }
 
 /**

@@ -2,7 +2,8 @@
 // (a full disk), and what dw shows when a daemon it started fails: that daemon's reason only.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { alive, dw, dwJson, OCR_WORKFLOW, pluginWorkflow, sandbox, startDaemon } from '../helpers/env.js';
 
@@ -60,13 +61,19 @@ test("the runner's own output becomes log records (no colour codes); its tempora
   const tmp = join(sb.dir, 'tmp');
   mkdirSync(tmp);
   const noisy = pluginWorkflow(sb.dir, 'noisy', `console.error('\\x1b[31mred alert\\x1b[0m'); console.log('plain words'); return 'ok';`);
+  // Left by a daemon killed with its runner (its pid is gone), and one of a daemon still alive.
+  const gone = spawnSync('true').pid;
+  mkdirSync(join(tmp, `dw-runner-${gone}-left`));
+  writeFileSync(join(tmp, `dw-runner-${gone}-left`, 'mat-debug-1.log'), '');
+  mkdirSync(join(tmp, `dw-runner-${process.pid}-alive`));
   const d = await startDaemon(sb, [], { TMPDIR: tmp });
   try {
     assert.equal((await dw(sb, ['run', noisy])).code, 0);
     assert.equal((await dw(sb, ['run', OCR_WORKFLOW, '-q'])).code, 0);
-    const during = readdirSync(tmp);
-    assert.equal(during.length, 1, `one private folder for the runner: ${during}`);
-    assert.match(during[0]!, /^dw-runner-/);
+    const during = readdirSync(tmp).filter((n) => n !== `dw-runner-${process.pid}-alive`);
+    assert.equal(during.length, 1, `one private folder for the runner, the dead daemon's removed: ${during}`);
+    assert.match(during[0]!, new RegExp(`^dw-runner-${d.proc.pid}-`));
+    rmSync(join(tmp, `dw-runner-${process.pid}-alive`), { recursive: true });
     await d.stop();
     const lines = d.log().trim().split('\n');
     for (const line of lines) assert.doesNotThrow(() => JSON.parse(line), `not a JSON line: ${line}`);
