@@ -1,7 +1,7 @@
 // How a runner process is started and cleaned up after: its environment and V8 flags, a private
 // temporary folder, and its stdout/stderr turned into the daemon's JSON log records.
 import { fork, type ChildProcess } from 'node:child_process';
-import { lstatSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { lstatSync, mkdtempSync, readdirSync, readlinkSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { extname, join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -34,7 +34,7 @@ function privateTmp(log: Logger): string | null {
   for (const base of [tmpdir(), '/tmp']) {
     sweep(base);
     try {
-      return mkdtempSync(join(base, `dw-runner-${process.pid}-`));
+      return mkdtempSync(join(base, `dw-runner-${PID_NS}-${process.pid}-`));
     } catch (err) {
       log.warn(
         { dir: base, err: (err as NodeJS.ErrnoException).code ?? (err as Error).message },
@@ -46,19 +46,31 @@ function privateTmp(log: Logger): string | null {
 }
 
 /**
+ * This daemon's pid namespace: a pid means a process only within one (a container sharing /tmp
+ * with the host under the same uid has its own), so a folder's pid is judged only in its own.
+ */
+const PID_NS = (() => {
+  try {
+    return /\[(\d+)\]/.exec(readlinkSync('/proc/self/ns/pid'))?.[1] ?? '0';
+  } catch {
+    return '0';
+  }
+})();
+
+/**
  * Removes the folders of runners whose daemon is gone: when a daemon and its runner are both
  * killed at once (kill -9 of the process group, an OOM kill), neither is left to remove its folder.
- * A folder names its daemon's pid; only this user's are touched.
+ * A folder names its daemon's pid namespace and pid; only this user's, of this namespace, are touched.
  */
 function sweep(base: string): void {
   let names: string[];
   try {
-    names = readdirSync(base).filter((n) => n.startsWith('dw-runner-'));
+    names = readdirSync(base).filter((n) => n.startsWith(`dw-runner-${PID_NS}-`));
   } catch {
     return;
   }
   for (const name of names) {
-    const pid = Number(/^dw-runner-(\d+)-/.exec(name)?.[1]);
+    const pid = Number(/^dw-runner-\d+-(\d+)-/.exec(name)?.[1]);
     if (!(pid > 0) || pid === process.pid || pidAlive(pid)) continue;
     const dir = join(base, name);
     try {

@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, readlinkSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { alive, dw, dwJson, OCR_WORKFLOW, pluginWorkflow, sandbox, startDaemon } from '../helpers/env.js';
 
@@ -62,18 +62,22 @@ test("the runner's own output becomes log records (no colour codes); its tempora
   mkdirSync(tmp);
   const noisy = pluginWorkflow(sb.dir, 'noisy', `console.error('\\x1b[31mred alert\\x1b[0m'); console.log('plain words'); return 'ok';`);
   // Left by a daemon killed with its runner (its pid is gone), and one of a daemon still alive.
+  // A pid counts in its own pid namespace only: a folder of another namespace (a container
+  // sharing this folder) is never judged by this one's processes.
+  const ns = /\[(\d+)\]/.exec(readlinkSync('/proc/self/ns/pid'))![1];
   const gone = spawnSync('true').pid;
-  mkdirSync(join(tmp, `dw-runner-${gone}-left`));
-  writeFileSync(join(tmp, `dw-runner-${gone}-left`, 'mat-debug-1.log'), '');
-  mkdirSync(join(tmp, `dw-runner-${process.pid}-alive`));
+  mkdirSync(join(tmp, `dw-runner-${ns}-${gone}-left`));
+  writeFileSync(join(tmp, `dw-runner-${ns}-${gone}-left`, 'mat-debug-1.log'), '');
+  const kept = [`dw-runner-${ns}-${process.pid}-alive`, `dw-runner-1${ns}-${gone}-other-namespace`];
+  for (const k of kept) mkdirSync(join(tmp, k));
   const d = await startDaemon(sb, [], { TMPDIR: tmp });
   try {
     assert.equal((await dw(sb, ['run', noisy])).code, 0);
     assert.equal((await dw(sb, ['run', OCR_WORKFLOW, '-q'])).code, 0);
-    const during = readdirSync(tmp).filter((n) => n !== `dw-runner-${process.pid}-alive`);
+    const during = readdirSync(tmp).filter((n) => !kept.includes(n));
     assert.equal(during.length, 1, `one private folder for the runner, the dead daemon's removed: ${during}`);
-    assert.match(during[0]!, new RegExp(`^dw-runner-${d.proc.pid}-`));
-    rmSync(join(tmp, `dw-runner-${process.pid}-alive`), { recursive: true });
+    assert.match(during[0]!, new RegExp(`^dw-runner-${ns}-${d.proc.pid}-`));
+    for (const k of kept) rmSync(join(tmp, k), { recursive: true });
     await d.stop();
     const lines = d.log().trim().split('\n');
     for (const line of lines) assert.doesNotThrow(() => JSON.parse(line), `not a JSON line: ${line}`);
