@@ -2,7 +2,7 @@
 // files, renamed into place only when the result's byte counts match, and nothing left otherwise.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
@@ -129,6 +129,24 @@ test('a run whose second output is short replaces none of the files already ther
     );
     assert.deepEqual(readdirSync(dir), ['a.txt']);
     assert.equal(readFileSync(join(dir, 'a.txt'), 'utf8'), 'yours');
+  });
+});
+
+test('a rename that fails part way puts back the files the earlier ones replaced, and leaves nothing over', () => {
+  inDir((dir) => {
+    writeFileSync(join(dir, 'a.txt'), 'yours');
+    mkdirSync(join(dir, 'b.txt', 'in-the-way'), { recursive: true });
+    const files = new OutputFiles(dir);
+    files.piece(0, b64('new a'));
+    files.piece(1, b64('new b'));
+    files.piece(2, b64('new c'));
+    assert.throws(
+      () => files.finish([out('a.txt', 5), out('c.txt', 5), out('b.txt', 5)]),
+      (e: unknown) => e instanceof DwError && e.code === 'DW_ERR_OUTPUT' && /b\.txt: .*none of your files was replaced/.test(e.message),
+    );
+    assert.deepEqual(readdirSync(dir).sort(), ['a.txt', 'b.txt']);
+    assert.equal(readFileSync(join(dir, 'a.txt'), 'utf8'), 'yours');
+    assert.deepEqual(readdirSync(join(dir, 'b.txt')), ['in-the-way']);
   });
 });
 

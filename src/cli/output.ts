@@ -2,7 +2,8 @@
 // arrive in pieces (`output` events) ahead of the run's result, go to a hidden temporary file
 // each, and only a successful result whose byte counts all match renames them into place: an
 // interrupted or failed run never leaves half a file, nor replaces one of yours.
-import { closeSync, fstatSync, lstatSync, openSync, readdirSync, renameSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, fstatSync, linkSync, lstatSync, openSync, readdirSync, renameSync, unlinkSync, writeSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { basename, join, resolve } from 'node:path';
 import { makeDirs } from '../protocol/dirs.js';
 import { DwError } from '../protocol/errors.js';
@@ -29,8 +30,8 @@ function decodedLength(b64: string): number {
   return b64.length % 4 === 0 ? (b64.length / 4) * 3 - pad : -1;
 }
 
-/** A temporary output's name: its writer's pid, a random tag, the output's index. */
-const TEMPORARY = /^\.dw-output-(\d+)-[0-9a-f]{12}-\d+\.tmp$/;
+/** A temporary output's name: its writer's pid, a random tag, the output's index (.old: a file it replaces, kept aside). */
+const TEMPORARY = /^\.dw-output-(\d+)-[0-9a-f]{12}-\d+\.tmp(\.old)?$/;
 
 /**
  * Removes the temporary outputs that a dw killed with -9 left behind (it had no chance to): those
@@ -55,6 +56,8 @@ function sweepStale(dir: string): void {
   }
 }
 
+const lazyRequire = createRequire(import.meta.url);
+
 export class OutputFiles {
   private readonly dir: string;
   private readonly partial = new Map<number, Partial>();
@@ -62,11 +65,11 @@ export class OutputFiles {
   private failure: DwError | null = null;
   /**
    * Unguessable, so nobody can plant a link where a temporary file will be (and opened with wx).
-   * Made at the first output from Web Crypto: importing node:crypto costs every dw start some 5 ms.
+   * Made at the first output: importing node:crypto at start cost every dw start some 5 ms.
    */
   private tagValue = '';
   private get tag(): string {
-    this.tagValue ||= `${process.pid}-${Buffer.from(crypto.getRandomValues(new Uint8Array(6))).toString('hex')}`;
+    this.tagValue ||= `${process.pid}-${(lazyRequire('node:crypto') as typeof import('node:crypto')).randomBytes(6).toString('hex')}`;
     return this.tagValue;
   }
 
@@ -128,17 +131,45 @@ export class OutputFiles {
           });
         return { out, p, target: resolve(this.dir, out.name) };
       });
-      return ready.map(({ out, p, target }, index) => {
+      for (const { p } of ready) {
         closeSync(p.fd);
-        this.partial.delete(index);
-        try {
+        p.fd = -1;
+      }
+      // A file it replaces is kept (hard-linked aside) until every output is in place: a rename that
+      // fails part way (a folder in the way) puts back the files the earlier ones replaced.
+      const placed: Array<{ target: string; kept: string | null }> = [];
+      let current = this.dir;
+      try {
+        for (const { p, target } of ready) {
+          current = target;
+          let kept: string | null = `${p.tmp}.old`;
+          try {
+            linkSync(target, kept);
+          } catch (err) {
+            if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+            kept = null;
+          }
+          placed.push({ target, kept });
           renameSync(p.tmp, target);
-        } catch (err) {
-          this.partial.set(index, { ...p, fd: -1 });
-          throw new DwError('DW_ERR_OUTPUT', `cannot write ${target}: ${(err as Error).message}`, { path: target });
         }
-        return { step: out.step, path: target, content_type: out.content_type, bytes: out.bytes };
-      });
+      } catch (err) {
+        for (const { target, kept } of placed.reverse()) {
+          try {
+            if (kept) renameSync(kept, target);
+            else unlinkSync(target);
+          } catch {}
+          try {
+            // rename leaves both names when they are one file already (the rename that failed).
+            if (kept) unlinkSync(kept);
+          } catch {}
+        }
+        throw new DwError('DW_ERR_OUTPUT', `cannot write ${current}: ${(err as Error).message}; none of your files was replaced`, {
+          path: current,
+        });
+      }
+      for (const { kept } of placed) if (kept) unlinkSync(kept);
+      this.partial.clear();
+      return ready.map(({ out, target }) => ({ step: out.step, path: target, content_type: out.content_type, bytes: out.bytes }));
     } finally {
       this.discard();
     }
