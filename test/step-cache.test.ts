@@ -1,12 +1,12 @@
 // The step cache's key: what changes it (content, not paths; the code's version of a step; an
 // upstream value by one element) and what does not.
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { TASKS } from '../src/pipelines/catalog.js';
-import { notCached, stepKey } from '../src/runner/step-cache.js';
+import { type CacheNote, notCached, StepCache, stepKey } from '../src/runner/step-cache.js';
 import type { PlanStep } from '../src/workflow/plan.js';
 
 const step = (type: string, args: Record<string, unknown>, extra: Partial<PlanStep> = {}): PlanStep => ({
@@ -76,4 +76,27 @@ test('what is cached: deterministic steps unless "cache": false; a seedless gene
   assert.match(String(notCached(plugin, {})), /not deterministic/);
   assert.equal(notCached({ ...plugin, cache: true }, {}), null);
   assert.match(String(notCached(step('sub.json', {}, { kind: 'workflow' }), {})), /sub-workflow/);
+});
+
+test('a result that cannot be stored (its place taken, a full disk) is a miss all the same, and says why', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'dw-put-'));
+  try {
+    const notes: CacheNote[] = [];
+    const cache = new StepCache(dir, new AbortController().signal, (n) => notes.push(n));
+    const key = 'ab'.padEnd(64, '0');
+    assert.equal(await cache.claim(key), null, 'nothing stored: this run computes');
+    // A folder with something in it where the entry goes: the rename into place fails.
+    mkdirSync(join(dir, 'ab', key, 'in-the-way'), { recursive: true });
+    const why = await cache.put(key, { text: 'read' }, 12);
+    assert.match(String(why), /^(EISDIR|ENOTEMPTY|EEXIST)$/);
+    assert.deepEqual(notes, [{ state: 'miss', bytes: 0, entries: 0 }]);
+    assert.deepEqual(readdirSync(join(dir, 'ab')), [key], 'no temporary file or lock left');
+    // One that would not come back as it is: not stored, not a failure, a miss.
+    assert.equal(await cache.claim('cd'.padEnd(64, '0')), null);
+    assert.equal(await cache.put('cd'.padEnd(64, '0'), new (class Box {})(), 1), null);
+    assert.equal(notes.length, 2);
+    assert.equal(notes[1]!.state, 'miss');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });

@@ -255,7 +255,14 @@ async function cachedStep(
     await cache.release(key);
     throw err;
   }
-  await cache.put(key, out.value === undefined ? null : out.value, Math.round(performance.now() - t0 - out.load_ms));
+  const unstored = await cache.put(key, out.value === undefined ? null : out.value, Math.round(performance.now() - t0 - out.load_ms));
+  // Said, not failed: the result is good, only the next run will compute it again (a full disk).
+  if (unstored)
+    void deps.emit({
+      kind: 'log',
+      level: 'warn',
+      message: `step "${step.name}": its result could not be kept in the step cache (${unstored})`,
+    });
   return { ...out, outcome: { name: step.name, cache: 'miss' } };
 }
 

@@ -245,13 +245,17 @@ export class StepCache {
   /**
    * Stores a computed result and lets go of the lock. Best effort: a result that would not come
    * back as it is (see storable), a full disk or a removed folder leave the step uncached, the run
-   * unharmed.
+   * unharmed. Resolves with why a storable result was not stored (an errno), else null. Either
+   * way the step counts as a miss.
    */
-  async put(key: string, value: unknown, ms: number): Promise<boolean> {
+  async put(key: string, value: unknown, ms: number): Promise<string | null> {
     const path = this.path(key);
     const temp = `${path}.${process.pid}.tmp`;
     try {
-      if (!storable(value)) return false;
+      if (!storable(value)) {
+        this.note({ state: 'miss', bytes: 0, entries: 0 });
+        return null;
+      }
       const payload = serialize({ format: FORMAT, value, ms } satisfies Entry);
       const bytes = Buffer.concat([createHash('sha256').update(payload).digest(), payload]);
       await mkdir(join(this.dir, key.slice(0, 2)), { recursive: true, mode: 0o700 });
@@ -259,10 +263,11 @@ export class StepCache {
       const before = await stat(path).catch(() => null);
       await rename(temp, path);
       this.note({ state: 'miss', bytes: bytes.length - (before?.size ?? 0), entries: before ? 0 : 1 });
-      return true;
-    } catch {
+      return null;
+    } catch (err) {
       await rm(temp, { force: true });
-      return false;
+      this.note({ state: 'miss', bytes: 0, entries: 0 });
+      return (err as NodeJS.ErrnoException).code ?? (err as Error).message;
     } finally {
       await this.release(key);
     }
