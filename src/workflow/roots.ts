@@ -1,11 +1,25 @@
 // --allowed-roots: the daemon runs workflows with its own rights, so a request may only make it
 // read files under these folders. Paths are compared after resolving symlinks and "..", so neither
 // can step outside. Model packages installed with dw itself are always readable.
-import { realpath } from 'node:fs/promises';
+import { readlink, realpath } from 'node:fs/promises';
 import { realpathSync } from 'node:fs';
-import { basename, dirname, join, sep } from 'node:path';
+import { basename, dirname, join, resolve, sep } from 'node:path';
 import { DwError } from '../protocol/errors.js';
 import { OWN_ROOT } from './model-paths.js';
+
+/**
+ * Where a path leads, symlinks followed, whether or not it exists: a missing file is judged by its
+ * resolved folder, a dangling link by where it points (judged by where it lies, a link inside a
+ * root to a missing path outside answered "cannot be read", one to a present path "forbidden").
+ */
+async function whereLeads(path: string, hops = 0): Promise<string> {
+  try {
+    return await realpath(path);
+  } catch {}
+  const link = hops < 40 ? await readlink(path).catch(() => null) : null;
+  if (link !== null) return whereLeads(resolve(dirname(path), link), hops + 1);
+  return join(await realpath(dirname(path)).catch(() => dirname(path)), basename(path));
+}
 
 export class AllowedRoots {
   private readonly roots: string[];
@@ -39,7 +53,7 @@ export class AllowedRoots {
    */
   async check(path: string, what: string): Promise<void> {
     if (!this.active && this.denied.length === 0) return;
-    const real = await realpath(path).catch(async () => join(await realpath(dirname(path)).catch(() => dirname(path)), basename(path)));
+    const real = await whereLeads(path);
     const under = (r: string) => real === r || real.startsWith(r + sep);
     const denied = this.denied.find((d) => under(d.dir));
     if (denied)

@@ -37,7 +37,13 @@ test('--allowed-roots: inside works; outside, ".." tricks and symlinks out are r
   const outside = join(sb.dir, 'outside.png');
   copyFileSync(SAMPLE, outside);
   symlinkSync(outside, join(allowed, 'link.png'));
+  // Dangling: refused the same, so a link made inside a root does not tell whether a path outside exists.
+  symlinkSync(join(sb.dir, 'no-such.png'), join(allowed, 'dangling.png'));
   const refused: Array<[string[], RegExp]> = [
+    [
+      ['run', join(allowed, 'ocr.json'), '--arg', `image=${join(allowed, 'dangling.png')}`],
+      /dangling\.png \(really .*no-such\.png\) is outside/,
+    ],
     [['run', join(allowed, 'ocr.json'), '--arg', `image=${outside}`], /input "image" .*outside\.png is outside the daemon's allowed roots/],
     [['run', join(allowed, 'ocr.json'), '--arg', `image=${allowed}/../outside.png`], /outside the daemon's allowed roots/],
     [['run', join(allowed, 'ocr.json'), '--arg', `image=${join(allowed, 'link.png')}`], /link\.png \(really .*outside\.png\) is outside/],
