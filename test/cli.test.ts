@@ -59,7 +59,7 @@ test('usage errors exit 2 with a pointer to --help', () => {
   assert.equal(dw().code, 2, 'no command: help, as a usage error');
 });
 
-test('XDG folders count only as absolute paths, as the spec says (a relative one would differ per working directory)', () => {
+test('XDG folders and DW_SOCKET count only as absolute paths (a relative one would differ per working directory)', () => {
   const home = homedir();
   assert.equal(defaultSocketPath({ XDG_RUNTIME_DIR: 'run' }), `/tmp/dw-${process.getuid!()}/dwd.sock`);
   assert.equal(defaultSocketPath({ XDG_RUNTIME_DIR: '/run/user/7' }), '/run/user/7/dw/dwd.sock');
@@ -68,6 +68,11 @@ test('XDG folders count only as absolute paths, as the spec says (a relative one
   assert.equal(cacheDir({ XDG_CACHE_HOME: './c' }), join(home, '.cache', 'dw', 'steps'));
   assert.equal(cacheDir({ XDG_CACHE_HOME: '/c' }), '/c/dw/steps');
   assert.equal(cacheDir({ XDG_CACHE_HOME: '/c', CACHE_DIRECTORY: '/var/cache/dwd' }), '/var/cache/dwd/steps');
+  // DW_SOCKET likewise, but said: it is the user's own setting, not a folder dw picks.
+  assert.throws(() => defaultSocketPath({ DW_SOCKET: 'run/dwd.sock' }), /DW_SOCKET run\/dwd\.sock is a relative path/);
+  const r = spawnSync(process.execPath, [DW, 'status'], { encoding: 'utf8', env: { ...process.env, DW_SOCKET: 'dwd.sock' } });
+  assert.equal(r.status, 2, r.stderr);
+  assert.match(r.stderr, /^dw: error \[DW_ERR_USAGE\]: DW_SOCKET dwd\.sock is a relative path; give the socket's absolute path/);
 });
 
 test('dw stop without a daemon is not an error', () => {

@@ -16,7 +16,7 @@ export const FOLLOW_UNTIL_EOF = 'DW_LOGS_UNTIL_EOF';
 export const ENV_DOCS: Array<[string, string]> = [
   [
     'DW_SOCKET',
-    "socket of the daemon (default: $XDG_RUNTIME_DIR/dw/dwd.sock, else /tmp/dw-$UID/dwd.sock;\nthe system service's /run/dwd/dwd.sock is used when no per-user daemon runs)",
+    "socket of the daemon, an absolute path (default: $XDG_RUNTIME_DIR/dw/dwd.sock, else /tmp/dw-$UID/dwd.sock;\nthe system service's /run/dwd/dwd.sock is used when no per-user daemon runs)",
   ],
   [
     'DW_HOST',

@@ -3,7 +3,7 @@
 import { parseArgs } from 'node:util';
 import { joinNegativeValues } from '../protocol/argv.js';
 import { DwError } from '../protocol/errors.js';
-import { defaultSocketPath } from '../protocol/paths.js';
+import { absoluteSocket, defaultSocketPath } from '../protocol/paths.js';
 import { DEFAULT_MAX_FRAME } from '../protocol/framing.js';
 import { parseDuration, parseKeepAlive, parseSize } from '../protocol/units.js';
 import { totalmem } from 'node:os';
@@ -62,7 +62,13 @@ const LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'];
 const MIN_MAX_FRAME = 4 * 1024;
 
 export const SETTINGS: { [K in keyof Config]: Setting<K> } = {
-  socket: { flag: 'socket', env: 'DW_SOCKET', doc: 'Unix socket to listen on', default: () => defaultSocketPath(), parse: (raw) => raw },
+  socket: {
+    flag: 'socket',
+    env: 'DW_SOCKET',
+    doc: 'Unix socket to listen on (an absolute path)',
+    default: () => defaultSocketPath(),
+    parse: (raw) => absoluteSocket(raw, '--socket / DW_SOCKET'),
+  },
   keep_alive_ms: {
     flag: 'keep-alive',
     env: 'DWD_KEEP_ALIVE',

@@ -24,10 +24,26 @@ export function uid(): number {
 }
 
 export function defaultSocketPath(env: NodeJS.ProcessEnv = process.env): string {
-  if (env.DW_SOCKET) return env.DW_SOCKET;
+  if (env.DW_SOCKET) return absoluteSocket(env.DW_SOCKET, 'DW_SOCKET');
   const runtime = xdg(env, 'XDG_RUNTIME_DIR');
   if (runtime) return join(runtime, 'dw', 'dwd.sock');
   return join('/tmp', `dw-${uid()}`, 'dwd.sock');
+}
+
+/**
+ * A socket path as given: absolute only. A relative one named another socket in each working
+ * directory, so each folder a dw ran in got a daemon of its own.
+ */
+export function absoluteSocket(path: string, what: string): string {
+  if (!isAbsolute(path))
+    throw new DwError(
+      'DW_ERR_USAGE',
+      `${what} ${path} is a relative path; give the socket's absolute path, e.g. /tmp/dw-${uid()}/dwd.sock`,
+      {
+        path,
+      },
+    );
+  return path;
 }
 
 export function assertValidSocketPath(path: string): void {
