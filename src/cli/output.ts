@@ -167,7 +167,13 @@ export class OutputFiles {
           path: current,
         });
       }
-      for (const { kept } of placed) if (kept) unlinkSync(kept);
+      for (const { kept } of placed) {
+        try {
+          if (kept) unlinkSync(kept);
+        } catch {
+          // left for the next dw's sweep: the outputs are in place
+        }
+      }
       this.partial.clear();
       return ready.map(({ out, target }) => ({ step: out.step, path: target, content_type: out.content_type, bytes: out.bytes }));
     } finally {
