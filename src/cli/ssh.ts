@@ -207,7 +207,10 @@ export function runRemote(host: Extract<Host, { kind: 'ssh' }>, args: string[], 
   // With a terminal, ssh passes Ctrl-C on as a key and the far dw stops itself. Without one, dw
   // holds ssh's standard input and closes it on Ctrl-C: the far dw sees it end and stops.
   const lifeline = opts.follow === true && !tty;
-  const command = [...(lifeline ? [`${FOLLOW_UNTIL_EOF}=1`] : []), remoteDw(), ...args.map(shellWord)].join(' ');
+  // exec: the far login shell becomes dw, so a Ctrl-C passed on through a terminal ends dw alone
+  // (its exit code comes back) instead of killing the shell too, which ssh reports as 255. env sets
+  // the variable in any login shell (tcsh has no VAR=value prefix).
+  const command = ['exec', ...(lifeline ? ['env', `${FOLLOW_UNTIL_EOF}=1`] : []), remoteDw(), ...args.map(shellWord)].join(' ');
   const child = spawn('ssh', sshArgs(host, command, { tty }), { stdio: [lifeline ? 'pipe' : 'inherit', 'inherit', 'inherit'] });
   let interrupted = false;
   const onSigint = () => {

@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { createHash } from 'node:crypto';
 import {
+  DW,
   dw,
   dwJson,
   eventually,
@@ -142,6 +143,35 @@ describe('DW_HOST=ssh:// to another account through a real sshd', { skip: skipRe
     const r = await follow.done;
     assert.equal(r.code, 0, r.stderr);
     await eventually('the far dw logs -f to end', async () => following() === '');
+  });
+
+  test('on a terminal too: Ctrl-C goes through ssh as a key, ends the far dw logs -f, and dw says 0', async () => {
+    // script gives dw a terminal; ssh -t makes it raw, so Ctrl-C reaches the far side as a key.
+    const term = spawn('script', ['-qec', `${process.execPath} ${DW} logs -f -n 1; echo "RC=$?"`, '/dev/null'], {
+      env: { ...process.env, ...sb.env, ...env },
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    let out = '';
+    const watchers = new Set<() => void>();
+    term.stdout!.on('data', (d) => {
+      out += d;
+      for (const w of watchers) w();
+    });
+    const shows = (re: RegExp) =>
+      new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`the terminal never showed ${re}: ${JSON.stringify(out)}`)), 30_000);
+        const check = () => re.test(out) && (clearTimeout(timer), watchers.delete(check), resolve());
+        watchers.add(check);
+        check();
+      });
+    try {
+      await shows(/ (INFO|WARN) /);
+      term.stdin!.write('\x03');
+      await shows(/RC=\d+/);
+      assert.match(out, /RC=0\b/, 'the far shell killed by SIGINT made ssh say 255');
+    } finally {
+      term.kill('SIGKILL');
+    }
   });
 
   test('Ctrl-C cancels the remote run; the remote daemon goes on', async () => {

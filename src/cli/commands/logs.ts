@@ -57,12 +57,20 @@ Options:
       for (const l of lines) if (l !== '') process.stdout.write((values.json ? l : humanLine(l)) + '\n');
     };
     const { text, end } = await readFrom(path, 0);
+    // Caught before the first line shows: a Ctrl-C right after it stops the follow, not dw.
+    let stop = () => {};
+    const stopped = new Promise<void>((resolve) => (stop = resolve));
+    if (values.follow) {
+      process.once('SIGINT', stop);
+      // Run through ssh by a dw elsewhere (ssh.ts runRemote): that dw closes our input to stop us.
+      if (process.env[FOLLOW_UNTIL_EOF] === '1') process.stdin.once('end', stop).resume();
+    }
     if (text === '') process.stderr.write(`dw: the log ${path} is empty\n`);
     // slice(-0) would be every line: -n 0 shows none (with -f: only what comes next).
     show(n === 0 ? [] : text.split('\n').filter(Boolean).slice(-n));
     if (!values.follow) return EXIT.OK;
     let pos = end;
-    let ino = statSync(path).ino;
+    let ino = statSync(path, { throwIfNoEntry: false })?.ino ?? 0;
     let partial = '';
     let reading = Promise.resolve();
     const readNew = async () => {
@@ -86,19 +94,12 @@ Options:
     };
     // The folder, not the file: a watch on the file follows its inode away when the log is rotated.
     const watcher = watch(dirname(path));
-    await new Promise<void>((resolve) => {
-      const stop = () => {
-        watcher.close();
-        resolve();
-      };
-      process.once('SIGINT', stop);
-      // Run through ssh by a dw elsewhere (ssh.ts runRemote): that dw closes our input to stop us.
-      if (process.env[FOLLOW_UNTIL_EOF] === '1') process.stdin.once('end', stop).resume();
-      watcher.on('change', (_event, name) => {
-        if (name !== null && name !== basename(path)) return;
-        reading = reading.then(readNew); // one read at a time, in order
-      });
+    watcher.on('change', (_event, name) => {
+      if (name !== null && name !== basename(path)) return;
+      reading = reading.then(readNew); // one read at a time, in order
     });
+    await stopped;
+    watcher.close();
     return EXIT.OK;
   },
 };
