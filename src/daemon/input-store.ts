@@ -23,10 +23,10 @@ interface Entry {
   used: number;
 }
 
-/** One file being received: pieces may come in any order; it is done when every byte has. */
 /** An upload whose client sends nothing for this long is dropped (a stopped or vanished dw). */
 export const UPLOAD_IDLE_MS = 30_000;
 
+/** One file being received: pieces may come in any order; it is done when every byte has. */
 export class Upload {
   private received = 0;
   private idle: NodeJS.Timeout | null = null;

@@ -589,7 +589,9 @@ export class ModelRegistry {
   private readonly elsewhere = new Set<string>();
 
   private noteWorkflow(workflow: Plan['workflow']): string {
+    // The same path may be a file here too (one checkout on both hosts): a run from here makes it watched.
     if (workflow.on_client) this.elsewhere.add(workflow.path);
+    else this.elsewhere.delete(workflow.path);
     return workflow.path;
   }
 

@@ -82,20 +82,21 @@ export class StepStore {
     return next;
   }
 
-  private async recount(): Promise<Found[]> {
-    return this.turn(async () => {
-      const { entries } = await walk(this.dir);
-      this.bytes = entries.reduce((sum, f) => sum + f.size, 0);
-      this.count = entries.length;
-      return entries;
-    });
+  /** The entries in the folder, counted anew; call it within a turn. */
+  private async rescan(): Promise<Found[]> {
+    const { entries } = await walk(this.dir);
+    this.bytes = entries.reduce((sum, f) => sum + f.size, 0);
+    this.count = entries.length;
+    return entries;
+  }
+
+  private recount(): Promise<Found[]> {
+    return this.turn(() => this.rescan());
   }
 
   /** Least recently used first (a hit touches its entry's mtime), down to 90% of the bound. */
   private async evict(): Promise<void> {
-    const { entries } = await walk(this.dir);
-    this.bytes = entries.reduce((sum, f) => sum + f.size, 0);
-    this.count = entries.length;
+    const entries = await this.rescan();
     for (const f of entries.sort((a, b) => a.mtime - b.mtime)) {
       if (this.bytes <= this.maxBytes * 0.9) break;
       await rm(f.path, { force: true });
