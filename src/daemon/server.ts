@@ -1,7 +1,7 @@
 // Accepts connections, frames them, requires a hello first, and dispatches each request through
 // the handler table. A bad frame costs only its own connection; a handler error only its request.
 import type { Server, Socket } from 'node:net';
-import { toErrorPayload } from '../protocol/errors.js';
+import { type ErrorPayload, toErrorPayload } from '../protocol/errors.js';
 import { encodeFrame, FrameReader } from '../protocol/framing.js';
 import { checkRequest, type Request, type RequestId, type RequestType, type RunEvent, type ServerFrame } from '../protocol/messages.js';
 import { collectSoon, LARGE_FRAME } from './idle-gc.js';
@@ -39,6 +39,8 @@ export interface ServeOptions {
  * `alive` event), so dw can tell a frozen daemon (SIGSTOP, a stuck event loop) from a long run.
  */
 export const HEARTBEAT_MS = 1000;
+/** How long a peer being hung up on may go on sending before its socket is destroyed. */
+const HANG_UP_MS = 2000;
 
 /**
  * Requests one connection may have in progress. Past it the daemon stops reading that connection
@@ -96,7 +98,7 @@ export function serve(server: Server, opts: ServeOptions): { connections: Set<So
     let greeted = false;
     /** false while the socket holds more than it can pass on: wait for drained() before more. */
     const write = (frame: ServerFrame): boolean => {
-      if (closed || socket.destroyed) return true;
+      if (closed || socket.destroyed || socket.writableEnded) return true;
       let line: string;
       try {
         line = encodeFrame(frame, opts.maxFrame);
@@ -161,6 +163,16 @@ export function serve(server: Server, opts: ServeOptions): { connections: Set<So
       else if (!full && socket.isPaused() && !closed) socket.resume();
     };
     socket.on('drain', pump);
+    /**
+     * Answers once, then closes this peer only. Its writes in flight are read and dropped until it
+     * closes too: a socket closed with unread data resets the peer, which then loses the answer too.
+     */
+    const hangUp = (error: ErrorPayload) => {
+      reader.stop();
+      write({ id: null, type: 'error', error });
+      socket.end();
+      setTimeout(() => socket.destroy(), HANG_UP_MS).unref();
+    };
     const reader = new FrameReader(
       (frame) => {
         const checked = checkRequest(frame);
@@ -185,8 +197,7 @@ export function serve(server: Server, opts: ServeOptions): { connections: Set<So
       (err) => {
         // After garbage the stream position is meaningless: answer once, then close this peer only.
         log.warn({ err: err.message }, 'closing a connection after a bad frame');
-        write({ id: null, type: 'error', error: err.toPayload() });
-        socket.end();
+        hangUp(err.toPayload());
       },
       Math.min(opts.maxFrame, MAX_REQUEST_BYTES),
     );
@@ -196,17 +207,11 @@ export function serve(server: Server, opts: ServeOptions): { connections: Set<So
       buffered += reader.buffered - before;
       if (buffered > MAX_BUFFERED_TOTAL && reader.buffered > 0) {
         log.warn({ buffered, held: reader.buffered }, 'closing a connection: too much unfinished request data from all clients');
-        write({
-          id: null,
-          type: 'error',
-          error: {
-            code: 'DW_ERR_PROTOCOL',
-            message: `dwd holds ${MAX_BUFFERED_TOTAL / 1048576} MB of unfinished requests from its clients; this connection's is dropped`,
-          },
-        });
         buffered -= reader.buffered;
-        reader.stop();
-        socket.destroy();
+        hangUp({
+          code: 'DW_ERR_PROTOCOL',
+          message: `dwd holds ${MAX_BUFFERED_TOTAL / 1048576} MB of unfinished requests from its clients; this connection's is dropped`,
+        });
       }
     });
     socket.on('error', (err) => log.debug({ err: err.message }, 'socket error'));

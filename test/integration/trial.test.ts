@@ -321,6 +321,16 @@ test('clients holding unfinished requests cannot take the daemon down: past 64 M
       new Promise<string>((_, no) => setTimeout(() => no(new Error('none closed')), 20_000)),
     ]);
     assert.match(dropped, /dwd holds 64 MB of unfinished requests from its clients; this connection's is dropped/);
+    // A peer that goes on sending after its answer, never closing, is closed by the daemon.
+    const rude = createConnection({ path: sb.socket, allowHalfOpen: true });
+    let heard = '';
+    rude.on('data', (x) => (heard += x));
+    rude.on('error', () => {});
+    const writing = setInterval(() => rude.writable && rude.write('more garbage '.repeat(1000)), 50);
+    rude.write('not json\n');
+    await new Promise((r) => rude.on('close', r));
+    clearInterval(writing);
+    assert.match(heard, /malformed frame/);
     const st = await dwJson(sb, ['status']);
     assert.equal(st.ran.code, 0, st.ran.stderr);
     assert.equal(st.json.pid, d.proc.pid);
