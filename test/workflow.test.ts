@@ -534,7 +534,7 @@ test('one report holds every problem: a missing sub-workflow does not hide bad m
   const err = await rejectsWith(loadPlan(join(dir, 'wf.json'), {}, dir), 'DW_ERR_FILE_NOT_FOUND');
   assert.match(err.message, /wf\.json: 4 problems:/);
   for (const what of [
-    /cannot read workflow .*nowhere\.json/,
+    /step "sub": cannot read workflow .*nowhere\.json/,
     /no-a\.onnx cannot be read/,
     /no-b\.onnx cannot be read/,
     /npm:\.\.\/\.\.\/x\.onnx" is not of the form/,

@@ -91,6 +91,10 @@ async function main(): Promise<void> {
   } catch (err) {
     startFailed(err, log);
   }
+  // Every path in a request comes with its client's cwd, and the options' paths are resolved by now.
+  // A daemon that stayed in the folder it was started from (dw's, when autostarted) would keep that
+  // folder busy for as long as it lives: a USB stick that cannot be unmounted, a mount that stays.
+  process.chdir('/');
   const runnerUp = daemon.start();
   log.info(
     {

@@ -624,7 +624,11 @@ async function planStep(
       throw new DwError('DW_ERR_WORKFLOW_INVALID', `${path}: step "${step.name}": sub-workflows nest deeper than ${MAX_DEPTH}`, { path });
     if (!ctx.source) await ctx.roots.check(subPath, `step "${name}": workflow`);
     if (!ctx.files.has(subPath)) ctx.files.set(subPath, readWorkflow(subPath, ctx.source));
-    const sub = await ctx.files.get(subPath)!;
+    const sub = await ctx.files.get(subPath)!.catch((err: unknown) => {
+      // The file's own error names the file; which step includes it is the other half.
+      if (!(err instanceof DwError)) throw err;
+      throw new DwError(err.code, `step "${name}": ${err.message}`, { ...err.details, step: name });
+    });
     const declared = Object.keys(sub.variables);
     const unknown = Object.keys(argsOut).filter((k) => !declared.includes(k));
     if (unknown.length > 0) {

@@ -1,7 +1,7 @@
 // Starting, stopping, dying and being replaced, with real processes and real signals.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { cpSync, existsSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, readFileSync, readlinkSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createConnection } from 'node:net';
 import { dirname, join } from 'node:path';
 import { alive, dw, dwJson, OCR_WORKFLOW, ROOT, sandbox, spawnDw, startDaemon, withDaemon } from '../helpers/env.js';
@@ -72,13 +72,16 @@ test('after kill -9 the stale socket and pid file are cleared by the next daemon
   }
 });
 
-test('after kill -9 of an autostarted daemon, the next dw run starts a new one and succeeds; no orphan runner', async () => {
+test('after kill -9 of an autostarted daemon, the next dw run starts a new one and succeeds; no orphan runner; neither keeps the folder dw ran in busy', async () => {
   const sb = sandbox();
   const auto = { env: { DW_AUTOSTART: '1' } };
   try {
-    const started = await dw(sb, ['run', OCR_WORKFLOW], auto);
+    const here = join(sb.dir, 'mounted');
+    mkdirSync(here);
+    const started = await dw(sb, ['run', OCR_WORKFLOW], { ...auto, cwd: here });
     assert.equal(started.code, 0, started.stderr);
     const first = (await dwJson(sb, ['status'])).json;
+    for (const pid of [first.pid, first.runners[0].pid]) assert.equal(readlinkSync(`/proc/${pid}/cwd`), '/');
     assert.match(
       started.stderr,
       new RegExp(`^dw: started dwd \\(pid ${first.pid}\\) in the background; its log: .*dwd\\.log$`, 'm'),

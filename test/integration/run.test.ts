@@ -244,7 +244,7 @@ test('dw validate refuses what a run would refuse, all at once, and the run refu
     /unknown argument "colour"/,
     /"left" must be an integer from 0 to 16384, got string "10"/,
     /image\/png needs an image, but a text_template step gives text/,
-    /cannot read workflow .*missing\.json/,
+    /step "read": cannot read workflow .*missing\.json/,
   ]) {
     assert.match(v.stderr, what);
     assert.match(r.stderr, what);
