@@ -254,14 +254,14 @@ export interface Connected {
  * With `start`, a missing per-user daemon is started; then the hello exchange runs. A daemon this
  * dw family autostarted from another version is replaced; any other mismatch is for the user to fix.
  */
-export async function connect(opts: { start: boolean; notify?: Notify; anyVersion?: boolean }): Promise<Connected> {
+export async function connect(opts: { start: boolean; notify?: Notify; anyVersion?: boolean; timeoutMs?: number }): Promise<Connected> {
   const host = hostSetting();
   // The far side's dw dial-stdio starts a daemon there as any dw would.
   if (host?.kind === 'ssh') return (await import('./ssh-connect.js')).connectSsh(host, opts.start, opts.anyVersion);
   const socket = defaultSocketPath();
   const notify = opts.notify ?? toStderr;
   const allowStart = opts.start && autostartAllowed();
-  const timeoutMs = connectTimeoutMs();
+  const timeoutMs = Math.min(opts.timeoutMs ?? Infinity, connectTimeoutMs());
   for (let attempt = 0; ; attempt++) {
     const client = await open(socket, allowStart, notify, timeoutMs);
     try {
@@ -372,7 +372,7 @@ export async function filesAnswer(
 export async function ask<T extends RequestType>(
   type: T,
   body: Omit<Extract<Request, { type: T }>, 'id' | 'type'>,
-  opts: { start: boolean; notify?: Notify; onEvent?: (e: RunEvent) => void; files?: boolean },
+  opts: { start: boolean; notify?: Notify; onEvent?: (e: RunEvent) => void; files?: boolean; timeoutMs?: number },
 ): Promise<ResultMap[T]> {
   const { client, byContent } = await connect(opts);
   const send: SendOptions = REQUEST_DEADLINES[type] ? { deadlineMs: REQUEST_DEADLINES[type] } : {};

@@ -3,7 +3,7 @@
 // every 100 ms for ever on exit (a full disk hung dwd, deaf to SIGTERM). Here writes are
 // asynchronous, one at a time; while one is under way lines queue up to a bound; past it, or when
 // a write fails (ENOSPC, EIO, EPIPE), lines are dropped and counted, and the first drop is told once.
-import { write, writeSync } from 'node:fs';
+import { fstatSync, readlinkSync, write, writeSync } from 'node:fs';
 
 /** Bytes of log lines that may wait behind a slow destination before lines are dropped. */
 const MAX_QUEUED = 4 * 1024 * 1024;
@@ -18,6 +18,19 @@ export interface LogHealth {
 }
 
 const countLines = (s: string) => s.split('\n').length - 1;
+
+/** The file `fd` writes to, or whether it is systemd's journal (JOURNAL_STREAM names its device and inode). */
+function destination(fd: number): { file: string | null; journal: boolean } {
+  try {
+    const st = fstatSync(fd);
+    if (process.env.JOURNAL_STREAM === `${st.dev}:${st.ino}`) return { file: null, journal: true };
+    const path = st.isFile() ? readlinkSync(`/proc/self/fd/${fd}`) : '';
+    // A removed file is still written to, but no path leads to it.
+    return { file: path.startsWith('/') && !path.endsWith(' (deleted)') ? path : null, journal: false };
+  } catch {
+    return { file: null, journal: false };
+  }
+}
 
 export class LogSink {
   private queue: string[] = [];
@@ -45,8 +58,9 @@ export class LogSink {
     if (!this.writing) this.pump();
   }
 
-  get status(): LogHealth {
-    return { ...this.health };
+  /** Its health, and where the lines go: asked each time, as a log file may be moved (rotated). */
+  get status(): LogHealth & { file: string | null; journal: boolean } {
+    return { ...destination(this.fd), ...this.health };
   }
 
   private drop(lines: number, why: string): void {

@@ -261,8 +261,12 @@ export interface StatusResult {
   models_loaded: number;
   /** The step cache: its size and bound (0: none). */
   cache: { bytes: number; entries: number; max_bytes: number };
-  /** Log lines dwd could not write (a full disk), and why; null for a daemon built without its log sink (tests). */
-  log: { dropped: number; last_error: string | null } | null;
+  /**
+   * Where dwd's log goes (a file's path, an autostarted dwd's dwd.log; or systemd's journal; or
+   * neither: a terminal, a pipe), and the lines it could not write (a full disk) with why; null for
+   * a daemon built without its log sink (tests).
+   */
+  log: { file: string | null; journal: boolean; dropped: number; last_error: string | null } | null;
   settings: Record<string, unknown>;
 }
 

@@ -2,10 +2,22 @@
 // (a full disk), and what dw shows when a daemon it started fails: that daemon's reason only.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
-import { mkdirSync, readdirSync, readFileSync, readlinkSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { once } from 'node:events';
+import {
+  closeSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
-import { alive, dw, dwJson, OCR_WORKFLOW, pluginWorkflow, sandbox, startDaemon } from '../helpers/env.js';
+import { alive, DWD, dw, dwJson, eventually, OCR_WORKFLOW, pluginWorkflow, sandbox, startDaemon } from '../helpers/env.js';
 
 test('a full disk under the log: the autostarted daemon works, counts the lines it drops, and stops on request', {
   timeout: 90_000,
@@ -22,10 +34,68 @@ test('a full disk under the log: the autostarted daemon works, counts the lines 
     const st = await dwJson(sb, ['status']);
     assert.ok(st.json.log.dropped > 0, JSON.stringify(st.json.log));
     assert.match(st.json.log.last_error, /ENOSPC/);
-    assert.match((await dw(sb, ['status'])).stdout, /^log +\d+ lines could not be written \(ENOSPC/m);
+    assert.match((await dw(sb, ['status'])).stdout, /^log +its standard output, no file; \d+ lines could not be written \(ENOSPC/m);
     const stop = await dw(sb, ['stop']);
     assert.equal(stop.code, 0, stop.stderr);
     assert.equal(alive(st.json.pid), false);
+  } finally {
+    await dw(sb, ['stop']);
+    sb.cleanup();
+  }
+});
+
+test("dw logs shows the running daemon's own log, wherever the dw that started it put it; a dwd logging to the journal or a pipe is named", {
+  timeout: 60_000,
+}, async () => {
+  const sb = sandbox();
+  try {
+    const r = await dw(sb, ['run', OCR_WORKFLOW], { env: { DW_AUTOSTART: '1' } });
+    assert.equal(r.code, 0, r.stderr);
+    const pid = (await dwJson(sb, ['status'])).json.pid;
+    // Another state folder (a cron job's environment, say) with an older daemon's log in it.
+    const other = join(sb.dir, 'other');
+    mkdirSync(join(other, 'dw'), { recursive: true });
+    writeFileSync(join(other, 'dw', 'dwd.log'), `${JSON.stringify({ level: 30, time: new Date().toISOString(), msg: 'an old line' })}\n`);
+    const elsewhere = { env: { ...sb.env, XDG_STATE_HOME: other } };
+    const shown = await dw(sb, ['logs', '--json'], elsewhere);
+    assert.equal(shown.code, 0, shown.stderr);
+    assert.doesNotMatch(shown.stdout, /an old line/);
+    assert.ok(
+      shown.stdout.split('\n').some((l) => l.includes(`"pid":${pid}`) && l.includes('dwd listening')),
+      shown.stdout,
+    );
+    const st = await dw(sb, ['status'], elsewhere);
+    assert.match(st.stdout, new RegExp(`^log +${join(sb.dir, 'state', 'dw', 'dwd.log')}$`, 'm'));
+    await dw(sb, ['stop']);
+    // With none running, the file this dw's environment names.
+    const none = await dw(sb, ['logs', '--json'], elsewhere);
+    assert.match(none.stdout, /an old line/);
+
+    // systemd tells a service its journal stream by JOURNAL_STREAM=<device>:<inode>.
+    const out = join(sb.dir, 'stream');
+    writeFileSync(out, '');
+    const { dev, ino } = statSync(out);
+    const fd = openSync(out, 'a');
+    const journaled = spawn(process.execPath, [DWD], { env: { ...sb.env, JOURNAL_STREAM: `${dev}:${ino}` }, stdio: ['ignore', fd, fd] });
+    closeSync(fd);
+    try {
+      await eventually('the journaled dwd to answer', async () => (await dw(sb, ['status'])).code === 0);
+      const j = await dw(sb, ['logs', '-f']);
+      assert.equal(j.code, 0, j.stderr);
+      assert.equal(j.stderr, `dw: dwd (pid ${journaled.pid}) logs to systemd's journal: journalctl --user -u dwd -f\n`);
+      assert.match((await dw(sb, ['status'])).stdout, /^log +systemd's journal$/m);
+    } finally {
+      journaled.kill();
+      await once(journaled, 'exit');
+    }
+    const piped = await startDaemon(sb);
+    try {
+      const p = await dw(sb, ['logs']);
+      assert.equal(p.code, 0, p.stderr);
+      assert.match(p.stderr, new RegExp(`dwd \\(pid ${piped.proc.pid}\\) writes its log to its standard output, which is no file`));
+    } finally {
+      await piped.stop();
+    }
   } finally {
     await dw(sb, ['stop']);
     sb.cleanup();

@@ -2,6 +2,7 @@ import { createReadStream, existsSync, statSync, watch } from 'node:fs';
 import { basename, dirname } from 'node:path';
 import { DwError, EXIT } from '../../protocol/errors.js';
 import { defaultLogPath } from '../../protocol/paths.js';
+import { connect } from '../autostart.js';
 import type { Command } from '../command.js';
 import { humanLine } from '../log-lines.js';
 import { hostSetting } from '../host.js';
@@ -17,14 +18,33 @@ function readFrom(path: string, start: number): Promise<{ text: string; end: num
   });
 }
 
+/**
+ * Where the daemon that answers writes its log, and whether it runs as this user; null when none
+ * answers at once (absent, frozen, of another version): then the log is where an autostart puts it.
+ */
+async function runningLog(): Promise<{ pid: number; mine: boolean; file: string | null; journal: boolean } | null> {
+  try {
+    const { client } = await connect({ start: false, timeoutMs: 1000 });
+    try {
+      const s = await client.request('status', {}, undefined, { deadlineMs: 1000 });
+      return s.log && { pid: s.pid, mine: client.hello.uid === process.getuid?.(), file: s.log.file, journal: s.log.journal };
+    } finally {
+      client.close();
+    }
+  } catch {
+    return null;
+  }
+}
+
 export const logs: Command = {
   name: 'logs',
-  summary: 'show the log of a daemon that dw autostarted',
+  summary: "show the running dwd's log (or the last one dw autostarted here)",
   help: `Usage: dw logs [-n N] [-f] [--json]
 
-Shows the last N lines (default 50) of the log that an autostarted dwd writes
-(${'$'}XDG_STATE_HOME/dw/dwd.log, default ~/.local/state/dw/dwd.log), one line per event with
-its time, level and fields. A dwd run by systemd logs to the journal instead:
+Shows the last N lines (default 50) of the running dwd's log, one line per event with its
+time, level and fields. An autostarted dwd writes ${'$'}XDG_STATE_HOME/dw/dwd.log (default
+~/.local/state/dw/dwd.log) of the dw that started it; with none running, that file of yours is
+shown. A dwd run by systemd logs to the journal instead, and dw says how to read it:
 journalctl --user -u dwd (or journalctl -u dwd for the system service).
 
 Options:
@@ -46,9 +66,19 @@ Options:
       ];
       return (await import('../ssh.js')).runRemote(host, args, { follow: values.follow === true });
     }
-    const path = defaultLogPath();
     const n = values.lines === undefined ? 50 : Number(values.lines);
     if (!Number.isInteger(n) || n < 0) throw new DwError('DW_ERR_USAGE', `--lines: "${values.lines}" is not a whole number`);
+    const running = await runningLog();
+    if (running && running.file === null) {
+      process.stderr.write(
+        running.journal
+          ? `dw: dwd (pid ${running.pid}) logs to systemd's journal: journalctl ${running.mine ? '--user ' : ''}-u dwd${values.follow ? ' -f' : ''}\n`
+          : `dw: dwd (pid ${running.pid}) writes its log to its standard output, which is no file (a terminal? a pipe?)\n`,
+      );
+      return EXIT.OK;
+    }
+    // The running daemon's own file: one started with other XDG settings (a cron job's) writes elsewhere.
+    const path = running?.file ?? defaultLogPath();
     if (!existsSync(path)) {
       process.stderr.write(`dw: no log at ${path}: no daemon was autostarted here (a dwd under systemd logs to the journal)\n`);
       return EXIT.OK;

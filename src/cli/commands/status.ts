@@ -53,7 +53,13 @@ Options:
       `runs     ${s.runs_total} so far, ${s.runs_active} running, ${s.runs_queued} queued`,
       `models   ${s.models_loaded} loaded`,
       `cache    ${s.cache.max_bytes === 0 ? 'off' : `${bytes(s.cache.bytes)} of step results in ${entries(s.cache.entries)} (of ${bytes(s.cache.max_bytes)})`}`,
-      ...(s.log?.dropped ? [`log      ${s.log.dropped} lines could not be written (${s.log.last_error})`] : []),
+      ...(s.log
+        ? [
+            `log      ${s.log.file ?? (s.log.journal ? "systemd's journal" : 'its standard output, no file')}${
+              s.log.dropped ? `; ${s.log.dropped} lines could not be written (${s.log.last_error})` : ''
+            }`,
+          ]
+        : []),
     ];
     process.stdout.write(lines.join('\n') + '\n');
     return EXIT.OK;
