@@ -39,6 +39,8 @@ export interface ServeOptions {
  * `alive` event), so dw can tell a frozen daemon (SIGSTOP, a stuck event loop) from a long run.
  */
 export const HEARTBEAT_MS = 1000;
+/** Bad requests logged per connection; the rest are counted, and the count logged when it closes. */
+const LOGGED_REFUSALS = 5;
 /** How long a peer being hung up on may go on sending before its socket is destroyed. */
 const HANG_UP_MS = 2000;
 
@@ -173,22 +175,26 @@ export function serve(server: Server, opts: ServeOptions): { connections: Set<So
       socket.end();
       setTimeout(() => socket.destroy(), HANG_UP_MS).unref();
     };
+    let refused = 0;
+    /**
+     * Answers a request that cannot be taken. Its answer counts against the connection as any does
+     * (a client that floods bad requests and never reads is paused, not buffered for: that grew
+     * dwd by gigabytes), and only the first few are logged.
+     */
+    const refuse = (id: RequestId | null, message: string) => {
+      if (++refused <= LOGGED_REFUSALS) log.warn({ reason: message }, 'bad request');
+      write({ id, type: 'error', error: { code: 'DW_ERR_PROTOCOL', message } });
+      pump();
+    };
     const reader = new FrameReader(
       (frame) => {
         const checked = checkRequest(frame);
-        if (!checked.ok) {
-          log.warn({ reason: checked.reason }, 'bad request');
-          write({ id: checked.id, type: 'error', error: { code: 'DW_ERR_PROTOCOL', message: checked.reason } });
-          return;
-        }
+        if (!checked.ok) return refuse(checked.id, checked.reason);
         const req = checked.request;
         // `stop` needs a hello, but not a matching one, so that a dw of another version can still
         // replace this daemon after an upgrade.
         if (req.type === 'hello') greeted = true;
-        if (!conn.helloDone && req.type !== 'hello' && !(req.type === 'stop' && greeted)) {
-          write({ id: req.id, type: 'error', error: { code: 'DW_ERR_PROTOCOL', message: 'send "hello" first' } });
-          return;
-        }
+        if (!conn.helloDone && req.type !== 'hello' && !(req.type === 'stop' && greeted)) return refuse(req.id, 'send "hello" first');
         // A cancel never waits behind the runs it may be meant for, nor do the files a run waits for.
         if (req.type === 'cancel' || req.type === 'offer' || req.type === 'put') dispatch(req);
         else backlog.push(req);
@@ -217,6 +223,7 @@ export function serve(server: Server, opts: ServeOptions): { connections: Set<So
     socket.on('error', (err) => log.debug({ err: err.message }, 'socket error'));
     socket.on('close', () => {
       closed = true;
+      if (refused > LOGGED_REFUSALS) log.warn({ refused }, 'bad requests on this connection in all (the first ones logged)');
       buffered -= reader.buffered;
       reader.stop();
       sockets.delete(socket);

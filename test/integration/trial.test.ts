@@ -338,6 +338,42 @@ test('clients holding unfinished requests cannot take the daemon down: past 64 M
   });
 });
 
+test('a client flooding bad requests without reading is paused like any other; the log names the first few and the count', {
+  timeout: 120_000,
+}, async () => {
+  await withDaemon([], async (sb, d) => {
+    const s = createConnection(sb.socket);
+    await new Promise((r) => s.once('connect', r));
+    s.pause(); // reads nothing for now
+    const n = 200_000;
+    s.write('{"id":2,"type":"status"}\n'.repeat(n)); // before any hello: each is refused
+    // Wait until dwd stops taking more: the rest stays here, unsent.
+    let last = -1;
+    let still = 0;
+    while (still < 10 && s.writableLength > 0) {
+      still = s.writableLength === last ? still + 1 : 0;
+      last = s.writableLength;
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    assert.ok(s.writableLength > 2_000_000, `dwd read on without its answers being read: ${s.writableLength} bytes left to send`);
+    const st = await dwJson(sb, ['status']);
+    assert.equal(st.ran.code, 0, st.ran.stderr);
+    // Read now: every request is answered, in order.
+    let answers = 0;
+    let partial = '';
+    s.on('data', (x) => {
+      const lines = (partial + x).split('\n');
+      partial = lines.pop()!;
+      answers += lines.length;
+    });
+    s.resume();
+    await eventually('every answer', async () => answers === n, 60_000);
+    s.destroy();
+    await eventually('the count in the log', async () => /"refused":200000/.test(d.log()));
+    assert.equal(d.log().match(/"msg":"bad request"/g)?.length, 5, 'the first five only');
+  });
+});
+
 test('a folder at the pid file path is named, not a stack trace; a sparse array of length 4e9 as a result is refused at once', {
   timeout: 60_000,
 }, async () => {
