@@ -138,5 +138,8 @@ main(argv).then(
     if (argv.includes('--json')) process.stdout.write(jsonError(err));
     process.stderr.write(`dw: error [${e.code}]: ${e.message}\n`);
     process.exitCode = err instanceof DwError ? exitCodeFor(err.code) : EXIT.RUN_FAILED;
+    // What is said is said: a connection or watcher the failed command left open must not keep dw
+    // from exiting (a bug of ours once hung it for good here).
+    setTimeout(() => process.exit(), 1000).unref();
   },
 );

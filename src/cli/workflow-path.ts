@@ -1,12 +1,33 @@
 // The workflow path dw sends: absolute, since dwd reads the file itself from its own working
 // directory. A pipe (`dw run /dev/stdin < f`, `dw validate <(…)`) would be opened by dwd, not by
 // this process, so it is refused here with the reason instead of failing there obscurely.
-import { statSync } from 'node:fs';
+import { realpathSync, statSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { DwError } from '../protocol/errors.js';
 
+/**
+ * The current folder, which relative paths of a request are relative to. One removed while a
+ * shell was in it is a usage error that says so (it was a stack trace, and a dw that never exited).
+ */
+export function currentDir(): string {
+  try {
+    return process.cwd();
+  } catch {
+    const where = process.env.PWD ? ` (${process.env.PWD})` : '';
+    throw new DwError('DW_ERR_USAGE', `the current folder${where} no longer exists; cd to one that does, and run again`);
+  }
+}
+
 export function workflowPath(given: string): string {
-  const path = resolve(given);
+  let path = resolve(currentDir(), given);
+  // /dev/stdin, /dev/fd/N, /proc/self/fd/N name this process's files: in dwd they are dwd's own.
+  // Redirected from a file, they lead to it; a pipe is refused below.
+  if (/^\/(dev|proc)\//.test(path)) {
+    try {
+      const real = realpathSync(path);
+      if (statSync(real).isFile()) path = real;
+    } catch {}
+  }
   let st: ReturnType<typeof statSync>;
   try {
     st = statSync(path);

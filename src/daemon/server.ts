@@ -78,6 +78,12 @@ function withinFrame(e: RunEvent, maxFrame: number): RunEvent[] {
   return parts;
 }
 
+/** A connection as a holder of unfinished request data, which may be dropped to make room. */
+interface Holder {
+  held(): number;
+  drop(): void;
+}
+
 export function serve(server: Server, opts: ServeOptions): { connections: Set<Socket>; stop: () => void } {
   const sockets = new Set<Socket>();
   /** Per connection: its requests in progress, and how to tell its client the daemon is alive. */
@@ -92,6 +98,7 @@ export function serve(server: Server, opts: ServeOptions): { connections: Set<So
   let seq = 0;
   /** Characters of unfinished requests held by all connections' readers. */
   let buffered = 0;
+  const holders = new Set<Holder>();
   server.on('connection', (socket) => {
     sockets.add(socket);
     const pending = new Set<RequestId>();
@@ -207,22 +214,35 @@ export function serve(server: Server, opts: ServeOptions): { connections: Set<So
       },
       Math.min(opts.maxFrame, MAX_REQUEST_BYTES),
     );
+    const holder: Holder = {
+      held: () => reader.buffered,
+      drop: () => {
+        log.warn({ buffered, held: reader.buffered }, 'closing a connection: it holds the most of too much unfinished request data');
+        buffered -= reader.buffered;
+        hangUp({
+          code: 'DW_ERR_PROTOCOL',
+          message: `dwd holds ${MAX_BUFFERED_TOTAL / 1048576} MB of unfinished requests from its clients, this connection the most; it is dropped`,
+        });
+      },
+    };
+    holders.add(holder);
     socket.on('data', (chunk) => {
       const before = reader.buffered;
       reader.push(chunk);
       buffered += reader.buffered - before;
-      if (buffered > MAX_BUFFERED_TOTAL && reader.buffered > 0) {
-        log.warn({ buffered, held: reader.buffered }, 'closing a connection: too much unfinished request data from all clients');
-        buffered -= reader.buffered;
-        hangUp({
-          code: 'DW_ERR_PROTOCOL',
-          message: `dwd holds ${MAX_BUFFERED_TOTAL / 1048576} MB of unfinished requests from its clients; this connection's is dropped`,
-        });
+      // The one holding the most goes, not the one adding last: idle half-sent frames must not
+      // shut out the next client.
+      while (buffered > MAX_BUFFERED_TOTAL) {
+        let most = holder;
+        for (const h of holders) if (h.held() > most.held()) most = h;
+        if (most.held() === 0) break;
+        most.drop();
       }
     });
     socket.on('error', (err) => log.debug({ err: err.message }, 'socket error'));
     socket.on('close', () => {
       closed = true;
+      holders.delete(holder);
       if (refused > LOGGED_REFUSALS) log.warn({ refused }, 'bad requests on this connection in all (the first ones logged)');
       buffered -= reader.buffered;
       reader.stop();

@@ -86,6 +86,29 @@ test('a workflow or sub-workflow that is a named pipe or a device is refused at 
   }
 });
 
+test('dw in a folder that was removed says so and exits; /dev/stdin redirected from a file is that file', async () => {
+  await withDaemon([], async (sb) => {
+    const gone = join(sb.dir, 'gone');
+    const inGone = (args: string) =>
+      spawnSync('sh', ['-c', `mkdir "$G" && cd "$G" && rmdir "$G" && exec "$NODE" "$DW" ${args}`], {
+        env: { ...sb.env, G: gone, NODE: process.execPath, DW },
+        encoding: 'utf8',
+        timeout: 30_000,
+      });
+    for (const args of [`run "${OCR_WORKFLOW}" -o "${sb.dir}"`, `validate "${OCR_WORKFLOW}"`, 'clear x.onnx']) {
+      const r = inGone(args);
+      assert.equal(r.status, 2, `${args}: ${r.stderr}`);
+      assert.match(r.stderr, /the current folder \(.*gone\) no longer exists; cd to one that does/);
+    }
+    const piped = spawnSync('sh', ['-c', `exec "$NODE" "$DW" validate /dev/stdin < "$WF"`], {
+      env: { ...sb.env, NODE: process.execPath, DW, WF: OCR_WORKFLOW },
+      encoding: 'utf8',
+    });
+    assert.equal(piped.status, 0, piped.stderr);
+    assert.match(piped.stdout, /valid workflow "ocr"/);
+  });
+});
+
 test('a workflow file over 1 MiB, or one saved as UTF-16, is DW_ERR_WORKFLOW_INVALID saying so', async () => {
   await withDaemon([], async (sb) => {
     const huge = join(sb.dir, 'huge.json');
@@ -300,11 +323,11 @@ test('command-line edge cases: --arg __proto__, integers past 2^53, underflow, D
   assert.match(frame.stderr, /--max-frame: 10 is too small; the least is 4K/);
 });
 
-test('clients holding unfinished requests cannot take the daemon down: past 64 MiB in all, the connection adding to them is closed', {
+test('clients holding unfinished requests cannot take the daemon down: past 64 MiB in all, the connection holding the most is closed, not the next client', {
   timeout: 60_000,
 }, async () => {
   await withDaemon([], async (sb, d) => {
-    const clients = await Promise.all(Array.from({ length: 20 }, () => rawClient(sb.socket)));
+    const clients = await Promise.all(Array.from({ length: 16 }, () => rawClient(sb.socket)));
     const closed = clients.map(
       (c) =>
         new Promise<string>((r) => {
@@ -313,14 +336,27 @@ test('clients holding unfinished requests cannot take the daemon down: past 64 M
           c.socket.on('close', () => r(got));
         }),
     );
-    // Each about 3.9 MB of a frame that never ends: 78 MB in all, past the 64 MiB dwd holds.
-    const piece = `{"id":"x","type":"status","pad":"${'a'.repeat(3_900_000)}`;
-    for (const c of clients) c.socket.write(piece);
+    // Each just under a request's 4 MiB, sent and left unfinished: 16 of them just under the 64 MiB.
+    const piece = `{"id":"x","type":"status","pad":"${'a'.repeat(4_194_000)}`;
+    await Promise.all(clients.map((c) => new Promise((r) => c.socket.write(piece, r))));
+    // A client with a request of its own (120 kB) takes them over the bound: one of them goes.
+    const wf = join(sb.dir, 'echo.json');
+    writeFileSync(
+      wf,
+      JSON.stringify({
+        id: 'echo',
+        variables: { s: '' },
+        steps: [{ name: 't', task: { type: 'text_template', arguments: { template: '{s}', values: { s: 'variable:s' } } } }],
+      }),
+    );
+    const next = await dw(sb, ['run', wf, '--arg', `s=${'b'.repeat(120_000)}`]);
+    assert.equal(next.code, 0, next.stderr);
+    assert.equal(next.stdout, `${'b'.repeat(120_000)}\n`);
     const dropped = await Promise.race([
       Promise.any(closed),
-      new Promise<string>((_, no) => setTimeout(() => no(new Error('none closed')), 20_000)),
+      new Promise<string>((_, no) => setTimeout(() => no(new Error('none closed')), 20_000).unref()),
     ]);
-    assert.match(dropped, /dwd holds 64 MB of unfinished requests from its clients; this connection's is dropped/);
+    assert.match(dropped, /dwd holds 64 MB of unfinished requests from its clients, this connection the most; it is dropped/);
     // A peer that goes on sending after its answer, never closing, is closed by the daemon.
     const rude = createConnection({ path: sb.socket, allowHalfOpen: true });
     let heard = '';

@@ -3,6 +3,7 @@ import { EXIT } from '../../protocol/errors.js';
 import { ask } from '../autostart.js';
 import type { Command } from '../command.js';
 import { bytes } from '../format.js';
+import { currentDir } from '../workflow-path.js';
 
 /** File names, each once, with how many sessions came from it when more than one (other options, or runners). */
 function named(names: string[]): string {
@@ -35,7 +36,7 @@ Options:
   async run(values, positionals) {
     const r = await ask(
       'clear',
-      { ...(positionals[0] ? { path: positionals[0] } : {}), cwd: process.cwd(), no_wait: values['no-wait'] === true },
+      { ...(positionals[0] ? { path: positionals[0], cwd: currentDir() } : {}), no_wait: values['no-wait'] === true },
       // The daemon says when it waits for runs using the models: a quiet dw clear would look stuck.
       { start: false, onEvent: (e) => e.kind === 'log' && process.stderr.write(`dw: ${e.message}\n`) },
     );

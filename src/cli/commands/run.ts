@@ -1,6 +1,6 @@
 import { constants } from 'node:os';
 import { resolve } from 'node:path';
-import { workflowPath } from '../workflow-path.js';
+import { currentDir, workflowPath } from '../workflow-path.js';
 import { DwError, EXIT, toErrorPayload } from '../../protocol/errors.js';
 import type { RunEvent, RunResult } from '../../protocol/messages.js';
 import { parseDuration, parseKeepAlive } from '../../protocol/units.js';
@@ -79,13 +79,14 @@ Examples:
   async run(values, positionals) {
     if (positionals.length !== 1)
       throw new DwError('DW_ERR_USAGE', `dw run takes one workflow file, got ${positionals.length}; see dw run --help`);
+    const cwd = currentDir();
     const workflow = workflowPath(positionals[0]!);
     const json = values.json === true;
     const args = parseArgPairs((values.arg as string[] | undefined) ?? []);
     const timeout_ms = typeof values.timeout === 'string' ? parseDuration(values.timeout, '--timeout') : undefined;
     const keep_alive_ms = typeof values['keep-alive'] === 'string' ? parseKeepAlive(values['keep-alive'], '--keep-alive') : undefined;
     if (values['output-dir'] === '') throw new DwError('DW_ERR_USAGE', '--output-dir is empty; give a folder (. for the current one)');
-    const outDir = resolve(typeof values['output-dir'] === 'string' ? values['output-dir'] : '.');
+    const outDir = resolve(cwd, typeof values['output-dir'] === 'string' ? values['output-dir'] : '.');
     const progress = createProgress(process.stderr, values.quiet === true);
     const { client, byContent } = await connect({ start: true, notify: (line) => progress.note(line) });
 
@@ -104,7 +105,7 @@ Examples:
       {
         workflow,
         args,
-        cwd: process.cwd(),
+        cwd,
         ...(timeout_ms ? { timeout_ms } : {}),
         ...(keep_alive_ms !== undefined ? { keep_alive_ms } : {}),
         ...(byContent ? { by_content: true } : {}),
@@ -115,7 +116,7 @@ Examples:
             client,
             (): number => req.id,
             (line) => progress.note(line),
-            { workflow, args, cwd: process.cwd() },
+            { workflow, args, cwd },
             onEvent,
             sent,
           )

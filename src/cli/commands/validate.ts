@@ -1,4 +1,4 @@
-import { workflowPath } from '../workflow-path.js';
+import { currentDir, workflowPath } from '../workflow-path.js';
 import { DwError, EXIT } from '../../protocol/errors.js';
 import { ask } from '../autostart.js';
 import type { Command } from '../command.js';
@@ -27,7 +27,7 @@ Options:
       if (eq <= 0) throw new DwError('DW_ERR_USAGE', `--arg "${pair}" is not of the form NAME=VALUE`);
       args[pair.slice(0, eq)] = pair.slice(eq + 1);
     }
-    const r = await ask('validate', { workflow: workflowPath(positionals[0]!), args, cwd: process.cwd() }, { start: true, files: true });
+    const r = await ask('validate', { workflow: workflowPath(positionals[0]!), args, cwd: currentDir() }, { start: true, files: true });
     if (values.json) process.stdout.write(JSON.stringify(r) + '\n');
     else {
       const steps = r.steps.map((s) => `${s.name} [${s.type}]`).join(', ');
