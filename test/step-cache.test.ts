@@ -100,3 +100,17 @@ test('a result that cannot be stored (its place taken, a full disk) is a miss al
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('two runs of one runner storing one key at once each write their own file aside: neither fails the other', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'dw-put-'));
+  try {
+    const key = 'ef'.padEnd(64, '0');
+    const value = { data: new Float32Array(4_000_000).fill(0.5) };
+    const [a, b] = [0, 1].map(() => new StepCache(dir, new AbortController().signal));
+    assert.deepEqual(await Promise.all([a!.put(key, value, 1), b!.put(key, value, 1)]), [null, null]);
+    assert.deepEqual(readdirSync(join(dir, 'ef')), [key]);
+    assert.deepEqual((await a!.get(key))?.value, value);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

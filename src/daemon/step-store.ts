@@ -7,7 +7,8 @@ import { readdir, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { makeDirs } from '../protocol/dirs.js';
 import type { CacheResult } from '../protocol/messages.js';
-import { type CacheNote, STALE_MS } from '../runner/step-cache.js';
+import { pidAlive } from '../protocol/pids.js';
+import { type CacheNote, LEFT_ASIDE, STALE_MS } from '../runner/step-cache.js';
 
 type CacheStats = Omit<CacheResult, 'cleared'>;
 
@@ -19,13 +20,19 @@ interface Found {
 
 const ENTRY = /^[0-9a-f]{64}$/;
 
-/** Entry files under the store (two-character folders); with `locks`, lock files too. */
+/**
+ * Entry files under the store (two-character folders); with `locks`, lock files too. Files a
+ * killed writer left aside (its pid is in the name, and gone) are removed on the way: nothing else
+ * would ever remove them, and they are not counted against --cache-size.
+ */
 async function walk(dir: string, locks = false): Promise<{ entries: Found[]; locks: Found[] }> {
   const out = { entries: [] as Found[], locks: [] as Found[] };
   const tops = await readdir(dir).catch(() => [] as string[]);
   for (const top of tops) {
     const names = await readdir(join(dir, top)).catch(() => [] as string[]);
     for (const name of names) {
+      const aside = LEFT_ASIDE.exec(name);
+      if (aside && !pidAlive(Number(aside[1]))) await rm(join(dir, top, name), { force: true });
       const isEntry = ENTRY.test(name);
       if (!isEntry && !(locks && name.endsWith('.lock'))) continue;
       const st = await stat(join(dir, top, name)).catch(() => null);

@@ -230,9 +230,18 @@ async function cachedStep(
   if (!cache || notCached(step, args) !== null) return off();
   checkFileArgs(step, args);
   let key: string;
-  let found: Awaited<ReturnType<StepCache['claim']>>;
   try {
     key = await stepKey(step, args);
+  } catch {
+    // An input gone meanwhile: the step says so itself when it runs.
+    if (deps.signal.aborted) throw deps.signal.reason;
+    return off();
+  }
+  // Said, not failed: the result is good, only the next run will compute it again (a full disk).
+  const unkept = (why: string) =>
+    void deps.emit({ kind: 'log', level: 'warn', message: `step "${step.name}": its result could not be kept in the step cache (${why})` });
+  let found: Awaited<ReturnType<StepCache['claim']>>;
+  try {
     const waiting = (pid: number) =>
       void deps.emit({
         kind: 'log',
@@ -240,11 +249,13 @@ async function cachedStep(
         message: `step "${step.name}": waiting for another run that computes the same result${pid > 0 ? ` (runner pid ${pid})` : ''}`,
       });
     found = refresh ? null : ((await cache.get(key)) ?? (await cache.claim(key, waiting)));
-  } catch {
-    // The cache is an aid: a folder that cannot be written, an input gone meanwhile (the step
-    // then says so itself) leave the step to run as if there were none.
+  } catch (err) {
+    // The cache is an aid: a folder that cannot be written (no room even for a lock) leaves the
+    // step to run as if there were none; it is a miss all the same, and said.
     if (deps.signal.aborted) throw deps.signal.reason;
-    return off();
+    cache.missed();
+    unkept((err as NodeJS.ErrnoException).code ?? (err as Error).message);
+    return { ...(await runStep(step, args, deps, models)), outcome: { name: step.name, cache: 'miss' } };
   }
   if (found) return { value: found.value, load_ms: 0, outcome: { name: step.name, cache: 'hit', saved_ms: found.ms } };
   const t0 = performance.now();
@@ -256,13 +267,7 @@ async function cachedStep(
     throw err;
   }
   const unstored = await cache.put(key, out.value === undefined ? null : out.value, Math.round(performance.now() - t0 - out.load_ms));
-  // Said, not failed: the result is good, only the next run will compute it again (a full disk).
-  if (unstored)
-    void deps.emit({
-      kind: 'log',
-      level: 'warn',
-      message: `step "${step.name}": its result could not be kept in the step cache (${unstored})`,
-    });
+  if (unstored) unkept(unstored);
   return { ...out, outcome: { name: step.name, cache: 'miss' } };
 }
 

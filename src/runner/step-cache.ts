@@ -7,10 +7,11 @@
 // compute it once: the first holds a lock file, the others wait for its entry.
 import { createHash } from 'node:crypto';
 import { constants } from 'node:fs';
-import { link, mkdir, open, readFile, rename, rm, stat, utimes, writeFile } from 'node:fs/promises';
+import { link, mkdir, open, rename, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { deserialize, serialize } from 'node:v8';
 import { PIPELINES, pluginInfo, TASKS } from '../pipelines/catalog.js';
+import { readRegularFile } from '../media/read.js';
 import { pidAlive } from '../protocol/pids.js';
 export type { StepTiming as StepOutcome } from '../protocol/messages.js';
 import { fileArgPaths } from '../workflow/file-args.js';
@@ -143,10 +144,18 @@ export function storable(value: unknown): boolean {
   return true;
 }
 
+/**
+ * Names files written aside (`<key>.<pid>.<n>.tmp`, `<key>.lock.<pid>.<n>`) apart across the
+ * runs of one runner: two runs storing one key at once shared a name and failed each other.
+ */
+let tempSeq = 0;
+
+/** A file written aside and left by a writer that was killed: its pid is in its name (the daemon sweeps them). */
+export const LEFT_ASIDE = /^[0-9a-f]{64}(?:\.lock)?\.(\d+)\.\d+(?:\.tmp)?$/;
+
 export class StepCache {
   /** Locks this run holds, with their heartbeats. */
   private readonly held = new Map<string, NodeJS.Timeout>();
-  private seq = 0;
 
   constructor(
     readonly dir: string,
@@ -171,8 +180,10 @@ export class StepCache {
     const path = this.path(key);
     let bytes: Buffer;
     try {
-      bytes = await readFile(path);
-    } catch {
+      // Not a regular file (a named pipe put there) is a miss, not a run blocked on it.
+      bytes = await readRegularFile(path);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOTREG') await rm(path, { force: true, recursive: true }).catch(() => {});
       return undefined;
     }
     try {
@@ -213,7 +224,7 @@ export class StepCache {
       }
       const st = await stat(lock).catch(() => null);
       if (!st) continue;
-      const holder = Number(await readFile(lock, 'utf8').catch(() => ''));
+      const holder = Number(await readRegularFile(lock, 32).then(String, () => ''));
       if (Date.now() - st.mtimeMs > STALE_MS || (holder > 0 && !pidAlive(holder))) {
         await rm(lock, { force: true });
         continue;
@@ -229,7 +240,7 @@ export class StepCache {
 
   /** Makes the lock with this pid in it, or false when it exists: written aside and linked, so a lock is never empty. */
   private async lock(lock: string): Promise<boolean> {
-    const temp = `${lock}.${process.pid}.${++this.seq}`;
+    const temp = `${lock}.${process.pid}.${++tempSeq}`;
     try {
       await writeFile(temp, String(process.pid), { mode: 0o600 });
       await link(temp, lock);
@@ -250,7 +261,7 @@ export class StepCache {
    */
   async put(key: string, value: unknown, ms: number): Promise<string | null> {
     const path = this.path(key);
-    const temp = `${path}.${process.pid}.tmp`;
+    const temp = `${path}.${process.pid}.${++tempSeq}.tmp`;
     try {
       if (!storable(value)) {
         this.note({ state: 'miss', bytes: 0, entries: 0 });
@@ -271,6 +282,11 @@ export class StepCache {
     } finally {
       await this.release(key);
     }
+  }
+
+  /** A step computed without the store (it could not even be locked): a miss all the same. */
+  missed(): void {
+    this.note({ state: 'miss', bytes: 0, entries: 0 });
   }
 
   /** Lets go of the key's lock (held or not) and its heartbeat. */

@@ -3,8 +3,8 @@
 // what is never cached, two runs missing on one key at once, a damaged entry, the bound, and
 // `dw cache`. The cache is off in other tests' sandboxes; here it is on.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { cpSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawn } from 'node:child_process';
+import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { encodeWav } from '../../src/media/audio.js';
@@ -277,5 +277,44 @@ test('a lock whose holder is gone (an unrelated live pid, no heartbeat) is taken
     } finally {
       sleeper.kill();
     }
+  });
+});
+
+test('the store misused: a named pipe in place of an entry is a miss, files a killed writer left are swept, a store that cannot even be locked is a miss said', async () => {
+  await withCache([], async (sb) => {
+    const wf = join(sb.dir, 'tpl.json');
+    writeFileSync(
+      wf,
+      JSON.stringify({ id: 'tpl', steps: [{ name: 't', task: { type: 'text_template', arguments: { template: 'hi' } } }] }),
+    );
+    assert.deepEqual(states((await runJson(sb, [wf])).json), { t: 'miss' });
+    const store = join(sb.env.XDG_CACHE_HOME!, 'dw', 'steps');
+    const top = readdirSync(store)[0]!;
+    const key = readdirSync(join(store, top)).find((f) => /^[0-9a-f]{64}$/.test(f))!;
+    const entry = join(store, top, key);
+    // A named pipe where the entry was: read non-blocking, it is a miss (not a run waiting for a writer), and replaced.
+    rmSync(entry);
+    execFileSync('mkfifo', [entry]);
+    assert.deepEqual(states((await runJson(sb, [wf])).json), { t: 'miss' });
+    assert.ok(statSync(entry).isFile());
+    assert.deepEqual(states((await runJson(sb, [wf])).json), { t: 'hit' });
+    // Written aside by writers killed before their rename (the pid in the name is gone), and one by a live writer.
+    const dead = [`${entry}.999999999.1.tmp`, `${entry}.lock.999999999.2`];
+    const live = `${entry}.${process.pid}.1.tmp`;
+    for (const f of [...dead, live]) writeFileSync(f, 'x'.repeat(1000));
+    const counted = JSON.parse((await dw(sb, ['cache', '--json'])).stdout);
+    assert.equal(counted.entries, 1);
+    for (const f of dead) assert.equal(existsSync(f), false, `${f} swept`);
+    assert.ok(existsSync(live), "a live writer's file is left to it");
+    rmSync(live);
+    // No room even for a lock (here: a file where the entry's folder goes): the step runs, is a miss, and says why.
+    rmSync(join(store, top), { recursive: true });
+    writeFileSync(join(store, top), '');
+    const before = JSON.parse((await dw(sb, ['cache', '--json'])).stdout).misses;
+    const r = await dw(sb, ['run', wf, '--json']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual(states(JSON.parse(r.stdout)), { t: 'miss' });
+    assert.match(r.stderr, /step "t": its result could not be kept in the step cache \((EEXIST|ENOTDIR)\)/);
+    assert.equal(JSON.parse((await dw(sb, ['cache', '--json'])).stdout).misses, before + 1);
   });
 });
