@@ -109,7 +109,7 @@ async function main(all: string[]): Promise<number> {
   if (parsed.positionals.length > command.positionals) {
     throw new DwError(
       'DW_ERR_USAGE',
-      `dw ${command.name} takes ${command.positionals === 0 ? 'no arguments' : `at most ${command.positionals}`}, got ${parsed.positionals.map((p) => `"${p}"`).join(' ')}; see dw ${command.name} --help`,
+      `dw ${command.name} takes ${command.positionals === 0 ? 'no arguments' : `at most ${command.positionals} argument${command.positionals === 1 ? '' : 's'}`}, got ${parsed.positionals.map((p) => `"${p}"`).join(' ')}; see dw ${command.name} --help`,
     );
   }
   return command.run(parsed.values, parsed.positionals);

@@ -283,6 +283,8 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv = process.env)
   for (const [key, s] of Object.entries(SETTINGS) as [keyof Config, Setting<keyof Config>][]) {
     const flag = values[s.flag] === true ? 'true' : values[s.flag];
     const raw = typeof flag === 'string' ? flag : env[s.env];
+    // An empty variable is an unset one (as shells and EnvironmentFile= write it); an empty flag is a slip.
+    if (flag === '') throw new DwError('DW_ERR_USAGE', `--${s.flag} is empty; give a value (dwd --help)`);
     config[key] = raw === undefined || raw === '' ? s.default() : s.parse(raw, typeof flag === 'string' ? `--${s.flag}` : s.env);
   }
   return config as Config;

@@ -321,6 +321,12 @@ test('command-line edge cases: --arg __proto__, integers past 2^53, underflow, D
   const frame = spawnSync(process.execPath, [DWD, '--max-frame', '10'], { encoding: 'utf8' });
   assert.equal(frame.status, 2);
   assert.match(frame.stderr, /--max-frame: 10 is too small; the least is 4K/);
+  const empty = spawnSync(process.execPath, [DWD, '--cache-size', ''], { encoding: 'utf8' });
+  assert.equal(empty.status, 2);
+  assert.match(empty.stderr, /--cache-size is empty; give a value/);
+  const two = spawnSync(process.execPath, [DW, 'run', 'a.json', 'b.json'], { encoding: 'utf8' });
+  assert.equal(two.status, 2);
+  assert.match(two.stderr, /dw run takes at most 1 argument, got "a\.json" "b\.json"/);
 });
 
 test('clients holding unfinished requests cannot take the daemon down: past 64 MiB in all, the connection holding the most is closed, not the next client', {
