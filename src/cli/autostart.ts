@@ -372,7 +372,7 @@ export async function filesAnswer(
 export async function ask<T extends RequestType>(
   type: T,
   body: Omit<Extract<Request, { type: T }>, 'id' | 'type'>,
-  opts: { start: boolean; notify?: Notify; onEvent?: (e: RunEvent) => void; files?: boolean; timeoutMs?: number },
+  opts: { start: boolean; notify?: Notify; onEvent?: (e: RunEvent) => void; files?: boolean },
 ): Promise<ResultMap[T]> {
   const { client, byContent } = await connect(opts);
   const send: SendOptions = REQUEST_DEADLINES[type] ? { deadlineMs: REQUEST_DEADLINES[type] } : {};
