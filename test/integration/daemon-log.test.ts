@@ -70,6 +70,11 @@ test("dw logs shows the running daemon's own log, wherever the dw that started i
     // With none running, the file this dw's environment names.
     const none = await dw(sb, ['logs', '--json'], elsewhere);
     assert.match(none.stdout, /an old line/);
+    const folder = join(sb.dir, 'folder');
+    mkdirSync(join(folder, 'dw', 'dwd.log'), { recursive: true });
+    const unreadable = await dw(sb, ['logs'], { env: { ...sb.env, XDG_STATE_HOME: folder } });
+    assert.equal(unreadable.code, 3);
+    assert.match(unreadable.stderr, /DW_ERR_FILE_NOT_FOUND\]: cannot read the log .*dwd\.log: EISDIR/);
 
     // systemd tells a service its journal stream by JOURNAL_STREAM=<device>:<inode>.
     const out = join(sb.dir, 'stream');

@@ -86,7 +86,10 @@ Options:
     const show = (lines: string[]) => {
       for (const l of lines) if (l !== '') process.stdout.write((values.json ? l : humanLine(l)) + '\n');
     };
-    const { text, end } = await readFrom(path, 0);
+    const { text, end } = await readFrom(path, 0).catch((err: NodeJS.ErrnoException) => {
+      // The log of a daemon of another user (a system service writing a file) may be closed to us.
+      throw new DwError('DW_ERR_FILE_NOT_FOUND', `cannot read the log ${path}: ${err.code ?? err.message}`, { path });
+    });
     // Caught before the first line shows: a Ctrl-C right after it stops the follow, not dw.
     let stop = () => {};
     const stopped = new Promise<void>((resolve) => (stop = resolve));
