@@ -49,7 +49,7 @@ test("dw logs shows the running daemon's own log, wherever the dw that started i
 }, async () => {
   const sb = sandbox();
   try {
-    const r = await dw(sb, ['run', OCR_WORKFLOW], { env: { DW_AUTOSTART: '1' } });
+    const r = await dw(sb, ['validate', OCR_WORKFLOW], { env: { DW_AUTOSTART: '1' } }); // starts one, loads nothing
     assert.equal(r.code, 0, r.stderr);
     const pid = (await dwJson(sb, ['status'])).json.pid;
     // Another state folder (a cron job's environment, say) with an older daemon's log in it.
