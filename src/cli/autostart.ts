@@ -1,6 +1,6 @@
 // Finds a daemon to talk to, starting one in the background when none answers (like Gradle, Bazel
 // and the Nx daemon). A start lock makes ten parallel `dw` invocations start one daemon, not ten.
-import { closeSync, fstatSync, openSync, readFileSync, unlinkSync, watch, writeSync } from 'node:fs';
+import { closeSync, existsSync, fstatSync, openSync, readFileSync, unlinkSync, watch, writeSync } from 'node:fs';
 import { dirname, extname } from 'node:path';
 import type { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
@@ -8,7 +8,7 @@ import { makeDirs } from '../protocol/dirs.js';
 import { DwError, isErrorCode, type ErrorPayload } from '../protocol/errors.js';
 import type { Request, RequestType, ResultMap, RunEvent } from '../protocol/messages.js';
 import { defaultLogPath, defaultSocketPath, lockPathFor, startLockPathFor, systemSocket, uid } from '../protocol/paths.js';
-import { pidAlive, readPidFile, recordAlive } from '../protocol/pids.js';
+import { PID_NAMESPACE, pidAlive, readPidFile, recordAlive } from '../protocol/pids.js';
 import { Client, type SendOptions } from './client.js';
 import type { Sent } from './send-files.js';
 import { hostSetting } from './host.js';
@@ -318,7 +318,20 @@ export async function stopDaemon(socket: string, pid?: number): Promise<number |
     });
     const answer = await client.request('stop', {}, undefined, { deadlineMs: 2 * timeoutMs });
     const which = answer.pid ?? pid;
-    if (!(await waitForExit(which, (answer.grace_ms ?? 10_000) + STOP_SLACK_MS))) {
+    const patience = (answer.grace_ms ?? 10_000) + STOP_SLACK_MS;
+    // In another pid namespace its pid is another process here (often init): its closing the
+    // connection and removing its socket, the last it does, say it stopped.
+    const ns = client.hello?.pid_ns;
+    if (ns !== undefined && ns !== PID_NAMESPACE) {
+      if (!(await socketGone(client, socket, patience)))
+        throw new DwError(
+          'DW_ERR_DAEMON_UNREACHABLE',
+          `dwd (pid ${which} in another pid namespace) took the stop request but has not finished stopping after its grace period`,
+          { pid: which },
+        );
+      return which;
+    }
+    if (!(await waitForExit(which, patience))) {
       throw new DwError(
         'DW_ERR_DAEMON_UNREACHABLE',
         `dwd (pid ${which}) took the stop request but has not exited after its grace period; end it with \`kill ${which}\``,
@@ -329,6 +342,15 @@ export async function stopDaemon(socket: string, pid?: number): Promise<number |
   } finally {
     client.close();
   }
+}
+
+/** Waits for dwd to close the connection and then remove its socket; false if it did not in time. */
+async function socketGone(client: Client, socket: string, timeoutMs: number): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  const timeout = new Promise<void>((r) => setTimeout(r, timeoutMs).unref());
+  await Promise.race([client.closed(), timeout]);
+  while (existsSync(socket) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 25));
+  return !existsSync(socket);
 }
 
 /** Waits for a pid that is not our child to go away (no event exists for that, so a short poll); false if it did not in time. */

@@ -20,6 +20,7 @@ import type { CpuPriorities } from './cpu-priority.js';
 import type { AllowedRoots } from '../workflow/roots.js';
 import { hostname } from 'node:os';
 import { uid } from '../protocol/paths.js';
+import { PID_NAMESPACE } from '../protocol/pids.js';
 import { ClientFiles } from './client-files.js';
 import type { InputStore } from './input-store.js';
 import type { StepStore } from './step-store.js';
@@ -104,6 +105,7 @@ const helloHandler =
       uid: uid(),
       host: hostname(),
       socket: d.socket,
+      pid_ns: PID_NAMESPACE,
       input_store_bytes: d.config.input_store_bytes,
       max_request_bytes: Math.min(d.config.max_frame, MAX_REQUEST_BYTES),
     };

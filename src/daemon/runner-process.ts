@@ -1,12 +1,12 @@
 // How a runner process is started and cleaned up after: its environment and V8 flags, a private
 // temporary folder, and its stdout/stderr turned into the daemon's JSON log records.
 import { fork, type ChildProcess } from 'node:child_process';
-import { lstatSync, mkdtempSync, readdirSync, readlinkSync, rmSync } from 'node:fs';
+import { lstatSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { extname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { pidAlive } from '../protocol/pids.js';
+import { PID_NAMESPACE, pidAlive } from '../protocol/pids.js';
 import type { Logger } from './log.js';
 
 // dist/daemon/runner-process.js forks dist/runner/main.js; under tsx, src/…/main.ts with the same loader.
@@ -34,7 +34,7 @@ function privateTmp(log: Logger): string | null {
   for (const base of [tmpdir(), '/tmp']) {
     sweep(base);
     try {
-      return mkdtempSync(join(base, `dw-runner-${PID_NS}-${process.pid}-`));
+      return mkdtempSync(join(base, `dw-runner-${PID_NAMESPACE}-${process.pid}-`));
     } catch (err) {
       log.warn(
         { dir: base, err: (err as NodeJS.ErrnoException).code ?? (err as Error).message },
@@ -46,18 +46,6 @@ function privateTmp(log: Logger): string | null {
 }
 
 /**
- * This daemon's pid namespace: a pid means a process only within one (a container sharing /tmp
- * with the host under the same uid has its own), so a folder's pid is judged only in its own.
- */
-const PID_NS = (() => {
-  try {
-    return /\[(\d+)\]/.exec(readlinkSync('/proc/self/ns/pid'))?.[1] ?? '0';
-  } catch {
-    return '0';
-  }
-})();
-
-/**
  * Removes the folders of runners whose daemon is gone: when a daemon and its runner are both
  * killed at once (kill -9 of the process group, an OOM kill), neither is left to remove its folder.
  * A folder names its daemon's pid namespace and pid; only this user's, of this namespace, are touched.
@@ -65,7 +53,7 @@ const PID_NS = (() => {
 function sweep(base: string): void {
   let names: string[];
   try {
-    names = readdirSync(base).filter((n) => n.startsWith(`dw-runner-${PID_NS}-`));
+    names = readdirSync(base).filter((n) => n.startsWith(`dw-runner-${PID_NAMESPACE}-`));
   } catch {
     return;
   }

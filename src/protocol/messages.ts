@@ -167,6 +167,8 @@ export interface HelloResult {
   host: string;
   /** The socket it listens on, as a path on its host. */
   socket: string;
+  /** Its pid namespace: in another one (a container sharing the socket's folder) its pid means another process. */
+  pid_ns?: string;
   /** The largest total of inputs one run may send by content (dwd --input-store). */
   input_store_bytes: number;
   /** The largest request frame it reads: pieces of files sent by content are cut to fit. */

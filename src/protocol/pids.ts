@@ -1,6 +1,18 @@
 // Process identity for the daemon's pid file, shared by dw (which names the daemon in errors) and
 // dwd (which must never displace a live daemon, nor mistake a recycled pid for one).
-import { closeSync, constants, fstatSync, openSync, readFileSync } from 'node:fs';
+import { closeSync, constants, fstatSync, openSync, readFileSync, readlinkSync } from 'node:fs';
+
+/**
+ * This process's pid namespace ('0' where /proc does not tell): a pid means a process only within
+ * one, and a container sharing /tmp (or a socket's folder) with the host under one uid has its own.
+ */
+export const PID_NAMESPACE = (() => {
+  try {
+    return /\[(\d+)\]/.exec(readlinkSync('/proc/self/ns/pid'))?.[1] ?? '0';
+  } catch {
+    return '0';
+  }
+})();
 
 /** Fields 3 on of /proc/PID/stat, or null where /proc does not tell (not Linux, or no such process). */
 function procStat(pid: number): string[] | null {

@@ -1,10 +1,12 @@
 // Starting, stopping, dying and being replaced, with real processes and real signals.
 import { test } from 'node:test';
+import { spawn, spawnSync } from 'node:child_process';
+import { once } from 'node:events';
 import assert from 'node:assert/strict';
 import { cpSync, existsSync, mkdirSync, readFileSync, readlinkSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createConnection } from 'node:net';
 import { dirname, join } from 'node:path';
-import { alive, dw, dwJson, OCR_WORKFLOW, ROOT, sandbox, spawnDw, startDaemon, withDaemon } from '../helpers/env.js';
+import { alive, DWD, dw, dwJson, eventually, OCR_WORKFLOW, ROOT, sandbox, spawnDw, startDaemon, withDaemon } from '../helpers/env.js';
 import { PROTOCOL_VERSION } from '../../src/protocol/version.js';
 
 function runnerPid(log: string): number {
@@ -244,6 +246,32 @@ test('a daemon of another version that you started yourself is left alone, with 
     assert.equal(alive(mine.proc.pid!), true);
   } finally {
     await mine.stop();
+    sb.cleanup();
+  }
+});
+
+test('dw stop of a daemon in another pid namespace (a container sharing the socket) waits for it to stop, not for a pid of this one', async (t) => {
+  if (spawnSync('unshare', ['--pid', '--fork', '--mount-proc', 'true']).status !== 0) return t.skip('needs unshare --pid (root)');
+  const sb = sandbox();
+  try {
+    mkdirSync(dirname(sb.socket), { recursive: true });
+    const inside = spawn('unshare', ['--pid', '--fork', '--mount-proc', process.execPath, DWD, '--grace', '1s'], {
+      env: sb.env,
+      stdio: 'ignore',
+    });
+    const exited = once(inside, 'exit');
+    const st = await eventually('the daemon in its namespace', async () => {
+      const r = await dwJson(sb, ['status']);
+      return r.ran.code === 0 && r.json;
+    });
+    assert.ok(st.pid < 10, `pid ${st.pid} counts in its own namespace`);
+    const stop = await dw(sb, ['stop']);
+    assert.equal(stop.code, 0, stop.stderr);
+    assert.match(stop.stderr, /^dw: dwd \(pid \d+\) stopped$/m);
+    assert.equal(existsSync(sb.socket), false);
+    await exited;
+  } finally {
+    await dw(sb, ['stop']);
     sb.cleanup();
   }
 });
