@@ -21,12 +21,21 @@ export function currentDir(): string {
 export function workflowPath(given: string): string {
   let path = resolve(currentDir(), given);
   // /dev/stdin, /dev/fd/N, /proc/self/fd/N name this process's files: in dwd they are dwd's own.
-  // Redirected from a file, they lead to it; a pipe is refused below.
-  if (/^\/(dev|proc)\//.test(path)) {
+  // Redirected from a file, they lead to it; a pipe is refused below, and so is a file that no
+  // path leads to any more (removed while open: its link reads "… (deleted)").
+  const own = /^\/(dev|proc)\//;
+  if (own.test(path)) {
+    let real = '';
     try {
-      const real = realpathSync(path);
-      if (statSync(real).isFile()) path = real;
+      real = realpathSync(path);
     } catch {}
+    if (real && !own.test(real) && !real.endsWith(' (deleted)') && statSync(real, { throwIfNoEntry: false })?.isFile()) path = real;
+    else if (statSync(path, { throwIfNoEntry: false })?.isFile())
+      throw new DwError(
+        'DW_ERR_FILE_NOT_FOUND',
+        `workflow ${given} is a file of this dw with no path to it (removed?): dwd reads the workflow from its path, so save it to a file and give that`,
+        { path },
+      );
   }
   let st: ReturnType<typeof statSync>;
   try {

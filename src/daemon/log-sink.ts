@@ -24,9 +24,9 @@ function destination(fd: number): { file: string | null; journal: boolean } {
   try {
     const st = fstatSync(fd);
     if (process.env.JOURNAL_STREAM === `${st.dev}:${st.ino}`) return { file: null, journal: true };
+    // A file removed while written to reads "PATH (deleted)": dw logs says so.
     const path = st.isFile() ? readlinkSync(`/proc/self/fd/${fd}`) : '';
-    // A removed file is still written to, but no path leads to it.
-    return { file: path.startsWith('/') && !path.endsWith(' (deleted)') ? path : null, journal: false };
+    return { file: path.startsWith('/') ? path : null, journal: false };
   } catch {
     return { file: null, journal: false };
   }

@@ -81,6 +81,8 @@ function withinFrame(e: RunEvent, maxFrame: number): RunEvent[] {
 /** A connection as a holder of unfinished request data, which may be dropped to make room. */
 interface Holder {
   held(): number;
+  /** When it last sent anything. */
+  lastData: number;
   drop(): void;
 }
 
@@ -190,6 +192,12 @@ export function serve(server: Server, opts: ServeOptions): { connections: Set<So
      */
     const refuse = (id: RequestId | null, message: string) => {
       if (++refused <= LOGGED_REFUSALS) log.warn({ reason: message }, 'bad request');
+      // Answers piling up unread: the rest of a read chunk (32,768 lines of "1") is not answered
+      // line by line; a client that sends bad requests faster than it reads is none we serve.
+      if (socket.writableNeedDrain) {
+        log.warn({ refused }, 'closing a connection: bad requests whose answers it does not read');
+        return hangUp({ code: 'DW_ERR_PROTOCOL', message: `${refused} bad requests, their answers unread; this connection is dropped` });
+      }
       write({ id, type: 'error', error: { code: 'DW_ERR_PROTOCOL', message } });
       pump();
     };
@@ -216,27 +224,32 @@ export function serve(server: Server, opts: ServeOptions): { connections: Set<So
     );
     const holder: Holder = {
       held: () => reader.buffered,
+      lastData: Date.now(),
       drop: () => {
-        log.warn({ buffered, held: reader.buffered }, 'closing a connection: it holds the most of too much unfinished request data');
+        log.warn(
+          { buffered, held: reader.buffered },
+          'closing a connection: of too much unfinished request data, it sent none for longest',
+        );
         buffered -= reader.buffered;
         hangUp({
           code: 'DW_ERR_PROTOCOL',
-          message: `dwd holds ${MAX_BUFFERED_TOTAL / 1048576} MB of unfinished requests from its clients, this connection the most; it is dropped`,
+          message: `dwd holds ${MAX_BUFFERED_TOTAL / 1048576} MB of unfinished requests from its clients; this connection's, idle longest, is dropped`,
         });
       },
     };
     holders.add(holder);
     socket.on('data', (chunk) => {
+      holder.lastData = Date.now();
       const before = reader.buffered;
       reader.push(chunk);
       buffered += reader.buffered - before;
-      // The one holding the most goes, not the one adding last: idle half-sent frames must not
-      // shut out the next client.
+      // The holder that sent nothing for longest goes, not the one adding last: half-sent frames
+      // left idle must not shut out a client that is sending its request.
       while (buffered > MAX_BUFFERED_TOTAL) {
-        let most = holder;
-        for (const h of holders) if (h.held() > most.held()) most = h;
-        if (most.held() === 0) break;
-        most.drop();
+        let idlest: Holder | null = null;
+        for (const h of holders) if (h.held() > 0 && (!idlest || h.lastData < idlest.lastData)) idlest = h;
+        if (!idlest) break;
+        idlest.drop();
       }
     });
     socket.on('error', (err) => log.debug({ err: err.message }, 'socket error'));

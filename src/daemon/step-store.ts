@@ -3,7 +3,7 @@
 // and how often steps found their result there. `dw cache` shows it; `dw cache clear` empties it.
 // The folder is only ever walked asynchronously, one walk at a time: with hundreds of thousands of
 // entries a walk takes seconds, which must not stop the daemon answering its clients.
-import { readdir, rm, stat } from 'node:fs/promises';
+import { lstat, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { makeDirs } from '../protocol/dirs.js';
 import type { CacheResult } from '../protocol/messages.js';
@@ -19,6 +19,7 @@ interface Found {
 }
 
 const ENTRY = /^[0-9a-f]{64}$/;
+const TOP = /^[0-9a-f]{2}$/;
 
 /**
  * Entry files under the store (two-character folders); with `locks`, lock files too. Files a
@@ -27,15 +28,16 @@ const ENTRY = /^[0-9a-f]{64}$/;
  */
 async function walk(dir: string, locks = false): Promise<{ entries: Found[]; locks: Found[] }> {
   const out = { entries: [] as Found[], locks: [] as Found[] };
-  const tops = await readdir(dir).catch(() => [] as string[]);
-  for (const top of tops) {
+  // Only real folders of two hex digits: a link put there leads out of the store, where nothing is ours to remove.
+  const tops = (await readdir(dir, { withFileTypes: true }).catch(() => [])).filter((e) => e.isDirectory() && TOP.test(e.name));
+  for (const { name: top } of tops) {
     const names = await readdir(join(dir, top)).catch(() => [] as string[]);
     for (const name of names) {
       const aside = LEFT_ASIDE.exec(name);
       if (aside && !pidAlive(Number(aside[1]))) await rm(join(dir, top, name), { force: true });
       const isEntry = ENTRY.test(name);
       if (!isEntry && !(locks && name.endsWith('.lock'))) continue;
-      const st = await stat(join(dir, top, name)).catch(() => null);
+      const st = await lstat(join(dir, top, name)).catch(() => null);
       if (st) (isEntry ? out.entries : out.locks).push({ path: join(dir, top, name), size: st.size, mtime: st.mtimeMs });
     }
   }

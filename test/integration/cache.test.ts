@@ -4,7 +4,18 @@
 // `dw cache`. The cache is off in other tests' sandboxes; here it is on.
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
-import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
+import {
+  cpSync,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  utimesSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { encodeWav } from '../../src/media/audio.js';
@@ -307,6 +318,18 @@ test('the store misused: a named pipe in place of an entry is a miss, files a ki
     for (const f of dead) assert.equal(existsSync(f), false, `${f} swept`);
     assert.ok(existsSync(live), "a live writer's file is left to it");
     rmSync(live);
+    // A link in the store to a folder elsewhere: nothing there is counted, swept or cleared.
+    const outside = join(sb.dir, 'outside');
+    mkdirSync(outside);
+    const theirs = [join(outside, key), join(outside, `${key}.999999999.1.tmp`)];
+    for (const f of theirs) writeFileSync(f, 'x');
+    const link = join(store, top === 'ff' ? 'fe' : 'ff');
+    symlinkSync(outside, link);
+    assert.equal(JSON.parse((await dw(sb, ['cache', '--json'])).stdout).entries, 1);
+    assert.equal((await dw(sb, ['cache', 'clear'])).code, 0);
+    for (const f of theirs) assert.ok(existsSync(f), `${f} left alone`);
+    rmSync(link);
+    assert.deepEqual(states((await runJson(sb, [wf])).json), { t: 'miss' });
     // No room even for a lock (here: a file where the entry's folder goes): the step runs, is a miss, and says why.
     rmSync(join(store, top), { recursive: true });
     writeFileSync(join(store, top), '');

@@ -2,7 +2,7 @@
 // (a full disk), and what dw shows when a daemon it started fails: that daemon's reason only.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
 import {
   closeSync,
@@ -66,6 +66,11 @@ test("dw logs shows the running daemon's own log, wherever the dw that started i
     );
     const st = await dw(sb, ['status'], elsewhere);
     assert.match(st.stdout, new RegExp(`^log +${join(sb.dir, 'state', 'dw', 'dwd.log')}$`, 'm'));
+    // Removed while the daemon writes it: said, not shown as some other file.
+    rmSync(join(sb.dir, 'state', 'dw', 'dwd.log'));
+    const removed = await dw(sb, ['logs']);
+    assert.equal(removed.code, 0, removed.stderr);
+    assert.match(removed.stderr, new RegExp(`dwd \\(pid ${pid}\\) writes its log to .*dwd\\.log, which was removed`));
     await dw(sb, ['stop']);
     // With none running, the file this dw's environment names.
     const none = await dw(sb, ['logs', '--json'], elsewhere);
@@ -74,7 +79,12 @@ test("dw logs shows the running daemon's own log, wherever the dw that started i
     mkdirSync(join(folder, 'dw', 'dwd.log'), { recursive: true });
     const unreadable = await dw(sb, ['logs'], { env: { ...sb.env, XDG_STATE_HOME: folder } });
     assert.equal(unreadable.code, 3);
-    assert.match(unreadable.stderr, /DW_ERR_FILE_NOT_FOUND\]: cannot read the log .*dwd\.log: EISDIR/);
+    assert.match(unreadable.stderr, /DW_ERR_FILE_NOT_FOUND\]: the log .*dwd\.log is not a regular file/);
+    // A named pipe there would hold dw for good.
+    rmSync(join(folder, 'dw', 'dwd.log'), { recursive: true });
+    execFileSync('mkfifo', [join(folder, 'dw', 'dwd.log')]);
+    const pipe = await dw(sb, ['logs', '-f'], { env: { ...sb.env, XDG_STATE_HOME: folder } });
+    assert.equal(pipe.code, 3, pipe.stderr);
 
     // systemd tells a service its journal stream by JOURNAL_STREAM=<device>:<inode>.
     const out = join(sb.dir, 'stream');

@@ -1,7 +1,7 @@
 import { createReadStream, existsSync, statSync, watch } from 'node:fs';
 import { basename, dirname } from 'node:path';
 import { DwError, EXIT } from '../../protocol/errors.js';
-import { defaultLogPath } from '../../protocol/paths.js';
+import { defaultLogPath, defaultSocketPath } from '../../protocol/paths.js';
 import { connect } from '../autostart.js';
 import type { Command } from '../command.js';
 import { humanLine } from '../log-lines.js';
@@ -22,7 +22,7 @@ function readFrom(path: string, start: number): Promise<{ text: string; end: num
  * Where the daemon that answers writes its log, and whether it runs as this user; null when none
  * answers at once (absent, frozen, of another version): then the log is where an autostart puts it.
  */
-async function runningLog(): Promise<{ pid: number; mine: boolean; file: string | null; journal: boolean } | null> {
+async function runningLog(): Promise<{ pid: number; mine: boolean; file: string | null; journal: boolean } | 'silent' | null> {
   try {
     const { client } = await connect({ start: false, timeoutMs: 1000 });
     try {
@@ -32,7 +32,8 @@ async function runningLog(): Promise<{ pid: number; mine: boolean; file: string 
       client.close();
     }
   } catch {
-    return null;
+    // A socket that is there but did not answer: a frozen or busy daemon, maybe writing elsewhere.
+    return existsSync(defaultSocketPath()) ? 'silent' : null;
   }
 }
 
@@ -68,21 +69,28 @@ Options:
     }
     const n = values.lines === undefined ? 50 : Number(values.lines);
     if (!Number.isInteger(n) || n < 0) throw new DwError('DW_ERR_USAGE', `--lines: "${values.lines}" is not a whole number`);
-    const running = await runningLog();
-    if (running && running.file === null) {
+    const found = await runningLog();
+    const running = typeof found === 'object' ? found : null;
+    if (running && (running.file === null || running.file.endsWith(' (deleted)'))) {
       process.stderr.write(
         running.journal
           ? `dw: dwd (pid ${running.pid}) logs to systemd's journal: journalctl ${running.mine ? '--user ' : ''}-u dwd${values.follow ? ' -f' : ''}\n`
-          : `dw: dwd (pid ${running.pid}) writes its log to its standard output, which is no file (a terminal? a pipe?)\n`,
+          : running.file
+            ? `dw: dwd (pid ${running.pid}) writes its log to ${running.file.slice(0, -' (deleted)'.length)}, which was removed; \`dw stop\`, and the next run starts a daemon with a new log\n`
+            : `dw: dwd (pid ${running.pid}) writes its log to its standard output, which is no file (a terminal? a pipe?)\n`,
       );
       return EXIT.OK;
     }
     // The running daemon's own file: one started with other XDG settings (a cron job's) writes elsewhere.
     const path = running?.file ?? defaultLogPath();
+    if (found === 'silent')
+      process.stderr.write(`dw: dwd did not answer within 1 s; showing ${path}, where this dw would start one's log\n`);
     if (!existsSync(path)) {
       process.stderr.write(`dw: no log at ${path}: no daemon was autostarted here (a dwd under systemd logs to the journal)\n`);
       return EXIT.OK;
     }
+    // Read, or followed, only as a regular file: a named pipe there would hold dw for good.
+    if (!statSync(path).isFile()) throw new DwError('DW_ERR_FILE_NOT_FOUND', `the log ${path} is not a regular file`, { path });
     const show = (lines: string[]) => {
       for (const l of lines) if (l !== '') process.stdout.write((values.json ? l : humanLine(l)) + '\n');
     };
