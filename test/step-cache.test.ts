@@ -1,7 +1,8 @@
 // The step cache's key: what changes it (content, not paths; the code's version of a step; an
 // upstream value by one element) and what does not.
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -110,6 +111,23 @@ test('two runs of one runner storing one key at once each write their own file a
     assert.deepEqual(await Promise.all([a!.put(key, value, 1), b!.put(key, value, 1)]), [null, null]);
     assert.deepEqual(readdirSync(join(dir, 'ef')), [key]);
     assert.deepEqual((await a!.get(key))?.value, value);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('a named pipe in place of a lock has no holder: it is taken over at once, nobody waited for', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'dw-lock-'));
+  try {
+    const key = 'fa'.padEnd(64, '0');
+    mkdirSync(join(dir, 'fa'));
+    execFileSync('mkfifo', [join(dir, 'fa', `${key}.lock`)]);
+    const waited: number[] = [];
+    const cache = new StepCache(dir, new AbortController().signal);
+    assert.equal(await cache.claim(key, (pid) => waited.push(pid)), null, 'this run computes');
+    assert.deepEqual(waited, []);
+    assert.ok(statSync(join(dir, 'fa', `${key}.lock`)).isFile(), 'its own lock now');
+    await cache.release(key);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

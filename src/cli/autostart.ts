@@ -6,7 +6,7 @@ import type { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { makeDirs } from '../protocol/dirs.js';
 import { DwError, isErrorCode, type ErrorPayload } from '../protocol/errors.js';
-import type { Request, RequestType, ResultMap, RunEvent } from '../protocol/messages.js';
+import type { HelloResult, Request, RequestType, ResultMap, RunEvent } from '../protocol/messages.js';
 import { defaultLogPath, defaultSocketPath, lockPathFor, startLockPathFor, systemSocket, uid } from '../protocol/paths.js';
 import { PID_NAMESPACE, pidAlive, readPidFile, recordAlive } from '../protocol/pids.js';
 import { Client, type SendOptions } from './client.js';
@@ -313,15 +313,17 @@ export async function stopDaemon(socket: string, pid?: number): Promise<number |
   const timeoutMs = connectTimeoutMs();
   const client = await Client.connect(socket, timeoutMs);
   try {
-    await client.handshake().catch((err: DwError) => {
+    // A daemon of another version still says who it is, in the mismatch's details.
+    const hello = await client.handshake().catch((err: DwError) => {
       if (err.code !== 'DW_ERR_VERSION_MISMATCH') throw err;
+      return err.details?.daemon as Partial<HelloResult> | undefined;
     });
     const answer = await client.request('stop', {}, undefined, { deadlineMs: 2 * timeoutMs });
     const which = answer.pid ?? pid;
     const patience = (answer.grace_ms ?? 10_000) + STOP_SLACK_MS;
     // In another pid namespace its pid is another process here (often init): its closing the
     // connection and removing its socket, the last it does, say it stopped.
-    const ns = client.hello?.pid_ns;
+    const ns = hello?.pid_ns;
     if (ns !== undefined && ns !== PID_NAMESPACE) {
       if (!(await socketGone(client, socket, patience)))
         throw new DwError(

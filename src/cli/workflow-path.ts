@@ -23,13 +23,13 @@ export function workflowPath(given: string): string {
   // /dev/stdin, /dev/fd/N, /proc/self/fd/N name this process's files: in dwd they are dwd's own.
   // Redirected from a file, they lead to it; a pipe is refused below, and so is a file that no
   // path leads to any more (removed while open: its link reads "… (deleted)").
-  const own = /^\/(dev|proc)\//;
-  if (own.test(path)) {
+  if (/^\/dev\/(stdin|fd\/\d+)$|^\/proc\/(self|thread-self|\d+)\/fd\/\d+$/.test(path)) {
     let real = '';
     try {
       real = realpathSync(path);
     } catch {}
-    if (real && !own.test(real) && !real.endsWith(' (deleted)') && statSync(real, { throwIfNoEntry: false })?.isFile()) path = real;
+    // A file of that name may exist: "… (deleted)" is never the removed file itself.
+    if (real && !real.endsWith(' (deleted)') && statSync(real, { throwIfNoEntry: false })?.isFile()) path = real;
     else if (statSync(path, { throwIfNoEntry: false })?.isFile())
       throw new DwError(
         'DW_ERR_FILE_NOT_FOUND',

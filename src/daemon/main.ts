@@ -8,6 +8,7 @@ import { Daemon } from './daemon.js';
 import { bindSocket } from './listen.js';
 import { createLogger, type Logger } from './log.js';
 import { LogSink } from './log-sink.js';
+import { OWN_ROOT } from '../workflow/model-paths.js';
 
 /**
  * dw's autostart hands us a pipe on DWD_READY_FD and reads lines from it: `waiting {pid}` while an
@@ -94,7 +95,8 @@ async function main(): Promise<void> {
   // Every path in a request comes with its client's cwd, and the options' paths are resolved by now.
   // A daemon that stayed in the folder it was started from (dw's, when autostarted) would keep that
   // folder busy for as long as it lives: a USB stick that cannot be unmounted, a mount that stays.
-  process.chdir('/');
+  // Its own install folder, not /: a runner started from source (--import tsx) finds tsx from there.
+  process.chdir(OWN_ROOT);
   const runnerUp = daemon.start();
   log.info(
     {

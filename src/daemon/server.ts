@@ -41,6 +41,8 @@ export interface ServeOptions {
 export const HEARTBEAT_MS = 1000;
 /** Bad requests logged per connection; the rest are counted, and the count logged when it closes. */
 const LOGGED_REFUSALS = 5;
+/** Bad requests answered while the socket is full, before the connection is dropped (about 100 kB of answers). */
+const MAX_REFUSED_UNREAD = 1000;
 /** How long a peer being hung up on may go on sending before its socket is destroyed. */
 const HANG_UP_MS = 2000;
 
@@ -180,11 +182,16 @@ export function serve(server: Server, opts: ServeOptions): { connections: Set<So
      */
     const hangUp = (error: ErrorPayload) => {
       reader.stop();
+      backlog.length = 0; // read before the hang-up, never to start
       write({ id: null, type: 'error', error });
       socket.end();
+      socket.resume(); // paused (full): it must be read, and dropped, too
       setTimeout(() => socket.destroy(), HANG_UP_MS).unref();
     };
     let refused = 0;
+    /** Refusals written while the socket was full, since it last drained. */
+    let refusedUnread = 0;
+    socket.on('drain', () => (refusedUnread = 0));
     /**
      * Answers a request that cannot be taken. Its answer counts against the connection as any does
      * (a client that floods bad requests and never reads is paused, not buffered for: that grew
@@ -193,8 +200,9 @@ export function serve(server: Server, opts: ServeOptions): { connections: Set<So
     const refuse = (id: RequestId | null, message: string) => {
       if (++refused <= LOGGED_REFUSALS) log.warn({ reason: message }, 'bad request');
       // Answers piling up unread: the rest of a read chunk (32,768 lines of "1") is not answered
-      // line by line; a client that sends bad requests faster than it reads is none we serve.
-      if (socket.writableNeedDrain) {
+      // line by line; a client that sends bad requests faster than it reads is none we serve. A
+      // few are let through while a run's output fills the socket.
+      if (socket.writableNeedDrain && ++refusedUnread > MAX_REFUSED_UNREAD) {
         log.warn({ refused }, 'closing a connection: bad requests whose answers it does not read');
         return hangUp({ code: 'DW_ERR_PROTOCOL', message: `${refused} bad requests, their answers unread; this connection is dropped` });
       }
@@ -244,7 +252,8 @@ export function serve(server: Server, opts: ServeOptions): { connections: Set<So
       reader.push(chunk);
       buffered += reader.buffered - before;
       // The holder that sent nothing for longest goes, not the one adding last: half-sent frames
-      // left idle must not shut out a client that is sending its request.
+      // left idle must not shut out a client that is sending its request. (A connection dwd itself
+      // paused counts as idle too.)
       while (buffered > MAX_BUFFERED_TOTAL) {
         let idlest: Holder | null = null;
         for (const h of holders) if (h.held() > 0 && (!idlest || h.lastData < idlest.lastData)) idlest = h;

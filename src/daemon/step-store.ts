@@ -34,7 +34,14 @@ async function walk(dir: string, locks = false): Promise<{ entries: Found[]; loc
     const names = await readdir(join(dir, top)).catch(() => [] as string[]);
     for (const name of names) {
       const aside = LEFT_ASIDE.exec(name);
-      if (aside && !pidAlive(Number(aside[1]))) await rm(join(dir, top, name), { force: true });
+      if (aside) {
+        // Its writer's pid gone, and untouched for a while: a writer in another pid namespace
+        // sharing the store (its pid means nothing here) is still writing, and touching, its own.
+        const st = await lstat(join(dir, top, name)).catch(() => null);
+        if (st?.isFile() && Date.now() - st.mtimeMs > STALE_MS && !pidAlive(Number(aside[1])))
+          await rm(join(dir, top, name), { force: true }).catch(() => {});
+        continue;
+      }
       const isEntry = ENTRY.test(name);
       if (!isEntry && !(locks && name.endsWith('.lock'))) continue;
       const st = await lstat(join(dir, top, name)).catch(() => null);
@@ -81,7 +88,9 @@ export class StepStore {
     this.count += n.entries;
     if (this.bytes > this.maxBytes && !this.evicting) {
       this.evicting = true;
-      void this.turn(() => this.evict()).finally(() => (this.evicting = false));
+      void this.turn(() => this.evict())
+        .catch(() => {}) // the next store's note tries again
+        .finally(() => (this.evicting = false));
     }
   }
 
@@ -108,7 +117,7 @@ export class StepStore {
     const entries = await this.rescan();
     for (const f of entries.sort((a, b) => a.mtime - b.mtime)) {
       if (this.bytes <= this.maxBytes * 0.9) break;
-      await rm(f.path, { force: true });
+      await rm(f.path, { force: true }).catch(() => {});
       this.bytes -= f.size;
       this.count--;
     }
@@ -129,8 +138,8 @@ export class StepStore {
   async clear(): Promise<{ entries: number; bytes: number }> {
     return this.turn(async () => {
       const found = await walk(this.dir, true);
-      for (const f of found.entries) await rm(f.path, { force: true });
-      for (const l of found.locks) if (Date.now() - l.mtime > STALE_MS) await rm(l.path, { force: true });
+      for (const f of found.entries) await rm(f.path, { force: true }).catch(() => {});
+      for (const l of found.locks) if (Date.now() - l.mtime > STALE_MS) await rm(l.path, { force: true }).catch(() => {});
       this.bytes = 0;
       this.count = 0;
       return { entries: found.entries.length, bytes: found.entries.reduce((sum, f) => sum + f.size, 0) };

@@ -224,6 +224,11 @@ export class StepCache {
       }
       const st = await stat(lock).catch(() => null);
       if (!st) continue;
+      // No run makes anything but a file there: whatever else it is (a named pipe) has no holder.
+      if (!st.isFile()) {
+        await rm(lock, { force: true, recursive: true });
+        continue;
+      }
       const holder = Number(await readRegularFile(lock, 32).then(String, () => ''));
       if (Date.now() - st.mtimeMs > STALE_MS || (holder > 0 && !pidAlive(holder))) {
         await rm(lock, { force: true });

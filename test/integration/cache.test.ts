@@ -312,12 +312,21 @@ test('the store misused: a named pipe in place of an entry is a miss, files a ki
     // Written aside by writers killed before their rename (the pid in the name is gone), and one by a live writer.
     const dead = [`${entry}.999999999.1.tmp`, `${entry}.lock.999999999.2`];
     const live = `${entry}.${process.pid}.1.tmp`;
-    for (const f of [...dead, live]) writeFileSync(f, 'x'.repeat(1000));
+    const old = new Date(Date.now() - 60_000);
+    for (const f of [...dead, live]) {
+      writeFileSync(f, 'x'.repeat(1000));
+      utimesSync(f, old, old);
+    }
+    // A fresh one of a gone pid may be a writer's in another pid namespace: left alone until it is old.
+    const fresh = `${entry}.999999999.3.tmp`;
+    writeFileSync(fresh, 'x');
     const counted = JSON.parse((await dw(sb, ['cache', '--json'])).stdout);
     assert.equal(counted.entries, 1);
     for (const f of dead) assert.equal(existsSync(f), false, `${f} swept`);
     assert.ok(existsSync(live), "a live writer's file is left to it");
+    assert.ok(existsSync(fresh), 'a fresh one is left');
     rmSync(live);
+    rmSync(fresh);
     // A link in the store to a folder elsewhere: nothing there is counted, swept or cleared.
     const outside = join(sb.dir, 'outside');
     mkdirSync(outside);

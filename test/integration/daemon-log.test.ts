@@ -75,6 +75,12 @@ test("dw logs shows the running daemon's own log, wherever the dw that started i
     // With none running, the file this dw's environment names.
     const none = await dw(sb, ['logs', '--json'], elsewhere);
     assert.match(none.stdout, /an old line/);
+    assert.doesNotMatch(none.stderr, /did not answer/);
+    // A socket file left behind (a daemon killed) is no daemon that is silent.
+    writeFileSync(sb.socket, '');
+    const stale = await dw(sb, ['logs'], elsewhere);
+    assert.doesNotMatch(stale.stderr, /did not answer/);
+    rmSync(sb.socket);
     const folder = join(sb.dir, 'folder');
     mkdirSync(join(folder, 'dw', 'dwd.log'), { recursive: true });
     const unreadable = await dw(sb, ['logs'], { env: { ...sb.env, XDG_STATE_HOME: folder } });

@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import { spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
 import assert from 'node:assert/strict';
-import { cpSync, existsSync, mkdirSync, readFileSync, readlinkSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, readFileSync, readlinkSync, realpathSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createConnection } from 'node:net';
 import { dirname, join } from 'node:path';
 import { alive, DWD, dw, dwJson, eventually, OCR_WORKFLOW, ROOT, sandbox, spawnDw, startDaemon, withDaemon } from '../helpers/env.js';
@@ -83,7 +83,8 @@ test('after kill -9 of an autostarted daemon, the next dw run starts a new one a
     const started = await dw(sb, ['run', OCR_WORKFLOW], { ...auto, cwd: here });
     assert.equal(started.code, 0, started.stderr);
     const first = (await dwJson(sb, ['status'])).json;
-    for (const pid of [first.pid, first.runners[0].pid]) assert.equal(readlinkSync(`/proc/${pid}/cwd`), '/');
+    // They work from dw's install folder (a runner started from source finds tsx there).
+    for (const pid of [first.pid, first.runners[0].pid]) assert.equal(readlinkSync(`/proc/${pid}/cwd`), realpathSync(ROOT));
     assert.match(
       started.stderr,
       new RegExp(`^dw: started dwd \\(pid ${first.pid}\\) in the background; its log: .*dwd\\.log$`, 'm'),

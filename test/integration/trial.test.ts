@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { appendFileSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { createConnection } from 'node:net';
 import { join } from 'node:path';
 import {
@@ -114,6 +114,22 @@ test('dw in a folder that was removed says so and exits; /dev/stdin redirected f
     });
     assert.equal(removed.status, 3, removed.stderr);
     assert.match(removed.stderr, /workflow \/dev\/fd\/8 is a file of this dw with no path to it \(removed\?\)/);
+    // Any other file under /dev (a tmpfs) is a file like any.
+    if (existsSync('/dev/shm')) {
+      const shm = mkdtempSync('/dev/shm/dw-');
+      try {
+        const wf = join(shm, 'hi.json');
+        writeFileSync(
+          wf,
+          JSON.stringify({ id: 'hi', steps: [{ name: 't', task: { type: 'text_template', arguments: { template: 'hi' } } }] }),
+        );
+        const onShm = await dw(sb, ['run', wf]);
+        assert.equal(onShm.code, 0, onShm.stderr);
+        assert.equal(onShm.stdout, 'hi\n');
+      } finally {
+        rmSync(shm, { recursive: true, force: true });
+      }
+    }
   });
 });
 

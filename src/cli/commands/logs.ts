@@ -1,7 +1,7 @@
 import { createReadStream, existsSync, statSync, watch } from 'node:fs';
 import { basename, dirname } from 'node:path';
 import { DwError, EXIT } from '../../protocol/errors.js';
-import { defaultLogPath, defaultSocketPath } from '../../protocol/paths.js';
+import { defaultLogPath } from '../../protocol/paths.js';
 import { connect } from '../autostart.js';
 import type { Command } from '../command.js';
 import { humanLine } from '../log-lines.js';
@@ -19,8 +19,9 @@ function readFrom(path: string, start: number): Promise<{ text: string; end: num
 }
 
 /**
- * Where the daemon that answers writes its log, and whether it runs as this user; null when none
- * answers at once (absent, frozen, of another version): then the log is where an autostart puts it.
+ * Where the daemon that answers writes its log, and whether it runs as this user. 'silent': one is
+ * there but answered nothing within 1 s (frozen, busy). null: none to ask (absent, a stale socket,
+ * another version). Without an answer the log is where an autostart from here puts it.
  */
 async function runningLog(): Promise<{ pid: number; mine: boolean; file: string | null; journal: boolean } | 'silent' | null> {
   try {
@@ -31,11 +32,14 @@ async function runningLog(): Promise<{ pid: number; mine: boolean; file: string 
     } finally {
       client.close();
     }
-  } catch {
-    // A socket that is there but did not answer: a frozen or busy daemon, maybe writing elsewhere.
-    return existsSync(defaultSocketPath()) ? 'silent' : null;
+  } catch (err) {
+    const e = err as DwError;
+    return e.code === 'DW_ERR_DAEMON_UNREACHABLE' && !/nothing listens there/.test(e.message) ? 'silent' : null;
   }
 }
+
+/** How Linux names the path of a file removed while open (/proc/PID/fd/N). */
+const DELETED = ' (deleted)';
 
 export const logs: Command = {
   name: 'logs',
@@ -71,14 +75,18 @@ Options:
     if (!Number.isInteger(n) || n < 0) throw new DwError('DW_ERR_USAGE', `--lines: "${values.lines}" is not a whole number`);
     const found = await runningLog();
     const running = typeof found === 'object' ? found : null;
-    if (running && (running.file === null || running.file.endsWith(' (deleted)'))) {
-      process.stderr.write(
-        running.journal
-          ? `dw: dwd (pid ${running.pid}) logs to systemd's journal: journalctl ${running.mine ? '--user ' : ''}-u dwd${values.follow ? ' -f' : ''}\n`
-          : running.file
-            ? `dw: dwd (pid ${running.pid}) writes its log to ${running.file.slice(0, -' (deleted)'.length)}, which was removed; \`dw stop\`, and the next run starts a daemon with a new log\n`
-            : `dw: dwd (pid ${running.pid}) writes its log to its standard output, which is no file (a terminal? a pipe?)\n`,
-      );
+    const removed = running?.file?.endsWith(DELETED) ? running.file.slice(0, -DELETED.length) : null;
+    if (running && (running.file === null || removed)) {
+      const who = `dw: dwd (pid ${running.pid})`;
+      if (running.journal)
+        process.stderr.write(
+          `${who} logs to systemd's journal: journalctl ${running.mine ? '--user ' : ''}-u dwd${values.follow ? ' -f' : ''}\n`,
+        );
+      else if (removed)
+        process.stderr.write(
+          `${who} writes its log to ${removed}, which was removed; \`dw stop\`, and the next run starts a daemon with a new log\n`,
+        );
+      else process.stderr.write(`${who} writes its log to its standard output, which is no file (a terminal? a pipe?)\n`);
       return EXIT.OK;
     }
     // The running daemon's own file: one started with other XDG settings (a cron job's) writes elsewhere.
