@@ -10,6 +10,16 @@ import { TASKS } from '../src/pipelines/catalog.js';
 import { type CacheNote, notCached, StepCache, stepKey } from '../src/runner/step-cache.js';
 import type { PlanStep } from '../src/workflow/plan.js';
 
+/** Runs `fn` in a fresh temporary folder, removed after. */
+async function inTempDir(fn: (dir: string) => Promise<void>): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), 'dw-cache-'));
+  try {
+    await fn(dir);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 const step = (type: string, args: Record<string, unknown>, extra: Partial<PlanStep> = {}): PlanStep => ({
   name: 's',
   kind: 'task',
@@ -21,9 +31,8 @@ const step = (type: string, args: Record<string, unknown>, extra: Partial<PlanSt
   ...extra,
 });
 
-test('input files count by their bytes: another path with the same bytes is the same key, one byte more is another', async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'dw-key-'));
-  try {
+test('input files count by their bytes: another path with the same bytes is the same key, one byte more is another', () =>
+  inTempDir(async (dir) => {
     const a = join(dir, 'a.wav');
     const b = join(dir, 'b.wav');
     writeFileSync(a, 'RIFF-same-bytes');
@@ -32,10 +41,7 @@ test('input files count by their bytes: another path with the same bytes is the 
     assert.equal(await key(a), await key(b));
     writeFileSync(b, 'RIFF-same-bytes!');
     assert.notEqual(await key(a), await key(b));
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
-});
+  }));
 
 test("a step type's version is in the key: results of older code are not served after an upgrade", async () => {
   const s = step('text_template', { template: '{x}', values: { x: 1 } });
@@ -79,9 +85,8 @@ test('what is cached: deterministic steps unless "cache": false; a seedless gene
   assert.match(String(notCached(step('sub.json', {}, { kind: 'workflow' }), {})), /sub-workflow/);
 });
 
-test('a result that cannot be stored (its place taken, a full disk) is a miss all the same, and says why', async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'dw-put-'));
-  try {
+test('a result that cannot be stored (its place taken, a full disk) is a miss all the same, and says why', () =>
+  inTempDir(async (dir) => {
     const notes: CacheNote[] = [];
     const cache = new StepCache(dir, new AbortController().signal, (n) => notes.push(n));
     const key = 'ab'.padEnd(64, '0');
@@ -97,28 +102,20 @@ test('a result that cannot be stored (its place taken, a full disk) is a miss al
     assert.equal(await cache.put('cd'.padEnd(64, '0'), new (class Box {})(), 1), null);
     assert.equal(notes.length, 2);
     assert.equal(notes[1]!.state, 'miss');
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
-});
+  }));
 
-test('two runs of one runner storing one key at once each write their own file aside: neither fails the other', async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'dw-put-'));
-  try {
+test('two runs of one runner storing one key at once each write their own file aside: neither fails the other', () =>
+  inTempDir(async (dir) => {
     const key = 'ef'.padEnd(64, '0');
     const value = { data: new Float32Array(4_000_000).fill(0.5) };
     const [a, b] = [0, 1].map(() => new StepCache(dir, new AbortController().signal));
     assert.deepEqual(await Promise.all([a!.put(key, value, 1), b!.put(key, value, 1)]), [null, null]);
     assert.deepEqual(readdirSync(join(dir, 'ef')), [key]);
     assert.deepEqual((await a!.get(key))?.value, value);
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
-});
+  }));
 
-test('a named pipe in place of a lock has no holder: it is taken over at once, nobody waited for', async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'dw-lock-'));
-  try {
+test('a named pipe in place of a lock has no holder: it is taken over at once, nobody waited for', () =>
+  inTempDir(async (dir) => {
     const key = 'fa'.padEnd(64, '0');
     mkdirSync(join(dir, 'fa'));
     execFileSync('mkfifo', [join(dir, 'fa', `${key}.lock`)]);
@@ -128,7 +125,4 @@ test('a named pipe in place of a lock has no holder: it is taken over at once, n
     assert.deepEqual(waited, []);
     assert.ok(statSync(join(dir, 'fa', `${key}.lock`)).isFile(), 'its own lock now');
     await cache.release(key);
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
-});
+  }));

@@ -346,21 +346,22 @@ export async function stopDaemon(socket: string, pid?: number): Promise<number |
   }
 }
 
+/** Polls (no event exists for these) until `gone` holds; false if it did not by the deadline. */
+async function until(gone: () => boolean, deadline: number): Promise<boolean> {
+  while (!gone() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 25));
+  return gone();
+}
+
 /** Waits for dwd to close the connection and then remove its socket; false if it did not in time. */
 async function socketGone(client: Client, socket: string, timeoutMs: number): Promise<boolean> {
   const deadline = Date.now() + timeoutMs;
-  const timeout = new Promise<void>((r) => setTimeout(r, timeoutMs).unref());
-  await Promise.race([client.closed(), timeout]);
-  while (existsSync(socket) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 25));
-  return !existsSync(socket);
+  await Promise.race([client.closed(), new Promise<void>((r) => setTimeout(r, timeoutMs).unref())]);
+  return until(() => !existsSync(socket), deadline);
 }
 
-/** Waits for a pid that is not our child to go away (no event exists for that, so a short poll); false if it did not in time. */
+/** Waits for a pid that is not our child to go away; false if it did not in time. */
 export async function waitForExit(pid: number | undefined, timeoutMs = 15_000): Promise<boolean> {
-  if (!pid) return true;
-  const deadline = Date.now() + timeoutMs;
-  while (pidAlive(pid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 25));
-  return !pidAlive(pid);
+  return !pid || until(() => !pidAlive(pid), Date.now() + timeoutMs);
 }
 
 /** How long status, memory, validate and clear may take at most, heartbeats or not: a daemon stuck in a bug must not hang a script. */

@@ -18,24 +18,18 @@ export function currentDir(): string {
   }
 }
 
+/** This process's own files by descriptor: in dwd they would be dwd's own. */
+const OWN_FD = /^\/dev\/(stdin|fd\/\d+)$|^\/proc\/(self|thread-self|\d+)\/fd\/\d+$/;
+
 export function workflowPath(given: string): string {
   let path = resolve(currentDir(), given);
-  // /dev/stdin, /dev/fd/N, /proc/self/fd/N name this process's files: in dwd they are dwd's own.
-  // Redirected from a file, they lead to it; a pipe is refused below, and so is a file that no
-  // path leads to any more (removed while open: its link reads "… (deleted)").
-  if (/^\/dev\/(stdin|fd\/\d+)$|^\/proc\/(self|thread-self|\d+)\/fd\/\d+$/.test(path)) {
-    let real = '';
+  // Redirected from a file (`dw run /dev/stdin < f`), the descriptor leads to it. A file of the
+  // name "… (deleted)" may exist, but it is never the removed file the descriptor holds.
+  if (OWN_FD.test(path)) {
     try {
-      real = realpathSync(path);
+      const real = realpathSync(path);
+      if (!real.endsWith(' (deleted)')) path = real;
     } catch {}
-    // A file of that name may exist: "… (deleted)" is never the removed file itself.
-    if (real && !real.endsWith(' (deleted)') && statSync(real, { throwIfNoEntry: false })?.isFile()) path = real;
-    else if (statSync(path, { throwIfNoEntry: false })?.isFile())
-      throw new DwError(
-        'DW_ERR_FILE_NOT_FOUND',
-        `workflow ${given} is a file of this dw with no path to it (removed?): dwd reads the workflow from its path, so save it to a file and give that`,
-        { path },
-      );
   }
   let st: ReturnType<typeof statSync>;
   try {
@@ -51,5 +45,12 @@ export function workflowPath(given: string): string {
       { path },
     );
   }
+  // Still a descriptor, yet a file: one removed while open, which no path leads to any more.
+  if (OWN_FD.test(path))
+    throw new DwError(
+      'DW_ERR_FILE_NOT_FOUND',
+      `workflow ${given} is a file of this dw with no path to it (removed?): dwd reads the workflow from its path, so save it to a file and give that`,
+      { path },
+    );
   return path;
 }

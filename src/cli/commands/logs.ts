@@ -1,4 +1,4 @@
-import { createReadStream, existsSync, statSync, watch } from 'node:fs';
+import { createReadStream, statSync, watch } from 'node:fs';
 import { basename, dirname } from 'node:path';
 import { DwError, EXIT } from '../../protocol/errors.js';
 import { defaultLogPath } from '../../protocol/paths.js';
@@ -93,12 +93,13 @@ Options:
     const path = running?.file ?? defaultLogPath();
     if (found === 'silent')
       process.stderr.write(`dw: dwd did not answer within 1 s; showing ${path}, where this dw would start one's log\n`);
-    if (!existsSync(path)) {
+    const st = statSync(path, { throwIfNoEntry: false });
+    if (!st) {
       process.stderr.write(`dw: no log at ${path}: no daemon was autostarted here (a dwd under systemd logs to the journal)\n`);
       return EXIT.OK;
     }
     // Read, or followed, only as a regular file: a named pipe there would hold dw for good.
-    if (!statSync(path).isFile()) throw new DwError('DW_ERR_FILE_NOT_FOUND', `the log ${path} is not a regular file`, { path });
+    if (!st.isFile()) throw new DwError('DW_ERR_FILE_NOT_FOUND', `the log ${path} is not a regular file`, { path });
     const show = (lines: string[]) => {
       for (const l of lines) if (l !== '') process.stdout.write((values.json ? l : humanLine(l)) + '\n');
     };
@@ -119,7 +120,7 @@ Options:
     show(n === 0 ? [] : text.split('\n').filter(Boolean).slice(-n));
     if (!values.follow) return EXIT.OK;
     let pos = end;
-    let ino = statSync(path, { throwIfNoEntry: false })?.ino ?? 0;
+    let ino = st.ino;
     let partial = '';
     let reading = Promise.resolve();
     const readNew = async () => {
