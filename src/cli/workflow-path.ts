@@ -28,7 +28,8 @@ export function workflowPath(given: string): string {
   if (OWN_FD.test(path)) {
     try {
       const real = realpathSync(path);
-      if (!real.endsWith(' (deleted)')) path = real;
+      // A pipe's link ("pipe:[N]") leads nowhere: the descriptor itself is then judged below.
+      if (!real.endsWith(' (deleted)') && statSync(real, { throwIfNoEntry: false })) path = real;
     } catch {}
   }
   let st: ReturnType<typeof statSync>;

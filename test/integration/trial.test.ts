@@ -106,6 +106,12 @@ test('dw in a folder that was removed says so and exits; /dev/stdin redirected f
     });
     assert.equal(piped.status, 0, piped.stderr);
     assert.match(piped.stdout, /valid workflow "ocr"/);
+    const pipe = spawnSync('sh', ['-c', `cat "$WF" | exec "$NODE" "$DW" validate /dev/stdin`], {
+      env: { ...sb.env, NODE: process.execPath, DW, WF: OCR_WORKFLOW },
+      encoding: 'utf8',
+    });
+    assert.equal(pipe.status, 3, pipe.stderr);
+    assert.match(pipe.stderr, /workflow \/dev\/stdin is a pipe, not a file/);
     // Open, but removed: no path leads to it, and dwd would open its own /dev/fd/8.
     const copy = join(sb.dir, 'copy.json');
     const removed = spawnSync('sh', ['-c', `cp "$WF" "$C" && exec 8<"$C" && rm "$C" && exec "$NODE" "$DW" validate /dev/fd/8`], {
